@@ -1,0 +1,70 @@
+#pragma once
+
+/// The three seams of the supervisor, as typed actor interfaces. Production
+/// plugs in real processes, a Kafka relay and SQLite; scenario tests plug in
+/// scripted fakes. The supervisor knows nothing else about them.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/replies_to.hpp>
+#include <caf/typed_actor.hpp>
+
+#include "messages/atoms.hpp"
+#include "messages/control.hpp"
+#include "messages/instance.hpp"
+#include "messages/supervision.hpp"
+
+namespace cyme {
+
+/// Receives process exits from a process driver.
+using exit_listener = caf::typed_actor<caf::reacts_to<exited_atom, process_exit>>;
+
+/// Starts, stops and watches `cyme-worker` processes, one per instance name.
+///
+/// - start(spec) -> pid: starts the instance's process (an error when it
+///   could not be started).
+/// - stop(name) -> pid: stops its process (SIGTERM, then SIGKILL after a
+///   grace period) and answers once it is gone, with the pid stopped or 0
+///   when none was running.
+/// - alive(name) -> pid: the pid of its live process, or 0.
+/// - subscribe(listener): every exit is reported to the listener, with
+///   `requested` set when the exit followed a stop.
+using process_driver_actor = caf::typed_actor<
+  caf::replies_to<start_atom, instance_spec>::with<int32_t>,
+  caf::replies_to<stop_atom, std::string>::with<int32_t>,
+  caf::replies_to<alive_atom, std::string>::with<int32_t>,
+  caf::reacts_to<subscribe_atom, exit_listener>>;
+
+/// Receives broker health from a control bus. Brokers are named by the
+/// `broker` string of the specs that use them (empty: the default broker).
+using broker_listener
+  = caf::typed_actor<caf::reacts_to<broker_down_atom, std::string>,
+                     caf::reacts_to<broker_up_atom, std::string>>;
+
+/// Sends control commands to instances and gathers their replies.
+///
+/// - command(cmd) -> replies: one message on cmd.broker for all of
+///   cmd.destinations; answers with the replies that arrived within
+///   cmd.timeout (instances that did not answer have none), or an error when
+///   the broker could not be reached.
+/// - subscribe(listener): broker connection loss and recovery.
+using control_bus_actor = caf::typed_actor<
+  caf::replies_to<command_atom, control_command>::with<
+    std::vector<control_reply>>,
+  caf::reacts_to<subscribe_atom, broker_listener>>;
+
+/// Owns the durable model.
+///
+/// - list -> every instance spec.
+/// - get(names) -> the specs of those names that exist.
+/// - disable(name, reason) -> the updated spec, persisted.
+using model_store_actor = caf::typed_actor<
+  caf::replies_to<list_atom>::with<std::vector<instance_spec>>,
+  caf::replies_to<get_atom, std::vector<std::string>>::with<
+    std::vector<instance_spec>>,
+  caf::replies_to<disable_atom, std::string, std::string>::with<
+    instance_spec>>;
+
+} // namespace cyme

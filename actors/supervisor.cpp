@@ -1,0 +1,692 @@
+#include "actors/supervisor.hpp"
+
+#include <algorithm>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_registry.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/restart_bucket.hpp"
+#include "messages/errors.hpp"
+#include "messages/names.hpp"
+
+namespace cyme {
+
+namespace {
+
+constexpr caf::atom_value current_key = caf::atom("cyme_sup");
+
+using time_point = caf::actor_clock::time_point;
+
+struct child_entry {
+  instance_spec spec;
+  /// Invalid while the actor is given up after crashing too often.
+  instance_actor handle;
+  instance_status status;
+  restart_bucket restarts;
+  restart_bucket respawns;
+};
+
+struct supervisor_state {
+  supervisor_settings settings;
+  rate restart_rate;
+  rate respawn_rate;
+  supervisor_seams seams;
+  std::map<std::string, child_entry> children;
+  bool operator_paused = false;
+  std::set<std::string> brokers_down;
+  std::map<std::string, time_point> revived_at;
+  /// Ticks carrying an older generation are stale: pausing bumps it.
+  uint64_t timer_generation = 0;
+  bool round_in_progress = false;
+  uint64_t rounds_completed = 0;
+  std::vector<event_listener> listeners;
+
+  static inline const char* name = "cyme.supervisor";
+
+  bool paused() const {
+    return operator_paused || !brokers_down.empty();
+  }
+
+  bool reviving(const std::string& broker, time_point now) const {
+    auto i = revived_at.find(broker);
+    return i != revived_at.end()
+           && now - i->second < settings.wait_after_broker_revived;
+  }
+
+  ~supervisor_state() {
+    for (auto& [name, child] : children)
+      if (child.handle)
+        caf::anon_send_exit(child.handle, caf::exit_reason::user_shutdown);
+  }
+};
+
+using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+using reports_fn = std::function<void(std::vector<action_report>)>;
+
+enum class request_kind { verify, restart, shutdown };
+
+/// The reports of one request, filled as its instances are handled.
+struct batch {
+  std::vector<action_report> reports;
+  /// Instances not handled yet, plus one while dispatching.
+  size_t pending = 0;
+  reports_fn on_done;
+};
+
+using batch_ptr = std::shared_ptr<batch>;
+
+void settle(const batch_ptr& b, size_t i, action_report r) {
+  b->reports[i] = std::move(r);
+  if (--b->pending == 0)
+    b->on_done(std::move(b->reports));
+}
+
+void emit(self_ptr self, supervisor_event ev) {
+  for (auto& l : self->state.listeners)
+    self->send(l, ev);
+}
+
+void emit(self_ptr self, event_kind kind, std::string instance,
+          std::string detail = {}) {
+  emit(self, supervisor_event{kind, std::move(instance), std::move(detail)});
+}
+
+supervisor_status status_of(self_ptr self) {
+  auto& st = self->state;
+  supervisor_status s;
+  s.paused = st.paused();
+  s.paused_by_operator = st.operator_paused;
+  s.brokers_down.assign(st.brokers_down.begin(), st.brokers_down.end());
+  auto now = self->clock().now();
+  for (auto& [broker, at] : st.revived_at)
+    if (st.reviving(broker, now))
+      s.brokers_reviving.push_back(broker);
+  s.interval = st.settings.interval;
+  s.round_in_progress = st.round_in_progress;
+  s.rounds_completed = st.rounds_completed;
+  s.instances = st.children.size();
+  return s;
+}
+
+void spawn_child(self_ptr self, child_entry& c) {
+  instance_config cfg{self->state.seams.driver, self->state.seams.bus,
+                      self->address(), self->state.settings.restart_pings,
+                      self->state.settings.command_timeout};
+  c.handle = spawn_instance_actor(self, std::move(cfg), c.status);
+  self->monitor(c.handle);
+}
+
+/// The child of `spec`, created (with its instance actor) if new. An
+/// explicit request forgives past restarts and revives a given-up actor.
+child_entry& ensure_child(self_ptr self, const instance_spec& spec,
+                          bool explicit_request) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  auto i = st.children.find(spec.name);
+  if (i == st.children.end()) {
+    child_entry c{spec,
+                  {},
+                  {},
+                  restart_bucket{st.restart_rate, now},
+                  restart_bucket{st.respawn_rate, now}};
+    c.status.name = spec.name;
+    c.status.state = spec.enabled ? instance_state::stopped
+                                  : instance_state::disabled;
+    c.status.disabled_reason = spec.disabled_reason;
+    i = st.children.emplace(spec.name, std::move(c)).first;
+    spawn_child(self, i->second);
+    return i->second;
+  }
+  auto& c = i->second;
+  c.spec = spec;
+  if (explicit_request) {
+    c.restarts.reset(now);
+    if (!c.handle) {
+      c.respawns.reset(now);
+      c.status.supervised = true;
+      spawn_child(self, c);
+      emit(self, event_kind::actor_respawned, spec.name, "on request");
+    }
+  }
+  return c;
+}
+
+/// Stops an instance that left the model and forgets it.
+void retire(self_ptr self, const std::string& name,
+            std::function<void(action_report)> done) {
+  auto& c = self->state.children.at(name);
+  auto forget = [self, name](const instance_actor& handle) {
+    auto i = self->state.children.find(name);
+    if (i != self->state.children.end() && i->second.handle == handle) {
+      self->demonitor(handle.address());
+      self->send_exit(handle, caf::exit_reason::user_shutdown);
+      self->state.children.erase(i);
+    }
+  };
+  if (!c.handle) {
+    self->state.children.erase(name);
+    done(action_report{name, outcome::not_running, "removed from the model"});
+    return;
+  }
+  auto handle = c.handle;
+  self->request(handle, caf::infinite, shutdown_atom::value, c.spec)
+    .then(
+      [=](action_report& r) {
+        forget(handle);
+        r.detail = r.detail.empty() ? "removed from the model"
+                                    : r.detail + "; removed from the model";
+        done(std::move(r));
+      },
+      [=](caf::error& err) {
+        forget(handle);
+        done(action_report{name, outcome::failed,
+                           "removed from the model; stop: " + describe(err)});
+      });
+}
+
+using probe_map = std::map<std::string, probe_result>;
+
+/// Pings and asks stats of many instances with one command per broker each.
+void probe(self_ptr self, const std::vector<instance_spec>& specs,
+           std::function<void(std::shared_ptr<probe_map>)> then) {
+  std::map<std::string, std::vector<std::string>> by_broker;
+  for (auto& s : specs)
+    by_broker[s.broker].push_back(s.name);
+  auto results = std::make_shared<probe_map>();
+  auto pending = std::make_shared<size_t>(by_broker.size() * 2);
+  auto one_done = [results, pending, then] {
+    if (--*pending == 0)
+      then(results);
+  };
+  for (auto& [broker, names] : by_broker) {
+    control_command cmd;
+    cmd.broker = broker;
+    cmd.destinations = names;
+    cmd.timeout = self->state.settings.probe_timeout;
+    cmd.op = control_op::ping;
+    auto group = names;
+    self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
+      .then(
+        [results, group, one_done](std::vector<control_reply>& replies) {
+          for (auto& n : group)
+            (*results)[n].probed = true;
+          for (auto& r : replies)
+            if (auto i = results->find(r.instance); i != results->end())
+              i->second.pong = true;
+          one_done();
+        },
+        [one_done](caf::error&) {
+          // Left unprobed: each instance actor asks its instance itself.
+          one_done();
+        });
+    cmd.op = control_op::stats;
+    self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
+      .then(
+        [results, one_done](std::vector<control_reply>& replies) {
+          for (auto& r : replies) {
+            if (!r.ok)
+              continue;
+            auto& p = (*results)[r.instance];
+            p.has_stats = true;
+            p.stats = std::move(r.stats);
+          }
+          one_done();
+        },
+        [one_done](caf::error&) { one_done(); });
+  }
+}
+
+void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
+              const instance_spec& spec, const probe_result& p, bool ratelimit) {
+  auto it = self->state.children.find(spec.name);
+  if (it == self->state.children.end() || !it->second.handle) {
+    settle(b, i,
+           action_report{spec.name, outcome::failed,
+                         "not supervised: its instance actor crashed too often"});
+    return;
+  }
+  auto on_report = [b, i](action_report& r) { settle(b, i, std::move(r)); };
+  auto on_error = [b, i, name = spec.name](caf::error& err) {
+    settle(b, i, action_report{name, outcome::failed,
+                               "instance actor: " + describe(err)});
+  };
+  auto& handle = it->second.handle;
+  switch (kind) {
+    case request_kind::verify:
+      self
+        ->request(handle, caf::infinite, verify_atom::value, spec, p,
+                  ratelimit)
+        .then(on_report, on_error);
+      break;
+    case request_kind::restart:
+      self->request(handle, caf::infinite, restart_atom::value, spec)
+        .then(on_report, on_error);
+      break;
+    case request_kind::shutdown:
+      self->request(handle, caf::infinite, shutdown_atom::value, spec)
+        .then(on_report, on_error);
+      break;
+  }
+}
+
+/// Handles `names` given the specs the model holds for them: unknown names
+/// are reported, removed instances retired, new ones started, the rest
+/// verified (after one batched probe), restarted or shut down.
+void handle_batch(self_ptr self, request_kind kind,
+                  const std::vector<std::string>& names,
+                  const std::vector<instance_spec>& specs, bool ratelimit,
+                  reports_fn on_done) {
+  auto b = std::make_shared<batch>();
+  b->reports.resize(names.size());
+  b->pending = names.size() + 1;
+  b->on_done = std::move(on_done);
+  std::map<std::string, const instance_spec*> by_name;
+  for (auto& s : specs)
+    by_name.emplace(s.name, &s);
+  bool explicit_request = kind != request_kind::verify || !ratelimit;
+  std::vector<std::pair<size_t, instance_spec>> to_probe;
+  for (size_t i = 0; i < names.size(); ++i) {
+    auto& name = names[i];
+    auto found = by_name.find(name);
+    if (found == by_name.end()) {
+      if (self->state.children.count(name) > 0)
+        retire(self, name, [b, i](action_report r) { settle(b, i, std::move(r)); });
+      else
+        settle(b, i, action_report{name, outcome::unknown_instance, {}});
+      continue;
+    }
+    const auto& spec = *found->second;
+    if (auto problem = spec_problem(spec); !problem.empty()) {
+      settle(b, i, action_report{name, outcome::invalid_spec, problem});
+      continue;
+    }
+    ensure_child(self, spec, explicit_request);
+    if (kind != request_kind::verify) {
+      dispatch(self, b, i, kind, spec, {}, ratelimit);
+    } else if (self->state.paused()) {
+      settle(b, i, action_report{name, outcome::paused, {}});
+    } else if (spec.enabled) {
+      to_probe.emplace_back(i, spec);
+    } else {
+      dispatch(self, b, i, kind, spec, {}, ratelimit);
+    }
+  }
+  if (to_probe.size() == 1) {
+    // One instance asks its instance itself: no batch to gain, and a dead
+    // process is restarted without waiting for a probe timeout.
+    auto& [i, spec] = to_probe.front();
+    dispatch(self, b, i, kind, spec, {}, ratelimit);
+  } else if (!to_probe.empty()) {
+    std::vector<instance_spec> probed;
+    for (auto& entry : to_probe)
+      probed.push_back(entry.second);
+    probe(self, probed,
+          [self, b, kind, ratelimit, to_probe](std::shared_ptr<probe_map> ps) {
+            for (auto& [i, spec] : to_probe) {
+              probe_result p;
+              if (auto found = ps->find(spec.name); found != ps->end())
+                p = found->second;
+              dispatch(self, b, i, kind, spec, p, ratelimit);
+            }
+          });
+  }
+  if (--b->pending == 0)
+    b->on_done(std::move(b->reports));
+}
+
+/// Validates the names of an explicit request; empty when valid.
+std::string names_problem(const std::vector<std::string>& names) {
+  if (names.empty())
+    return "no instance named";
+  std::set<std::string> seen;
+  for (auto& n : names) {
+    if (auto p = name_problem("instance", n); !p.empty())
+      return p;
+    if (!seen.insert(n).second)
+      return "instance '" + n + "' named twice";
+  }
+  return {};
+}
+
+caf::typed_response_promise<std::vector<action_report>>
+request_batch(self_ptr self, request_kind kind, std::vector<std::string> names,
+              bool ratelimit) {
+  auto rp = self->make_response_promise<std::vector<action_report>>();
+  if (auto problem = names_problem(names); !problem.empty()) {
+    rp.deliver(caf::make_error(cyme_errc::invalid_argument, problem));
+    return rp;
+  }
+  self
+    ->request(self->state.seams.store, caf::infinite, get_atom::value, names)
+    .then(
+      [=](std::vector<instance_spec>& specs) mutable {
+        handle_batch(self, kind, names, specs, ratelimit,
+                     [rp](std::vector<action_report> reports) mutable {
+                       rp.deliver(std::move(reports));
+                     });
+      },
+      [=](caf::error& err) mutable {
+        rp.deliver(caf::make_error(cyme_errc::store_failure, describe(err)));
+      });
+  return rp;
+}
+
+void schedule_round(self_ptr self, caf::timespan delay) {
+  auto gen = ++self->state.timer_generation;
+  auto me = caf::actor_cast<supervisor_actor>(self);
+  if (delay.count() == 0)
+    self->send(me, tick_atom::value, gen);
+  else
+    self->delayed_send(me, delay, tick_atom::value, gen);
+}
+
+void finish_round(self_ptr self, const std::vector<action_report>& reports,
+                  std::string note) {
+  auto& st = self->state;
+  st.round_in_progress = false;
+  st.rounds_completed += 1;
+  std::map<outcome, size_t> counts;
+  for (auto& r : reports)
+    counts[r.result] += 1;
+  std::string detail = std::to_string(reports.size()) + " instances";
+  for (auto& [result, n] : counts)
+    detail += ", " + std::to_string(n) + " " + to_string(result);
+  if (!note.empty())
+    detail += "; " + note;
+  emit(self, event_kind::round_finished, {}, detail);
+  if (!st.paused())
+    schedule_round(self, st.settings.interval);
+}
+
+void start_round(self_ptr self) {
+  self->state.round_in_progress = true;
+  self->request(self->state.seams.store, caf::infinite, list_atom::value)
+    .then(
+      [self](std::vector<instance_spec>& specs) {
+        std::vector<std::string> names;
+        std::set<std::string> seen;
+        for (auto& s : specs)
+          if (seen.insert(s.name).second)
+            names.push_back(s.name);
+        for (auto& [name, child] : self->state.children)
+          if (seen.count(name) == 0)
+            names.push_back(name);
+        handle_batch(self, request_kind::verify, names, specs, true,
+                     [self](std::vector<action_report> reports) {
+                       finish_round(self, reports, {});
+                     });
+      },
+      [self](caf::error& err) {
+        finish_round(self, {}, "model store: " + describe(err));
+      });
+}
+
+/// Disables an instance that needs more restarts than its limit allows,
+/// and answers its instance actor once the model says so.
+caf::typed_response_promise<restart_permit> refuse_restart(self_ptr self,
+                                                           child_entry& c) {
+  auto rp = self->make_response_promise<restart_permit>();
+  auto name = c.spec.name;
+  auto reason = "restarted too often (restart_max_rate "
+                + self->state.settings.restart_max_rate + ")";
+  c.spec.enabled = false;
+  c.spec.disabled_reason = reason;
+  c.status.state = instance_state::disabled;
+  c.status.disabled_reason = reason;
+  emit(self, event_kind::disabled, name, reason);
+  self
+    ->request(self->state.seams.store, caf::infinite, disable_atom::value, name,
+              reason)
+    .then(
+      [self, rp](instance_spec& updated) mutable {
+        auto i = self->state.children.find(updated.name);
+        if (i != self->state.children.end())
+          i->second.spec = updated;
+        rp.deliver(restart_permit::rate_limited);
+      },
+      [self, rp, name](caf::error& err) mutable {
+        emit(self, event_kind::disabled, name,
+             "not persisted: " + describe(err));
+        rp.deliver(restart_permit::rate_limited);
+      });
+  return rp;
+}
+
+supervisor_actor::behavior_type
+supervisor_behavior(self_ptr self, supervisor_settings settings,
+                    supervisor_seams seams) {
+  auto& st = self->state;
+  st.restart_rate = *parse_rate(settings.restart_max_rate);
+  st.respawn_rate = *parse_rate(settings.respawn_max_rate);
+  st.settings = std::move(settings);
+  st.seams = std::move(seams);
+  self->send(st.seams.driver, subscribe_atom::value,
+             caf::actor_cast<exit_listener>(self));
+  self->send(st.seams.bus, subscribe_atom::value,
+             caf::actor_cast<broker_listener>(self));
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto now = self->clock().now();
+    for (auto& [name, c] : self->state.children) {
+      if (!c.handle || c.handle.address() != dm.source)
+        continue;
+      c.handle = nullptr;
+      auto why = caf::to_string(dm.reason);
+      if (c.respawns.try_take(now)) {
+        spawn_child(self, c);
+        emit(self, event_kind::actor_respawned, name, why);
+      } else {
+        c.status.supervised = false;
+        emit(self, event_kind::actor_given_up, name,
+             why + "; crashed more often than respawn_max_rate "
+               + self->state.settings.respawn_max_rate);
+      }
+      return;
+    }
+  });
+  schedule_round(self, caf::timespan{0});
+  return {
+    [=](verify_atom, std::vector<std::string>& names, bool ratelimit) {
+      return request_batch(self, request_kind::verify, std::move(names),
+                           ratelimit);
+    },
+    [=](restart_atom, std::vector<std::string>& names) {
+      return request_batch(self, request_kind::restart, std::move(names),
+                           false);
+    },
+    [=](shutdown_atom, std::vector<std::string>& names) {
+      return request_batch(self, request_kind::shutdown, std::move(names),
+                           false);
+    },
+    [=](pause_atom) {
+      auto& st = self->state;
+      if (!st.operator_paused) {
+        bool was_paused = st.paused();
+        st.operator_paused = true;
+        ++st.timer_generation;
+        if (!was_paused)
+          emit(self, event_kind::paused, {}, "by operator");
+      }
+      return status_of(self);
+    },
+    [=](resume_atom) {
+      auto& st = self->state;
+      if (st.operator_paused) {
+        st.operator_paused = false;
+        if (!st.paused()) {
+          emit(self, event_kind::resumed, {}, "by operator");
+          if (!st.round_in_progress)
+            schedule_round(self, st.settings.interval);
+        }
+      }
+      return status_of(self);
+    },
+    [=](status_atom) { return status_of(self); },
+    [=](status_atom, const std::string& name) -> caf::result<instance_status> {
+      auto i = self->state.children.find(name);
+      if (i == self->state.children.end())
+        return caf::make_error(cyme_errc::unknown_instance, name);
+      return i->second.status;
+    },
+    [=](list_atom) {
+      std::vector<instance_status> result;
+      result.reserve(self->state.children.size());
+      for (auto& [name, c] : self->state.children)
+        result.push_back(c.status);
+      return result;
+    },
+    [=](child_atom, const std::string& name) -> caf::result<instance_actor> {
+      auto i = self->state.children.find(name);
+      if (i == self->state.children.end() || !i->second.handle)
+        return caf::make_error(cyme_errc::unknown_instance, name);
+      return i->second.handle;
+    },
+    [=](subscribe_atom, event_listener& listener) {
+      self->state.listeners.push_back(std::move(listener));
+    },
+    [=](broker_down_atom, std::string& broker) {
+      auto& st = self->state;
+      bool was_paused = st.paused();
+      if (!st.brokers_down.insert(broker).second)
+        return;
+      ++st.timer_generation;
+      emit(self, event_kind::broker_down, {}, broker);
+      if (!was_paused)
+        emit(self, event_kind::paused, {}, "broker '" + broker + "' down");
+    },
+    [=](broker_up_atom, std::string& broker) {
+      auto& st = self->state;
+      if (st.brokers_down.erase(broker) == 0)
+        return;
+      st.revived_at[broker] = self->clock().now();
+      emit(self, event_kind::broker_up, {}, broker);
+      if (!st.paused()) {
+        emit(self, event_kind::resumed, {}, "broker '" + broker + "' up");
+        if (!st.round_in_progress)
+          schedule_round(self, st.settings.interval);
+      }
+    },
+    [=](exited_atom, process_exit& e) {
+      auto& st = self->state;
+      auto i = st.children.find(e.instance);
+      if (i == st.children.end())
+        return;
+      auto& c = i->second;
+      if (c.status.pid == e.pid) {
+        c.status.pid = 0;
+        c.status.state = c.spec.enabled ? instance_state::stopped
+                                        : instance_state::disabled;
+      }
+      if (e.requested)
+        return;
+      emit(self, event_kind::died, e.instance,
+           "pid " + std::to_string(e.pid) + ", wait status "
+             + std::to_string(e.status));
+      if (!c.spec.enabled || st.paused())
+        return;
+      // Repaired at once, under the restart limit like a round.
+      std::vector<std::string> names{e.instance};
+      self
+        ->request(st.seams.store, caf::infinite, get_atom::value, names)
+        .then(
+          [self, names](std::vector<instance_spec>& specs) {
+            handle_batch(self, request_kind::verify, names, specs, true,
+                         [](std::vector<action_report>) {});
+          },
+          [self, names](caf::error& err) {
+            emit(self, event_kind::died, names.front(),
+                 "not repaired: model store: " + describe(err));
+          });
+    },
+    [=](tick_atom, uint64_t generation) {
+      auto& st = self->state;
+      if (generation != st.timer_generation || st.paused()
+          || st.round_in_progress)
+        return;
+      start_round(self);
+    },
+    [=](permit_atom, const std::string& name, bool ratelimit) {
+      auto& st = self->state;
+      auto now = self->clock().now();
+      auto i = st.children.find(name);
+      auto granted = [&](restart_permit p) {
+        auto rp = self->make_response_promise<restart_permit>();
+        rp.deliver(p);
+        return rp;
+      };
+      if (i == st.children.end())
+        return granted(restart_permit::withdrawn);
+      auto& c = i->second;
+      if (!ratelimit) {
+        c.restarts.reset(now);
+        return granted(restart_permit::granted);
+      }
+      if (st.paused())
+        return granted(restart_permit::paused);
+      if (st.reviving(c.spec.broker, now))
+        return granted(restart_permit::broker_reviving);
+      if (c.restarts.try_take(now))
+        return granted(restart_permit::granted);
+      return refuse_restart(self, c);
+    },
+    [=](report_atom, instance_status& s) {
+      auto i = self->state.children.find(s.name);
+      if (i == self->state.children.end())
+        return;
+      auto& c = i->second;
+      s.supervised = c.status.supervised;
+      if (!c.spec.enabled) {
+        s.disabled_reason = c.spec.disabled_reason;
+        if (s.pid == 0)
+          s.state = instance_state::disabled;
+      }
+      c.status = std::move(s);
+    },
+    [=](supervisor_event& ev) { emit(self, std::move(ev)); },
+  };
+}
+
+} // namespace
+
+caf::expected<supervisor_actor> spawn_supervisor(caf::actor_system& sys,
+                                                 supervisor_settings settings,
+                                                 supervisor_seams seams) {
+  if (auto problem = settings_problem(settings); !problem.empty())
+    return caf::make_error(cyme_errc::invalid_argument, problem);
+  if (!seams.driver || !seams.bus || !seams.store)
+    return caf::make_error(cyme_errc::invalid_argument,
+                           "a supervisor needs a process driver, a control "
+                           "bus and a model store");
+  bool make_current = settings.set_as_current;
+  auto sup = sys.spawn(supervisor_behavior, std::move(settings),
+                       std::move(seams));
+  if (make_current)
+    set_current(sys, sup);
+  return sup;
+}
+
+supervisor_actor get_current(caf::actor_system& sys) {
+  return sys.registry().get<supervisor_actor>(current_key);
+}
+
+void set_current(caf::actor_system& sys, const supervisor_actor& sup) {
+  sys.registry().put(current_key, sup);
+  // The registry holds a strong reference; drop it when the supervisor ends
+  // so a dead supervisor is never current.
+  auto* registry = &sys.registry();
+  auto addr = sup.address();
+  sup->attach_functor([registry, addr] {
+    auto cur = registry->get<supervisor_actor>(current_key);
+    if (cur && cur.address() == addr)
+      registry->erase(current_key);
+  });
+}
+
+} // namespace cyme

@@ -1,0 +1,41 @@
+#pragma once
+
+/// Every tunable of the supervisor, with the seed's defaults, in one place.
+
+#include <chrono>
+#include <string>
+
+#include <caf/timespan.hpp>
+
+#include "actors/ping_schedule.hpp"
+
+namespace cyme {
+
+struct supervisor_settings {
+  /// Time between the end of one verification round and the start of the
+  /// next.
+  caf::timespan interval = std::chrono::seconds{60};
+  /// Restarts per instance made by rate-limited verification; beyond it the
+  /// instance is disabled.
+  std::string restart_max_rate = "1/m";
+  /// After a broker comes back, its instances are not restarted for this
+  /// long, so workers can reconnect before being judged dead.
+  caf::timespan wait_after_broker_revived = std::chrono::seconds{35};
+  /// How long a round waits for the batched ping and stats replies.
+  caf::timespan probe_timeout = std::chrono::seconds{1};
+  /// How long to wait for replies to add_consumer, cancel_consumer,
+  /// autoscale and stats sent to one instance.
+  caf::timespan command_timeout = std::chrono::seconds{5};
+  /// Pings after a restart, with growing timeouts.
+  ping_schedule restart_pings;
+  /// Respawns of a crashed instance actor; beyond it the instance is left
+  /// unsupervised until an explicit verify or restart names it.
+  std::string respawn_max_rate = "3/m";
+  /// Register the supervisor as the current one of its actor system.
+  bool set_as_current = true;
+};
+
+/// Empty when the settings are valid, else the first problem found.
+std::string settings_problem(const supervisor_settings& settings);
+
+} // namespace cyme

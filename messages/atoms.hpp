@@ -1,0 +1,45 @@
+#pragma once
+
+/// The atoms of cyme's message vocabulary. Every request, reply and event
+/// that crosses an actor boundary is tagged with one of these. CAF 0.17 atoms
+/// hold at most 10 characters.
+
+#include <caf/atom.hpp>
+
+namespace cyme {
+
+// Requests an operator (or a remote node) sends to the supervisor.
+using verify_atom = caf::atom_constant<caf::atom("verify")>;
+using restart_atom = caf::atom_constant<caf::atom("restart")>;
+using shutdown_atom = caf::atom_constant<caf::atom("shutdown")>;
+using pause_atom = caf::atom_constant<caf::atom("pause")>;
+using resume_atom = caf::atom_constant<caf::atom("resume")>;
+using status_atom = caf::atom_constant<caf::atom("status")>;
+using list_atom = caf::atom_constant<caf::atom("list")>;
+using subscribe_atom = caf::atom_constant<caf::atom("subscribe")>;
+
+// Broker health, told to the supervisor by the control bus.
+using broker_down_atom = caf::atom_constant<caf::atom("brokerdown")>;
+using broker_up_atom = caf::atom_constant<caf::atom("brokerup")>;
+
+// Supervisor internals: its interval timer, permits its instance actors ask
+// for before restarting, status reports they send back.
+using tick_atom = caf::atom_constant<caf::atom("tick")>;
+using permit_atom = caf::atom_constant<caf::atom("permit")>;
+using report_atom = caf::atom_constant<caf::atom("report")>;
+using child_atom = caf::atom_constant<caf::atom("child")>;
+
+// Process driver.
+using start_atom = caf::atom_constant<caf::atom("start")>;
+using stop_atom = caf::atom_constant<caf::atom("stop")>;
+using alive_atom = caf::atom_constant<caf::atom("alive")>;
+using exited_atom = caf::atom_constant<caf::atom("exited")>;
+
+// Control bus.
+using command_atom = caf::atom_constant<caf::atom("command")>;
+
+// Model store.
+using get_atom = caf::atom_constant<caf::atom("get")>;
+using disable_atom = caf::atom_constant<caf::atom("disable")>;
+
+} // namespace cyme

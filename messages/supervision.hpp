@@ -1,0 +1,136 @@
+#pragma once
+
+/// Replies and events of the supervisor: the per-instance outcome of a
+/// verify, restart or shutdown request, the supervisor's own status, and the
+/// events it publishes on every transition.
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <caf/meta/type_name.hpp>
+#include <caf/timespan.hpp>
+
+namespace cyme {
+
+/// What handling one instance in a request came to.
+enum class outcome : uint8_t {
+  /// Alive and (now) consistent with the model.
+  verified,
+  /// Restarted and answered ping.
+  restarted,
+  /// Restarted but never answered ping within the ping schedule.
+  does_not_respond,
+  /// Was running and has been stopped.
+  stopped,
+  /// Was not running and should not be: nothing to do.
+  not_running,
+  /// Needed a restart beyond the restart limit; now disabled in the model.
+  disabled,
+  /// Needed a restart, held back while its broker was revived recently or
+  /// could not be asked.
+  deferred,
+  /// The supervisor is paused: nothing was done.
+  paused,
+  /// Not in the model and not supervised.
+  unknown_instance,
+  /// The model holds an invalid spec for it: nothing was done.
+  invalid_spec,
+  /// A driver, bus or actor failure stopped the operation.
+  failed,
+};
+
+std::string to_string(outcome x);
+
+/// The outcome of one instance in a request.
+struct action_report {
+  std::string instance;
+  outcome result = outcome::verified;
+  /// Readable detail: actions taken, reasons, errors.
+  std::string detail;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, action_report& x) {
+  return f(caf::meta::type_name("action_report"), x.instance, x.result,
+           x.detail);
+}
+
+/// The answer an instance actor gets when it asks to restart its instance.
+enum class restart_permit : uint8_t {
+  granted,
+  /// The restart limit is exceeded; the supervisor disabled the instance.
+  rate_limited,
+  /// Its broker was revived less than wait_after_broker_revived ago.
+  broker_reviving,
+  /// The supervisor is paused.
+  paused,
+  /// The instance is no longer in the model.
+  withdrawn,
+};
+
+std::string to_string(restart_permit x);
+
+/// The supervisor as a whole.
+struct supervisor_status {
+  bool paused = false;
+  /// Paused by an operator (as opposed to by a broker outage).
+  bool paused_by_operator = false;
+  std::vector<std::string> brokers_down;
+  /// Brokers revived less than wait_after_broker_revived ago.
+  std::vector<std::string> brokers_reviving;
+  caf::timespan interval{0};
+  bool round_in_progress = false;
+  uint64_t rounds_completed = 0;
+  uint64_t instances = 0;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, supervisor_status& x) {
+  return f(caf::meta::type_name("supervisor_status"), x.paused,
+           x.paused_by_operator, x.brokers_down, x.brokers_reviving,
+           x.interval, x.round_in_progress, x.rounds_completed, x.instances);
+}
+
+/// Kinds of transitions the supervisor publishes.
+enum class event_kind : uint8_t {
+  started,
+  restarting,
+  restarted,
+  does_not_respond,
+  consume_from,
+  cancel_consume,
+  set_autoscale,
+  stopped,
+  disabled,
+  died,
+  paused,
+  resumed,
+  broker_down,
+  broker_up,
+  actor_respawned,
+  actor_given_up,
+  round_finished,
+};
+
+std::string to_string(event_kind x);
+
+/// One transition, for logs and observers. `instance` is empty for events
+/// of the supervisor as a whole.
+struct supervisor_event {
+  event_kind kind = event_kind::started;
+  std::string instance;
+  std::string detail;
+};
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
+  return f(caf::meta::type_name("supervisor_event"), x.kind, x.instance,
+           x.detail);
+}
+
+/// One readable log line for an event, e.g.
+/// "w1: consume_from: q2" or "supervisor: paused: broker k1:9092 down".
+std::string to_log_line(const supervisor_event& x);
+
+} // namespace cyme
