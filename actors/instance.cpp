@@ -215,7 +215,7 @@ void fetch_stats_and_reconcile(self_ptr self, const instance_spec& spec,
 /// schedule, and on silence with the next one, until it answers, its process
 /// dies, or the schedule runs out.
 void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
-                       done_fn done) {
+                       bool first_start, done_fn done) {
   const auto& timeouts = self->state.config.restart_pings.timeouts();
   auto cmd = command_for(self, spec, control_op::ping);
   cmd.timeout = timeouts[i];
@@ -227,7 +227,7 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
     emit(self, event_kind::does_not_respond, why);
     done(report(self, outcome::does_not_respond, std::move(why)));
   };
-  auto on_silence = [self, spec, i, done, give_up] {
+  auto on_silence = [self, spec, i, first_start, done, give_up] {
     const auto& timeouts = self->state.config.restart_pings.timeouts();
     if (i + 1 >= timeouts.size()) {
       give_up("no answer to " + std::to_string(timeouts.size()) + " pings");
@@ -243,7 +243,7 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
             give_up("process exited while starting");
             return;
           }
-          ping_until_answer(self, spec, i + 1, done);
+          ping_until_answer(self, spec, i + 1, first_start, done);
         },
         [=](caf::error& err) { give_up("driver: " + describe(err)); });
   };
@@ -256,8 +256,9 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
         }
         self->state.status.state = instance_state::running;
         publish(self);
-        emit(self, event_kind::restarted,
-             "pid " + std::to_string(self->state.status.pid));
+        if (!first_start)
+          emit(self, event_kind::restarted,
+               "pid " + std::to_string(self->state.status.pid));
         fetch_stats_and_reconcile(self, spec, outcome::restarted, {}, done);
       },
       [=](caf::error&) { on_silence(); });
@@ -265,9 +266,10 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
 
 /// Stops the process if running, starts a new one, pings it.
 void restart(self_ptr self, const instance_spec& spec, std::string why,
-             done_fn done) {
+             bool first_start, done_fn done) {
   auto& driver = self->state.config.driver;
-  emit(self, event_kind::restarting, why);
+  if (!first_start)
+    emit(self, event_kind::restarting, why);
   self->state.status.state = instance_state::starting;
   publish(self);
   auto fail = [self, done](std::string what) {
@@ -287,10 +289,13 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
             [=](int32_t pid) {
               auto& st = self->state.status;
               st.pid = pid;
-              st.restarts += 1;
+              if (first_start)
+                emit(self, event_kind::started, "pid " + std::to_string(pid));
+              else
+                st.restarts += 1;
               st.disabled_reason.clear();
               publish(self);
-              ping_until_answer(self, spec, 0, done);
+              ping_until_answer(self, spec, 0, first_start, done);
             },
             [=](caf::error& err) { fail("start failed: " + describe(err)); });
       },
@@ -337,14 +342,17 @@ void restart_if_permitted(self_ptr self, const instance_spec& spec,
         auto& st = self->state.status;
         switch (permit) {
           case restart_permit::granted:
-            restart(self, spec, why, done);
+            restart(self, spec, why, false, done);
+            return;
+          case restart_permit::first_start:
+            // A process found running is restarted, not started.
+            restart(self, spec, why, st.pid == 0, done);
             return;
           case restart_permit::rate_limited: {
             // The supervisor disabled the instance in the model already;
             // keep it down.
             auto disabled = spec;
             disabled.enabled = false;
-            disabled.disabled_reason = "restarted too often";
             shut_down(self, disabled,
                       [self, why, done](action_report r) {
                         r.result = outcome::disabled;
@@ -402,6 +410,7 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
         }
         // Not probed by the round: ask the instance itself.
         auto cmd = command_for(self, spec, control_op::ping);
+        cmd.timeout = self->state.config.probe_timeout;
         self
           ->request(self->state.config.bus, caf::infinite, command_atom::value,
                     cmd)
@@ -445,7 +454,11 @@ void run_front(self_ptr self) {
       verify(self, op.spec, op.probe, op.ratelimit, done);
       break;
     case op_kind::restart:
-      restart_if_permitted(self, op.spec, false, "restart requested", done);
+      if (!op.spec.enabled)
+        done(report(self, outcome::disabled,
+                    "not restarted: the instance is disabled; enable it first"));
+      else
+        restart_if_permitted(self, op.spec, false, "restart requested", done);
       break;
     case op_kind::shutdown:
       shut_down(self, op.spec, done);

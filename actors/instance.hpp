@@ -68,6 +68,8 @@ struct instance_config {
   /// The supervisor, held weakly so the two do not keep each other alive.
   caf::actor_addr parent;
   ping_schedule restart_pings;
+  /// How long a liveness ping waits for its answer.
+  caf::timespan probe_timeout;
   caf::timespan command_timeout;
 };
 

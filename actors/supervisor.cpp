@@ -32,6 +32,9 @@ struct child_entry {
   instance_status status;
   restart_bucket restarts;
   restart_bucket respawns;
+  /// Whether its instance ran under this supervisor: the first start of a
+  /// new instance is not a restart and takes no token.
+  bool ever_started = false;
 };
 
 struct supervisor_state {
@@ -119,6 +122,7 @@ supervisor_status status_of(self_ptr self) {
 void spawn_child(self_ptr self, child_entry& c) {
   instance_config cfg{self->state.seams.driver, self->state.seams.bus,
                       self->address(), self->state.settings.restart_pings,
+                      self->state.settings.probe_timeout,
                       self->state.settings.command_timeout};
   c.handle = spawn_instance_actor(self, std::move(cfg), c.status);
   self->monitor(c.handle);
@@ -626,12 +630,19 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       auto& c = i->second;
       if (!ratelimit) {
         c.restarts.reset(now);
-        return granted(restart_permit::granted);
+        bool first = !c.ever_started;
+        c.ever_started = true;
+        return granted(first ? restart_permit::first_start
+                             : restart_permit::granted);
       }
       if (st.paused())
         return granted(restart_permit::paused);
       if (st.reviving(c.spec.broker, now))
         return granted(restart_permit::broker_reviving);
+      if (!c.ever_started) {
+        c.ever_started = true;
+        return granted(restart_permit::first_start);
+      }
       if (c.restarts.try_take(now))
         return granted(restart_permit::granted);
       return refuse_restart(self, c);
@@ -641,6 +652,8 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (i == self->state.children.end())
         return;
       auto& c = i->second;
+      if (s.pid > 0)
+        c.ever_started = true;
       s.supervised = c.status.supervised;
       if (!c.spec.enabled) {
         s.disabled_reason = c.spec.disabled_reason;
@@ -677,6 +690,8 @@ supervisor_actor get_current(caf::actor_system& sys) {
 }
 
 void set_current(caf::actor_system& sys, const supervisor_actor& sup) {
+  // put() keeps an existing entry: replace it.
+  sys.registry().erase(current_key);
   sys.registry().put(current_key, sup);
   // The registry holds a strong reference; drop it when the supervisor ends
   // so a dead supervisor is never current.

@@ -34,6 +34,8 @@ std::string to_string(restart_permit x) {
   switch (x) {
     case restart_permit::granted:
       return "granted";
+    case restart_permit::first_start:
+      return "first start";
     case restart_permit::rate_limited:
       return "rate limited";
     case restart_permit::broker_reviving:

@@ -59,6 +59,9 @@ typename Inspector::result_type inspect(Inspector& f, action_report& x) {
 /// The answer an instance actor gets when it asks to restart its instance.
 enum class restart_permit : uint8_t {
   granted,
+  /// Granted, and the instance never ran under this supervisor: a first
+  /// start, which takes no token and counts no restart.
+  first_start,
   /// The restart limit is exceeded; the supervisor disabled the instance.
   rate_limited,
   /// Its broker was revived less than wait_after_broker_revived ago.

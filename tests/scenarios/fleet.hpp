@@ -1,0 +1,69 @@
+#pragma once
+
+/// Scripted fakes behind the supervisor's three seams, sharing one `fleet`:
+/// the processes the fake driver runs, what the fake bus lets them answer,
+/// and the model the fake store holds. Tests arrange the fleet, advance
+/// virtual time and read back what the supervisor caused.
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include <caf/actor.hpp>
+#include <caf/fwd.hpp>
+
+#include "actors/seams.hpp"
+#include "messages/control.hpp"
+#include "messages/instance.hpp"
+
+namespace cyme::test {
+
+/// One fake `cyme-worker` process slot.
+struct fake_worker {
+  bool running = false;
+  int32_t pid = 0;
+  /// Answers control commands while running.
+  bool responsive = true;
+  /// Processes started from now on never answer (a hung worker).
+  bool hangs = false;
+  /// Processes started from now on die right after starting.
+  bool crashes_on_start = false;
+  std::vector<std::string> queues;
+  uint32_t autoscale_max = 0;
+  uint32_t autoscale_min = 0;
+  /// Starts and stops the driver made for this instance.
+  size_t starts = 0;
+  size_t stops = 0;
+};
+
+/// Everything the fakes share, and the traces tests assert on.
+struct fleet {
+  std::map<std::string, fake_worker> workers;
+  std::map<std::string, instance_spec> model;
+  int32_t next_pid = 1000;
+  /// The bus answers every command with an error (broker unreachable).
+  bool bus_fails = false;
+  /// Every command the bus carried, in order.
+  std::vector<control_command> commands;
+  /// Replies the bus carried.
+  size_t replies = 0;
+  /// Times the store listed the whole model (once per round).
+  size_t model_lists = 0;
+  /// Listeners the fake driver tells about exits.
+  std::vector<exit_listener> exit_listeners;
+
+  /// Commands of one op, optionally only those addressed to `instance`.
+  size_t count(control_op op, const std::string& instance = {}) const;
+
+  /// Total starts across all instances.
+  size_t total_starts() const;
+};
+
+/// Spawns the fakes; each keeps a pointer to `world`, which must outlive
+/// them.
+process_driver_actor spawn_fake_driver(caf::actor_system& sys, fleet* world);
+control_bus_actor spawn_fake_bus(caf::actor_system& sys, fleet* world);
+model_store_actor spawn_fake_store(caf::actor_system& sys, fleet* world);
+
+} // namespace cyme::test

@@ -1,0 +1,319 @@
+// The supervisor's core rules: new instances start, dead or silent ones are
+// restarted, disabled or removed ones stop, requests answer per instance.
+#include <boost/test/unit_test.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/send.hpp>
+
+#include "fixture.hpp"
+
+using namespace cyme;
+using namespace cyme::test;
+using namespace std::chrono_literals;
+using names = std::vector<std::string>;
+using reports = std::vector<action_report>;
+
+BOOST_FIXTURE_TEST_SUITE(supervision, supervision_fixture)
+
+BOOST_AUTO_TEST_CASE(new_instances_in_the_model_are_started) {
+  // The first round starts every enabled instance of the model, once.
+  add_instance("w1", {"q1"});
+  add_instance("w2");
+  start();
+  advance(1s);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  BOOST_TEST(world.workers["w2"].starts == 1u);
+  auto st = status_of("w1");
+  BOOST_TEST(to_string(st.state) == "running");
+  BOOST_TEST(st.pid == world.workers["w1"].pid);
+  BOOST_TEST(st.restarts == 0u);
+  BOOST_TEST(events(event_kind::started) == 2u);
+  BOOST_TEST(events(event_kind::restarting) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(instance_added_later_is_started_by_the_next_round) {
+  // An instance put in the model after start is started by the next round.
+  add_instance("w1");
+  start();
+  advance(1s);
+  add_instance("w2");
+  advance(30s);
+  BOOST_TEST(world.workers["w2"].starts == 0u);
+  advance(31s);
+  BOOST_TEST(world.workers["w2"].starts == 1u);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(killed_instance_is_restarted_on_the_next_round) {
+  // A death nobody reported is found and repaired by the next round.
+  add_instance("w1");
+  start();
+  advance(1s);
+  kill("w1", false);
+  advance(30s);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  advance(31s);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  auto st = status_of("w1");
+  BOOST_TEST(st.restarts == 1u);
+  BOOST_TEST(to_string(st.state) == "running");
+  BOOST_TEST(events(event_kind::restarting, "w1") == 1u);
+  BOOST_TEST(events(event_kind::restarted, "w1") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(reported_death_is_repaired_at_once) {
+  // A death the driver reports is repaired without waiting for a round.
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto before = now();
+  kill("w1", true);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  BOOST_TEST(world.workers["w1"].running);
+  BOOST_TEST((now() == before));
+  BOOST_TEST(events(event_kind::died, "w1") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(alive_but_silent_instance_is_restarted) {
+  // Process alive but no answer to ping: stopped and started again.
+  add_instance("w1");
+  start();
+  advance(1s);
+  world.workers["w1"].responsive = false;
+  advance(61s);
+  BOOST_TEST(world.workers["w1"].stops == 1u);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  BOOST_TEST(world.workers["w1"].responsive);
+  BOOST_TEST(status_of("w1").restarts == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(restarted_instance_that_never_answers_does_not_respond) {
+  // After a restart the instance is pinged with growing timeouts for about
+  // 30 s; no answer means "does not respond".
+  add_instance("w1");
+  start();
+  advance(1s);
+  world.workers["w1"].responsive = false;
+  world.workers["w1"].hangs = true;
+  auto pings_before = world.count(control_op::ping, "w1");
+  auto t0 = now();
+  auto r = ask<reports>(restart_atom::value, names{"w1"});
+  auto took = now() - t0;
+  BOOST_REQUIRE(r.size() == 1u);
+  BOOST_TEST(to_string(r[0].result) == "does not respond");
+  BOOST_TEST(world.count(control_op::ping, "w1") - pings_before == 31u);
+  BOOST_TEST((took >= 29s && took <= 31s), "took " << took.count() << " ns");
+  BOOST_TEST(to_string(status_of("w1").state) == "unresponsive");
+  BOOST_TEST(events(event_kind::does_not_respond, "w1") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(ping_schedule_stops_when_the_process_dies) {
+  // A process that dies while being pinged is reported at once, not after
+  // the whole schedule.
+  add_instance("w1");
+  world.workers["w1"].hangs = true;
+  start();
+  advance(200ms);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  kill("w1", false);
+  advance(2s);
+  BOOST_TEST(events(event_kind::does_not_respond, "w1") == 1u);
+  BOOST_TEST(world.count(control_op::ping, "w1") < 5u);
+}
+
+BOOST_AUTO_TEST_CASE(restart_request_answers_restarted) {
+  // An explicit restart stops, starts, pings and answers "restarted".
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto old_pid = world.workers["w1"].pid;
+  auto r = ask<reports>(restart_atom::value, names{"w1"});
+  BOOST_REQUIRE(r.size() == 1u);
+  BOOST_TEST(r[0].instance == "w1");
+  BOOST_TEST(to_string(r[0].result) == "restarted");
+  BOOST_TEST(world.workers["w1"].pid != old_pid);
+  BOOST_TEST(world.workers["w1"].stops == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(disabled_instance_is_stopped_and_not_restarted) {
+  // Disabling in the model stops the instance; rounds keep it down.
+  add_instance("w1");
+  start();
+  advance(1s);
+  world.model["w1"].enabled = false;
+  auto r = ask<reports>(verify_atom::value, names{"w1"}, false);
+  BOOST_TEST(to_string(r.at(0).result) == "stopped");
+  BOOST_TEST(!world.workers["w1"].running);
+  advance(1h);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  BOOST_TEST(to_string(status_of("w1").state) == "disabled");
+}
+
+BOOST_AUTO_TEST_CASE(disabled_instance_is_not_restarted_by_request) {
+  // An explicit restart of a disabled instance is refused with a reason.
+  add_instance("w1").enabled = false;
+  start();
+  advance(1s);
+  auto r = ask<reports>(restart_atom::value, names{"w1"});
+  BOOST_TEST(to_string(r.at(0).result) == "disabled");
+  BOOST_TEST(r.at(0).detail.find("enable it first") != std::string::npos);
+  BOOST_TEST(world.workers["w1"].starts == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(instance_removed_from_the_model_is_stopped) {
+  // Removing an instance stops its process and forgets it.
+  add_instance("w1");
+  add_instance("w2");
+  start();
+  advance(1s);
+  world.model.erase("w1");
+  advance(61s);
+  BOOST_TEST(!world.workers["w1"].running);
+  BOOST_TEST(world.workers["w1"].stops == 1u);
+  BOOST_TEST(world.workers["w2"].running);
+  auto all = ask<std::vector<instance_status>>(list_atom::value);
+  BOOST_REQUIRE(all.size() == 1u);
+  BOOST_TEST(all[0].name == "w2");
+  BOOST_TEST(supervisor().instances == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(removal_is_acted_on_by_a_verify_request) {
+  // verify of a name no longer in the model stops it and says so.
+  add_instance("w1");
+  start();
+  advance(1s);
+  world.model.erase("w1");
+  auto r = ask<reports>(verify_atom::value, names{"w1"}, false);
+  BOOST_TEST(to_string(r.at(0).result) == "stopped");
+  BOOST_TEST(r.at(0).detail.find("removed from the model") != std::string::npos);
+  auto again = ask<reports>(verify_atom::value, names{"w1"}, false);
+  BOOST_TEST(to_string(again.at(0).result) == "unknown instance");
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_of_an_enabled_instance_is_undone_by_verification) {
+  // shutdown stops it; the next round starts it again (disable to keep it
+  // down).
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto r = ask<reports>(shutdown_atom::value, names{"w1"});
+  BOOST_TEST(to_string(r.at(0).result) == "stopped");
+  BOOST_TEST(!world.workers["w1"].running);
+  BOOST_TEST(to_string(status_of("w1").state) == "stopped");
+  advance(61s);
+  BOOST_TEST(world.workers["w1"].running);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(requests_answer_each_instance_in_order) {
+  // One report per name, in the order asked, unknown names included.
+  add_instance("w1");
+  add_instance("w2");
+  start();
+  advance(1s);
+  kill("w2", false);
+  auto r = ask<reports>(verify_atom::value, names{"w2", "nope", "w1"}, false);
+  BOOST_REQUIRE(r.size() == 3u);
+  BOOST_TEST(r[0].instance == "w2");
+  BOOST_TEST(to_string(r[0].result) == "restarted");
+  BOOST_TEST(r[1].instance == "nope");
+  BOOST_TEST(to_string(r[1].result) == "unknown instance");
+  BOOST_TEST(r[2].instance == "w1");
+  BOOST_TEST(to_string(r[2].result) == "verified");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_spec_in_the_model_is_not_acted_on) {
+  // max < min in the model: reported, never started.
+  add_instance("w1");
+  auto& bad = add_instance("w2");
+  bad.max_concurrency = 1;
+  bad.min_concurrency = 3;
+  start();
+  advance(1s);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  BOOST_TEST(world.workers.count("w2") == 0u);
+  auto r = ask<reports>(verify_atom::value, names{"w2"}, false);
+  BOOST_TEST(to_string(r.at(0).result) == "invalid spec");
+  BOOST_TEST(r.at(0).detail.find("less than min_concurrency") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(spawned_supervisor_is_the_current_one) {
+  // get_current returns the supervisor spawned last with set_as_current,
+  // and nothing once it is gone.
+  BOOST_TEST(!get_current(sys));
+  start();
+  BOOST_TEST((get_current(sys) == sup));
+  supervisor_settings other;
+  other.set_as_current = false;
+  auto second = spawn_supervisor(sys, other, supervisor_seams{driver, bus, store});
+  BOOST_REQUIRE(second);
+  BOOST_TEST((get_current(sys) == sup));
+  set_current(sys, *second);
+  BOOST_TEST((get_current(sys) == *second));
+  caf::anon_send_exit(*second, caf::exit_reason::user_shutdown);
+  sched.run();
+  BOOST_TEST(!get_current(sys));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(bad_input, supervision_fixture)
+
+BOOST_AUTO_TEST_CASE(invalid_settings_spawn_nothing) {
+  // A bad rate, a zero or negative interval: an error, no supervisor.
+  for (auto mutate : std::vector<std::function<void(supervisor_settings&)>>{
+         [](auto& s) { s.restart_max_rate = "fast"; },
+         [](auto& s) { s.restart_max_rate = "0/m"; },
+         [](auto& s) { s.interval = caf::timespan{0}; },
+         [](auto& s) { s.interval = -caf::timespan{5s}; },
+         [](auto& s) { s.wait_after_broker_revived = -caf::timespan{1s}; },
+       }) {
+    supervisor_settings s;
+    mutate(s);
+    auto spawned = spawn_supervisor(sys, s, supervisor_seams{driver, bus, store});
+    BOOST_TEST(!spawned);
+    BOOST_TEST(describe(spawned.error()).find("invalid argument") == 0u);
+    sched.run();
+    BOOST_TEST(!get_current(sys));
+    BOOST_TEST(world.model_lists == 0u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_names_in_requests_are_rejected_and_change_nothing) {
+  // Empty list, empty name, duplicate name, unsafe name: an error each,
+  // and no command sent, no process started or stopped.
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto commands = world.commands.size();
+  auto starts = world.total_starts();
+  for (auto bad : std::vector<names>{{}, {""}, {"w1", "w1"}, {"../w1"},
+                                    {"w1", "a b"}}) {
+    auto err = ask_error<reports>(verify_atom::value, bad, false);
+    BOOST_TEST(describe(err).find("invalid argument") == 0u);
+    err = ask_error<reports>(restart_atom::value, bad);
+    BOOST_TEST(describe(err).find("invalid argument") == 0u);
+    err = ask_error<reports>(shutdown_atom::value, bad);
+    BOOST_TEST(describe(err).find("invalid argument") == 0u);
+  }
+  BOOST_TEST(world.commands.size() == commands);
+  BOOST_TEST(world.total_starts() == starts);
+  BOOST_TEST(world.workers["w1"].stops == 0u);
+  BOOST_TEST(world.workers["w1"].running);
+}
+
+BOOST_AUTO_TEST_CASE(duplicate_name_error_says_which) {
+  // The error names the duplicated instance.
+  start();
+  auto err = ask_error<reports>(verify_atom::value, names{"a", "b", "a"}, false);
+  BOOST_TEST(describe(err).find("'a' named twice") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(status_of_an_unknown_instance_is_an_error) {
+  // Asking for an instance nobody supervises is an error, not a crash.
+  start();
+  auto err = ask_error<instance_status>(status_atom::value, std::string{"ghost"});
+  BOOST_TEST(describe(err).find("unknown instance") == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
