@@ -52,10 +52,13 @@ void supervision_fixture::start(supervisor_settings settings) {
   if (!spawned)
     fail("supervisor not spawned: " + describe(spawned.error()));
   sup = *spawned;
-  auto* events = &log;
-  auto collector = sys.spawn([events](caf::event_based_actor*) -> caf::behavior {
-    return {[events](supervisor_event& ev) { events->push_back(std::move(ev)); }};
-  });
+  auto collector = sys.spawn(
+    [](caf::event_based_actor*, std::vector<supervisor_event>* events)
+      -> caf::behavior {
+      return {
+        [events](supervisor_event& ev) { events->push_back(std::move(ev)); }};
+    },
+    &log);
   caf::anon_send(sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(collector));
   sched.run();

@@ -63,11 +63,16 @@ public:
   template <class T, class Handle, class... Ts>
   std::shared_ptr<pending<T>> request(const Handle& dest, Ts... xs) {
     auto slot = std::make_shared<pending<T>>();
-    sys.spawn([dest, slot, xs...](caf::event_based_actor* self) {
-      self->request(dest, caf::infinite, xs...)
-        .then([slot](T& x) { slot->value = std::move(x); },
-              [slot](caf::error& err) { slot->error = std::move(err); });
-    });
+    // Spawned with an argument: CAF 0.17 dereferences a null argument tuple
+    // for argument-less function actors, which UBSan reports.
+    sys.spawn(
+      [xs...](caf::event_based_actor* self, Handle dest,
+              std::shared_ptr<pending<T>> slot) {
+        self->request(dest, caf::infinite, xs...)
+          .then([slot](T& x) { slot->value = std::move(x); },
+                [slot](caf::error& err) { slot->error = std::move(err); });
+      },
+      dest, slot);
     return slot;
   }
 
