@@ -42,4 +42,22 @@ using command_atom = caf::atom_constant<caf::atom("command")>;
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using disable_atom = caf::atom_constant<caf::atom("disable")>;
 
+// Process driver internals (transport/process_driver.cpp): its watcher
+// thread tells it that a watched process ended; its stop timer says the
+// grace period before SIGKILL ran out.
+using child_exit_atom = caf::atom_constant<caf::atom("childexit")>;
+using grace_over_atom = caf::atom_constant<caf::atom("graceover")>;
+
+// Model administration (store/model_store.hpp): what the HTTP API and the
+// CLI ask of the model store beyond the supervisor's list / get / disable.
+using put_instance_atom = caf::atom_constant<caf::atom("putinst")>;
+using delete_instance_atom = caf::atom_constant<caf::atom("delinst")>;
+using set_enabled_atom = caf::atom_constant<caf::atom("setenabled")>;
+using put_app_atom = caf::atom_constant<caf::atom("putapp")>;
+using list_apps_atom = caf::atom_constant<caf::atom("listapps")>;
+using delete_app_atom = caf::atom_constant<caf::atom("delapp")>;
+using put_queue_atom = caf::atom_constant<caf::atom("putqueue")>;
+using list_queues_atom = caf::atom_constant<caf::atom("listqueues")>;
+using delete_queue_atom = caf::atom_constant<caf::atom("delqueue")>;
+
 } // namespace cyme

@@ -5,6 +5,7 @@
 /// has an `inspect`.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,13 +66,15 @@ struct worker_stats {
   uint32_t concurrency = 0;
   uint64_t tasks_done = 0;
   uint64_t tasks_failed = 0;
+  /// Partitions of each queue assigned to it by its consumer group now.
+  std::map<std::string, uint32_t> partitions;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, worker_stats& x) {
   return f(caf::meta::type_name("worker_stats"), x.pid, x.uptime_ms, x.queues,
            x.autoscale_max, x.autoscale_min, x.concurrency, x.tasks_done,
-           x.tasks_failed);
+           x.tasks_failed, x.partitions);
 }
 
 /// The observed state of one instance, kept by the supervisor and updated

@@ -1,0 +1,422 @@
+#include "messages/wire.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "messages/names.hpp"
+
+namespace cyme {
+
+namespace {
+
+using json = nlohmann::json;
+
+/// Parses bytes into a JSON object of the current version, or says why not.
+template <class T>
+std::optional<json> parse_object(std::string_view bytes, const char* what,
+                                 decoded<T>& out) {
+  if (bytes.size() > max_wire_message) {
+    out.error = std::string{what} + " of " + std::to_string(bytes.size())
+                + " bytes exceeds the limit of "
+                + std::to_string(max_wire_message);
+    return std::nullopt;
+  }
+  auto doc = json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  if (doc.is_discarded()) {
+    out.error = std::string{what} + " is not valid JSON";
+    return std::nullopt;
+  }
+  if (!doc.is_object()) {
+    out.error = std::string{what} + " is not a JSON object";
+    return std::nullopt;
+  }
+  auto v = doc.find("v");
+  if (v == doc.end() || !v->is_number_integer() || v->get<int64_t>() != wire_version) {
+    out.error = std::string{what} + " has no \"v\": "
+                + std::to_string(wire_version);
+    return std::nullopt;
+  }
+  return doc;
+}
+
+/// Reads a string member; false (with an error) when missing or not a
+/// string and `required`.
+template <class T>
+bool read_string(const json& doc, const char* key, std::string& dst,
+                 bool required, decoded<T>& out) {
+  auto i = doc.find(key);
+  if (i == doc.end()) {
+    if (required)
+      out.error = std::string{"missing \""} + key + "\"";
+    return !required;
+  }
+  if (!i->is_string()) {
+    out.error = std::string{"\""} + key + "\" is not a string";
+    return false;
+  }
+  dst = i->get<std::string>();
+  return true;
+}
+
+template <class T>
+bool read_uint(const json& doc, const char* key, uint64_t max, uint64_t& dst,
+               decoded<T>& out) {
+  auto i = doc.find(key);
+  if (i == doc.end() || !i->is_number_unsigned() || i->get<uint64_t>() > max) {
+    out.error = std::string{"\""} + key + "\" is not a number from 0 to "
+                + std::to_string(max);
+    return false;
+  }
+  dst = i->get<uint64_t>();
+  return true;
+}
+
+template <class T>
+bool read_strings(const json& doc, const char* key,
+                  std::vector<std::string>& dst, decoded<T>& out) {
+  auto i = doc.find(key);
+  if (i == doc.end())
+    return true;
+  if (!i->is_array()) {
+    out.error = std::string{"\""} + key + "\" is not an array";
+    return false;
+  }
+  for (auto& x : *i) {
+    if (!x.is_string()) {
+      out.error = std::string{"\""} + key + "\" holds a non-string";
+      return false;
+    }
+    dst.push_back(x.get<std::string>());
+  }
+  return true;
+}
+
+json stats_to_json(const worker_stats& s) {
+  return json{{"pid", s.pid},
+              {"uptime_ms", s.uptime_ms},
+              {"queues", s.queues},
+              {"autoscale",
+               {{"max", s.autoscale_max},
+                {"min", s.autoscale_min},
+                {"current", s.concurrency}}},
+              {"tasks", {{"done", s.tasks_done}, {"failed", s.tasks_failed}}},
+              {"partitions", s.partitions}};
+}
+
+template <class T>
+bool stats_from_json(const json& doc, worker_stats& s, decoded<T>& out) {
+  uint64_t pid = 0;
+  if (!read_uint(doc, "pid", INT32_MAX, pid, out)
+      || !read_uint(doc, "uptime_ms", UINT64_MAX, s.uptime_ms, out)
+      || !read_strings(doc, "queues", s.queues, out))
+    return false;
+  s.pid = static_cast<int32_t>(pid);
+  auto a = doc.find("autoscale");
+  auto t = doc.find("tasks");
+  if (a == doc.end() || !a->is_object() || t == doc.end() || !t->is_object()) {
+    out.error = "stats lack \"autoscale\" or \"tasks\"";
+    return false;
+  }
+  uint64_t max = 0, min = 0, cur = 0;
+  if (!read_uint(*a, "max", UINT32_MAX, max, out)
+      || !read_uint(*a, "min", UINT32_MAX, min, out)
+      || !read_uint(*a, "current", UINT32_MAX, cur, out)
+      || !read_uint(*t, "done", UINT64_MAX, s.tasks_done, out)
+      || !read_uint(*t, "failed", UINT64_MAX, s.tasks_failed, out))
+    return false;
+  s.autoscale_max = static_cast<uint32_t>(max);
+  s.autoscale_min = static_cast<uint32_t>(min);
+  s.concurrency = static_cast<uint32_t>(cur);
+  if (auto p = doc.find("partitions"); p != doc.end()) {
+    if (!p->is_object()) {
+      out.error = "\"partitions\" is not an object";
+      return false;
+    }
+    for (auto i = p->begin(); i != p->end(); ++i) {
+      const json& n = i.value();
+      if (!n.is_number_unsigned() || n.get<uint64_t>() > UINT32_MAX) {
+        out.error = "\"partitions\" holds a non-count";
+        return false;
+      }
+      s.partitions[i.key()] = n.get<uint32_t>();
+    }
+  }
+  return true;
+}
+
+/// Parses JSON text kept in a string field back into a value ("null" when
+/// empty).
+json embedded(const std::string& text) {
+  if (text.empty())
+    return nullptr;
+  auto doc = json::parse(text, nullptr, false);
+  return doc.is_discarded() ? json(text) : doc;
+}
+
+} // namespace
+
+std::optional<control_op> parse_control_op(std::string_view name) {
+  for (auto op : {control_op::ping, control_op::stats, control_op::active_queues,
+                  control_op::add_consumer, control_op::cancel_consumer,
+                  control_op::autoscale, control_op::shutdown})
+    if (to_string(op) == name)
+      return op;
+  return std::nullopt;
+}
+
+std::string encode_command(const command_envelope& env) {
+  const auto& c = env.command;
+  json args = json::object();
+  switch (c.op) {
+    case control_op::add_consumer:
+    case control_op::cancel_consumer:
+      args["queue"] = c.queue;
+      break;
+    case control_op::autoscale:
+      args["max"] = c.max_concurrency;
+      args["min"] = c.min_concurrency;
+      break;
+    default:
+      break;
+  }
+  json doc{{"v", wire_version},    {"id", env.id},
+           {"op", to_string(c.op)}, {"reply_to", env.reply_to},
+           {"to", c.destinations},  {"args", args}};
+  return doc.dump();
+}
+
+decoded<command_envelope> decode_command(std::string_view bytes) {
+  decoded<command_envelope> out;
+  auto doc = parse_object(bytes, "command", out);
+  if (!doc)
+    return out;
+  command_envelope env;
+  std::string op_name;
+  if (!read_string(*doc, "id", env.id, true, out)
+      || !read_string(*doc, "op", op_name, true, out)
+      || !read_string(*doc, "reply_to", env.reply_to, true, out)
+      || !read_strings(*doc, "to", env.command.destinations, out))
+    return out;
+  if (env.id.empty() || env.id.size() > 128) {
+    out.error = "\"id\" must hold 1 to 128 characters";
+    return out;
+  }
+  if (auto p = name_problem("reply topic", env.reply_to); !p.empty()) {
+    out.error = p;
+    return out;
+  }
+  auto op = parse_control_op(op_name);
+  if (!op) {
+    out.error = "unknown op \"" + op_name.substr(0, 32) + "\"";
+    return out;
+  }
+  env.command.op = *op;
+  json args = json::object();
+  if (auto a = doc->find("args"); a != doc->end()) {
+    if (!a->is_object()) {
+      out.error = "\"args\" is not an object";
+      return out;
+    }
+    args = *a;
+  }
+  switch (*op) {
+    case control_op::add_consumer:
+    case control_op::cancel_consumer:
+      if (!read_string(args, "queue", env.command.queue, true, out))
+        return out;
+      if (auto p = name_problem("queue", env.command.queue); !p.empty()) {
+        out.error = p;
+        return out;
+      }
+      break;
+    case control_op::autoscale: {
+      uint64_t max = 0, min = 0;
+      if (!read_uint(args, "max", 10000, max, out)
+          || !read_uint(args, "min", 10000, min, out))
+        return out;
+      if (min == 0 || max < min) {
+        out.error = "autoscale needs 1 <= min <= max";
+        return out;
+      }
+      env.command.max_concurrency = static_cast<uint32_t>(max);
+      env.command.min_concurrency = static_cast<uint32_t>(min);
+      break;
+    }
+    default:
+      break;
+  }
+  out.value = std::move(env);
+  return out;
+}
+
+std::string encode_reply(const reply_envelope& env) {
+  const auto& r = env.reply;
+  json doc{{"v", wire_version},
+           {"id", env.id},
+           {"op", to_string(env.op)},
+           {"from", r.instance},
+           {"ok", r.ok}};
+  if (!r.ok) {
+    doc["error"] = r.error;
+  } else {
+    switch (env.op) {
+      case control_op::stats:
+        doc["result"] = stats_to_json(r.stats);
+        break;
+      case control_op::active_queues:
+      case control_op::add_consumer:
+      case control_op::cancel_consumer:
+        doc["result"] = json{{"queues", r.queues}};
+        break;
+      case control_op::autoscale:
+        doc["result"] = json{{"max", r.stats.autoscale_max},
+                             {"min", r.stats.autoscale_min}};
+        break;
+      case control_op::ping:
+        doc["result"] = json{{"pong", true}};
+        break;
+      case control_op::shutdown:
+        doc["result"] = json::object();
+        break;
+    }
+  }
+  return doc.dump();
+}
+
+decoded<reply_envelope> decode_reply(std::string_view bytes) {
+  decoded<reply_envelope> out;
+  auto doc = parse_object(bytes, "reply", out);
+  if (!doc)
+    return out;
+  reply_envelope env;
+  std::string op_name;
+  if (!read_string(*doc, "id", env.id, true, out)
+      || !read_string(*doc, "op", op_name, true, out)
+      || !read_string(*doc, "from", env.reply.instance, true, out))
+    return out;
+  auto op = parse_control_op(op_name);
+  if (!op) {
+    out.error = "unknown op \"" + op_name.substr(0, 32) + "\"";
+    return out;
+  }
+  env.op = *op;
+  auto ok = doc->find("ok");
+  if (ok == doc->end() || !ok->is_boolean()) {
+    out.error = "\"ok\" is not a boolean";
+    return out;
+  }
+  env.reply.ok = ok->get<bool>();
+  if (!env.reply.ok) {
+    if (!read_string(*doc, "error", env.reply.error, true, out))
+      return out;
+    out.value = std::move(env);
+    return out;
+  }
+  auto res = doc->find("result");
+  if (res == doc->end() || !res->is_object()) {
+    out.error = "\"result\" is not an object";
+    return out;
+  }
+  switch (env.op) {
+    case control_op::stats:
+      if (!stats_from_json(*res, env.reply.stats, out))
+        return out;
+      break;
+    case control_op::active_queues:
+    case control_op::add_consumer:
+    case control_op::cancel_consumer:
+      if (!read_strings(*res, "queues", env.reply.queues, out))
+        return out;
+      break;
+    case control_op::autoscale: {
+      uint64_t max = 0, min = 0;
+      if (!read_uint(*res, "max", UINT32_MAX, max, out)
+          || !read_uint(*res, "min", UINT32_MAX, min, out))
+        return out;
+      env.reply.stats.autoscale_max = static_cast<uint32_t>(max);
+      env.reply.stats.autoscale_min = static_cast<uint32_t>(min);
+      break;
+    }
+    default:
+      break;
+  }
+  out.value = std::move(env);
+  return out;
+}
+
+std::string encode_task(const task_message& task) {
+  json doc{{"v", wire_version},
+           {"id", task.id},
+           {"handler", task.handler},
+           {"args", embedded(task.args_json)}};
+  return doc.dump();
+}
+
+decoded<task_message> decode_task(std::string_view bytes) {
+  decoded<task_message> out;
+  auto doc = parse_object(bytes, "task", out);
+  if (!doc)
+    return out;
+  task_message task;
+  if (!read_string(*doc, "id", task.id, true, out)
+      || !read_string(*doc, "handler", task.handler, true, out))
+    return out;
+  if (task.id.empty() || task.id.size() > 128) {
+    out.error = "\"id\" must hold 1 to 128 characters";
+    return out;
+  }
+  if (auto a = doc->find("args"); a != doc->end())
+    task.args_json = a->dump();
+  out.value = std::move(task);
+  return out;
+}
+
+std::string to_string(task_state x) {
+  return x == task_state::success ? "SUCCESS" : "FAILURE";
+}
+
+std::string encode_result(const task_result& r) {
+  json doc{{"v", wire_version},
+           {"id", r.id},
+           {"state", to_string(r.state)},
+           {"result", embedded(r.result_json)},
+           {"instance", r.instance},
+           {"queue", r.queue},
+           {"started_at_ms", r.started_at_ms},
+           {"finished_at_ms", r.finished_at_ms}};
+  if (r.state == task_state::failure)
+    doc["error"] = r.error;
+  return doc.dump();
+}
+
+decoded<task_result> decode_result(std::string_view bytes) {
+  decoded<task_result> out;
+  auto doc = parse_object(bytes, "result", out);
+  if (!doc)
+    return out;
+  task_result r;
+  std::string state;
+  if (!read_string(*doc, "id", r.id, true, out)
+      || !read_string(*doc, "state", state, true, out)
+      || !read_string(*doc, "instance", r.instance, false, out)
+      || !read_string(*doc, "queue", r.queue, false, out)
+      || !read_string(*doc, "error", r.error, false, out))
+    return out;
+  if (state == "SUCCESS")
+    r.state = task_state::success;
+  else if (state == "FAILURE")
+    r.state = task_state::failure;
+  else {
+    out.error = "unknown state \"" + state.substr(0, 32) + "\"";
+    return out;
+  }
+  if (auto res = doc->find("result"); res != doc->end())
+    r.result_json = res->dump();
+  for (auto [key, dst] : {std::pair{"started_at_ms", &r.started_at_ms},
+                          std::pair{"finished_at_ms", &r.finished_at_ms}})
+    if (auto i = doc->find(key); i != doc->end() && i->is_number_integer())
+      *dst = i->get<int64_t>();
+  out.value = std::move(r);
+  return out;
+}
+
+} // namespace cyme

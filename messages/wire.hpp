@@ -1,0 +1,96 @@
+#pragma once
+
+/// The JSON wire format of the control protocol and of tasks (see
+/// docs/PROTOCOL.md). Encoders produce one JSON object per Kafka message;
+/// decoders accept any bytes and either return a message or say, in one
+/// sentence, why the bytes were dropped. Nothing here throws.
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "messages/control.hpp"
+
+namespace cyme {
+
+/// Version of the wire format written into every message as "v".
+constexpr int wire_version = 1;
+
+/// Largest control message or task accepted, in bytes.
+constexpr std::size_t max_wire_message = 64 * 1024;
+
+/// A decoded value or the reason it could not be decoded.
+template <class T>
+struct decoded {
+  std::optional<T> value;
+  std::string error;
+
+  explicit operator bool() const {
+    return value.has_value();
+  }
+};
+
+/// A command as it travels on the control topic.
+struct command_envelope {
+  /// Correlation id: every reply carries it back.
+  std::string id;
+  /// Topic the replies go to.
+  std::string reply_to;
+  /// op, destinations, queue, max/min; broker and timeout stay local.
+  control_command command;
+};
+
+std::string encode_command(const command_envelope& env);
+decoded<command_envelope> decode_command(std::string_view bytes);
+
+/// A reply as it travels on a branch's reply topic.
+struct reply_envelope {
+  std::string id;
+  control_op op = control_op::ping;
+  control_reply reply;
+};
+
+std::string encode_reply(const reply_envelope& env);
+decoded<reply_envelope> decode_reply(std::string_view bytes);
+
+/// Parses an op name ("ping", "add_consumer", ...).
+std::optional<control_op> parse_control_op(std::string_view name);
+
+/// A task as it travels on a queue topic.
+struct task_message {
+  std::string id;
+  /// Name of the handler that runs it ("echo", "sleep", "fail", "exec" or
+  /// one a program registered).
+  std::string handler;
+  /// Handler arguments: any JSON value, kept as its JSON text.
+  std::string args_json = "null";
+};
+
+std::string encode_task(const task_message& task);
+decoded<task_message> decode_task(std::string_view bytes);
+
+enum class task_state : uint8_t { success, failure };
+
+std::string to_string(task_state x);
+
+/// A task's outcome as it travels on the results topic (keyed by task id).
+struct task_result {
+  std::string id;
+  task_state state = task_state::success;
+  /// The handler's result as JSON text (SUCCESS), or "null".
+  std::string result_json = "null";
+  /// Why it failed (FAILURE).
+  std::string error;
+  std::string instance;
+  std::string queue;
+  int64_t started_at_ms = 0;
+  int64_t finished_at_ms = 0;
+};
+
+std::string encode_result(const task_result& result);
+decoded<task_result> decode_result(std::string_view bytes);
+
+} // namespace cyme

@@ -1,0 +1,282 @@
+// Real cyme-worker processes supervised over the embedded Kafka cluster:
+// repair after kill -9, consumers and concurrency made to match the model,
+// tasks done exactly once (at least once across a crash), broker outages,
+// graceful shutdown, and bad control messages that change nothing.
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <csignal>
+#include <set>
+
+#include "stack.hpp"
+
+using namespace cyme;
+using namespace cyme::test;
+using namespace std::chrono_literals;
+using names = std::vector<std::string>;
+
+namespace {
+
+std::vector<std::string> sorted(std::vector<std::string> xs) {
+  std::sort(xs.begin(), xs.end());
+  return xs;
+}
+
+/// Starts instances through an explicit verify and waits until each
+/// answers ping.
+void start_all(stack& s, const names& ns) {
+  auto reports = s.verify(ns);
+  for (auto& r : reports)
+    BOOST_TEST_REQUIRE((r.result == outcome::restarted
+                        || r.result == outcome::verified),
+                       r.instance << ": " << to_string(r.result) << " "
+                                  << r.detail);
+  for (auto& n : ns)
+    BOOST_TEST_REQUIRE(wait_until([&] { return s.pings(n); }, 10s), n);
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(fleet)
+
+BOOST_AUTO_TEST_CASE(killed_worker_is_replaced_and_answers_within_a_second) {
+  // kill -9 of a worker: the driver sees the death at once and the new
+  // process answers ping within 1 s of the kill.
+  stack s;
+  s.put("w1", {"q1"});
+  start_all(s, {"w1"});
+  auto old_pid = s.pid_of("w1");
+  BOOST_TEST_REQUIRE(old_pid > 0);
+  auto killed_at = std::chrono::steady_clock::now();
+  ::kill(old_pid, SIGKILL);
+  bool back = wait_until(
+    [&] {
+      auto pid = s.pid_of("w1");
+      return pid > 0 && pid != old_pid && s.pings("w1", 200ms);
+    },
+    5s);
+  auto took = std::chrono::steady_clock::now() - killed_at;
+  BOOST_TEST_REQUIRE(back);
+  BOOST_TEST(std::chrono::duration_cast<std::chrono::milliseconds>(took).count()
+               < 1000,
+             "replacement answered after "
+               << std::chrono::duration_cast<std::chrono::milliseconds>(took)
+                    .count()
+               << " ms");
+  BOOST_TEST(s.events(event_kind::died, "w1") == 1u);
+  BOOST_TEST(wait_until([&] { return s.status("w1").restarts == 1; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(queue_drift_is_reconciled_to_the_model) {
+  // The model changes from {q1, q2} to {q2, q3}: after a verify, the
+  // worker's active_queues are exactly the model's plus its direct queue.
+  stack s;
+  s.put("w1", {"q1", "q2"});
+  start_all(s, {"w1"});
+  BOOST_TEST(sorted(s.stats("w1").queues) == sorted({"dq.w1", "q1", "q2"}),
+             boost::test_tools::per_element());
+  auto spec = s.get("w1");
+  spec.queues = {"q2", "q3"};
+  s.put(spec);
+  auto r = s.verify({"w1"});
+  BOOST_TEST(to_string(r.at(0).result) == "verified");
+  control_command cmd;
+  cmd.op = control_op::active_queues;
+  cmd.destinations = {"w1"};
+  cmd.timeout = 2s;
+  auto replies = s.command(cmd);
+  BOOST_REQUIRE(replies.size() == 1u);
+  BOOST_TEST(sorted(replies[0].queues) == sorted({"dq.w1", "q2", "q3"}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(concurrency_drift_is_reconciled_to_the_model) {
+  // max/min change in the model: stats show the new bounds after a verify.
+  stack s;
+  s.put("w1", {"q1"}, 2, 1);
+  start_all(s, {"w1"});
+  auto spec = s.get("w1");
+  spec.max_concurrency = 6;
+  spec.min_concurrency = 3;
+  s.put(spec);
+  s.verify({"w1"});
+  auto st = s.stats("w1");
+  BOOST_TEST(st.autoscale_max == 6u);
+  BOOST_TEST(st.autoscale_min == 3u);
+  BOOST_TEST(st.concurrency >= 3u);
+}
+
+BOOST_AUTO_TEST_CASE(tasks_on_a_shared_queue_are_done_exactly_once) {
+  // 1,000 tasks on a queue two instances share, nothing failing: every
+  // task has exactly one result, both instances worked, all committed.
+  stack s;
+  s.put("w1", {"jobs"}, 2, 1);
+  s.put("w2", {"jobs"}, 2, 1);
+  start_all(s, {"w1", "w2"});
+  // Both members of the group hold partitions before tasks arrive.
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      auto a = s.stats("w1").partitions["jobs"];
+      auto b = s.stats("w2").partitions["jobs"];
+      return a > 0 && b > 0;
+    },
+    30s));
+  auto ids = s.send_tasks("jobs", 1000, "echo", R"({"n":1})");
+  BOOST_TEST_REQUIRE(s.wait_for_results(ids, 60s));
+  s.collect_results(500ms);
+  std::map<std::string, size_t> by_instance;
+  size_t duplicates = 0;
+  for (auto& id : ids) {
+    auto& rs = s.results[id];
+    duplicates += rs.size() - 1;
+    by_instance[rs.front().instance] += 1;
+    BOOST_TEST(to_string(rs.front().state) == "SUCCESS");
+  }
+  BOOST_TEST(duplicates == 0u);
+  BOOST_TEST(by_instance["w1"] > 0u);
+  BOOST_TEST(by_instance["w2"] > 0u);
+  BOOST_TEST(by_instance["w1"] + by_instance["w2"] == 1000u);
+  BOOST_TEST(wait_until([&] { return s.committed("jobs") == 1000; }, 10s),
+             "committed " << s.committed("jobs"));
+}
+
+BOOST_AUTO_TEST_CASE(tasks_of_a_worker_killed_midway_are_redelivered) {
+  // One of two workers is killed -9 while tasks run: no task is lost;
+  // those it held are done again by someone (at least once).
+  stack s;
+  s.put("w1", {"jobs"}, 4, 1);
+  s.put("w2", {"jobs"}, 4, 1);
+  start_all(s, {"w1", "w2"});
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      return s.stats("w1").partitions["jobs"] > 0
+             && s.stats("w2").partitions["jobs"] > 0;
+    },
+    30s));
+  auto ids = s.send_tasks("jobs", 1000, "sleep", R"({"ms":5})");
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      s.collect_results(100ms);
+      return s.results.size() >= 200;
+    },
+    30s));
+  ::kill(s.pid_of("w1"), SIGKILL);
+  BOOST_TEST(s.wait_for_results(ids, 90s),
+             "results for " << s.results.size() << " of 1000 tasks");
+  BOOST_TEST(s.events(event_kind::died, "w1") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(shutdown_lets_running_tasks_finish_and_commits_them) {
+  // A shutdown while four 1 s tasks run: all four finish with a result and
+  // are committed before the process exits.
+  stack s;
+  s.put("w1", {"slow"}, 4, 1);
+  start_all(s, {"w1"});
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] { return s.stats("w1").partitions["slow"] > 0; }, 30s));
+  auto ids = s.send_tasks("slow", 4, "sleep", "1");
+  BOOST_TEST_REQUIRE(wait_until([&] { return s.stats("w1").concurrency == 4; },
+                                10s));
+  auto pid = s.pid_of("w1");
+  auto r = s.shutdown({"w1"});
+  BOOST_TEST(to_string(r.at(0).result) == "stopped");
+  // Answered once the process is gone (a later round may start a new one).
+  BOOST_TEST(::kill(pid, 0) == -1);
+  BOOST_TEST(s.wait_for_results(ids, 5s));
+  for (auto& id : ids)
+    BOOST_TEST(to_string(s.results[id].front().state) == "SUCCESS");
+  BOOST_TEST(s.committed("slow") == 4);
+}
+
+BOOST_AUTO_TEST_CASE(failing_and_unknown_tasks_fail_without_harm) {
+  // An unknown handler and a throwing handler give FAILURE results with the
+  // reason; the worker goes on answering and running tasks.
+  stack s;
+  s.put("w1", {"mixed"});
+  start_all(s, {"w1"});
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] { return s.stats("w1").partitions["mixed"] > 0; }, 30s));
+  auto unknown = s.send_tasks("mixed", 1, "no_such_handler", "null");
+  auto failing = s.send_tasks("mixed", 1, "fail", R"({"message":"boom"})");
+  auto fine = s.send_tasks("mixed", 1, "echo", R"([1,2,3])");
+  BOOST_TEST_REQUIRE(s.wait_for_results(unknown, 20s));
+  BOOST_TEST_REQUIRE(s.wait_for_results(failing, 20s));
+  BOOST_TEST_REQUIRE(s.wait_for_results(fine, 20s));
+  BOOST_TEST(to_string(s.results[unknown[0]].front().state) == "FAILURE");
+  BOOST_TEST(s.results[unknown[0]].front().error.find("unknown handler")
+             != std::string::npos);
+  BOOST_TEST(s.results[failing[0]].front().error == "boom");
+  BOOST_TEST(s.results[fine[0]].front().result_json == "[1,2,3]");
+  BOOST_TEST(s.pings("w1"));
+  BOOST_TEST(s.stats("w1").tasks_failed == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(bad_control_messages_are_dropped_and_change_nothing) {
+  // Garbage, truncated, oversized, unknown-op and wrong-typed commands on
+  // the control topic, addressed to the worker: it logs and drops them,
+  // keeps its queues, and still answers ping.
+  stack s;
+  s.put("w1", {"q1"});
+  start_all(s, {"w1"});
+  auto before = s.stats("w1");
+  kafka::producer raw{kafka::base_config(s.cluster.bootstrap())};
+  std::string valid = R"({"v":1,"id":"x1","op":"cancel_consumer","reply_to":"cyme.reply.itest","to":["w1"],"args":{"queue":"q1"}})";
+  for (std::string bad : {
+         std::string{"garbage"}, valid.substr(0, valid.size() - 10),
+         std::string(200 * 1024, '{'),
+         std::string{R"({"v":1,"id":"x2","op":"explode","reply_to":"cyme.reply.itest","to":["w1"]})"},
+         std::string{R"({"v":1,"id":"x3","op":"cancel_consumer","reply_to":"cyme.reply.itest","to":"w1","args":{"queue":"q1"}})"},
+         std::string{R"({"v":1,"id":"x4","op":"autoscale","reply_to":"cyme.reply.itest","to":["w1"],"args":{"max":"ten","min":1}})"},
+         std::string{R"({"v":9,"id":"x5","op":"cancel_consumer","reply_to":"cyme.reply.itest","to":["w1"],"args":{"queue":"q1"}})"},
+         std::string{R"({"v":1,"id":"x6","op":"add_consumer","reply_to":"cyme.reply.itest","to":["w1"],"args":{"queue":"../../etc"}})"}})
+    BOOST_REQUIRE(raw.produce("cyme.control", "bad", bad).empty());
+  BOOST_REQUIRE(raw.flush(5000));
+  BOOST_TEST(wait_until([&] { return s.pings("w1"); }, 5s));
+  auto after = s.stats("w1");
+  BOOST_TEST(after.pid == before.pid);
+  BOOST_TEST(sorted(after.queues) == sorted(before.queues),
+             boost::test_tools::per_element());
+  BOOST_TEST(after.autoscale_max == before.autoscale_max);
+  // Replies nobody asked for reach the branch too: dropped, bus still works.
+  BOOST_REQUIRE(raw.produce("cyme.reply.itest", "x", "not a reply").empty());
+  BOOST_REQUIRE(raw.produce("cyme.reply.itest", "x",
+                            R"({"v":1,"id":"nobody","op":"ping","from":"w1","ok":true,"result":{}})")
+                  .empty());
+  BOOST_REQUIRE(raw.flush(5000));
+  BOOST_TEST(s.pings("w1"));
+}
+
+BOOST_AUTO_TEST_CASE(broker_outage_pauses_and_revival_waits_before_restarts) {
+  // The embedded broker goes down: the supervisor pauses and restarts
+  // nothing, not even a worker killed meanwhile. It comes back: resumed,
+  // and the dead worker is restarted only once wait_after_broker_revived
+  // (10 s here) has passed.
+  auto settings = test_settings();
+  settings.interval = 2s;
+  stack s{settings};
+  s.put("w1", {"q1"});
+  s.put("w2", {"q1"});
+  start_all(s, {"w1", "w2"});
+  auto pid1 = s.pid_of("w1");
+  auto pid2 = s.pid_of("w2");
+  s.cluster.set_broker_down(1);
+  BOOST_TEST_REQUIRE(wait_until([&] { return s.supervisor().paused; }, 15s));
+  ::kill(pid2, SIGKILL);
+  BOOST_TEST(wait_until([&] { return s.events(event_kind::died, "w2") == 1; },
+                        5s));
+  // Several intervals pass while down: nothing is restarted.
+  BOOST_TEST(!wait_until([&] { return s.pid_of("w2") != 0; }, 6s));
+  BOOST_TEST(s.pid_of("w1") == pid1);
+  s.cluster.set_broker_up(1);
+  BOOST_TEST_REQUIRE(wait_until([&] { return !s.supervisor().paused; }, 15s));
+  auto revived = std::chrono::steady_clock::now();
+  BOOST_TEST_REQUIRE(wait_until([&] { return s.pid_of("w2") != 0; }, 30s));
+  auto waited = std::chrono::steady_clock::now() - revived;
+  BOOST_TEST(std::chrono::duration_cast<std::chrono::seconds>(waited).count()
+             >= 9);
+  BOOST_TEST(s.pid_of("w1") == pid1);
+  BOOST_TEST(s.events(event_kind::restarting, "w1") == 0u);
+  BOOST_TEST(wait_until([&] { return s.pings("w2"); }, 10s));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,887 @@
+/// The production process driver against real processes: a stand-in worker
+/// (sleeper.cpp) is started, stopped, killed and adopted in a temporary
+/// branch root, in a real actor system. Every test ends by checking that no
+/// child of the test process is left running or a zombie.
+
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <boost/test/unit_test.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "actors/seams.hpp"
+#include "messages/errors.hpp"
+#include "transport/process_driver.hpp"
+
+extern char** environ;
+
+namespace fs = std::filesystem;
+using namespace std::chrono_literals;
+using namespace cyme;
+
+namespace {
+
+using clock_type = std::chrono::steady_clock;
+
+constexpr auto event_timeout = 5s;
+
+// -- /proc, read independently of the driver --------------------------------
+
+struct proc_stat {
+  int32_t pid = 0;
+  char state = '?';
+  int32_t ppid = 0;
+  uint64_t start_time = 0;
+};
+
+std::string slurp(const fs::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+std::optional<proc_stat> read_stat(int32_t pid) {
+  auto text = slurp("/proc/" + std::to_string(pid) + "/stat");
+  auto close = text.rfind(')');
+  if (close == std::string::npos)
+    return std::nullopt;
+  std::istringstream fields{text.substr(close + 2)};
+  std::vector<std::string> xs;
+  for (std::string x; fields >> x;)
+    xs.push_back(x);
+  // xs[0] is field 3 (state), xs[1] field 4 (ppid), xs[19] field 22.
+  if (xs.size() < 20)
+    return std::nullopt;
+  proc_stat st;
+  st.pid = pid;
+  st.state = xs[0].front();
+  st.ppid = std::stoi(xs[1]);
+  st.start_time = std::stoull(xs[19]);
+  return st;
+}
+
+/// Whether `pid` still names the process that started at `start_time` and
+/// has not ended.
+bool still_runs(int32_t pid, uint64_t start_time) {
+  auto st = read_stat(pid);
+  return st && st->start_time == start_time && st->state != 'Z';
+}
+
+std::vector<proc_stat> children_of_this_process() {
+  std::vector<proc_stat> out;
+  for (auto& entry : fs::directory_iterator{"/proc"}) {
+    auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    if (auto st = read_stat(std::stoi(name)); st && st->ppid == getpid())
+      out.push_back(*st);
+  }
+  return out;
+}
+
+size_t thread_count() {
+  size_t n = 0;
+  for ([[maybe_unused]] auto& entry : fs::directory_iterator{"/proc/self/task"})
+    ++n;
+  return n;
+}
+
+/// What went wrong, for a failure message (evaluated even on success).
+template <class T>
+std::string problem_of(const caf::expected<T>& x) {
+  return x ? std::string{"nothing"} : describe(x.error());
+}
+
+/// Milliseconds since `t0`, printable in test logs.
+long long ms_since(clock_type::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           clock_type::now() - t0)
+    .count();
+}
+
+/// Polls `done` until it holds or `timeout` passes.
+bool wait_until(const std::function<bool()>& done,
+                clock_type::duration timeout = event_timeout) {
+  auto deadline = clock_type::now() + timeout;
+  while (!done()) {
+    if (clock_type::now() >= deadline)
+      return false;
+    std::this_thread::sleep_for(5ms);
+  }
+  return true;
+}
+
+// -- exit reports -------------------------------------------------------------
+
+/// Exits that drivers report, gathered by a listener actor.
+struct exit_log {
+  std::mutex mtx;
+  std::condition_variable cv;
+  std::vector<process_exit> exits;
+
+  /// The report of `pid`'s exit, waiting for it at most `timeout`.
+  std::optional<process_exit>
+  wait_exit(int32_t pid, clock_type::duration timeout = event_timeout) {
+    std::unique_lock<std::mutex> guard{mtx};
+    std::optional<process_exit> found;
+    cv.wait_for(guard, timeout, [&] {
+      for (auto& e : exits)
+        if (e.pid == pid)
+          found = e;
+      return found.has_value();
+    });
+    return found;
+  }
+
+  size_t reports_of(int32_t pid) {
+    std::lock_guard<std::mutex> guard{mtx};
+    size_t n = 0;
+    for (auto& e : exits)
+      n += e.pid == pid ? 1 : 0;
+    return n;
+  }
+};
+
+exit_listener::behavior_type listener_behavior(exit_listener::pointer,
+                                               std::shared_ptr<exit_log> log) {
+  return {
+    [log](exited_atom, const process_exit& e) {
+      {
+        std::lock_guard<std::mutex> guard{log->mtx};
+        log->exits.push_back(e);
+      }
+      log->cv.notify_all();
+    },
+  };
+}
+
+// -- the fixture --------------------------------------------------------------
+
+struct test_config : caf::actor_system_config {
+  test_config() {
+    set("logger.file-verbosity", caf::atom("quiet"));
+    set("logger.console-verbosity", caf::atom("quiet"));
+  }
+};
+
+fs::path make_temp_root() {
+  std::string tmpl = (fs::temp_directory_path() / "cyme-driver-XXXXXX").string();
+  if (::mkdtemp(tmpl.data()) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
+  return tmpl;
+}
+
+struct driver_fixture {
+  test_config cfg;
+  caf::actor_system sys{cfg};
+  caf::scoped_actor self{sys};
+  fs::path root = make_temp_root();
+  std::shared_ptr<exit_log> exits = std::make_shared<exit_log>();
+  exit_listener listener = sys.spawn(listener_behavior, exits);
+  std::vector<process_driver_actor> drivers;
+  /// Processes the test learned of, with their start times.
+  std::vector<std::pair<int32_t, uint64_t>> tracked;
+
+  ~driver_fixture() {
+    for (auto& d : drivers)
+      self->send_exit(d, caf::exit_reason::user_shutdown);
+    self->wait_for(drivers);
+    drivers.clear();
+    // No zombie, nothing left running: every child was reaped.
+    for (auto& child : children_of_this_process()) {
+      BOOST_CHECK_MESSAGE(child.state != 'Z',
+                          "child " << child.pid << " left as a zombie");
+      BOOST_CHECK_MESSAGE(child.state == 'Z',
+                          "child " << child.pid << " left running");
+      ::kill(child.pid, SIGKILL);
+      ::waitpid(child.pid, nullptr, 0);
+    }
+    for (auto& [pid, start_time] : tracked) {
+      bool left = still_runs(pid, start_time);
+      BOOST_CHECK_MESSAGE(!left, "process " << pid << " left running");
+      if (left)
+        ::kill(pid, SIGKILL);
+    }
+    self->send_exit(listener, caf::exit_reason::user_shutdown);
+    std::error_code ec;
+    fs::remove_all(root, ec);
+  }
+
+  process_driver_settings settings() const {
+    process_driver_settings s;
+    s.root = root;
+    s.worker_program = CYME_TEST_SLEEPER;
+    s.default_broker = "127.0.0.1:9092";
+    // Long enough that a worker ended by SIGKILL instead of SIGTERM shows.
+    s.stop_grace = 5s;
+    return s;
+  }
+
+  process_driver_actor spawn_driver(process_driver_settings s) {
+    auto d = spawn_process_driver(sys, std::move(s));
+    BOOST_REQUIRE_MESSAGE(d, "driver not spawned: " << problem_of(d));
+    self->send(*d, subscribe_atom::value, listener);
+    drivers.push_back(*d);
+    return *d;
+  }
+
+  process_driver_actor spawn_driver() {
+    return spawn_driver(settings());
+  }
+
+  static instance_spec spec(const std::string& name) {
+    instance_spec s;
+    s.name = name;
+    s.app = "demo";
+    s.min_concurrency = 1;
+    s.max_concurrency = 2;
+    return s;
+  }
+
+  template <class... Ts>
+  caf::expected<int32_t> ask(const process_driver_actor& d, Ts&&... xs) {
+    caf::expected<int32_t> result{caf::make_error(caf::sec::request_timeout)};
+    self->request(d, 10s, std::forward<Ts>(xs)...)
+      .receive([&](int32_t pid) { result = pid; },
+               [&](caf::error& err) { result = std::move(err); });
+    return result;
+  }
+
+  int32_t start(const process_driver_actor& d, const instance_spec& s) {
+    auto pid = ask(d, start_atom::value, s);
+    BOOST_REQUIRE_MESSAGE(pid, "start failed: " << problem_of(pid));
+    BOOST_REQUIRE_GT(*pid, 0);
+    if (auto st = read_stat(*pid))
+      tracked.emplace_back(*pid, st->start_time);
+    return *pid;
+  }
+
+  int32_t alive(const process_driver_actor& d, const std::string& name) {
+    auto pid = ask(d, alive_atom::value, name);
+    BOOST_REQUIRE_MESSAGE(pid, "alive failed: " << problem_of(pid));
+    return *pid;
+  }
+
+  int32_t stop(const process_driver_actor& d, const std::string& name) {
+    auto pid = ask(d, stop_atom::value, name);
+    BOOST_REQUIRE_MESSAGE(pid, "stop failed: " << problem_of(pid));
+    return *pid;
+  }
+
+  fs::path dir(const std::string& name) const {
+    return root / name;
+  }
+
+  fs::path pid_file(const std::string& name) const {
+    return root / name / "worker.pid";
+  }
+
+  /// The sleeper's first line in the worker log, once it is there.
+  std::string sleeper_line(const std::string& name) {
+    std::string line;
+    wait_until([&] {
+      std::istringstream log{slurp(dir(name) / "worker.log")};
+      while (std::getline(log, line))
+        if (line.rfind("sleeper name=" + name + " pid=", 0) == 0)
+          return true;
+      line.clear();
+      return false;
+    });
+    return line;
+  }
+
+  /// Writes a pid file by hand, as a crash or an attacker might leave it.
+  void plant_pid_file(const std::string& name, const std::string& text) {
+    fs::create_directories(dir(name));
+    std::ofstream out{pid_file(name), std::ios::binary | std::ios::trunc};
+    out << text;
+  }
+
+  /// Starts a sleeper outside any driver, as the test process's child.
+  int32_t spawn_foreign_sleeper(const std::string& name) {
+    std::vector<std::string> args{CYME_TEST_SLEEPER, "--name", name};
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
+    pid_t pid = 0;
+    auto err = posix_spawn(&pid, CYME_TEST_SLEEPER, &actions, nullptr,
+                           argv.data(), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    BOOST_REQUIRE_EQUAL(err, 0);
+    // Its command line is the sleeper's once it runs.
+    wait_until([&] {
+      return slurp("/proc/" + std::to_string(pid) + "/cmdline")
+               .find(name)
+             != std::string::npos;
+    });
+    return pid;
+  }
+
+  static void kill_and_reap(int32_t pid) {
+    ::kill(pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+  }
+};
+
+std::vector<std::string> cmdline_of(int32_t pid) {
+  auto raw = slurp("/proc/" + std::to_string(pid) + "/cmdline");
+  std::vector<std::string> out;
+  std::string cur;
+  for (char c : raw) {
+    if (c == '\0') {
+      out.push_back(cur);
+      cur.clear();
+    } else {
+      cur += c;
+    }
+  }
+  return out;
+}
+
+/// Counts SIGTERMs this process receives while alive.
+struct sigterm_counter {
+  static inline volatile sig_atomic_t count = 0;
+  struct sigaction old {};
+
+  sigterm_counter() {
+    count = 0;
+    struct sigaction sa {};
+    sa.sa_handler = [](int) { count = count + 1; };
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, &old);
+  }
+  ~sigterm_counter() {
+    sigaction(SIGTERM, &old, nullptr);
+  }
+};
+
+} // namespace
+
+BOOST_FIXTURE_TEST_SUITE(process_driver, driver_fixture)
+
+// A started worker has its folder (0750), a pid file naming it with its
+// start time, a log receiving its output, and alive() answers its pid.
+BOOST_AUTO_TEST_CASE(start_writes_pid_file_and_log_folder) {
+  auto d = spawn_driver();
+  auto pid = start(d, spec("alpha"));
+  struct stat st {};
+  BOOST_REQUIRE_EQUAL(::stat(dir("alpha").c_str(), &st), 0);
+  BOOST_CHECK(S_ISDIR(st.st_mode));
+  BOOST_CHECK_EQUAL(st.st_mode & 0777, 0750u);
+  auto proc = read_stat(pid);
+  BOOST_REQUIRE(proc);
+  BOOST_CHECK_EQUAL(slurp(pid_file("alpha")),
+                    std::to_string(pid) + " "
+                      + std::to_string(proc->start_time) + "\n");
+  BOOST_CHECK_NE(sleeper_line("alpha"), "");
+  BOOST_CHECK_EQUAL(alive(d, "alpha"), pid);
+  BOOST_CHECK_EQUAL(stop(d, "alpha"), pid);
+}
+
+// The worker runs with exactly the documented command line: spec fields,
+// the default broker when the spec has none, --queues only when there are
+// queues, then the extra arguments.
+BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
+  auto s = settings();
+  s.extra_args = {"--extra", "x y"};
+  auto d = spawn_driver(s);
+  auto with_queues = spec("q1");
+  with_queues.queues = {"orders", "mail"};
+  with_queues.broker = "10.0.0.1:9092,10.0.0.2:9092";
+  with_queues.min_concurrency = 3;
+  with_queues.max_concurrency = 7;
+  auto p1 = start(d, with_queues);
+  auto p2 = start(d, spec("q2"));
+  auto sleeper = fs::path{CYME_TEST_SLEEPER}.string();
+  std::vector<std::string> want1{
+    sleeper, "--name", "q1",
+    "--app", "demo",
+    "--broker", "10.0.0.1:9092,10.0.0.2:9092",
+    "--queues", "orders,mail",
+    "--min", "3",
+    "--max", "7",
+    "--extra", "x y"};
+  std::vector<std::string> want2{
+    sleeper, "--name", "q2",
+    "--app", "demo",
+    "--broker", "127.0.0.1:9092",
+    "--min", "1",
+    "--max", "2",
+    "--extra", "x y"};
+  auto got1 = cmdline_of(p1);
+  auto got2 = cmdline_of(p2);
+  BOOST_CHECK_EQUAL_COLLECTIONS(got1.begin(), got1.end(), want1.begin(),
+                                want1.end());
+  BOOST_CHECK_EQUAL_COLLECTIONS(got2.begin(), got2.end(), want2.begin(),
+                                want2.end());
+  stop(d, "q1");
+  stop(d, "q2");
+}
+
+// A worker leads its own process group, reads /dev/null and inherits no
+// descriptor of the branch besides stdin, stdout and stderr.
+BOOST_AUTO_TEST_CASE(worker_inherits_only_stdio_and_leads_its_group) {
+  // A descriptor the branch forgot to mark close-on-exec.
+  int leaky = ::open("/dev/null", O_RDONLY);
+  BOOST_REQUIRE_GE(leaky, 3);
+  auto d = spawn_driver();
+  auto pid = start(d, spec("fds"));
+  auto line = sleeper_line("fds");
+  ::close(leaky);
+  auto p = std::to_string(pid);
+  BOOST_CHECK_EQUAL(line, "sleeper name=fds pid=" + p + " pgid=" + p
+                            + " fds=0,1,2 stdin=/dev/null");
+  stop(d, "fds");
+}
+
+// stop() sends SIGTERM, answers the pid once the process is gone, removes
+// the pid file, and the exit is reported as requested.
+BOOST_AUTO_TEST_CASE(stop_terminates_with_sigterm_and_reports_requested_exit) {
+  auto d = spawn_driver();
+  auto pid = start(d, spec("beta"));
+  BOOST_REQUIRE_NE(sleeper_line("beta"), "");
+  auto t0 = clock_type::now();
+  BOOST_CHECK_EQUAL(stop(d, "beta"), pid);
+  BOOST_CHECK_LT(ms_since(t0), 2000);
+  BOOST_CHECK(!fs::exists(pid_file("beta")));
+  BOOST_CHECK(fs::exists(dir("beta") / "worker.log"));
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK_EQUAL(e->instance, "beta");
+  BOOST_CHECK(e->requested);
+  BOOST_CHECK(WIFEXITED(e->status));
+  BOOST_CHECK_EQUAL(WEXITSTATUS(e->status), 0);
+  BOOST_CHECK_NE(slurp(dir("beta") / "worker.log").find("got SIGTERM"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(alive(d, "beta"), 0);
+  BOOST_CHECK_EQUAL(exits->reports_of(pid), 1u);
+}
+
+// Stop requests for the same instance made while it is stopping all get
+// the pid, and its exit is reported once.
+BOOST_AUTO_TEST_CASE(concurrent_stops_all_get_the_answer) {
+  auto s = settings();
+  s.extra_args = {"--ignore-term"};
+  s.stop_grace = 300ms;
+  auto d = spawn_driver(s);
+  auto pid = start(d, spec("gamma"));
+  BOOST_REQUIRE_NE(sleeper_line("gamma"), "");
+  auto h1 = self->request(d, 10s, stop_atom::value, std::string{"gamma"});
+  auto h2 = self->request(d, 10s, stop_atom::value, std::string{"gamma"});
+  auto h3 = self->request(d, 10s, stop_atom::value, std::string{"gamma"});
+  std::vector<int32_t> answers;
+  for (auto* h : {&h1, &h2, &h3})
+    h->receive([&](int32_t x) { answers.push_back(x); },
+               [&](caf::error& err) {
+                 BOOST_ERROR("stop failed: " << describe(err));
+               });
+  BOOST_CHECK_EQUAL(answers.size(), 3u);
+  for (auto x : answers)
+    BOOST_CHECK_EQUAL(x, pid);
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(e->requested);
+  BOOST_CHECK_EQUAL(exits->reports_of(pid), 1u);
+}
+
+// Stopping an instance that does not run answers 0 at once.
+BOOST_AUTO_TEST_CASE(stop_of_an_instance_not_running_answers_zero) {
+  auto d = spawn_driver();
+  BOOST_CHECK_EQUAL(stop(d, "never-started"), 0);
+  BOOST_CHECK_EQUAL(alive(d, "never-started"), 0);
+  BOOST_CHECK(!fs::exists(dir("never-started")));
+}
+
+// A worker that ignores SIGTERM is SIGKILLed once the grace period is
+// over, and only then is the stop answered.
+BOOST_AUTO_TEST_CASE(sigterm_ignoring_worker_is_killed_after_grace) {
+  auto s = settings();
+  s.extra_args = {"--ignore-term"};
+  s.stop_grace = 200ms;
+  auto d = spawn_driver(s);
+  auto pid = start(d, spec("stubborn"));
+  BOOST_REQUIRE_NE(sleeper_line("stubborn"), "");
+  auto t0 = clock_type::now();
+  BOOST_CHECK_EQUAL(stop(d, "stubborn"), pid);
+  auto took = ms_since(t0);
+  BOOST_CHECK_GE(took, 200);
+  BOOST_CHECK_LT(took, 3000);
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(e->requested);
+  BOOST_CHECK(WIFSIGNALED(e->status));
+  BOOST_CHECK_EQUAL(WTERMSIG(e->status), SIGKILL);
+  BOOST_CHECK(!fs::exists(pid_file("stubborn")));
+}
+
+// A kill -9 from outside is reported at once, not requested, with the wait
+// status of SIGKILL; the pid file goes and alive() answers 0.
+BOOST_AUTO_TEST_CASE(external_kill_is_reported_at_once_as_unrequested) {
+  auto d = spawn_driver();
+  auto pid = start(d, spec("victim"));
+  auto t0 = clock_type::now();
+  BOOST_REQUIRE_EQUAL(::kill(pid, SIGKILL), 0);
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK_LT(ms_since(t0), 2000);
+  BOOST_CHECK_EQUAL(e->instance, "victim");
+  BOOST_CHECK(!e->requested);
+  BOOST_CHECK(WIFSIGNALED(e->status));
+  BOOST_CHECK_EQUAL(WTERMSIG(e->status), SIGKILL);
+  BOOST_CHECK_EQUAL(alive(d, "victim"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("victim")));
+}
+
+// When a worker dies, what is left of its process group (its pool) is
+// killed with it.
+BOOST_AUTO_TEST_CASE(worker_exit_ends_its_process_group) {
+  auto s = settings();
+  s.extra_args = {"--fork-child"};
+  auto d = spawn_driver(s);
+  auto pid = start(d, spec("pool"));
+  auto line = sleeper_line("pool");
+  auto at = line.find(" child=");
+  BOOST_REQUIRE_NE(at, std::string::npos);
+  auto child = std::stoi(line.substr(at + 7));
+  auto child_stat = read_stat(child);
+  BOOST_REQUIRE(child_stat);
+  BOOST_REQUIRE_EQUAL(::kill(pid, SIGKILL), 0);
+  BOOST_REQUIRE(exits->wait_exit(pid));
+  BOOST_CHECK(wait_until(
+    [&] { return !still_runs(child, child_stat->start_time); }));
+}
+
+// start() of an instance that runs is refused and leaves it running.
+BOOST_AUTO_TEST_CASE(start_of_a_running_instance_is_refused) {
+  auto d = spawn_driver();
+  auto pid = start(d, spec("once"));
+  auto again = ask(d, start_atom::value, spec("once"));
+  BOOST_REQUIRE(!again);
+  BOOST_CHECK_EQUAL(again.error().code(),
+                    static_cast<uint8_t>(cyme_errc::process_failure));
+  BOOST_CHECK_EQUAL(alive(d, "once"), pid);
+  BOOST_CHECK_EQUAL(slurp(pid_file("once")).rfind(std::to_string(pid) + " ", 0),
+                    0u);
+  BOOST_CHECK_EQUAL(stop(d, "once"), pid);
+}
+
+// Names that could escape the root or break a command line are refused by
+// start, stop and alive, and nothing is created.
+BOOST_AUTO_TEST_CASE(bad_names_are_refused_and_create_nothing) {
+  auto d = spawn_driver();
+  for (std::string name : {"../x", "a b", "", "/etc", ".hidden", "x/y"}) {
+    BOOST_TEST_CONTEXT("name '" << name << "'") {
+      auto started = ask(d, start_atom::value, spec(name));
+      BOOST_REQUIRE(!started);
+      BOOST_CHECK_EQUAL(started.error().code(),
+                        static_cast<uint8_t>(cyme_errc::invalid_argument));
+      auto stopped = ask(d, stop_atom::value, name);
+      BOOST_CHECK(!stopped);
+      auto alive = ask(d, alive_atom::value, name);
+      BOOST_CHECK(!alive);
+    }
+  }
+  BOOST_CHECK(fs::is_empty(root));
+  BOOST_CHECK(!fs::exists(root.parent_path() / "x"));
+}
+
+// A pid file naming a live process that is not the instance's worker (the
+// test process itself, or a worker of another name) is not trusted: alive()
+// answers 0, stop() signals nothing, the file is removed.
+BOOST_AUTO_TEST_CASE(pid_file_of_a_foreign_process_is_not_trusted) {
+  sigterm_counter sigterms;
+  auto d = spawn_driver();
+  auto me = read_stat(getpid());
+  BOOST_REQUIRE(me);
+  auto own_record = std::to_string(getpid()) + " "
+                    + std::to_string(me->start_time) + "\n";
+  plant_pid_file("mine", own_record);
+  BOOST_CHECK_EQUAL(alive(d, "mine"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("mine")));
+  plant_pid_file("mine", own_record);
+  BOOST_CHECK_EQUAL(stop(d, "mine"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("mine")));
+  auto other = spawn_foreign_sleeper("other");
+  auto other_stat = read_stat(other);
+  BOOST_REQUIRE(other_stat);
+  plant_pid_file("mine", std::to_string(other) + " "
+                           + std::to_string(other_stat->start_time) + "\n");
+  BOOST_CHECK_EQUAL(stop(d, "mine"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("mine")));
+  BOOST_CHECK(still_runs(other, other_stat->start_time));
+  BOOST_CHECK_EQUAL(sigterms.count, 0);
+  BOOST_CHECK_EQUAL(exits->reports_of(other), 0u);
+  kill_and_reap(other);
+}
+
+// A pid file whose pid now belongs to another process (a different start
+// time: the pid was recycled) is not trusted, even when that process is a
+// worker of the same name, and that process is not signalled.
+BOOST_AUTO_TEST_CASE(recycled_pid_is_not_trusted) {
+  auto d = spawn_driver();
+  auto other = spawn_foreign_sleeper("reused");
+  auto other_stat = read_stat(other);
+  BOOST_REQUIRE(other_stat);
+  plant_pid_file("reused", std::to_string(other) + " "
+                             + std::to_string(other_stat->start_time + 1)
+                             + "\n");
+  BOOST_CHECK_EQUAL(stop(d, "reused"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("reused")));
+  BOOST_CHECK(still_runs(other, other_stat->start_time));
+  kill_and_reap(other);
+}
+
+// Corrupt pid files (garbage, empty, huge, negative, truncated, zero, out of
+// range, a dead pid, a folder) are not trusted and are removed.
+BOOST_AUTO_TEST_CASE(corrupt_pid_files_are_not_trusted) {
+  auto d = spawn_driver();
+  // A pid that surely runs no process any more: a reaped child's.
+  auto dead = spawn_foreign_sleeper("dead");
+  auto dead_stat = read_stat(dead);
+  BOOST_REQUIRE(dead_stat);
+  kill_and_reap(dead);
+  std::vector<std::pair<std::string, std::string>> cases{
+    {"garbage", "hello world\n"},
+    {"empty", ""},
+    {"huge", std::string(4096, '1') + " 1\n"},
+    {"negative", "-5 123\n"},
+    {"truncated", std::to_string(getpid())},
+    {"zero", "0 0\n"},
+    {"too-big", "99999999999 1\n"},
+    {"binary", std::string("1\0 2\n", 5)},
+    {"two-lines", "1 2\n3 4\n"},
+    {"dead", std::to_string(dead) + " " + std::to_string(dead_stat->start_time)
+               + "\n"},
+  };
+  for (auto& [name, text] : cases) {
+    BOOST_TEST_CONTEXT("pid file '" << name << "'") {
+      plant_pid_file(name, text);
+      BOOST_CHECK_EQUAL(alive(d, name), 0);
+      BOOST_CHECK(!fs::exists(pid_file(name)));
+      plant_pid_file(name, text);
+      BOOST_CHECK_EQUAL(stop(d, name), 0);
+      BOOST_CHECK(!fs::exists(pid_file(name)));
+    }
+  }
+  // A folder where the pid file should be.
+  fs::create_directories(pid_file("folder"));
+  BOOST_CHECK_EQUAL(alive(d, "folder"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("folder")));
+  // And start() is not fooled by any of them.
+  auto pid = start(d, spec("garbage"));
+  BOOST_CHECK_EQUAL(alive(d, "garbage"), pid);
+  stop(d, "garbage");
+}
+
+// A driver started after its predecessor went away adopts the worker from
+// its pid file: alive() answers the same pid, and its kill -9 is reported
+// by the new driver (status unknown, -1, not requested).
+BOOST_AUTO_TEST_CASE(restarted_driver_adopts_running_worker) {
+  auto a = spawn_driver();
+  auto pid = start(a, spec("adoptee"));
+  auto started_at = read_stat(pid)->start_time;
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  BOOST_REQUIRE(still_runs(pid, started_at));
+  BOOST_REQUIRE(fs::exists(pid_file("adoptee")));
+  auto b = spawn_driver();
+  BOOST_CHECK_EQUAL(alive(b, "adoptee"), pid);
+  auto refused = ask(b, start_atom::value, spec("adoptee"));
+  BOOST_CHECK(!refused);
+  BOOST_REQUIRE_EQUAL(::kill(pid, SIGKILL), 0);
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK_EQUAL(e->instance, "adoptee");
+  BOOST_CHECK_EQUAL(e->status, -1);
+  BOOST_CHECK(!e->requested);
+  BOOST_CHECK_EQUAL(exits->reports_of(pid), 1u);
+  BOOST_CHECK(!fs::exists(pid_file("adoptee")));
+  BOOST_CHECK_EQUAL(alive(b, "adoptee"), 0);
+  // The test process is its real parent and reaps it, as init would after
+  // a real branch restart.
+  int status = 0;
+  BOOST_CHECK_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+// An adopted worker is stopped like an own one: SIGTERM to its group, the
+// pid answered once it is gone, the exit reported as requested.
+BOOST_AUTO_TEST_CASE(adopted_worker_is_stopped_on_request) {
+  auto a = spawn_driver();
+  auto pid = start(a, spec("heir"));
+  BOOST_REQUIRE_NE(sleeper_line("heir"), "");
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  auto b = spawn_driver();
+  BOOST_CHECK_EQUAL(stop(b, "heir"), pid);
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(e->requested);
+  BOOST_CHECK_EQUAL(e->status, -1);
+  BOOST_CHECK(!fs::exists(pid_file("heir")));
+  int status = 0;
+  BOOST_CHECK_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+}
+
+// The start time is read right even when the worker's comm field holds
+// spaces and parentheses: the pid file agrees with /proc and a new driver
+// adopts the worker.
+BOOST_AUTO_TEST_CASE(start_time_survives_parentheses_in_comm) {
+  auto bin = root / "bin";
+  fs::create_directories(bin);
+  auto odd = bin / "w) (x y";
+  fs::create_symlink(CYME_TEST_SLEEPER, odd);
+  auto s = settings();
+  s.root = root / "branch";
+  s.worker_program = odd;
+  auto a = spawn_driver(s);
+  auto pid = start(a, spec("odd"));
+  auto comm = slurp("/proc/" + std::to_string(pid) + "/comm");
+  BOOST_CHECK_EQUAL(comm, "w) (x y\n");
+  auto proc = read_stat(pid);
+  auto me = read_stat(getpid());
+  BOOST_REQUIRE(proc && me);
+  // Field 22 of a child is no earlier than its parent's and not in the
+  // future; the neighbouring fields (0 and a size in bytes) are neither.
+  auto ticks_now = static_cast<uint64_t>(
+    std::stod(slurp("/proc/uptime")) * static_cast<double>(sysconf(_SC_CLK_TCK)));
+  BOOST_CHECK_GE(proc->start_time, me->start_time);
+  BOOST_CHECK_LE(proc->start_time, ticks_now + 1);
+  BOOST_CHECK_EQUAL(slurp(s.root / "odd" / "worker.pid"),
+                    std::to_string(pid) + " "
+                      + std::to_string(proc->start_time) + "\n");
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  auto b = spawn_driver(s);
+  BOOST_CHECK_EQUAL(alive(b, "odd"), pid);
+  BOOST_CHECK_EQUAL(stop(b, "odd"), pid);
+  ::waitpid(pid, nullptr, 0);
+}
+
+// Settings that cannot work are refused before anything is spawned.
+BOOST_AUTO_TEST_CASE(bad_settings_are_refused) {
+  auto expect_refused = [&](process_driver_settings s, const char* what) {
+    BOOST_TEST_CONTEXT(what) {
+      auto d = spawn_process_driver(sys, std::move(s));
+      BOOST_REQUIRE(!d);
+      BOOST_CHECK_EQUAL(d.error().code(),
+                        static_cast<uint8_t>(cyme_errc::invalid_argument));
+    }
+  };
+  auto s = settings();
+  s.worker_program = root / "missing";
+  expect_refused(s, "missing program");
+  auto not_exec = root / "not-exec";
+  std::ofstream{not_exec} << "#!/bin/sh\n";
+  fs::permissions(not_exec, fs::perms::owner_read | fs::perms::owner_write);
+  s = settings();
+  s.worker_program = not_exec;
+  expect_refused(s, "program not executable");
+  s = settings();
+  s.root = not_exec;
+  expect_refused(s, "root is a file");
+  s = settings();
+  s.root = not_exec / "below";
+  expect_refused(s, "root not creatable");
+  s = settings();
+  s.default_broker = "no port";
+  expect_refused(s, "bad default broker");
+  s = settings();
+  s.stop_grace = -1s;
+  expect_refused(s, "negative grace");
+  s = settings();
+  s.root = root / "fresh" / "deep";
+  auto ok = spawn_process_driver(sys, s);
+  BOOST_REQUIRE(ok);
+  BOOST_CHECK(fs::is_directory(root / "fresh" / "deep"));
+  self->send_exit(*ok, caf::exit_reason::user_shutdown);
+  self->wait_for(*ok);
+}
+
+// A stop still waiting for its worker's exit is answered with an error when
+// the driver exits, instead of leaving the requester waiting forever.
+BOOST_AUTO_TEST_CASE(pending_stop_is_answered_when_the_driver_exits) {
+  auto s = settings();
+  s.extra_args = {"--ignore-term"};
+  s.stop_grace = 60s;
+  auto d = spawn_driver(s);
+  auto pid = start(d, spec("held"));
+  BOOST_REQUIRE_NE(sleeper_line("held"), "");
+  auto pending = self->request(d, 10s, stop_atom::value, std::string{"held"});
+  // Answered after the stop, from the same sender: the stop was handled.
+  BOOST_CHECK_EQUAL(alive(d, "held"), pid);
+  self->send_exit(d, caf::exit_reason::user_shutdown);
+  self->wait_for(d);
+  std::optional<caf::error> err;
+  pending.receive([&](int32_t) { BOOST_ERROR("stop answered a pid"); },
+                  [&](caf::error& e) { err = e; });
+  BOOST_REQUIRE(err);
+  BOOST_CHECK_EQUAL(err->code(),
+                    static_cast<uint8_t>(cyme_errc::process_failure));
+  kill_and_reap(pid);
+}
+
+// A worker program that vanished after the driver started makes start()
+// fail with a process failure, leaving no pid file and no process.
+BOOST_AUTO_TEST_CASE(start_fails_cleanly_when_the_program_is_gone) {
+  auto bin = root / "bin";
+  fs::create_directories(bin);
+  auto program = bin / "vanishing";
+  fs::copy_file(CYME_TEST_SLEEPER, program);
+  auto s = settings();
+  s.root = root / "branch";
+  s.worker_program = program;
+  auto d = spawn_driver(s);
+  fs::remove(program);
+  auto started = ask(d, start_atom::value, spec("ghost"));
+  BOOST_REQUIRE(!started);
+  BOOST_CHECK_EQUAL(started.error().code(),
+                    static_cast<uint8_t>(cyme_errc::process_failure));
+  BOOST_CHECK(!fs::exists(s.root / "ghost" / "worker.pid"));
+  BOOST_CHECK_EQUAL(alive(d, "ghost"), 0);
+  BOOST_CHECK(children_of_this_process().empty());
+}
+
+// A driver's watcher thread ends with the driver: no thread is leaked.
+BOOST_AUTO_TEST_CASE(driver_exit_ends_its_watcher_thread) {
+  auto before = thread_count();
+  auto d = spawn_process_driver(sys, settings());
+  BOOST_REQUIRE(d);
+  BOOST_CHECK_EQUAL(thread_count(), before + 1);
+  auto pid = ask(*d, start_atom::value, spec("short"));
+  BOOST_REQUIRE(pid);
+  BOOST_CHECK_EQUAL(*ask(*d, stop_atom::value, std::string{"short"}), *pid);
+  self->send_exit(*d, caf::exit_reason::user_shutdown);
+  self->wait_for(*d);
+  BOOST_CHECK(wait_until([&] { return thread_count() == before; }));
+}
+
+BOOST_AUTO_TEST_SUITE_END()

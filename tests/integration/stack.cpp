@@ -1,0 +1,256 @@
+#include "stack.hpp"
+
+#include <cstdlib>
+#include <stdexcept>
+
+#include <caf/actor_cast.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/send.hpp>
+
+namespace cyme::test {
+
+using namespace std::chrono_literals;
+
+temp_dir::temp_dir() {
+  char tmpl[] = "/tmp/cyme-test-XXXXXX";
+  if (::mkdtemp(tmpl) == nullptr)
+    throw std::runtime_error("mkdtemp failed");
+  path = tmpl;
+}
+
+temp_dir::~temp_dir() {
+  std::error_code ec;
+  std::filesystem::remove_all(path, ec);
+}
+
+supervisor_settings test_settings() {
+  supervisor_settings s;
+  s.interval = 5s;
+  s.wait_after_broker_revived = 10s;
+  s.restart_max_rate = "100/m";
+  return s;
+}
+
+namespace {
+
+template <class T>
+T unwrap(caf::expected<T> x, const char* what) {
+  if (!x)
+    throw std::runtime_error(std::string{what} + ": " + describe(x.error()));
+  return std::move(*x);
+}
+
+} // namespace
+
+template <class T, class Handle, class... Ts>
+T stack::ask(const Handle& dest, Ts&&... xs) {
+  T result;
+  bool ok = false;
+  std::string error;
+  self->request(dest, std::chrono::seconds{90}, std::forward<Ts>(xs)...)
+    .receive(
+      [&](T& x) {
+        result = std::move(x);
+        ok = true;
+      },
+      [&](caf::error& err) { error = describe(err); });
+  if (!ok)
+    throw std::runtime_error("request failed: " + error);
+  return result;
+}
+
+stack::stack(supervisor_settings settings)
+  : sys(cfg),
+    self(sys),
+    producer_(kafka::base_config(cluster.bootstrap())) {
+  store = unwrap(spawn_model_store(sys, (dir.path / "model.db").string()),
+                 "model store");
+  control_bus_settings bus_settings;
+  bus_settings.default_broker = cluster.bootstrap();
+  bus_settings.branch_id = "itest";
+  bus_settings.reply_fetch_wait_ms = 5;
+  bus_settings.health_interval = 500ms;
+  bus = unwrap(spawn_control_bus(sys, bus_settings), "control bus");
+  process_driver_settings driver_settings;
+  driver_settings.root = dir.path / "instances";
+  driver_settings.worker_program = CYME_WORKER_PROGRAM;
+  driver_settings.default_broker = cluster.bootstrap();
+  driver_settings.extra_args = {"--control-fetch-wait-ms", "5",
+                                "--keepalive-ms", "500"};
+  driver_settings.stop_grace = 10s;
+  driver = unwrap(spawn_process_driver(sys, driver_settings), "driver");
+  settings.set_as_current = false;
+  sup = unwrap(spawn_supervisor(sys, settings,
+                                supervisor_seams{driver, bus, store}),
+               "supervisor");
+  listener_ = sys.spawn(
+    [](caf::event_based_actor*, std::mutex* mtx,
+       std::vector<supervisor_event>* log) -> caf::behavior {
+      return {[mtx, log](supervisor_event& ev) {
+        std::lock_guard<std::mutex> guard{*mtx};
+        log->push_back(std::move(ev));
+      }};
+    },
+    &events_mtx_, &events_);
+  caf::anon_send(sup, subscribe_atom::value,
+                 caf::actor_cast<event_listener>(listener_));
+  if (auto err = producer_.ensure_topics({"cyme.results"}, 1, 10000);
+      !err.empty())
+    throw std::runtime_error(err);
+  results_reader_ = std::make_unique<kafka::topic_reader>(
+    kafka::base_config(cluster.bootstrap()), "cyme.results");
+}
+
+stack::~stack() {
+  // Stop every worker before the parts go away.
+  try {
+    auto specs = ask<std::vector<instance_spec>>(store, list_atom::value);
+    std::vector<std::string> names;
+    for (auto& s : specs)
+      names.push_back(s.name);
+    ask<supervisor_status>(sup, pause_atom::value);
+    for (auto& n : names)
+      ask<int32_t>(driver, stop_atom::value, n);
+  } catch (const std::exception&) {
+    // Tear down anyway.
+  }
+  for (auto h : {caf::actor_cast<caf::actor>(sup), caf::actor_cast<caf::actor>(driver),
+                 caf::actor_cast<caf::actor>(bus), caf::actor_cast<caf::actor>(store),
+                 listener_})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+}
+
+instance_spec stack::put(const std::string& name,
+                         std::vector<std::string> queues, uint32_t max,
+                         uint32_t min) {
+  instance_spec spec;
+  spec.name = name;
+  spec.app = "itest";
+  spec.queues = std::move(queues);
+  spec.max_concurrency = max;
+  spec.min_concurrency = min;
+  put(spec);
+  return spec;
+}
+
+void stack::put(const instance_spec& spec) {
+  ask<instance_spec>(store, put_instance_atom::value, spec);
+}
+
+instance_spec stack::get(const std::string& name) {
+  auto specs = ask<std::vector<instance_spec>>(store, get_atom::value,
+                                               std::vector<std::string>{name});
+  if (specs.size() != 1)
+    throw std::runtime_error("no spec for " + name);
+  return specs.front();
+}
+
+std::vector<action_report> stack::verify(std::vector<std::string> names,
+                                         bool ratelimit) {
+  return ask<std::vector<action_report>>(sup, verify_atom::value,
+                                         std::move(names), ratelimit);
+}
+
+std::vector<action_report> stack::shutdown(std::vector<std::string> names) {
+  return ask<std::vector<action_report>>(sup, shutdown_atom::value,
+                                         std::move(names));
+}
+
+instance_status stack::status(const std::string& name) {
+  return ask<instance_status>(sup, status_atom::value, name);
+}
+
+supervisor_status stack::supervisor() {
+  return ask<supervisor_status>(sup, status_atom::value);
+}
+
+size_t stack::events(event_kind kind, const std::string& instance) {
+  std::lock_guard<std::mutex> guard{events_mtx_};
+  size_t n = 0;
+  for (auto& ev : events_)
+    if (ev.kind == kind && (instance.empty() || ev.instance == instance))
+      ++n;
+  return n;
+}
+
+std::vector<control_reply> stack::command(control_command cmd) {
+  return ask<std::vector<control_reply>>(bus, command_atom::value,
+                                         std::move(cmd));
+}
+
+bool stack::pings(const std::string& name, std::chrono::milliseconds timeout) {
+  control_command cmd;
+  cmd.op = control_op::ping;
+  cmd.destinations = {name};
+  cmd.timeout = timeout;
+  try {
+    return command(cmd).size() == 1;
+  } catch (const std::exception&) {
+    return false;
+  }
+}
+
+worker_stats stack::stats(const std::string& name) {
+  control_command cmd;
+  cmd.op = control_op::stats;
+  cmd.destinations = {name};
+  cmd.timeout = 2s;
+  auto replies = command(cmd);
+  if (replies.size() != 1 || !replies.front().ok)
+    throw std::runtime_error("no stats from " + name);
+  return replies.front().stats;
+}
+
+int32_t stack::pid_of(const std::string& name) {
+  return ask<int32_t>(driver, alive_atom::value, name);
+}
+
+std::vector<std::string> stack::send_tasks(const std::string& queue, size_t n,
+                                           const std::string& handler,
+                                           const std::string& args_json) {
+  std::vector<std::string> ids;
+  static uint64_t counter = 0;
+  for (size_t i = 0; i < n; ++i) {
+    task_message t;
+    t.id = queue + "-" + std::to_string(++counter);
+    t.handler = handler;
+    t.args_json = args_json;
+    if (auto err = producer_.produce(queue, t.id, encode_task(t)); !err.empty())
+      throw std::runtime_error("produce: " + err);
+    ids.push_back(t.id);
+  }
+  producer_.flush(10000);
+  return ids;
+}
+
+void stack::collect_results(std::chrono::milliseconds for_at_most) {
+  auto deadline = std::chrono::steady_clock::now() + for_at_most;
+  while (std::chrono::steady_clock::now() < deadline) {
+    auto m = results_reader_->poll(10);
+    if (!m)
+      return;
+    if (auto r = decode_result(m->value))
+      results[r.value->id].push_back(std::move(*r.value));
+  }
+}
+
+bool stack::wait_for_results(const std::vector<std::string>& ids,
+                             std::chrono::milliseconds limit) {
+  return wait_until(
+    [&] {
+      collect_results(200ms);
+      for (auto& id : ids)
+        if (results.count(id) == 0)
+          return false;
+      return true;
+    },
+    limit);
+}
+
+int64_t stack::committed(const std::string& queue) {
+  auto total = kafka::committed_total(kafka::base_config(cluster.bootstrap()),
+                                      "cyme.itest." + queue, queue, 5000);
+  return total ? *total : -1;
+}
+
+} // namespace cyme::test

@@ -1,0 +1,126 @@
+#pragma once
+
+/// The whole supervision stack with real parts, for integration tests: the
+/// embedded Kafka cluster (in this process, so tests can take its broker
+/// down), the SQLite model store, the Kafka control bus, the process driver
+/// running real cyme-worker processes, and the supervisor. Tests wait on
+/// conditions with deadlines, never on fixed sleeps.
+
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/supervisor.hpp"
+#include "messages/errors.hpp"
+#include "messages/wire.hpp"
+#include "store/model_store.hpp"
+#include "transport/control_bus.hpp"
+#include "transport/kafka.hpp"
+#include "transport/process_driver.hpp"
+
+namespace cyme::test {
+
+/// A fresh directory under /tmp, removed with everything in it.
+struct temp_dir {
+  temp_dir();
+  ~temp_dir();
+  std::filesystem::path path;
+};
+
+/// Polls `pred` until it holds or `limit` passed; returns whether it holds.
+template <class Pred>
+bool wait_until(Pred pred, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  while (!pred()) {
+    if (std::chrono::steady_clock::now() >= deadline)
+      return pred();
+    std::this_thread::sleep_for(std::chrono::milliseconds{10});
+  }
+  return true;
+}
+
+/// Settings for tests: the seed's rules, shorter waits.
+supervisor_settings test_settings();
+
+class stack {
+public:
+  explicit stack(supervisor_settings settings = test_settings());
+  ~stack();
+
+  // -- the model ---------------------------------------------------------------
+
+  /// Puts an instance in the model.
+  instance_spec put(const std::string& name, std::vector<std::string> queues,
+                    uint32_t max = 1, uint32_t min = 1);
+
+  /// Replaces a spec in the model.
+  void put(const instance_spec& spec);
+
+  instance_spec get(const std::string& name);
+
+  // -- the supervisor ----------------------------------------------------------
+
+  std::vector<action_report> verify(std::vector<std::string> names,
+                                    bool ratelimit = false);
+  std::vector<action_report> shutdown(std::vector<std::string> names);
+  instance_status status(const std::string& name);
+  supervisor_status supervisor();
+  size_t events(event_kind kind, const std::string& instance = {});
+
+  // -- the instances -----------------------------------------------------------
+
+  /// Sends a command through the bus and returns the replies.
+  std::vector<control_reply> command(control_command cmd);
+  bool pings(const std::string& name,
+             std::chrono::milliseconds timeout = std::chrono::seconds{1});
+  /// The instance's stats; fails the test when it does not answer.
+  worker_stats stats(const std::string& name);
+  /// The pid the driver trusts for the instance, or 0.
+  int32_t pid_of(const std::string& name);
+
+  // -- tasks -------------------------------------------------------------------
+
+  /// Produces `n` tasks on `queue`; returns their ids.
+  std::vector<std::string> send_tasks(const std::string& queue, size_t n,
+                                      const std::string& handler,
+                                      const std::string& args_json);
+  /// Reads the results topic into `results` (by task id, every delivery).
+  void collect_results(std::chrono::milliseconds for_at_most);
+  std::map<std::string, std::vector<task_result>> results;
+  /// Waits until every id has a result; false on timeout.
+  bool wait_for_results(const std::vector<std::string>& ids,
+                        std::chrono::milliseconds limit);
+
+  /// Sum of offsets the app's group for `queue` committed.
+  int64_t committed(const std::string& queue);
+
+  kafka::embedded_cluster cluster;
+  temp_dir dir;
+  caf::actor_system_config cfg;
+  caf::actor_system sys;
+  caf::scoped_actor self;
+  model_admin_actor store;
+  control_bus_actor bus;
+  process_driver_actor driver;
+  supervisor_actor sup;
+
+private:
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& dest, Ts&&... xs);
+
+  caf::actor listener_;
+  kafka::producer producer_;
+  std::unique_ptr<kafka::topic_reader> results_reader_;
+  std::mutex events_mtx_;
+  std::vector<supervisor_event> events_;
+};
+
+} // namespace cyme::test

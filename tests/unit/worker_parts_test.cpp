@@ -1,0 +1,119 @@
+// The worker's own parts: the offset tracker that keeps commits
+// at-least-once, and the autoscaling task pool.
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "worker/handlers.hpp"
+#include "worker/offset_tracker.hpp"
+#include "worker/task_pool.hpp"
+
+using namespace cyme::worker;
+using namespace std::chrono_literals;
+
+BOOST_AUTO_TEST_SUITE(worker_parts)
+
+BOOST_AUTO_TEST_CASE(commit_point_never_passes_a_running_task) {
+  // Offsets 5, 6, 7 taken; 6 and 7 finish first: nothing is committable
+  // until 5 finishes, then everything up to 8.
+  offset_tracker t;
+  t.started(0, 5);
+  t.started(0, 6);
+  t.started(0, 7);
+  BOOST_TEST(!t.finished(0, 6));
+  BOOST_TEST(!t.finished(0, 7));
+  auto next = t.finished(0, 5);
+  BOOST_REQUIRE(next);
+  BOOST_TEST(*next == 8);
+  BOOST_TEST(t.in_flight() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(partitions_are_tracked_apart) {
+  // A slow task in partition 0 does not hold back partition 1.
+  offset_tracker t;
+  t.started(0, 1);
+  t.started(1, 1);
+  auto next = t.finished(1, 1);
+  BOOST_REQUIRE(next);
+  BOOST_TEST(*next == 2);
+  BOOST_TEST(t.in_flight() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(pool_grows_to_max_while_tasks_wait_and_shrinks_after) {
+  // 4 blocked tasks with max 4: four runners; once idle past keepalive it
+  // shrinks back to min.
+  task_pool pool{4, 1, 50ms};
+  BOOST_TEST(pool.size() == 1u);
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::atomic<int> running{0};
+  for (int i = 0; i < 4; ++i)
+    BOOST_REQUIRE(pool.submit([&] {
+      ++running;
+      std::unique_lock<std::mutex> lock{m};
+      cv.wait(lock, [&] { return release; });
+    }));
+  auto deadline = std::chrono::steady_clock::now() + 5s;
+  while (running < 4 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  BOOST_TEST(running.load() == 4);
+  BOOST_TEST(pool.size() == 4u);
+  {
+    std::lock_guard<std::mutex> guard{m};
+    release = true;
+  }
+  cv.notify_all();
+  deadline = std::chrono::steady_clock::now() + 5s;
+  while (pool.size() > 1 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::yield();
+  BOOST_TEST(pool.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(pool_runs_every_submitted_task_before_stopping) {
+  // stop() finishes what was accepted.
+  std::atomic<int> done{0};
+  {
+    task_pool pool{2, 1, 1s};
+    for (int i = 0; i < 100; ++i)
+      pool.submit([&] { ++done; });
+    pool.stop();
+    BOOST_TEST(!pool.submit([&] { ++done; }));
+  }
+  BOOST_TEST(done.load() == 100);
+}
+
+BOOST_AUTO_TEST_CASE(new_bounds_apply_at_once) {
+  // Raising min starts runners; max is reported.
+  task_pool pool{1, 1, 1s};
+  pool.set_bounds(6, 3);
+  BOOST_TEST(pool.max() == 6u);
+  BOOST_TEST(pool.min() == 3u);
+  BOOST_TEST(pool.size() == 3u);
+}
+
+BOOST_AUTO_TEST_CASE(exec_runs_a_program_without_a_shell) {
+  // stdin goes in, stdout comes back; a failing, missing or flooding
+  // program throws.
+  BOOST_TEST(run_program("/bin/cat", "hello", 5s) == "hello");
+  BOOST_CHECK_THROW(run_program("/bin/false", "", 5s), std::runtime_error);
+  BOOST_CHECK_THROW(run_program("/nonexistent", "", 5s), std::runtime_error);
+  BOOST_CHECK_THROW(run_program("/usr/bin/yes", "", 5s), std::runtime_error);
+}
+
+BOOST_AUTO_TEST_CASE(builtin_handlers_and_own_handlers) {
+  // echo echoes, fail throws, a program's own handler wins over a builtin.
+  handler_registry r;
+  r.add("echo", [](const nlohmann::json&) { return nlohmann::json("mine"); });
+  add_builtin_handlers(r, {});
+  BOOST_TEST((*r.find("echo"))(nlohmann::json(1)) == nlohmann::json("mine"));
+  BOOST_CHECK_THROW((*r.find("fail"))(nlohmann::json{}), std::runtime_error);
+  BOOST_CHECK_THROW((*r.find("exec"))(nlohmann::json{}), std::runtime_error);
+  BOOST_TEST(r.find("nope") == nullptr);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -1,0 +1,43 @@
+#pragma once
+
+/// The production control bus: a router actor behind the
+/// `control_bus_actor` seam, with one Kafka relay actor per distinct broker.
+/// A relay publishes each command once on the control topic, reads the
+/// branch's reply topic (without a consumer-group join) on a thread of its
+/// own, routes each reply to the waiting request by correlation id, and
+/// answers with whatever arrived when every destination replied or the
+/// command's timeout ran out. It probes its broker once a `health_interval`
+/// and reports loss and recovery to subscribers as broker_down / broker_up.
+
+#include <chrono>
+#include <string>
+
+#include <caf/fwd.hpp>
+
+#include "actors/seams.hpp"
+
+namespace cyme {
+
+struct control_bus_settings {
+  /// Bootstrap servers used for specs whose broker is empty.
+  std::string default_broker;
+  /// Names the branch's reply topic, `cyme.reply.<branch_id>`.
+  std::string branch_id = "branch";
+  std::string control_topic = "cyme.control";
+  /// fetch.wait.max.ms of the reply reader (see docs/PROTOCOL.md).
+  int reply_fetch_wait_ms = 10;
+  /// Time between broker probes.
+  std::chrono::milliseconds health_interval{1000};
+  /// Failed probes in a row before the broker counts as down.
+  int health_failures = 2;
+};
+
+/// The reply topic of a branch.
+std::string reply_topic(const std::string& branch_id);
+
+/// Validates the settings and spawns the router; the default broker's relay
+/// starts connecting at once.
+caf::expected<control_bus_actor> spawn_control_bus(caf::actor_system& sys,
+                                                   control_bus_settings settings);
+
+} // namespace cyme

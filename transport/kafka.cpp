@@ -1,0 +1,471 @@
+#include "transport/kafka.hpp"
+
+#include <librdkafka/rdkafka.h>
+#include <librdkafka/rdkafka_mock.h>
+
+#include <algorithm>
+
+namespace cyme::kafka {
+
+namespace {
+
+rd_kafka_t* create(rd_kafka_type_t type, const config_map& cfg,
+                   const std::function<void(rd_kafka_conf_t*)>& extra = {}) {
+  char err[512];
+  auto* conf = rd_kafka_conf_new();
+  for (auto& [key, value] : cfg) {
+    if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err))
+        != RD_KAFKA_CONF_OK) {
+      rd_kafka_conf_destroy(conf);
+      throw kafka_error("kafka setting " + key + ": " + err);
+    }
+  }
+  if (extra)
+    extra(conf);
+  auto* rk = rd_kafka_new(type, conf, err, sizeof(err));
+  if (rk == nullptr) {
+    rd_kafka_conf_destroy(conf);
+    throw kafka_error(std::string{"kafka client: "} + err);
+  }
+  return rk;
+}
+
+struct partition_list {
+  rd_kafka_topic_partition_list_t* ptr;
+  explicit partition_list(int n) : ptr(rd_kafka_topic_partition_list_new(n)) {
+  }
+  ~partition_list() {
+    rd_kafka_topic_partition_list_destroy(ptr);
+  }
+};
+
+} // namespace
+
+// -- client -------------------------------------------------------------------
+
+client::~client() {
+  if (rk_ != nullptr)
+    rd_kafka_destroy(rk_);
+}
+
+namespace {
+
+struct cluster_view {
+  std::vector<std::string> topics;
+  std::vector<int32_t> brokers;
+};
+
+/// Topics and brokers the cluster knows, from a metadata request for all
+/// topics (which never creates one).
+std::optional<cluster_view> view_cluster(rd_kafka_t* rk, int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (rd_kafka_metadata(rk, 1, nullptr, &md, timeout_ms)
+      != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  cluster_view out;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (md->topics[i].err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      out.topics.emplace_back(md->topics[i].topic);
+  for (int i = 0; i < md->broker_cnt; ++i)
+    out.brokers.push_back(md->brokers[i].id);
+  rd_kafka_metadata_destroy(md);
+  return out;
+}
+
+/// Creates topics with the admin API; empty string on success.
+std::string create_topics(rd_kafka_t* rk, const std::vector<std::string>& topics,
+                          int partitions, int timeout_ms) {
+  char err[512];
+  std::vector<rd_kafka_NewTopic_t*> specs;
+  for (auto& t : topics) {
+    auto* spec = rd_kafka_NewTopic_new(t.c_str(), partitions, 1, err,
+                                       sizeof(err));
+    if (spec == nullptr) {
+      rd_kafka_NewTopic_destroy_array(specs.data(), specs.size());
+      return "topic " + t + ": " + err;
+    }
+    specs.push_back(spec);
+  }
+  auto* queue = rd_kafka_queue_new(rk);
+  auto* options = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
+  rd_kafka_AdminOptions_set_request_timeout(options, timeout_ms, err,
+                                            sizeof(err));
+  rd_kafka_CreateTopics(rk, specs.data(), specs.size(), options, queue);
+  std::string result;
+  auto* ev = rd_kafka_queue_poll(queue, timeout_ms + 1000);
+  if (ev == nullptr) {
+    result = "creating topics timed out";
+  } else if (rd_kafka_event_error(ev) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    result = std::string{"creating topics: "} + rd_kafka_event_error_string(ev);
+  } else {
+    size_t n = 0;
+    auto* res = rd_kafka_event_CreateTopics_result(ev);
+    auto** outcomes = rd_kafka_CreateTopics_result_topics(res, &n);
+    for (size_t i = 0; i < n; ++i) {
+      auto code = rd_kafka_topic_result_error(outcomes[i]);
+      if (code != RD_KAFKA_RESP_ERR_NO_ERROR
+          && code != RD_KAFKA_RESP_ERR_TOPIC_ALREADY_EXISTS) {
+        result = std::string{"topic "} + rd_kafka_topic_result_name(outcomes[i])
+                 + ": " + rd_kafka_err2str(code);
+        break;
+      }
+    }
+  }
+  if (ev != nullptr)
+    rd_kafka_event_destroy(ev);
+  rd_kafka_AdminOptions_destroy(options);
+  rd_kafka_queue_destroy(queue);
+  rd_kafka_NewTopic_destroy_array(specs.data(), specs.size());
+  return result;
+}
+
+/// Asks for each topic's metadata by name, which creates it on clusters
+/// that create topics on demand; empty string when all exist afterwards.
+std::string create_on_demand(rd_kafka_t* rk,
+                             const std::vector<std::string>& topics,
+                             int timeout_ms) {
+  for (auto& t : topics) {
+    auto* rkt = rd_kafka_topic_new(rk, t.c_str(), nullptr);
+    const rd_kafka_metadata_t* md = nullptr;
+    auto err = rd_kafka_metadata(rk, 0, rkt, &md, timeout_ms);
+    rd_kafka_topic_destroy(rkt);
+    bool ok = err == RD_KAFKA_RESP_ERR_NO_ERROR && md != nullptr
+              && md->topic_cnt == 1
+              && md->topics[0].err == RD_KAFKA_RESP_ERR_NO_ERROR;
+    std::string why = err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err)
+                      : md != nullptr && md->topic_cnt == 1
+                        ? rd_kafka_err2str(md->topics[0].err)
+                        : "no metadata";
+    if (md != nullptr)
+      rd_kafka_metadata_destroy(md);
+    if (!ok)
+      return "topic " + t + " cannot be created: " + why;
+  }
+  return {};
+}
+
+} // namespace
+
+std::string client::ensure_topics(const std::vector<std::string>& topics,
+                                  int partitions, int timeout_ms) {
+  auto view = view_cluster(rk_, timeout_ms);
+  if (!view)
+    return "no metadata from the cluster";
+  std::vector<std::string> missing;
+  for (auto& t : topics)
+    if (std::find(view->topics.begin(), view->topics.end(), t)
+        == view->topics.end())
+      missing.push_back(t);
+  if (missing.empty())
+    return {};
+  // A cluster whose controller is none of its brokers (librdkafka's mock
+  // cluster) takes no CreateTopics; it creates topics on demand, with its
+  // own partition count.
+  auto controller = rd_kafka_controllerid(rk_, timeout_ms);
+  bool has_controller = std::find(view->brokers.begin(), view->brokers.end(),
+                                  controller)
+                        != view->brokers.end();
+  if (has_controller
+      && create_topics(rk_, missing, partitions, timeout_ms).empty())
+    return {};
+  return create_on_demand(rk_, missing, timeout_ms);
+}
+
+bool client::reachable(int timeout_ms) {
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk_, 0, nullptr, &md, timeout_ms);
+  if (md != nullptr)
+    rd_kafka_metadata_destroy(md);
+  return err == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+// -- producer -----------------------------------------------------------------
+
+struct delivery_hook {
+  static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m,
+                          void* opaque) {
+    auto* self = static_cast<producer*>(opaque);
+    if (!self->on_delivery_)
+      return;
+    std::string key;
+    if (m->key != nullptr)
+      key.assign(static_cast<const char*>(m->key), m->key_len);
+    self->on_delivery_(key, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
+  }
+};
+
+producer::producer(const config_map& cfg, delivery_fn on_delivery)
+  : client(create(RD_KAFKA_PRODUCER, cfg,
+                  [this](rd_kafka_conf_t* conf) {
+                    rd_kafka_conf_set_opaque(conf, this);
+                    rd_kafka_conf_set_dr_msg_cb(conf,
+                                                &delivery_hook::on_delivery);
+                  })),
+    on_delivery_(std::move(on_delivery)) {
+}
+
+producer::~producer() {
+  flush(2000);
+}
+
+std::string producer::produce(const std::string& topic, const std::string& key,
+                              const std::string& value) {
+  for (int attempt = 0;; ++attempt) {
+    auto err = rd_kafka_producev(
+      rk_, RD_KAFKA_V_TOPIC(topic.c_str()),
+      RD_KAFKA_V_KEY(const_cast<char*>(key.data()), key.size()),
+      RD_KAFKA_V_VALUE(const_cast<char*>(value.data()), value.size()),
+      RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_END);
+    if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+      return {};
+    if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || attempt >= 50)
+      return rd_kafka_err2str(err);
+    // The local queue is full: serve deliveries, then try again.
+    rd_kafka_poll(rk_, 100);
+  }
+}
+
+void producer::poll(int timeout_ms) {
+  rd_kafka_poll(rk_, timeout_ms);
+}
+
+bool producer::flush(int timeout_ms) {
+  return rd_kafka_flush(rk_, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
+// -- topic_reader -------------------------------------------------------------
+
+namespace {
+
+std::optional<message> take(rd_kafka_message_t* m) {
+  if (m == nullptr)
+    return std::nullopt;
+  std::optional<message> result;
+  if (m->err == RD_KAFKA_RESP_ERR_NO_ERROR) {
+    message out;
+    out.topic = rd_kafka_topic_name(m->rkt);
+    out.partition = m->partition;
+    out.offset = m->offset;
+    if (m->key != nullptr)
+      out.key.assign(static_cast<const char*>(m->key), m->key_len);
+    if (m->payload != nullptr)
+      out.value.assign(static_cast<const char*>(m->payload), m->len);
+    result = std::move(out);
+  }
+  rd_kafka_message_destroy(m);
+  return result;
+}
+
+} // namespace
+
+namespace {
+
+config_map reader_config(config_map cfg) {
+  // librdkafka wants a group id even for manual assignment; the reader
+  // never joins it and never commits.
+  cfg.emplace("group.id", "cyme.reader");
+  cfg["enable.auto.commit"] = "false";
+  cfg["enable.auto.offset.store"] = "false";
+  return cfg;
+}
+
+} // namespace
+
+topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
+                           int timeout_ms)
+  : client(create(RD_KAFKA_CONSUMER, reader_config(cfg))) {
+  rd_kafka_poll_set_consumer(rk_);
+  auto* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk_, 0, rkt, &md, timeout_ms);
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md == nullptr || md->topic_cnt != 1
+      || md->topics[0].err != RD_KAFKA_RESP_ERR_NO_ERROR) {
+    std::string why = err != RD_KAFKA_RESP_ERR_NO_ERROR ? rd_kafka_err2str(err)
+                      : md != nullptr && md->topic_cnt == 1
+                        ? rd_kafka_err2str(md->topics[0].err)
+                        : "no metadata";
+    if (md != nullptr)
+      rd_kafka_metadata_destroy(md);
+    throw kafka_error("reading " + topic + ": " + why);
+  }
+  int partitions = md->topics[0].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  partition_list list{partitions};
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    auto werr = rd_kafka_query_watermark_offsets(rk_, topic.c_str(), p, &low,
+                                                 &high, timeout_ms);
+    if (werr != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw kafka_error("reading " + topic + ": watermarks: "
+                        + rd_kafka_err2str(werr));
+    rd_kafka_topic_partition_list_add(list.ptr, topic.c_str(), p)->offset = high;
+  }
+  auto aerr = rd_kafka_assign(rk_, list.ptr);
+  if (aerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw kafka_error("reading " + topic + ": assign: " + rd_kafka_err2str(aerr));
+}
+
+topic_reader::~topic_reader() {
+  rd_kafka_assign(rk_, nullptr);
+  rd_kafka_consumer_close(rk_);
+}
+
+std::optional<message> topic_reader::poll(int timeout_ms) {
+  return take(rd_kafka_consumer_poll(rk_, timeout_ms));
+}
+
+// -- group_consumer -----------------------------------------------------------
+
+struct rebalance_hook {
+  static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
+                           rd_kafka_topic_partition_list_t* partitions,
+                           void* opaque) {
+    auto* self = static_cast<group_consumer*>(opaque);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+      rd_kafka_assign(rk, partitions);
+      self->assigned_ = static_cast<uint32_t>(partitions->cnt);
+      return;
+    }
+    // Revoked: let the owner finish and store what it holds, commit it, and
+    // only then give the partitions up, so nothing done is redelivered.
+    if (self->on_revoke_)
+      self->on_revoke_();
+    rd_kafka_commit(rk, nullptr, 0);
+    rd_kafka_assign(rk, nullptr);
+    self->assigned_ = 0;
+  }
+};
+
+namespace {
+
+config_map group_config(config_map cfg) {
+  // Offsets are stored by the owner when a task is done, never on receipt.
+  cfg["enable.auto.offset.store"] = "false";
+  cfg.emplace("enable.auto.commit", "true");
+  cfg.emplace("auto.offset.reset", "earliest");
+  cfg.emplace("partition.assignment.strategy", "roundrobin");
+  return cfg;
+}
+
+} // namespace
+
+group_consumer::group_consumer(const config_map& cfg,
+                               const std::vector<std::string>& topics,
+                               revoke_fn on_revoke)
+  : client(create(RD_KAFKA_CONSUMER, group_config(cfg),
+                  [this](rd_kafka_conf_t* conf) {
+                    rd_kafka_conf_set_opaque(conf, this);
+                    rd_kafka_conf_set_rebalance_cb(
+                      conf, &rebalance_hook::on_rebalance);
+                  })),
+    on_revoke_(std::move(on_revoke)) {
+  rd_kafka_poll_set_consumer(rk_);
+  partition_list list{static_cast<int>(topics.size())};
+  for (auto& t : topics)
+    rd_kafka_topic_partition_list_add(list.ptr, t.c_str(),
+                                      RD_KAFKA_PARTITION_UA);
+  auto err = rd_kafka_subscribe(rk_, list.ptr);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw kafka_error(std::string{"subscribe: "} + rd_kafka_err2str(err));
+}
+
+group_consumer::~group_consumer() {
+  close();
+}
+
+std::optional<message> group_consumer::poll(int timeout_ms) {
+  return take(rd_kafka_consumer_poll(rk_, timeout_ms));
+}
+
+void group_consumer::store_offset(const std::string& topic, int32_t partition,
+                                  int64_t next_offset) {
+  partition_list list{1};
+  rd_kafka_topic_partition_list_add(list.ptr, topic.c_str(), partition)->offset
+    = next_offset;
+  rd_kafka_offsets_store(rk_, list.ptr);
+}
+
+void group_consumer::commit() {
+  rd_kafka_commit(rk_, nullptr, 0);
+}
+
+void group_consumer::close() {
+  if (closed_)
+    return;
+  closed_ = true;
+  rd_kafka_consumer_close(rk_);
+}
+
+// -- embedded_cluster ---------------------------------------------------------
+
+embedded_cluster::embedded_cluster(int brokers) : brokers_(brokers) {
+  host_ = create(RD_KAFKA_PRODUCER, {{"log_level", "3"}});
+  cluster_ = rd_kafka_mock_cluster_new(host_, brokers);
+  if (cluster_ == nullptr) {
+    rd_kafka_destroy(host_);
+    throw kafka_error("could not start the embedded Kafka cluster");
+  }
+  bootstrap_ = rd_kafka_mock_cluster_bootstraps(cluster_);
+}
+
+embedded_cluster::~embedded_cluster() {
+  rd_kafka_mock_cluster_destroy(cluster_);
+  rd_kafka_destroy(host_);
+}
+
+void embedded_cluster::set_broker_down(int id) {
+  rd_kafka_mock_broker_set_down(cluster_, id);
+}
+
+void embedded_cluster::set_broker_up(int id) {
+  rd_kafka_mock_broker_set_up(cluster_, id);
+}
+
+void embedded_cluster::create_topic(const std::string& topic, int partitions) {
+  auto err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw kafka_error("create topic " + topic + ": " + rd_kafka_err2str(err));
+}
+
+std::optional<int64_t> committed_total(const config_map& cfg,
+                                       const std::string& group,
+                                       const std::string& topic,
+                                       int timeout_ms) {
+  auto full = cfg;
+  full["group.id"] = group;
+  full["enable.auto.commit"] = "false";
+  std::unique_ptr<rd_kafka_t, void (*)(rd_kafka_t*)> rk{
+    create(RD_KAFKA_CONSUMER, full), rd_kafka_destroy};
+  auto* rkt = rd_kafka_topic_new(rk.get(), topic.c_str(), nullptr);
+  const rd_kafka_metadata_t* md = nullptr;
+  auto err = rd_kafka_metadata(rk.get(), 0, rkt, &md, timeout_ms);
+  rd_kafka_topic_destroy(rkt);
+  if (err != RD_KAFKA_RESP_ERR_NO_ERROR || md->topic_cnt != 1) {
+    if (md != nullptr)
+      rd_kafka_metadata_destroy(md);
+    return std::nullopt;
+  }
+  int partitions = md->topics[0].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  partition_list list{partitions};
+  for (int p = 0; p < partitions; ++p)
+    rd_kafka_topic_partition_list_add(list.ptr, topic.c_str(), p);
+  if (rd_kafka_committed(rk.get(), list.ptr, timeout_ms)
+      != RD_KAFKA_RESP_ERR_NO_ERROR)
+    return std::nullopt;
+  int64_t total = 0;
+  for (int i = 0; i < list.ptr->cnt; ++i)
+    if (list.ptr->elems[i].offset >= 0)
+      total += list.ptr->elems[i].offset;
+  return total;
+}
+
+config_map base_config(const std::string& bootstrap) {
+  return {{"bootstrap.servers", bootstrap},
+          {"client.id", "cyme"},
+          {"socket.nagle.disable", "true"},
+          {"log.connection.close", "false"}};
+}
+
+} // namespace cyme::kafka

@@ -1,0 +1,981 @@
+#include "transport/process_driver.hpp"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <sys/eventfd.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <charconv>
+#include <cstdint>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string_view>
+#include <system_error>
+#include <thread>
+#include <utility>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/send.hpp>
+#include <caf/stateful_actor.hpp>
+#include <caf/typed_event_based_actor.hpp>
+
+#include "messages/errors.hpp"
+#include "messages/names.hpp"
+
+extern char** environ;
+
+namespace cyme {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+/// The driver as it is spawned: the public interface plus what its watcher
+/// thread and its own timers tell it. Callers only see the public part.
+///
+/// - child_exit(name, pid): the pidfd of that process became readable (or,
+///   without a pidfd, it is time to look again).
+/// - grace_over(name, pid): the SIGTERM of a stop was not enough.
+using driver_impl = process_driver_actor::extend<
+  caf::reacts_to<child_exit_atom, std::string, int32_t>,
+  caf::reacts_to<grace_over_atom, std::string, int32_t>>;
+
+/// Largest pid file read; anything longer is corrupt.
+constexpr size_t pid_file_cap = 256;
+
+/// Enough of /proc/<pid>/cmdline to find `--name`, which a worker gets
+/// first.
+constexpr size_t cmdline_cap = 64 * 1024;
+
+/// How often a process is looked at when it cannot be watched through a
+/// pidfd (descriptors exhausted), or when its exit is not waitable yet.
+constexpr auto exit_poll_interval = std::chrono::milliseconds{20};
+
+constexpr const char* pid_file_name = "worker.pid";
+constexpr const char* pid_temp_name = ".worker.pid.tmp";
+constexpr const char* log_file_name = "worker.log";
+
+// -- system helpers -----------------------------------------------------------
+
+std::string errno_text(int err) {
+  return std::error_code{err, std::generic_category()}.message();
+}
+
+/// Owns one file descriptor.
+class unique_fd {
+public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {
+  }
+  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+  }
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() {
+    reset();
+  }
+
+  int get() const {
+    return fd_;
+  }
+  explicit operator bool() const {
+    return fd_ >= 0;
+  }
+  int release() {
+    return std::exchange(fd_, -1);
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = fd;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+int pidfd_open(pid_t pid) {
+  // pidfds are always close-on-exec.
+  return static_cast<int>(::syscall(SYS_pidfd_open, pid, 0u));
+}
+
+int pidfd_send_signal(int pidfd, int sig) {
+  return static_cast<int>(
+    ::syscall(SYS_pidfd_send_signal, pidfd, sig, nullptr, 0u));
+}
+
+/// True once the process of `pidfd` has exited (it is readable then).
+bool pidfd_exited(int pidfd) {
+  pollfd p{pidfd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+/// One line on stderr, written at once so lines of threads do not mix.
+void log_line(const std::string& text) {
+  std::cerr << ("cyme process driver: " + text + "\n") << std::flush;
+}
+
+/// Reads at most `cap` + 1 bytes of a regular file (one more than allowed,
+/// so that an oversized file shows). Returns why not, empty on success;
+/// `missing` tells a file that does not exist from a broken one.
+std::string read_capped(const std::string& path, size_t cap, std::string& out,
+                        bool* missing = nullptr) {
+  out.clear();
+  if (missing)
+    *missing = false;
+  // Never follow a symlink, never block on a FIFO.
+  unique_fd fd{
+    ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK)};
+  if (!fd) {
+    auto err = errno;
+    if (missing && err == ENOENT)
+      *missing = true;
+    return "cannot open: " + errno_text(err);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0)
+    return "cannot stat: " + errno_text(errno);
+  if (!S_ISREG(st.st_mode))
+    return "not a regular file";
+  out.resize(cap + 1);
+  size_t got = 0;
+  while (got < out.size()) {
+    auto n = ::read(fd.get(), out.data() + got, out.size() - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return "cannot read: " + errno_text(errno);
+    if (n == 0)
+      break;
+    got += static_cast<size_t>(n);
+  }
+  out.resize(got);
+  return {};
+}
+
+std::string proc_path(int32_t pid, const char* entry) {
+  return "/proc/" + std::to_string(pid) + "/" + entry;
+}
+
+/// Field 22 (starttime) of a /proc/<pid>/stat line. The second field (comm)
+/// is in parentheses and may itself hold spaces and parentheses, so fields
+/// are counted from the last ')', after which only numbers and the state
+/// letter follow.
+std::optional<uint64_t> parse_start_time(std::string_view stat) {
+  auto close = stat.rfind(')');
+  if (close == std::string_view::npos)
+    return std::nullopt;
+  auto rest = stat.substr(close + 1);
+  int field = 2;
+  size_t pos = 0;
+  for (;;) {
+    while (pos < rest.size() && rest[pos] == ' ')
+      ++pos;
+    if (pos >= rest.size())
+      return std::nullopt;
+    auto end = rest.find_first_of(" \n", pos);
+    if (end == std::string_view::npos)
+      end = rest.size();
+    if (++field == 22) {
+      uint64_t value = 0;
+      auto* first = rest.data() + pos;
+      auto* last = rest.data() + end;
+      auto [ptr, ec] = std::from_chars(first, last, value);
+      if (ec != std::errc{} || ptr != last)
+        return std::nullopt;
+      return value;
+    }
+    pos = end;
+    if (pos < rest.size() && rest[pos] == '\n')
+      return std::nullopt;
+  }
+}
+
+std::optional<uint64_t> start_time_of(int32_t pid) {
+  std::string stat;
+  if (!read_capped(proc_path(pid, "stat"), 4096, stat).empty())
+    return std::nullopt;
+  return parse_start_time(stat);
+}
+
+/// Whether the command line of `pid` holds the argument pair `--name`,
+/// `name`.
+bool runs_as_instance(int32_t pid, const std::string& name) {
+  std::string raw;
+  if (!read_capped(proc_path(pid, "cmdline"), cmdline_cap, raw).empty())
+    return false;
+  std::string_view rest{raw};
+  bool after_flag = false;
+  while (!rest.empty()) {
+    auto end = rest.find('\0');
+    auto arg = rest.substr(0, end);
+    if (after_flag && arg == name)
+      return true;
+    after_flag = arg == "--name";
+    if (end == std::string_view::npos)
+      break;
+    rest.remove_prefix(end + 1);
+  }
+  return false;
+}
+
+// -- pid files ----------------------------------------------------------------
+
+/// What a pid file says: one line "<pid> <starttime>\n".
+struct pid_record {
+  int32_t pid = 0;
+  uint64_t start_time = 0;
+};
+
+std::string format_pid_record(const pid_record& r) {
+  return std::to_string(r.pid) + " " + std::to_string(r.start_time) + "\n";
+}
+
+bool all_digits(std::string_view x) {
+  return !x.empty()
+         && x.find_first_not_of("0123456789") == std::string_view::npos;
+}
+
+/// Parses a pid file's text; returns why it is corrupt, empty when it is
+/// not.
+std::string parse_pid_record(std::string_view text, pid_record& out) {
+  if (text.size() > pid_file_cap)
+    return "oversized (more than " + std::to_string(pid_file_cap)
+           + " bytes)";
+  if (text.empty())
+    return "empty";
+  if (text.back() != '\n')
+    return "truncated (no end of line)";
+  text.remove_suffix(1);
+  if (text.find('\n') != std::string_view::npos)
+    return "more than one line";
+  auto space = text.find(' ');
+  if (space == std::string_view::npos)
+    return "not '<pid> <starttime>'";
+  auto pid_text = text.substr(0, space);
+  auto start_text = text.substr(space + 1);
+  if (!pid_text.empty() && pid_text.front() == '-')
+    return "negative pid";
+  if (!all_digits(pid_text) || !all_digits(start_text))
+    return "not '<pid> <starttime>'";
+  int64_t pid = 0;
+  auto pid_end = pid_text.data() + pid_text.size();
+  auto [p1, e1] = std::from_chars(pid_text.data(), pid_end, pid);
+  if (e1 != std::errc{} || p1 != pid_end || pid <= 0 || pid > INT32_MAX)
+    return "pid out of range";
+  uint64_t start_time = 0;
+  auto start_end = start_text.data() + start_text.size();
+  auto [p2, e2] = std::from_chars(start_text.data(), start_end, start_time);
+  if (e2 != std::errc{} || p2 != start_end)
+    return "start time out of range";
+  out.pid = static_cast<int32_t>(pid);
+  out.start_time = start_time;
+  return {};
+}
+
+/// Checks that the process a record names is the worker of `name`; on
+/// success hands out a pidfd that refers to exactly that process. Returns
+/// why it is not trusted, empty when it is.
+std::string check_process(const std::string& name, const pid_record& rec,
+                          unique_fd& pidfd_out) {
+  auto pid = std::to_string(rec.pid);
+  if (::kill(rec.pid, 0) != 0) {
+    if (errno == ESRCH)
+      return "process " + pid + " no longer runs";
+    return "process " + pid + " is not ours: " + errno_text(errno);
+  }
+  // Opened before the checks below: once they pass, the process they saw
+  // was alive from its recorded start until now, so the pidfd is its own.
+  unique_fd pidfd{pidfd_open(rec.pid)};
+  if (!pidfd)
+    return "process " + pid + " cannot be watched: " + errno_text(errno);
+  auto start_time = start_time_of(rec.pid);
+  if (!start_time)
+    return "process " + pid + " no longer runs";
+  if (*start_time != rec.start_time)
+    return "pid " + pid + " was recycled (process started at "
+           + std::to_string(*start_time) + ", not "
+           + std::to_string(rec.start_time) + ")";
+  if (!runs_as_instance(rec.pid, name))
+    return "process " + pid + " is not the worker of '" + name
+           + "' (no '--name " + name + "' on its command line)";
+  pidfd_out = std::move(pidfd);
+  return {};
+}
+
+/// Writes a pid file atomically: a temporary file in the same folder,
+/// fsynced, renamed over the old one, and the folder fsynced so the rename
+/// survives a crash. Returns why it failed, empty on success.
+std::string write_pid_file(const fs::path& dir, const pid_record& rec) {
+  auto tmp = dir / pid_temp_name;
+  auto dst = dir / pid_file_name;
+  unique_fd fd{::open(tmp.c_str(),
+                      O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
+                      0640)};
+  if (!fd)
+    return "cannot create " + tmp.string() + ": " + errno_text(errno);
+  auto fail = [&](const std::string& what) {
+    auto text = what + " " + tmp.string() + ": " + errno_text(errno);
+    fd.reset();
+    ::unlink(tmp.c_str());
+    return text;
+  };
+  auto line = format_pid_record(rec);
+  size_t done = 0;
+  while (done < line.size()) {
+    auto n = ::write(fd.get(), line.data() + done, line.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return fail("cannot write");
+    done += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0)
+    return fail("cannot fsync");
+  if (::close(fd.release()) != 0) {
+    auto text = "cannot close " + tmp.string() + ": " + errno_text(errno);
+    ::unlink(tmp.c_str());
+    return text;
+  }
+  if (::rename(tmp.c_str(), dst.c_str()) != 0) {
+    auto text = "cannot rename " + tmp.string() + ": " + errno_text(errno);
+    ::unlink(tmp.c_str());
+    return text;
+  }
+  unique_fd dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
+  if (dir_fd)
+    ::fsync(dir_fd.get());
+  return {};
+}
+
+/// Creates `<root>/<name>/` (0750) unless it exists as a folder. Returns why
+/// not, empty on success.
+std::string make_instance_dir(const fs::path& dir) {
+  if (::mkdir(dir.c_str(), 0750) == 0) {
+    // The umask may have narrowed it.
+    ::chmod(dir.c_str(), 0750);
+    return {};
+  }
+  if (errno != EEXIST)
+    return "cannot create " + dir.string() + ": " + errno_text(errno);
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode))
+    return dir.string() + " exists and is not a folder";
+  return {};
+}
+
+// -- spawning -----------------------------------------------------------------
+
+/// The worker's command line, as documented in the header.
+std::vector<std::string> worker_args(const process_driver_settings& settings,
+                                     const instance_spec& spec) {
+  std::vector<std::string> args{settings.worker_program.string(),
+                                "--name",
+                                spec.name,
+                                "--app",
+                                spec.app,
+                                "--broker",
+                                spec.broker.empty() ? settings.default_broker
+                                                    : spec.broker};
+  if (!spec.queues.empty()) {
+    std::string joined;
+    for (auto& q : spec.queues) {
+      if (!joined.empty())
+        joined += ',';
+      joined += q;
+    }
+    args.emplace_back("--queues");
+    args.push_back(std::move(joined));
+  }
+  args.emplace_back("--min");
+  args.push_back(std::to_string(spec.min_concurrency));
+  args.emplace_back("--max");
+  args.push_back(std::to_string(spec.max_concurrency));
+  args.insert(args.end(), settings.extra_args.begin(),
+              settings.extra_args.end());
+  return args;
+}
+
+/// posix_spawn with the worker's process setup: it leads a new process
+/// group, starts with no blocked signal and default dispositions, reads
+/// /dev/null, writes to `log_fd` and inherits no other descriptor. Returns 0
+/// or an errno value.
+int spawn_worker(const fs::path& program, std::vector<std::string>& args,
+                 int log_fd, pid_t& pid) {
+  std::vector<char*> argv;
+  argv.reserve(args.size() + 1);
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  if (int err = posix_spawn_file_actions_init(&actions); err != 0)
+    return err;
+  if (int err = posix_spawnattr_init(&attr); err != 0) {
+    posix_spawn_file_actions_destroy(&actions);
+    return err;
+  }
+  sigset_t none;
+  sigset_t all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  int err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP
+                                              | POSIX_SPAWN_SETSIGMASK
+                                              | POSIX_SPAWN_SETSIGDEF);
+  if (err == 0)
+    err = posix_spawnattr_setpgroup(&attr, 0);
+  if (err == 0)
+    err = posix_spawnattr_setsigmask(&attr, &none);
+  if (err == 0)
+    err = posix_spawnattr_setsigdefault(&attr, &all);
+  // log_fd is at least 3, so the order of these does not matter.
+  if (err == 0)
+    err = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY,
+                                           0);
+  if (err == 0)
+    err = posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
+  if (err == 0)
+    err = posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+  if (err == 0)
+    err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (err == 0)
+    err = posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(),
+                      environ);
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  return err;
+}
+
+// -- the watcher thread -------------------------------------------------------
+
+/// Polls the pidfds of every watched process, plus an eventfd that wakes it
+/// to take new ones or to stop, on one thread. It reports each readable
+/// pidfd once to the driver (child_exit) and forgets it; the driver makes
+/// sure of the exit and reaps. It holds the driver weakly, so it never
+/// keeps it alive.
+class exit_watcher {
+public:
+  /// Starts the thread; null and `error` set when it cannot.
+  static std::shared_ptr<exit_watcher> make(std::string& error) {
+    auto w = std::shared_ptr<exit_watcher>(new exit_watcher);
+    w->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!w->wake_fd_) {
+      error = "cannot create an eventfd: " + errno_text(errno);
+      return nullptr;
+    }
+    try {
+      // The thread holds the watcher until it ends.
+      w->thread_ = std::thread([w] { w->run(); });
+    } catch (const std::system_error& e) {
+      error = std::string{"cannot start the exit watcher thread: "} + e.what();
+      return nullptr;
+    }
+    return w;
+  }
+
+  /// Sets the driver that exits are reported to.
+  void set_target(caf::actor_addr target) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    target_ = std::move(target);
+  }
+
+  /// Watches the process behind `pidfd` (taking the descriptor). False when
+  /// the thread has ended; the caller must then look by itself.
+  bool watch(std::string name, int32_t pid, unique_fd pidfd) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopping_ || ended_)
+        return false;
+      incoming_.push_back(watched{std::move(name), pid, std::move(pidfd)});
+    }
+    wake();
+    return true;
+  }
+
+  /// Ends the thread, which closes its descriptors. Joins it, unless called
+  /// on the thread itself (its report dropped the driver's last
+  /// reference): it then just ends after this.
+  void stop() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopping_)
+        return;
+      stopping_ = true;
+    }
+    wake();
+    if (!thread_.joinable())
+      return;
+    if (thread_.get_id() == std::this_thread::get_id())
+      thread_.detach();
+    else
+      thread_.join();
+  }
+
+private:
+  struct watched {
+    std::string name;
+    int32_t pid = 0;
+    unique_fd pidfd;
+  };
+
+  exit_watcher() = default;
+
+  void wake() {
+    uint64_t one = 1;
+    // Fails only when the counter is saturated, which wakes it anyway.
+    [[maybe_unused]] auto n = ::write(wake_fd_.get(), &one, sizeof one);
+  }
+
+  void report(const watched& w) {
+    caf::actor_addr target;
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      target = target_;
+    }
+    if (auto driver = caf::actor_cast<driver_impl>(target))
+      caf::anon_send(driver, child_exit_atom::value, w.name, w.pid);
+  }
+
+  void run() {
+    std::vector<watched> procs;
+    std::vector<pollfd> fds;
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        if (stopping_)
+          break;
+        for (auto& w : incoming_)
+          procs.push_back(std::move(w));
+        incoming_.clear();
+      }
+      fds.clear();
+      fds.push_back(pollfd{wake_fd_.get(), POLLIN, 0});
+      for (auto& p : procs)
+        fds.push_back(pollfd{p.pidfd.get(), POLLIN, 0});
+      if (::poll(fds.data(), fds.size(), -1) < 0) {
+        if (errno == EINTR)
+          continue;
+        log_line("exit watcher stopped: poll: " + errno_text(errno));
+        break;
+      }
+      if (fds[0].revents != 0) {
+        uint64_t count = 0;
+        [[maybe_unused]] auto n = ::read(wake_fd_.get(), &count, sizeof count);
+      }
+      std::vector<watched> ended;
+      for (size_t i = procs.size(); i-- > 0;) {
+        if (fds[i + 1].revents == 0)
+          continue;
+        ended.push_back(std::move(procs[i]));
+        procs.erase(procs.begin() + static_cast<std::ptrdiff_t>(i));
+      }
+      for (auto& w : ended) {
+        w.pidfd.reset();
+        report(w);
+      }
+    }
+    std::lock_guard<std::mutex> guard{mtx_};
+    ended_ = true;
+    // procs and their pidfds close here.
+  }
+
+  unique_fd wake_fd_;
+  std::mutex mtx_;
+  caf::actor_addr target_;
+  std::vector<watched> incoming_;
+  bool stopping_ = false;
+  bool ended_ = false;
+  std::thread thread_;
+};
+
+// -- the driver actor ---------------------------------------------------------
+
+/// One running worker process, started here or adopted.
+struct worker_process {
+  int32_t pid = 0;
+  uint64_t start_time = 0;
+  /// Started by this driver (a child: reaped here, wait status known) or
+  /// adopted from a pid file (status unknown).
+  bool own = true;
+  /// The driver's own pidfd: signals reach this process and no recycled
+  /// pid. The watcher thread polls a duplicate.
+  unique_fd pidfd;
+  bool stop_requested = false;
+  std::vector<caf::typed_response_promise<int32_t>> stop_waiters;
+};
+
+struct driver_state {
+  process_driver_settings settings;
+  std::map<std::string, worker_process> workers;
+  std::vector<exit_listener> listeners;
+  std::shared_ptr<exit_watcher> watcher;
+
+  static inline const char* name = "cyme.process_driver";
+
+  // Workers keep running: the next driver adopts them. Stops still waiting
+  // for an exit are answered, so that no requester waits forever.
+  ~driver_state() {
+    if (watcher)
+      watcher->stop();
+    for (auto& [name, w] : workers)
+      for (auto& rp : w.stop_waiters)
+        rp.deliver(caf::make_error(cyme_errc::process_failure,
+                                   "the process driver exited while stopping "
+                                   "instance '" + name + "'"));
+  }
+};
+
+using self_ptr = driver_impl::stateful_pointer<driver_state>;
+
+fs::path instance_dir(self_ptr self, const std::string& name) {
+  return self->state.settings.root / name;
+}
+
+caf::error bad_name(const std::string& name) {
+  if (auto problem = name_problem("instance", name); !problem.empty())
+    return caf::make_error(cyme_errc::invalid_argument, problem);
+  return caf::none;
+}
+
+void look_again_later(self_ptr self, const std::string& name, int32_t pid) {
+  self->delayed_send(caf::actor_cast<driver_impl>(self), exit_poll_interval,
+                     child_exit_atom::value, name, pid);
+}
+
+/// Has the watcher thread watch a worker's pidfd; looks periodically when
+/// that cannot be done.
+void watch_exit(self_ptr self, const std::string& name, worker_process& w) {
+  if (w.pidfd) {
+    unique_fd dup{::fcntl(w.pidfd.get(), F_DUPFD_CLOEXEC, 0)};
+    if (dup && self->state.watcher->watch(name, w.pid, std::move(dup)))
+      return;
+  }
+  look_again_later(self, name, w.pid);
+}
+
+/// Signals a worker's process group while it leads one (a worker may have
+/// left it), else the worker alone, through its pidfd.
+void signal_worker(const worker_process& w, int sig) {
+  // An adopted worker is not our child: once it ended, init may reap it and
+  // its pid be recycled, so an ended one is never signalled. An own worker
+  // stays unreaped (its pid and group id reserved) until we reap it.
+  if (!w.own && (!w.pidfd || pidfd_exited(w.pidfd.get())))
+    return;
+  if (::getpgid(w.pid) == w.pid) {
+    ::kill(-w.pid, sig);
+    return;
+  }
+  if (w.pidfd)
+    pidfd_send_signal(w.pidfd.get(), sig);
+  else if (w.own)
+    ::kill(w.pid, sig);
+}
+
+/// Logs why a pid file is not trusted and removes it.
+void distrust(const fs::path& path, const std::string& why) {
+  std::string outcome = "not trusted, removed";
+  // An empty folder in its place goes too.
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT
+      && !(errno == EISDIR && ::rmdir(path.c_str()) == 0))
+    outcome = "not trusted, cannot remove it: " + errno_text(errno);
+  log_line(path.string() + ": " + why + "; " + outcome);
+}
+
+/// Adopts the process a trusted pid file names; null when there is none.
+worker_process* adopt(self_ptr self, const std::string& name) {
+  auto path = instance_dir(self, name) / pid_file_name;
+  std::string text;
+  bool missing = false;
+  auto problem = read_capped(path.string(), pid_file_cap, text, &missing);
+  if (missing)
+    return nullptr;
+  pid_record rec;
+  if (problem.empty())
+    problem = parse_pid_record(text, rec);
+  else
+    problem = "unreadable: " + problem;
+  unique_fd pidfd;
+  if (problem.empty())
+    problem = check_process(name, rec, pidfd);
+  if (!problem.empty()) {
+    distrust(path, problem);
+    return nullptr;
+  }
+  worker_process w;
+  w.pid = rec.pid;
+  w.start_time = rec.start_time;
+  w.own = false;
+  w.pidfd = std::move(pidfd);
+  auto& entry = self->state.workers.emplace(name, std::move(w)).first->second;
+  watch_exit(self, name, entry);
+  log_line("adopted pid " + std::to_string(rec.pid) + " of instance '" + name
+           + "'");
+  return &entry;
+}
+
+/// The running worker of `name`, known or adopted; null when none runs.
+worker_process* find_running(self_ptr self, const std::string& name) {
+  auto i = self->state.workers.find(name);
+  if (i != self->state.workers.end())
+    return &i->second;
+  return adopt(self, name);
+}
+
+/// Removes the pid file of `name` if it records `pid`.
+void remove_pid_file(self_ptr self, const std::string& name, int32_t pid) {
+  auto path = instance_dir(self, name) / pid_file_name;
+  std::string text;
+  pid_record rec;
+  if (read_capped(path.string(), pid_file_cap, text).empty()
+      && parse_pid_record(text, rec).empty() && rec.pid == pid)
+    ::unlink(path.c_str());
+}
+
+caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
+  auto& st = self->state;
+  auto dir = instance_dir(self, spec.name);
+  auto failure = [&](const std::string& what) {
+    return caf::make_error(cyme_errc::process_failure,
+                           "instance '" + spec.name + "': " + what);
+  };
+  if (auto problem = make_instance_dir(dir); !problem.empty())
+    return failure(problem);
+  auto log_path = dir / log_file_name;
+  unique_fd log{::open(log_path.c_str(),
+                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
+                       0640)};
+  if (!log)
+    return failure("cannot open " + log_path.string() + ": "
+                   + errno_text(errno));
+  if (log.get() < 3) {
+    // The branch runs without some standard descriptor: keep the log out
+    // of the worker's 0..2 until the spawn places it.
+    log.reset(::fcntl(log.get(), F_DUPFD_CLOEXEC, 3));
+    if (!log)
+      return failure("cannot duplicate the log descriptor: "
+                     + errno_text(errno));
+  }
+  auto args = worker_args(st.settings, spec);
+  pid_t pid = 0;
+  if (int err = spawn_worker(st.settings.worker_program, args, log.get(), pid);
+      err != 0)
+    return failure("cannot start " + st.settings.worker_program.string()
+                   + ": " + errno_text(err));
+  log.reset();
+  worker_process w;
+  w.pid = pid;
+  w.own = true;
+  w.pidfd.reset(pidfd_open(pid));
+  auto pidfd_errno = errno;
+  auto start_time = start_time_of(pid);
+  auto& entry = st.workers.emplace(spec.name, std::move(w)).first->second;
+  watch_exit(self, spec.name, entry);
+  std::string problem;
+  if (!entry.pidfd) {
+    problem = "pidfd_open: " + errno_text(pidfd_errno);
+  } else if (!start_time) {
+    problem = "cannot read its start time";
+  } else {
+    entry.start_time = *start_time;
+    problem = write_pid_file(dir, pid_record{pid, *start_time});
+  }
+  if (!problem.empty()) {
+    // Unrecorded, it could not be adopted after a branch restart and would
+    // run twice: end it. Its exit is reported as requested.
+    entry.stop_requested = true;
+    signal_worker(entry, SIGKILL);
+    return failure("started as pid " + std::to_string(pid) + " but "
+                   + problem + "; killed it");
+  }
+  return static_cast<int32_t>(pid);
+}
+
+void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
+  auto& st = self->state;
+  auto i = st.workers.find(name);
+  if (i == st.workers.end() || i->second.pid != pid)
+    return; // Already handled.
+  auto& w = i->second;
+  int32_t status = -1;
+  if (w.own) {
+    siginfo_t info{};
+    if (::waitid(P_PID, static_cast<id_t>(pid), &info,
+                 WEXITED | WNOHANG | WNOWAIT)
+        == 0) {
+      if (info.si_pid == 0) {
+        look_again_later(self, name, pid);
+        return;
+      }
+      // Still a zombie, it holds its pid and group id: end what is left of
+      // its group (pool processes) before reaping it.
+      if (::getpgid(pid) == pid)
+        ::kill(-pid, SIGKILL);
+      int wstatus = 0;
+      if (::waitpid(pid, &wstatus, WNOHANG) == pid)
+        status = wstatus;
+    }
+    // Else (ECHILD) someone reaped it (SIGCHLD ignored?): status unknown.
+  } else if (!w.pidfd || !pidfd_exited(w.pidfd.get())) {
+    look_again_later(self, name, pid);
+    return;
+  }
+  process_exit ev{name, pid, status, w.stop_requested};
+  auto waiters = std::move(w.stop_waiters);
+  remove_pid_file(self, name, pid);
+  st.workers.erase(i);
+  for (auto& listener : st.listeners)
+    self->send(listener, exited_atom::value, ev);
+  for (auto& rp : waiters)
+    rp.deliver(pid);
+}
+
+driver_impl::behavior_type driver_behavior(self_ptr self,
+                                           process_driver_settings settings,
+                                           std::shared_ptr<exit_watcher> w) {
+  self->state.settings = std::move(settings);
+  self->state.watcher = std::move(w);
+  self->state.watcher->set_target(self->address());
+  // A listener that ended is forgotten.
+  self->set_down_handler([self](caf::down_msg& dm) {
+    auto& ls = self->state.listeners;
+    ls.erase(std::remove_if(ls.begin(), ls.end(),
+                            [&](const exit_listener& l) {
+                              return l.address() == dm.source;
+                            }),
+             ls.end());
+  });
+  return {
+    [=](start_atom, const instance_spec& spec) -> caf::result<int32_t> {
+      if (auto err = bad_name(spec.name))
+        return err;
+      if (auto problem = spec_problem(spec); !problem.empty())
+        return caf::make_error(cyme_errc::invalid_argument, problem);
+      if (auto* w = find_running(self, spec.name))
+        return caf::make_error(cyme_errc::process_failure,
+                               "instance '" + spec.name + "' already runs (pid "
+                                 + std::to_string(w->pid)
+                                 + (w->stop_requested ? ", stopping)" : ")"));
+      return start_worker(self, spec);
+    },
+    [=](stop_atom, const std::string& name) -> caf::result<int32_t> {
+      if (auto err = bad_name(name))
+        return err;
+      auto* w = find_running(self, name);
+      if (w == nullptr)
+        return int32_t{0};
+      auto rp = self->make_response_promise<int32_t>();
+      w->stop_waiters.push_back(rp);
+      if (!w->stop_requested) {
+        w->stop_requested = true;
+        signal_worker(*w, SIGTERM);
+        self->delayed_send(caf::actor_cast<driver_impl>(self),
+                           self->state.settings.stop_grace,
+                           grace_over_atom::value, name, w->pid);
+      }
+      return rp;
+    },
+    [=](alive_atom, const std::string& name) -> caf::result<int32_t> {
+      if (auto err = bad_name(name))
+        return err;
+      auto* w = find_running(self, name);
+      return w != nullptr ? w->pid : int32_t{0};
+    },
+    [=](subscribe_atom, const exit_listener& listener) {
+      auto& ls = self->state.listeners;
+      if (!listener || std::find(ls.begin(), ls.end(), listener) != ls.end())
+        return;
+      ls.push_back(listener);
+      self->monitor(listener);
+    },
+    [=](child_exit_atom, const std::string& name, int32_t pid) {
+      on_child_exit(self, name, pid);
+    },
+    [=](grace_over_atom, const std::string& name, int32_t pid) {
+      auto i = self->state.workers.find(name);
+      if (i == self->state.workers.end() || i->second.pid != pid)
+        return;
+      auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
+        self->state.settings.stop_grace);
+      log_line("instance '" + name + "' (pid " + std::to_string(pid)
+               + ") still runs " + std::to_string(grace.count())
+               + " ms after SIGTERM; sending SIGKILL");
+      signal_worker(i->second, SIGKILL);
+    },
+  };
+}
+
+/// Validates the settings and makes their paths absolute (a later chdir of
+/// the branch must not move them). Returns why they are invalid, or empty.
+std::string check_settings(process_driver_settings& s) {
+  std::error_code ec;
+  if (s.root.empty())
+    return "the root folder is not set";
+  s.root = fs::absolute(s.root, ec);
+  if (ec)
+    return "root " + s.root.string() + ": " + ec.message();
+  fs::create_directories(s.root, ec);
+  if (ec)
+    return "cannot create root " + s.root.string() + ": " + ec.message();
+  if (!fs::is_directory(s.root, ec))
+    return "root " + s.root.string() + " is not a folder";
+  if (::access(s.root.c_str(), W_OK | X_OK) != 0)
+    return "root " + s.root.string() + " is not writable: "
+           + errno_text(errno);
+  if (s.worker_program.empty())
+    return "the worker program is not set";
+  s.worker_program = fs::absolute(s.worker_program, ec);
+  if (ec)
+    return "worker program " + s.worker_program.string() + ": "
+           + ec.message();
+  if (!fs::is_regular_file(s.worker_program, ec))
+    return "worker program " + s.worker_program.string()
+           + " does not exist or is not a file";
+  if (::access(s.worker_program.c_str(), X_OK) != 0)
+    return "worker program " + s.worker_program.string()
+           + " is not executable: " + errno_text(errno);
+  if (auto problem = broker_problem(s.default_broker); !problem.empty())
+    return "default broker: " + problem;
+  if (s.stop_grace.count() < 0)
+    return "stop grace must not be negative";
+  for (auto& arg : s.extra_args)
+    if (arg.find('\0') != std::string::npos)
+      return "an extra argument holds a NUL character";
+  return {};
+}
+
+} // namespace
+
+caf::expected<process_driver_actor>
+spawn_process_driver(caf::actor_system& sys, process_driver_settings settings) {
+  if (auto problem = check_settings(settings); !problem.empty())
+    return caf::make_error(cyme_errc::invalid_argument, problem);
+  if (unique_fd probe{pidfd_open(::getpid())}; !probe)
+    return caf::make_error(cyme_errc::process_failure,
+                           "pidfd_open is not available: "
+                             + errno_text(errno));
+  std::string error;
+  auto watcher = exit_watcher::make(error);
+  if (!watcher)
+    return caf::make_error(cyme_errc::process_failure, error);
+  auto impl = sys.spawn(driver_behavior, std::move(settings),
+                        std::move(watcher));
+  return caf::actor_cast<process_driver_actor>(impl);
+}
+
+} // namespace cyme

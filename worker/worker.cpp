@@ -1,0 +1,526 @@
+#include "worker/worker.hpp"
+
+#include <algorithm>
+#include <atomic>
+#include <condition_variable>
+#include <csignal>
+#include <ctime>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <sys/signalfd.h>
+#include <thread>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include "messages/names.hpp"
+#include "messages/wire.hpp"
+#include "transport/kafka.hpp"
+#include "worker/offset_tracker.hpp"
+#include "worker/task_pool.hpp"
+
+namespace cyme::worker {
+
+namespace {
+
+using json = nlohmann::json;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// One log line on stderr (the driver sends it to the instance's log file).
+void log_line(const std::string& name, const std::string& text) {
+  auto t = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
+  std::string line = std::string{stamp} + "Z " + name + ": " + text + "\n";
+  std::cerr << line << std::flush;
+}
+
+/// What all parts of one running worker share.
+struct worker_context {
+  const worker_options& opts;
+  const handler_registry& handlers;
+  kafka::config_map base;
+  kafka::producer producer;
+  task_pool pool;
+  std::atomic<uint64_t> done{0};
+  std::atomic<uint64_t> failed{0};
+  std::chrono::steady_clock::time_point started = std::chrono::steady_clock::now();
+
+  worker_context(const worker_options& o, const handler_registry& h)
+    : opts(o),
+      handlers(h),
+      base(kafka::base_config(o.broker)),
+      producer(base),
+      pool(o.max_concurrency, o.min_concurrency, o.keepalive) {
+  }
+
+  void log(const std::string& text) const {
+    log_line(opts.name, text);
+  }
+};
+
+/// Runs one task and publishes its result.
+void run_task(worker_context& ctx, const std::string& queue,
+              const kafka::message& m) {
+  auto task = decode_task(m.value);
+  if (!task) {
+    ctx.failed += 1;
+    ctx.log("dropped task at " + queue + "/" + std::to_string(m.partition) + "@"
+            + std::to_string(m.offset) + ": " + task.error);
+    return;
+  }
+  task_result r;
+  r.id = task.value->id;
+  r.instance = ctx.opts.name;
+  r.queue = queue;
+  r.started_at_ms = wall_ms();
+  auto* handler = ctx.handlers.find(task.value->handler);
+  if (handler == nullptr) {
+    r.state = task_state::failure;
+    r.error = "unknown handler '" + task.value->handler.substr(0, 64) + "'";
+  } else {
+    try {
+      auto args = json::parse(task.value->args_json);
+      r.result_json = (*handler)(args).dump();
+    } catch (const std::exception& e) {
+      r.state = task_state::failure;
+      r.error = e.what();
+    } catch (...) {
+      r.state = task_state::failure;
+      r.error = "handler threw a non-standard exception";
+    }
+  }
+  r.finished_at_ms = wall_ms();
+  (r.state == task_state::success ? ctx.done : ctx.failed) += 1;
+  if (auto err = ctx.producer.produce(ctx.opts.results_topic, r.id,
+                                      encode_result(r));
+      !err.empty())
+    ctx.log("result of " + r.id + " not published: " + err);
+}
+
+/// Consumes one queue as a member of its consumer group: hands each task to
+/// the pool and stores its offset once it (and every task before it in its
+/// partition) finished.
+class queue_consumer {
+public:
+  queue_consumer(worker_context& ctx, std::string queue, std::string group)
+    : ctx_(ctx), queue_(std::move(queue)) {
+    auto cfg = ctx_.base;
+    cfg["group.id"] = group;
+    cfg["session.timeout.ms"] = "6000";
+    cfg["heartbeat.interval.ms"] = "1000";
+    cfg["fetch.wait.max.ms"] = "50";
+    consumer_ = std::make_unique<kafka::group_consumer>(
+      cfg, std::vector<std::string>{queue_}, [this] { wait_idle(); });
+    thread_ = std::thread{[this] { loop(); }};
+  }
+
+  ~queue_consumer() {
+    stop();
+  }
+
+  const std::string& queue() const {
+    return queue_;
+  }
+
+  /// Stops taking tasks, finishes those taken, commits, leaves the group.
+  void stop() {
+    stop_ = true;
+    if (thread_.joinable())
+      thread_.join();
+  }
+
+  void request_stop() {
+    stop_ = true;
+  }
+
+  bool stopped() const {
+    return finished_;
+  }
+
+  uint32_t assigned() const {
+    return consumer_->assigned();
+  }
+
+private:
+  void loop() {
+    while (!stop_) {
+      auto m = consumer_->poll(100);
+      if (!m)
+        continue;
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        tracker_.started(m->partition, m->offset);
+        ++pending_;
+      }
+      auto msg = std::make_shared<kafka::message>(std::move(*m));
+      bool taken = ctx_.pool.submit([this, msg] {
+        run_task(ctx_, queue_, *msg);
+        finish(msg->partition, msg->offset);
+      });
+      if (!taken) {
+        // The task stays "running" for the tracker, so its offset is never
+        // committed and it is redelivered.
+        std::lock_guard<std::mutex> guard{mtx_};
+        --pending_;
+        idle_.notify_all();
+        break;
+      }
+    }
+    wait_idle();
+    consumer_->close();
+    finished_ = true;
+  }
+
+  void finish(int32_t partition, int64_t offset) {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (auto next = tracker_.finished(partition, offset))
+      consumer_->store_offset(queue_, partition, *next);
+    --pending_;
+    idle_.notify_all();
+  }
+
+  void wait_idle() {
+    std::unique_lock<std::mutex> lock{mtx_};
+    idle_.wait(lock, [this] { return pending_ == 0; });
+  }
+
+  worker_context& ctx_;
+  std::string queue_;
+  std::unique_ptr<kafka::group_consumer> consumer_;
+  std::mutex mtx_;
+  std::condition_variable idle_;
+  offset_tracker tracker_;
+  size_t pending_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> finished_{false};
+  std::thread thread_;
+};
+
+/// The worker's queues, its direct queue first, in the order added.
+class consumer_set {
+public:
+  explicit consumer_set(worker_context& ctx) : ctx_(ctx) {
+  }
+
+  ~consumer_set() {
+    stop_all();
+  }
+
+  std::vector<std::string> queues() const {
+    std::vector<std::string> out;
+    for (auto& c : active_)
+      out.push_back(c->queue());
+    return out;
+  }
+
+  std::map<std::string, uint32_t> assignments() const {
+    std::map<std::string, uint32_t> out;
+    for (auto& c : active_)
+      out[c->queue()] = c->assigned();
+    return out;
+  }
+
+  bool has(const std::string& queue) const {
+    return std::any_of(active_.begin(), active_.end(),
+                       [&](auto& c) { return c->queue() == queue; });
+  }
+
+  /// Starts consuming `queue` (creating its topic if missing). Empty string
+  /// on success.
+  std::string add(const std::string& queue, int partitions,
+                  const std::string& group) {
+    if (has(queue))
+      return {};
+    if (auto err = ctx_.producer.ensure_topics({queue}, partitions, 5000);
+        !err.empty())
+      return err;
+    try {
+      active_.push_back(std::make_unique<queue_consumer>(ctx_, queue, group));
+    } catch (const std::exception& e) {
+      return e.what();
+    }
+    ctx_.log("consuming from " + queue);
+    return {};
+  }
+
+  /// Stops consuming `queue` in the background: running tasks finish and
+  /// are committed while the worker keeps answering.
+  void cancel(const std::string& queue) {
+    auto i = std::find_if(active_.begin(), active_.end(),
+                          [&](auto& c) { return c->queue() == queue; });
+    if (i == active_.end())
+      return;
+    (*i)->request_stop();
+    retiring_.push_back(std::move(*i));
+    active_.erase(i);
+    ctx_.log("cancelled consuming from " + queue);
+  }
+
+  /// Joins consumers that finished retiring.
+  void reap() {
+    retiring_.erase(std::remove_if(retiring_.begin(), retiring_.end(),
+                                   [](auto& c) {
+                                     if (!c->stopped())
+                                       return false;
+                                     c->stop();
+                                     return true;
+                                   }),
+                    retiring_.end());
+  }
+
+  void stop_all() {
+    for (auto& c : active_)
+      c->request_stop();
+    for (auto& c : active_)
+      c->stop();
+    for (auto& c : retiring_)
+      c->stop();
+    active_.clear();
+    retiring_.clear();
+  }
+
+private:
+  worker_context& ctx_;
+  std::vector<std::unique_ptr<queue_consumer>> active_;
+  std::vector<std::unique_ptr<queue_consumer>> retiring_;
+};
+
+std::string group_of(const worker_options& opts, const std::string& queue) {
+  return "cyme." + opts.app + "." + queue;
+}
+
+worker_stats stats_of(worker_context& ctx, const consumer_set& consumers) {
+  worker_stats s;
+  s.pid = static_cast<int32_t>(::getpid());
+  s.uptime_ms = static_cast<uint64_t>(
+    std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::steady_clock::now() - ctx.started)
+      .count());
+  s.queues = consumers.queues();
+  s.autoscale_max = ctx.pool.max();
+  s.autoscale_min = ctx.pool.min();
+  s.concurrency = ctx.pool.size();
+  s.tasks_done = ctx.done;
+  s.tasks_failed = ctx.failed;
+  s.partitions = consumers.assignments();
+  return s;
+}
+
+/// Answers one command addressed to this worker.
+control_reply handle(worker_context& ctx, consumer_set& consumers,
+                     const control_command& cmd, bool& shutdown) {
+  control_reply r;
+  r.instance = ctx.opts.name;
+  auto dq = direct_queue(ctx.opts.name);
+  switch (cmd.op) {
+    case control_op::ping:
+      break;
+    case control_op::stats:
+      r.stats = stats_of(ctx, consumers);
+      break;
+    case control_op::active_queues:
+      r.queues = consumers.queues();
+      break;
+    case control_op::add_consumer:
+      if (auto err = consumers.add(cmd.queue, ctx.opts.queue_partitions,
+                                   group_of(ctx.opts, cmd.queue));
+          !err.empty()) {
+        r.ok = false;
+        r.error = err;
+      }
+      r.queues = consumers.queues();
+      break;
+    case control_op::cancel_consumer:
+      if (cmd.queue == dq) {
+        r.ok = false;
+        r.error = "the direct queue is never cancelled";
+      } else {
+        consumers.cancel(cmd.queue);
+      }
+      r.queues = consumers.queues();
+      break;
+    case control_op::autoscale:
+      ctx.pool.set_bounds(cmd.max_concurrency, cmd.min_concurrency);
+      r.stats.autoscale_max = cmd.max_concurrency;
+      r.stats.autoscale_min = cmd.min_concurrency;
+      ctx.log("autoscale " + std::to_string(cmd.max_concurrency) + ","
+              + std::to_string(cmd.min_concurrency));
+      break;
+    case control_op::shutdown:
+      shutdown = true;
+      break;
+  }
+  return r;
+}
+
+/// Blocks SIGTERM and SIGINT in every thread and returns a signalfd that
+/// reports them, so shutdown happens in the control loop, not in a handler.
+int termination_fd() {
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  return ::signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+}
+
+bool terminated(int fd) {
+  signalfd_siginfo info;
+  return ::read(fd, &info, sizeof(info)) == sizeof(info);
+}
+
+} // namespace
+
+std::string options_problem(const worker_options& o) {
+  if (auto p = name_problem("instance", o.name); !p.empty())
+    return p;
+  if (auto p = name_problem("app", o.app); !p.empty())
+    return p;
+  if (o.broker.empty())
+    return "--broker is required";
+  if (auto p = broker_problem(o.broker); !p.empty())
+    return p;
+  instance_spec spec;
+  spec.name = o.name;
+  spec.app = o.app;
+  spec.queues = o.queues;
+  spec.max_concurrency = o.max_concurrency;
+  spec.min_concurrency = o.min_concurrency;
+  if (auto p = spec_problem(spec); !p.empty())
+    return p;
+  if (auto p = name_problem("control topic", o.control_topic); !p.empty())
+    return p;
+  if (auto p = name_problem("results topic", o.results_topic); !p.empty())
+    return p;
+  if (o.queue_partitions < 1 || o.queue_partitions > 1000)
+    return "--queue-partitions must be 1 to 1000";
+  if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
+    return "--control-fetch-wait-ms must be 1 to 10000";
+  if (o.exec.timeout.count() <= 0)
+    return "--exec-timeout-ms must be positive";
+  return {};
+}
+
+worker_options parse_worker_options(int argc, char** argv) {
+  worker_options o;
+  CLI::App app{"cyme-worker: one worker instance of a cyme fleet"};
+  int64_t keepalive_ms = o.keepalive.count();
+  int64_t exec_timeout_ms = o.exec.timeout.count();
+  app.add_option("--name", o.name, "instance name")->required();
+  app.add_option("--app", o.app, "app the instance belongs to")->required();
+  app.add_option("--broker", o.broker, "bootstrap servers host:port[,...]")
+    ->required();
+  app.add_option("--queues", o.queues, "queues to consume, comma-separated")
+    ->delimiter(',');
+  app.add_option("--max", o.max_concurrency, "most task runners");
+  app.add_option("--min", o.min_concurrency, "fewest task runners");
+  app.add_option("--control-topic", o.control_topic, "topic of commands");
+  app.add_option("--results-topic", o.results_topic, "topic of task results");
+  app.add_option("--queue-partitions", o.queue_partitions,
+                 "partitions of queue topics this worker creates");
+  app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
+                 "fetch.wait.max.ms of the control reader");
+  app.add_option("--keepalive-ms", keepalive_ms,
+                 "idle time after which a runner above min leaves");
+  app.add_option("--exec", o.exec.program,
+                 "program the exec handler runs (absolute path)");
+  app.add_option("--exec-timeout-ms", exec_timeout_ms,
+                 "time limit of an exec task");
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    std::exit(app.exit(e));
+  }
+  o.keepalive = std::chrono::milliseconds{keepalive_ms};
+  o.exec.timeout = std::chrono::milliseconds{exec_timeout_ms};
+  if (auto p = options_problem(o); !p.empty()) {
+    std::cerr << "cyme-worker: " << p << "\n";
+    std::exit(2);
+  }
+  return o;
+}
+
+int run_worker(const worker_options& opts, const handler_registry& handlers) {
+  int term_fd = termination_fd();
+  try {
+    worker_context ctx{opts, handlers};
+    if (auto err = ctx.producer.ensure_topics(
+          {opts.control_topic, opts.results_topic}, 1, 10000);
+        !err.empty()) {
+      ctx.log("cannot reach broker " + opts.broker + ": " + err);
+      return 1;
+    }
+    auto control_cfg = ctx.base;
+    control_cfg["fetch.wait.max.ms"] = std::to_string(opts.control_fetch_wait_ms);
+    kafka::topic_reader control{control_cfg, opts.control_topic};
+    consumer_set consumers{ctx};
+    auto dq = direct_queue(opts.name);
+    if (auto err = consumers.add(dq, 1, group_of(opts, dq)); !err.empty()) {
+      ctx.log("cannot consume " + dq + ": " + err);
+      return 1;
+    }
+    for (auto& q : opts.queues)
+      if (auto err = consumers.add(q, opts.queue_partitions, group_of(opts, q));
+          !err.empty())
+        ctx.log("cannot consume " + q + ": " + err);
+    ctx.log("ready, pid " + std::to_string(::getpid()));
+    bool shutdown = false;
+    while (!shutdown) {
+      if (term_fd >= 0 && terminated(term_fd)) {
+        ctx.log("terminated by signal");
+        break;
+      }
+      consumers.reap();
+      ctx.producer.poll(0);
+      auto m = control.poll(50);
+      if (!m)
+        continue;
+      auto cmd = decode_command(m->value);
+      if (!cmd) {
+        ctx.log("dropped control message at offset " + std::to_string(m->offset)
+                + ": " + cmd.error);
+        continue;
+      }
+      auto& to = cmd.value->command.destinations;
+      if (std::find(to.begin(), to.end(), opts.name) == to.end())
+        continue;
+      reply_envelope reply;
+      reply.id = cmd.value->id;
+      reply.op = cmd.value->command.op;
+      reply.reply = handle(ctx, consumers, cmd.value->command, shutdown);
+      if (auto err = ctx.producer.produce(cmd.value->reply_to, reply.id,
+                                          encode_reply(reply));
+          !err.empty())
+        ctx.log("reply to " + reply.id + " not sent: " + err);
+      if (shutdown)
+        ctx.log("shutdown requested");
+    }
+    // Graceful: stop taking tasks, finish running ones, commit, leave.
+    consumers.stop_all();
+    ctx.pool.stop();
+    ctx.producer.flush(5000);
+    ctx.log("stopped after " + std::to_string(ctx.done.load()) + " done, "
+            + std::to_string(ctx.failed.load()) + " failed");
+  } catch (const std::exception& e) {
+    log_line(opts.name, std::string{"cannot run: "} + e.what());
+    return 1;
+  }
+  if (term_fd >= 0)
+    ::close(term_fd);
+  return 0;
+}
+
+int run_worker_main(int argc, char** argv, handler_registry handlers) {
+  auto opts = parse_worker_options(argc, argv);
+  add_builtin_handlers(handlers, opts.exec);
+  return run_worker(opts, handlers);
+}
+
+} // namespace cyme::worker

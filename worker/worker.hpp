@@ -1,0 +1,53 @@
+#pragma once
+
+/// The cyme-worker instance: consumes its queues (and its direct queue)
+/// with a pool of task runners, answers the control protocol, publishes
+/// task results. See docs/PROTOCOL.md.
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "worker/handlers.hpp"
+
+namespace cyme::worker {
+
+/// Everything a worker is started with; defaults are the product's.
+struct worker_options {
+  std::string name;
+  std::string app;
+  /// Bootstrap servers.
+  std::string broker;
+  std::vector<std::string> queues;
+  uint32_t max_concurrency = 1;
+  uint32_t min_concurrency = 1;
+  std::string control_topic = "cyme.control";
+  std::string results_topic = "cyme.results";
+  /// Partitions of queue topics this worker creates.
+  int queue_partitions = 4;
+  /// fetch.wait.max.ms of the control reader: its latency on brokers that
+  /// answer a waiting fetch only at the deadline (the embedded cluster).
+  int control_fetch_wait_ms = 10;
+  /// A runner idle this long leaves, down to min_concurrency.
+  std::chrono::milliseconds keepalive{2000};
+  exec_settings exec;
+};
+
+/// Parses the command line. On --help prints usage and exits 0; on bad
+/// input prints the error and exits 2.
+worker_options parse_worker_options(int argc, char** argv);
+
+/// Empty when the options are valid, else the first problem.
+std::string options_problem(const worker_options& opts);
+
+/// Runs until told to shut down (control command, SIGTERM or SIGINT):
+/// stops taking tasks, finishes running ones, commits, returns 0. Returns
+/// 1 when it cannot start (e.g. no broker).
+int run_worker(const worker_options& opts, const handler_registry& handlers);
+
+/// parse_worker_options + builtins + run_worker: the main() of a program
+/// that embeds the worker with its own handlers.
+int run_worker_main(int argc, char** argv, handler_registry handlers);
+
+} // namespace cyme::worker
