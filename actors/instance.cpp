@@ -21,6 +21,7 @@ namespace {
 enum class op_kind { verify, restart, shutdown };
 
 struct pending_op {
+  uint64_t id = 0;
   op_kind kind = op_kind::verify;
   instance_spec spec;
   probe_result probe;
@@ -33,11 +34,26 @@ struct instance_actor_state {
   instance_status status;
   /// The operation running (front) and those waiting behind it.
   std::deque<pending_op> ops;
+  uint64_t next_op = 0;
   static inline const char* name = "cyme.instance";
 };
 
 using self_ptr = instance_actor::stateful_pointer<instance_actor_state>;
-using done_fn = std::function<void(action_report)>;
+/// Completes the running operation. It knows which operation it belongs
+/// to, so the continuations of an operation that was interrupted (its
+/// process died under it) can tell they are stale and do nothing.
+struct done_fn {
+  uint64_t op = 0;
+  std::function<void(action_report)> fn;
+  void operator()(action_report r) const {
+    fn(std::move(r));
+  }
+};
+
+/// Whether `done` belongs to an operation that is no longer running.
+bool stale(self_ptr self, const done_fn& done) {
+  return self->state.ops.empty() || self->state.ops.front().id != done.op;
+}
 
 instance_parent parent_of(self_ptr self) {
   return caf::actor_cast<instance_parent>(self->state.config.parent);
@@ -138,7 +154,9 @@ void reconcile(self_ptr self, const instance_spec& spec,
   for (auto& cmd : cmds) {
     self->request(self->state.config.bus, caf::infinite, command_atom::value, cmd)
       .then(
-        [self, g, cmd, one_done](std::vector<control_reply>& replies) {
+        [self, g, cmd, one_done, done](std::vector<control_reply>& replies) {
+          if (stale(self, done))
+            return;
           auto& st = self->state.status;
           auto r = reply_from(replies, st.name);
           std::string what = to_string(cmd.op);
@@ -177,7 +195,9 @@ void reconcile(self_ptr self, const instance_spec& spec,
           append(g->detail, what);
           one_done();
         },
-        [self, g, cmd, one_done](caf::error& err) {
+        [self, g, cmd, one_done, done](caf::error& err) {
+          if (stale(self, done))
+            return;
           g->failed = true;
           append(g->detail, to_string(cmd.op) + " failed: " + describe(err));
           one_done();
@@ -193,6 +213,8 @@ void fetch_stats_and_reconcile(self_ptr self, const instance_spec& spec,
   self->request(self->state.config.bus, caf::infinite, command_atom::value, cmd)
     .then(
       [=](std::vector<control_reply>& replies) {
+        if (stale(self, done))
+          return;
         auto r = reply_from(replies, spec.name);
         if (r == nullptr || !r->ok) {
           auto d = detail;
@@ -204,6 +226,8 @@ void fetch_stats_and_reconcile(self_ptr self, const instance_spec& spec,
         reconcile(self, spec, r->stats, result, detail, done);
       },
       [=](caf::error& err) {
+        if (stale(self, done))
+          return;
         auto d = detail;
         append(d, "stats failed: " + describe(err));
         publish(self);
@@ -238,6 +262,8 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
                 spec.name)
       .then(
         [=](int32_t pid) {
+          if (stale(self, done))
+            return;
           if (pid == 0) {
             self->state.status.pid = 0;
             give_up("process exited while starting");
@@ -245,11 +271,16 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
           }
           ping_until_answer(self, spec, i + 1, first_start, done);
         },
-        [=](caf::error& err) { give_up("driver: " + describe(err)); });
+        [=](caf::error& err) {
+          if (!stale(self, done))
+            give_up("driver: " + describe(err));
+        });
   };
   self->request(self->state.config.bus, caf::infinite, command_atom::value, cmd)
     .then(
       [=](std::vector<control_reply>& replies) {
+        if (stale(self, done))
+          return;
         if (reply_from(replies, spec.name) == nullptr) {
           on_silence();
           return;
@@ -261,7 +292,10 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
                "pid " + std::to_string(self->state.status.pid));
         fetch_stats_and_reconcile(self, spec, outcome::restarted, {}, done);
       },
-      [=](caf::error&) { on_silence(); });
+      [=](caf::error&) {
+        if (!stale(self, done))
+          on_silence();
+      });
 }
 
 /// Stops the process if running, starts a new one, pings it.
@@ -282,11 +316,15 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
   self->request(driver, caf::infinite, stop_atom::value, spec.name)
     .then(
       [=](int32_t) {
+        if (stale(self, done))
+          return;
         self
           ->request(self->state.config.driver, caf::infinite,
                     start_atom::value, spec)
           .then(
             [=](int32_t pid) {
+              if (stale(self, done))
+                return;
               auto& st = self->state.status;
               st.pid = pid;
               if (first_start)
@@ -297,9 +335,15 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
               publish(self);
               ping_until_answer(self, spec, 0, first_start, done);
             },
-            [=](caf::error& err) { fail("start failed: " + describe(err)); });
+            [=](caf::error& err) {
+              if (!stale(self, done))
+                fail("start failed: " + describe(err));
+            });
       },
-      [=](caf::error& err) { fail("stop failed: " + describe(err)); });
+      [=](caf::error& err) {
+        if (!stale(self, done))
+          fail("stop failed: " + describe(err));
+      });
 }
 
 /// Stops the process if running.
@@ -309,6 +353,8 @@ void shut_down(self_ptr self, const instance_spec& spec, done_fn done) {
               spec.name)
     .then(
       [=](int32_t pid) {
+        if (stale(self, done))
+          return;
         auto& st = self->state.status;
         st.pid = 0;
         st.state = spec.enabled ? instance_state::stopped
@@ -323,6 +369,8 @@ void shut_down(self_ptr self, const instance_spec& spec, done_fn done) {
         done(report(self, outcome::stopped, "pid " + std::to_string(pid)));
       },
       [=](caf::error& err) {
+        if (stale(self, done))
+          return;
         done(report(self, outcome::failed, "stop failed: " + describe(err)));
       });
 }
@@ -339,6 +387,8 @@ void restart_if_permitted(self_ptr self, const instance_spec& spec,
     ->request(parent, caf::infinite, permit_atom::value, spec.name, ratelimit)
     .then(
       [=](restart_permit permit) {
+        if (stale(self, done))
+          return;
         auto& st = self->state.status;
         switch (permit) {
           case restart_permit::granted:
@@ -354,11 +404,11 @@ void restart_if_permitted(self_ptr self, const instance_spec& spec,
             auto disabled = spec;
             disabled.enabled = false;
             shut_down(self, disabled,
-                      [self, why, done](action_report r) {
-                        r.result = outcome::disabled;
-                        r.detail = why + "; restart limit exceeded";
-                        done(std::move(r));
-                      });
+                      done_fn{done.op, [why, done](action_report r) {
+                                r.result = outcome::disabled;
+                                r.detail = why + "; restart limit exceeded";
+                                done(std::move(r));
+                              }});
             return;
           }
           case restart_permit::broker_reviving:
@@ -376,6 +426,8 @@ void restart_if_permitted(self_ptr self, const instance_spec& spec,
         }
       },
       [=](caf::error& err) {
+        if (stale(self, done))
+          return;
         done(report(self, outcome::failed, "permit: " + describe(err)));
       });
 }
@@ -393,6 +445,8 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
               spec.name)
     .then(
       [=](int32_t pid) {
+        if (stale(self, done))
+          return;
         self->state.status.pid = pid;
         if (pid == 0) {
           restart_if_permitted(self, spec, ratelimit, "not running", done);
@@ -416,6 +470,8 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
                     cmd)
           .then(
             [=](std::vector<control_reply>& replies) {
+              if (stale(self, done))
+                return;
               if (reply_from(replies, spec.name) == nullptr)
                 restart_if_permitted(self, spec, ratelimit,
                                      "no answer to ping", done);
@@ -424,11 +480,15 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
                                           done);
             },
             [=](caf::error& err) {
+              if (stale(self, done))
+                return;
               done(report(self, outcome::deferred,
                           "ping failed: " + describe(err)));
             });
       },
       [=](caf::error& err) {
+        if (stale(self, done))
+          return;
         done(report(self, outcome::failed, "driver: " + describe(err)));
       });
 }
@@ -448,7 +508,11 @@ void finish_front(self_ptr self, action_report result) {
 
 void run_front(self_ptr self) {
   auto& op = self->state.ops.front();
-  auto done = [self](action_report r) { finish_front(self, std::move(r)); };
+  done_fn done{op.id, [self, id = op.id](action_report r) {
+                 if (!self->state.ops.empty()
+                     && self->state.ops.front().id == id)
+                   finish_front(self, std::move(r));
+               }};
   switch (op.kind) {
     case op_kind::verify:
       verify(self, op.spec, op.probe, op.ratelimit, done);
@@ -482,11 +546,27 @@ enqueue(self_ptr self, op_kind kind, instance_spec spec, probe_result probe,
     waiting.promises.push_back(promise);
     return promise;
   }
-  pending_op op{kind, std::move(spec), std::move(probe), ratelimit, {promise}};
+  pending_op op{self->state.next_op++, kind, std::move(spec), std::move(probe),
+                ratelimit, {promise}};
   ops.push_back(std::move(op));
   if (ops.size() == 1)
     run_front(self);
   return promise;
+}
+
+/// The instance's process died while an operation ran: whatever it waits
+/// for will not come, so it ends now and the next one (the repair) runs.
+void interrupt(self_ptr self, const process_exit& e) {
+  auto& st = self->state.status;
+  if (st.pid == e.pid) {
+    st.pid = 0;
+    st.state = instance_state::stopped;
+  }
+  if (self->state.ops.empty())
+    return;
+  finish_front(self, report(self, outcome::failed,
+                            "interrupted: process " + std::to_string(e.pid)
+                              + " exited"));
 }
 
 instance_actor::behavior_type instance_behavior(self_ptr self,
@@ -505,6 +585,7 @@ instance_actor::behavior_type instance_behavior(self_ptr self,
     [=](shutdown_atom, instance_spec& spec) {
       return enqueue(self, op_kind::shutdown, std::move(spec), {}, false);
     },
+    [=](exited_atom, const process_exit& e) { interrupt(self, e); },
   };
 }
 

@@ -55,11 +55,15 @@ using instance_parent = caf::typed_actor<
 /// - verify(spec, probe, ratelimit): judge and repair the instance.
 /// - restart(spec): restart it unconditionally (no rate limit).
 /// - shutdown(spec): stop its process if running.
+/// - exited(exit): its process died unasked; the running operation ends
+///   at once (answered "failed: interrupted") instead of waiting on a dead
+///   process.
 using instance_actor = caf::typed_actor<
   caf::replies_to<verify_atom, instance_spec, probe_result, bool>::with<
     action_report>,
   caf::replies_to<restart_atom, instance_spec>::with<action_report>,
-  caf::replies_to<shutdown_atom, instance_spec>::with<action_report>>;
+  caf::replies_to<shutdown_atom, instance_spec>::with<action_report>,
+  caf::reacts_to<exited_atom, process_exit>>;
 
 /// What an instance actor is spawned with.
 struct instance_config {

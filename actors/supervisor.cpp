@@ -593,6 +593,8 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       emit(self, event_kind::died, e.instance,
            "pid " + std::to_string(e.pid) + ", wait status "
              + std::to_string(e.status));
+      if (c.handle)
+        self->send(c.handle, exited_atom::value, e);
       if (!c.spec.enabled || st.paused())
         return;
       // Repaired at once, under the restart limit like a round.

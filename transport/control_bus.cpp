@@ -179,6 +179,8 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   // A command the broker did not take within seconds is stale: fail it
   // rather than deliver it late.
   producer_cfg["message.timeout.ms"] = "10000";
+  // Commands are latency-bound: send each at once, no batching delay.
+  producer_cfg["linger.ms"] = "0";
   auto me = self->address();
   st.producer = std::make_unique<kafka::producer>(
     producer_cfg, [me](const std::string& id, bool ok) {

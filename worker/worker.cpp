@@ -41,6 +41,12 @@ void log_line(const std::string& name, const std::string& text) {
   std::cerr << line << std::flush;
 }
 
+/// Replies are latency-bound: no batching delay.
+kafka::config_map reply_config(kafka::config_map cfg) {
+  cfg["linger.ms"] = "0";
+  return cfg;
+}
+
 /// What all parts of one running worker share.
 struct worker_context {
   const worker_options& opts;
@@ -56,7 +62,7 @@ struct worker_context {
     : opts(o),
       handlers(h),
       base(kafka::base_config(o.broker)),
-      producer(base),
+      producer(reply_config(base)),
       pool(o.max_concurrency, o.min_concurrency, o.keepalive) {
   }
 

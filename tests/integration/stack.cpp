@@ -59,7 +59,7 @@ T stack::ask(const Handle& dest, Ts&&... xs) {
   return result;
 }
 
-stack::stack(supervisor_settings settings)
+stack::stack(supervisor_settings settings, std::string worker_program)
   : sys(cfg),
     self(sys),
     producer_(kafka::base_config(cluster.bootstrap())) {
@@ -73,7 +73,7 @@ stack::stack(supervisor_settings settings)
   bus = unwrap(spawn_control_bus(sys, bus_settings), "control bus");
   process_driver_settings driver_settings;
   driver_settings.root = dir.path / "instances";
-  driver_settings.worker_program = CYME_WORKER_PROGRAM;
+  driver_settings.worker_program = worker_program;
   driver_settings.default_broker = cluster.bootstrap();
   driver_settings.extra_args = {"--control-fetch-wait-ms", "5",
                                 "--keepalive-ms", "500"};
@@ -171,6 +171,11 @@ size_t stack::events(event_kind kind, const std::string& instance) {
     if (ev.kind == kind && (instance.empty() || ev.instance == instance))
       ++n;
   return n;
+}
+
+std::vector<supervisor_event> stack::event_log() {
+  std::lock_guard<std::mutex> guard{events_mtx_};
+  return events_;
 }
 
 std::vector<control_reply> stack::command(control_command cmd) {

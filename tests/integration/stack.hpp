@@ -52,7 +52,9 @@ supervisor_settings test_settings();
 
 class stack {
 public:
-  explicit stack(supervisor_settings settings = test_settings());
+  /// `worker_program`: the cyme-worker executable to run.
+  explicit stack(supervisor_settings settings = test_settings(),
+                 std::string worker_program = CYME_WORKER_PROGRAM);
   ~stack();
 
   // -- the model ---------------------------------------------------------------
@@ -74,6 +76,8 @@ public:
   instance_status status(const std::string& name);
   supervisor_status supervisor();
   size_t events(event_kind kind, const std::string& instance = {});
+  /// Every event so far, in order.
+  std::vector<supervisor_event> event_log();
 
   // -- the instances -----------------------------------------------------------
 

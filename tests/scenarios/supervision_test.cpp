@@ -121,6 +121,32 @@ BOOST_AUTO_TEST_CASE(ping_schedule_stops_when_the_process_dies) {
   BOOST_TEST(world.count(control_op::ping, "w1") < 5u);
 }
 
+BOOST_AUTO_TEST_CASE(reported_death_interrupts_the_running_operation) {
+  // A process that dies while its instance actor waits on it (here: the
+  // ping schedule of a hung restart) ends that wait at once, and the death
+  // is repaired right away instead of after the ~30 s schedule.
+  add_instance("w1");
+  start();
+  advance(1s);
+  world.workers["w1"].hangs = true;
+  world.workers["w1"].responsive = false;
+  auto pending_restart = request<reports>(sup, restart_atom::value, names{"w1"});
+  advance(2s);
+  BOOST_TEST(!pending_restart->done());
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  world.workers["w1"].hangs = false;
+  auto t0 = now();
+  kill("w1", true);
+  BOOST_REQUIRE(pending_restart->done());
+  BOOST_REQUIRE(pending_restart->value);
+  BOOST_TEST(to_string(pending_restart->value->at(0).result) == "failed");
+  BOOST_TEST(pending_restart->value->at(0).detail.find("interrupted")
+             != std::string::npos);
+  BOOST_TEST(world.workers["w1"].starts == 3u);
+  BOOST_TEST(world.workers["w1"].running);
+  BOOST_TEST((now() == t0));
+}
+
 BOOST_AUTO_TEST_CASE(restart_request_answers_restarted) {
   // An explicit restart stops, starts, pings and answers "restarted".
   add_instance("w1");
