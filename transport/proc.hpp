@@ -1,0 +1,112 @@
+#pragma once
+
+/// Facts about processes from /proc and pid files, without trusting either
+/// blindly: start times (so a recycled pid is told apart), command lines,
+/// pidfds, and pid files written atomically as one line "<pid> <starttime>".
+/// Shared by the process driver and the embedded Kafka keeper.
+
+#include <sys/types.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include <unistd.h>
+
+namespace cyme {
+
+/// Largest pid file read; anything longer is corrupt.
+constexpr std::size_t pid_file_cap = 256;
+
+/// Enough of /proc/<pid>/cmdline to find the flags a program gets first.
+constexpr std::size_t cmdline_cap = 64 * 1024;
+
+std::string errno_text(int err);
+
+/// Owns one file descriptor.
+class unique_fd {
+public:
+  unique_fd() = default;
+  explicit unique_fd(int fd) : fd_(fd) {
+  }
+  unique_fd(unique_fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {
+  }
+  unique_fd& operator=(unique_fd&& other) noexcept {
+    reset(std::exchange(other.fd_, -1));
+    return *this;
+  }
+  unique_fd(const unique_fd&) = delete;
+  unique_fd& operator=(const unique_fd&) = delete;
+  ~unique_fd() {
+    reset();
+  }
+
+  int get() const {
+    return fd_;
+  }
+  explicit operator bool() const {
+    return fd_ >= 0;
+  }
+  int release() {
+    return std::exchange(fd_, -1);
+  }
+  void reset(int fd = -1) {
+    if (fd_ >= 0)
+      ::close(fd_);
+    fd_ = fd;
+  }
+
+private:
+  int fd_ = -1;
+};
+
+int pidfd_open(pid_t pid);
+int pidfd_send_signal(int pidfd, int sig);
+
+/// True once the process of `pidfd` has exited (it is readable then).
+bool pidfd_exited(int pidfd);
+
+/// Reads at most `cap` + 1 bytes of a regular file (one more than allowed,
+/// so that an oversized file shows), never following a symlink or blocking
+/// on a FIFO. Returns why not, empty on success; `missing` tells a file that
+/// does not exist from a broken one.
+std::string read_capped(const std::string& path, std::size_t cap,
+                        std::string& out, bool* missing = nullptr);
+
+std::string proc_path(int32_t pid, const char* entry);
+
+/// Field 22 (starttime) of a /proc/<pid>/stat line.
+std::optional<uint64_t> parse_start_time(std::string_view stat);
+
+/// The start time of a live process, or nothing.
+std::optional<uint64_t> start_time_of(int32_t pid);
+
+/// Whether the command line of `pid` holds the argument `flag` directly
+/// followed by `value`.
+bool has_argument_pair(int32_t pid, std::string_view flag,
+                       std::string_view value);
+
+/// What a pid file says: one line "<pid> <starttime>\n".
+struct pid_record {
+  int32_t pid = 0;
+  uint64_t start_time = 0;
+};
+
+std::string format_pid_record(const pid_record& r);
+
+/// Parses a pid file's text; returns why it is corrupt, empty when it is
+/// not.
+std::string parse_pid_record(std::string_view text, pid_record& out);
+
+/// Writes `dir/file_name` atomically (through `dir/temp_name`, fsynced,
+/// renamed, folder fsynced). Returns why it failed, empty on success.
+std::string write_pid_file(const std::filesystem::path& dir,
+                           const std::string& file_name,
+                           const std::string& temp_name,
+                           const pid_record& rec);
+
+} // namespace cyme
