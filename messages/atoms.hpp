@@ -55,6 +55,7 @@ using delete_instance_atom = caf::atom_constant<caf::atom("delinst")>;
 using set_enabled_atom = caf::atom_constant<caf::atom("setenabled")>;
 using put_app_atom = caf::atom_constant<caf::atom("putapp")>;
 using list_apps_atom = caf::atom_constant<caf::atom("listapps")>;
+using get_app_atom = caf::atom_constant<caf::atom("getapp")>;
 using delete_app_atom = caf::atom_constant<caf::atom("delapp")>;
 using put_queue_atom = caf::atom_constant<caf::atom("putqueue")>;
 using list_queues_atom = caf::atom_constant<caf::atom("listqueues")>;

@@ -17,6 +17,10 @@ std::string to_string(cyme_errc code) {
       return "control bus failure";
     case cyme_errc::store_failure:
       return "model store failure";
+    case cyme_errc::not_found:
+      return "not found";
+    case cyme_errc::conflict:
+      return "conflict";
   }
   return "unknown error";
 }

@@ -23,6 +23,11 @@ enum class cyme_errc : uint8_t {
   bus_failure,
   /// The model store could not read or write the model.
   store_failure,
+  /// A named app or queue does not exist.
+  not_found,
+  /// The request contradicts the model's state (e.g. deleting an app that
+  /// still has instances).
+  conflict,
 };
 
 /// Human-readable name of an error code, as printed in logs and HTTP errors.

@@ -24,8 +24,8 @@ struct model_store_state {
 
 using self_ptr = model_admin_actor::stateful_pointer<model_store_state>;
 
-/// What a request is about: a missing instance is `unknown_instance`; a
-/// missing app or queue is a bad argument (cyme_errc has no code for it).
+/// What a request is about: a missing instance is `unknown_instance`, a
+/// missing app or queue `not_found`.
 enum class subject { instance, app };
 
 /// A model_db failure as the error an actor answers with.
@@ -34,10 +34,11 @@ caf::error to_error(const model_error& err, subject about) {
     case model_fault::not_found:
       if (about == subject::instance)
         return caf::make_error(cyme_errc::unknown_instance, err.text);
-      return caf::make_error(cyme_errc::invalid_argument, err.text);
+      return caf::make_error(cyme_errc::not_found, err.text);
     case model_fault::invalid:
-    case model_fault::conflict:
       return caf::make_error(cyme_errc::invalid_argument, err.text);
+    case model_fault::conflict:
+      return caf::make_error(cyme_errc::conflict, err.text);
     case model_fault::storage:
       break;
   }
@@ -92,6 +93,12 @@ model_admin_actor::behavior_type model_store(self_ptr self,
     [&db_ref](put_app_atom, const std::string& name,
               const std::string& broker) -> caf::result<bool> {
       return reply(db_ref.put_app(name, broker), subject::app);
+    },
+    [&db_ref](get_app_atom, const std::string& name) -> caf::result<std::string> {
+      auto r = db_ref.get_app(name);
+      if (!r)
+        return to_error(r.error(), subject::app);
+      return r.value().broker;
     },
     [&db_ref](list_apps_atom) -> caf::result<std::vector<std::string>> {
       return reply(db_ref.list_apps(), subject::app);

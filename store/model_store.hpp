@@ -50,6 +50,7 @@ using model_admin_actor = model_store_actor::extend<
     instance_spec>,
   caf::replies_to<put_app_atom, std::string, std::string>::with<bool>,
   caf::replies_to<list_apps_atom>::with<std::vector<std::string>>,
+  caf::replies_to<get_app_atom, std::string>::with<std::string>,
   caf::replies_to<delete_app_atom, std::string>::with<bool>,
   caf::replies_to<put_queue_atom, std::string, std::string>::with<bool>,
   caf::replies_to<list_queues_atom, std::string>::with<

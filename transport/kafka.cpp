@@ -272,7 +272,7 @@ config_map reader_config(config_map cfg) {
 } // namespace
 
 topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
-                           int timeout_ms)
+                           int timeout_ms, bool from_beginning)
   : client(create(RD_KAFKA_CONSUMER, reader_config(cfg))) {
   rd_kafka_poll_set_consumer(rk_);
   auto* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
@@ -299,7 +299,8 @@ topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
     if (werr != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw kafka_error("reading " + topic + ": watermarks: "
                         + rd_kafka_err2str(werr));
-    rd_kafka_topic_partition_list_add(list.ptr, topic.c_str(), p)->offset = high;
+    rd_kafka_topic_partition_list_add(list.ptr, topic.c_str(), p)->offset
+      = from_beginning ? low : high;
   }
   auto aerr = rd_kafka_assign(rk_, list.ptr);
   if (aerr != RD_KAFKA_RESP_ERR_NO_ERROR)

@@ -95,9 +95,10 @@ private:
 class topic_reader : public client {
 public:
   /// Positions at the topic's high watermark as of construction, so every
-  /// message produced after the constructor returns is read.
+  /// message produced after the constructor returns is read; or, with
+  /// `from_beginning`, at its low watermark (everything still retained).
   topic_reader(const config_map& cfg, const std::string& topic,
-               int timeout_ms = 10000);
+               int timeout_ms = 10000, bool from_beginning = false);
   ~topic_reader() override;
 
   /// The next message, or nothing after `timeout_ms`.

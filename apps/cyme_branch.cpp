@@ -1,0 +1,248 @@
+// cyme-branch: the daemon of one host. Composes the model store (SQLite
+// under --root), the supervisor, the Kafka control bus, the process driver
+// running cyme-worker, the embedded Kafka cluster (default) or a real one,
+// task results and the HTTP API; logs each supervisor event as one line.
+// SIGTERM or SIGINT stops it cleanly: its instances are stopped too unless
+// --keep-instances. After kill -9, starting it again on the same --root
+// re-adopts the instances still running (and the embedded cluster).
+#include <csignal>
+#include <ctime>
+#include <filesystem>
+#include <iostream>
+#include <mutex>
+#include <string>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+
+#include <caf/actor_cast.hpp>
+#include <caf/actor_system.hpp>
+#include <caf/actor_system_config.hpp>
+#include <caf/event_based_actor.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "actors/restart_bucket.hpp"
+#include "actors/supervisor.hpp"
+#include "messages/errors.hpp"
+#include "messages/names.hpp"
+#include "store/model_store.hpp"
+#include "transport/control_bus.hpp"
+#include "transport/embedded_keeper.hpp"
+#include "transport/http_api.hpp"
+#include "transport/process_driver.hpp"
+#include "transport/task_results.hpp"
+
+namespace fs = std::filesystem;
+using namespace cyme;
+
+namespace {
+
+struct branch_options {
+  std::string id = "branch";
+  std::string http = "127.0.0.1:8000";
+  std::string root = "cyme-data";
+  std::string kafka = "embedded";
+  double interval = 60;
+  std::string restart_max_rate = "1/m";
+  double wait_after_broker_revived = 35;
+  int control_fetch_wait_ms = 0;
+  bool keep_instances = false;
+  std::string worker;
+};
+
+void log_line(const std::string& text) {
+  auto t = std::time(nullptr);
+  char stamp[32];
+  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
+  static std::mutex mtx;
+  std::lock_guard<std::mutex> guard{mtx};
+  std::cout << stamp << "Z " << text << std::endl;
+}
+
+[[noreturn]] void die(const std::string& text) {
+  std::cerr << "cyme-branch: " << text << "\n";
+  std::exit(1);
+}
+
+/// Splits HOST:PORT; fails on anything else.
+std::pair<std::string, uint16_t> host_port(const std::string& text) {
+  auto colon = text.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size())
+    die("--http must be HOST:PORT, not '" + text + "'");
+  auto port_text = text.substr(colon + 1);
+  if (port_text.size() > 5
+      || port_text.find_first_not_of("0123456789") != std::string::npos
+      || std::stoul(port_text) > 65535)
+    die("--http port '" + port_text + "' is not a port number");
+  return {text.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text))};
+}
+
+/// A program installed next to this one.
+fs::path sibling(const char* argv0, const std::string& name) {
+  std::error_code ec;
+  auto self = fs::read_symlink("/proc/self/exe", ec);
+  if (ec)
+    self = fs::absolute(argv0);
+  return self.parent_path() / name;
+}
+
+template <class T, class Handle, class... Ts>
+std::optional<T> ask(caf::actor_system& sys, const Handle& dest, Ts&&... xs) {
+  caf::scoped_actor self{sys};
+  std::optional<T> out;
+  self->request(dest, std::chrono::seconds{60}, std::forward<Ts>(xs)...)
+    .receive([&](T& x) { out = std::move(x); },
+             [&](caf::error& err) { log_line("error: " + describe(err)); });
+  return out;
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  branch_options o;
+  CLI::App app{"cyme-branch: keeps the worker instances of this host in the "
+               "state the model describes"};
+  app.add_option("--id", o.id, "branch id (names its reply topic)");
+  app.add_option("--http", o.http, "HTTP API address HOST:PORT (loopback by default)");
+  app.add_option("--root", o.root,
+                 "folder for the model database, pid files, logs and the "
+                 "embedded cluster");
+  app.add_option("--kafka", o.kafka,
+                 "'embedded' (an in-memory cluster on loopback) or "
+                 "HOST:PORT[,HOST:PORT...] of a real Kafka");
+  app.add_option("--interval", o.interval, "seconds between verification rounds");
+  app.add_option("--restart-max-rate", o.restart_max_rate,
+                 "restarts per instance before it is disabled (N/s, N/m, N/h)");
+  app.add_option("--wait-after-broker-revived", o.wait_after_broker_revived,
+                 "seconds without restarts after a broker comes back");
+  app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
+                 "fetch.wait.max.ms of control readers (default 10 embedded, "
+                 "500 real Kafka)");
+  app.add_flag("--keep-instances", o.keep_instances,
+               "on SIGTERM, leave the instances (and the embedded cluster) "
+               "running");
+  app.add_option("--worker", o.worker,
+                 "the cyme-worker program (default: next to cyme-branch)");
+  CLI11_PARSE(app, argc, argv);
+
+  if (auto p = name_problem("branch id", o.id); !p.empty())
+    die(p);
+  auto [http_host, http_port] = host_port(o.http);
+  bool embedded = o.kafka == "embedded";
+  if (!embedded)
+    if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
+      die("--kafka: " + (p.empty() ? std::string{"empty"} : p));
+  if (o.control_fetch_wait_ms == 0)
+    o.control_fetch_wait_ms = embedded ? 10 : 500;
+  if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
+    die("--control-fetch-wait-ms must be 1 to 10000");
+  supervisor_settings settings;
+  if (!(o.interval > 0) || o.interval > 86400)
+    die("--interval must be greater than 0 and at most 86400 seconds");
+  if (!(o.wait_after_broker_revived >= 0) || o.wait_after_broker_revived > 86400)
+    die("--wait-after-broker-revived must be 0 to 86400 seconds");
+  settings.interval = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>{o.interval});
+  settings.wait_after_broker_revived = std::chrono::duration_cast<caf::timespan>(
+    std::chrono::duration<double>{o.wait_after_broker_revived});
+  settings.restart_max_rate = o.restart_max_rate;
+  if (auto p = settings_problem(settings); !p.empty())
+    die(p);
+  fs::path root = fs::absolute(o.root);
+  std::error_code ec;
+  fs::create_directories(root, ec);
+  if (ec)
+    die("cannot create --root " + root.string() + ": " + ec.message());
+  fs::path worker = o.worker.empty() ? sibling(argv[0], "cyme-worker")
+                                     : fs::path{o.worker};
+
+  // SIGTERM and SIGINT are taken by sigwait below, in no thread else.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  std::string bootstrap = o.kafka;
+  std::optional<embedded_kafka> cluster;
+  if (embedded) {
+    std::string error;
+    cluster = ensure_embedded_kafka(root / "kafka",
+                                    sibling(argv[0], "cyme-embedded-kafka"),
+                                    error);
+    if (!cluster)
+      die(error);
+    bootstrap = cluster->bootstrap;
+    log_line(std::string{"embedded Kafka "}
+             + (cluster->started_here ? "started" : "found running")
+             + " at " + bootstrap + " (pid " + std::to_string(cluster->pid)
+             + "; in memory: tasks are lost if it stops)");
+  }
+
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto store = spawn_model_store(sys, (root / "model.db").string());
+  if (!store)
+    die(describe(store.error()));
+  control_bus_settings bus_settings;
+  bus_settings.default_broker = bootstrap;
+  bus_settings.branch_id = o.id;
+  bus_settings.reply_fetch_wait_ms = o.control_fetch_wait_ms;
+  auto bus = spawn_control_bus(sys, bus_settings);
+  if (!bus)
+    die(describe(bus.error()));
+  process_driver_settings driver_settings;
+  driver_settings.root = root / "instances";
+  driver_settings.worker_program = worker;
+  driver_settings.default_broker = bootstrap;
+  driver_settings.extra_args = {"--control-fetch-wait-ms",
+                                std::to_string(o.control_fetch_wait_ms)};
+  auto driver = spawn_process_driver(sys, driver_settings);
+  if (!driver)
+    die(describe(driver.error()));
+  auto sup = spawn_supervisor(sys, settings,
+                              supervisor_seams{*driver, *bus, *store});
+  if (!sup)
+    die(describe(sup.error()));
+  auto logger = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
+    return {[](supervisor_event& ev) { log_line(to_log_line(ev)); }};
+  });
+  caf::anon_send(*sup, subscribe_atom::value,
+                 caf::actor_cast<event_listener>(logger));
+
+  task_results results{kafka::base_config(bootstrap), "cyme.results"};
+  http_parts parts{&sys, *sup, *store, *bus, bootstrap, &results};
+  http_settings hs;
+  hs.host = http_host;
+  hs.port = http_port;
+  http_api api{parts, hs};
+  if (auto err = api.start(); !err.empty())
+    die(err);
+  log_line("cyme-branch " + o.id + " serving http://" + http_host + ":"
+           + std::to_string(api.port()) + "/ (root " + root.string()
+           + ", kafka " + bootstrap + ")");
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  log_line(std::string{"stopping on "} + (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+           + (o.keep_instances ? ", keeping instances" : ""));
+  api.stop();
+  ask<supervisor_status>(sys, *sup, pause_atom::value);
+  if (!o.keep_instances) {
+    if (auto specs = ask<std::vector<instance_spec>>(sys, *store, list_atom::value))
+      for (auto& s : *specs)
+        if (auto pid = ask<int32_t>(sys, *driver, stop_atom::value, s.name);
+            pid && *pid > 0)
+          log_line(s.name + ": stopped (pid " + std::to_string(*pid) + ")");
+  }
+  for (auto h : {caf::actor_cast<caf::actor>(*sup),
+                 caf::actor_cast<caf::actor>(*driver),
+                 caf::actor_cast<caf::actor>(*bus),
+                 caf::actor_cast<caf::actor>(*store), logger})
+    caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  if (cluster && !o.keep_instances)
+    stop_embedded_kafka(root / "kafka", *cluster);
+  return 0;
+}

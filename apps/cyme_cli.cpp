@@ -1,0 +1,608 @@
+// cyme: the command-line client of a branch's HTTP API (docs/HTTP.md).
+//
+// Every command is exactly one HTTP request, built and checked completely
+// from the command line before anything is sent (apps/cli/branch_call.hpp),
+// then reported for people or, with --json, as the server's JSON.
+//
+// Exit codes, for scripts (also printed by `cyme --help`):
+//   0  success (2xx). A task still PENDING is a success for `tasks state`
+//      and `tasks result`: the state is printed.
+//   1  the branch answered an error (4xx); its `error` text goes to stderr
+//      as "cyme: <text>".
+//   2  usage error: bad flags, names, numbers, URL or JSON. Nothing was sent.
+//   3  the branch could not be reached, timed out, or answered 5xx.
+//   4  `tasks wait` timed out (504): the task is still PENDING.
+#include <exception>
+#include <functional>
+#include <iostream>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include "apps/cli/branch_call.hpp"
+#include "messages/names.hpp"
+
+namespace {
+
+using json = nlohmann::ordered_json;
+using cyme::cli::branch_call;
+using cyme::cli::view;
+
+constexpr const char* default_branch = "http://127.0.0.1:8000";
+constexpr int default_timeout_s = 120;
+/// `tasks wait` without --timeout: the branch waits this long (docs/HTTP.md).
+constexpr int server_default_wait_s = 10;
+/// The branch waits at most this long for a task (docs/HTTP.md).
+constexpr int server_max_wait_s = 300;
+/// Slack on top of a task wait so the read timeout never fires before the
+/// branch gives its own 504.
+constexpr int wait_slack_s = 15;
+
+constexpr const char* footer_text = R"(
+Exit codes:
+  0  success; a task still PENDING is a success for tasks state/result
+  1  the branch answered an error (4xx), printed as "cyme: <text>"
+  2  usage error (bad flags, names, URL or JSON); nothing was sent
+  3  the branch could not be reached, timed out, or answered 5xx
+  4  tasks wait timed out (504): the task is still PENDING
+
+Environment: CYME_BRANCH (branch URL), CYME_TOKEN (bearer token).
+Global options (--branch, --token, --timeout, --json) may come before or
+after the command.)";
+
+/// Every option and positional of the command line. Only one command runs
+/// per invocation, so commands share the fields they have in common.
+struct arguments {
+  std::string branch = default_branch;
+  std::string token;
+  int timeout_s = default_timeout_s;
+  bool as_json = false;
+  std::string app;
+  std::string instance;
+  std::string queue;
+  std::string task_id;
+  std::string broker;
+  std::vector<std::string> queues;
+  /// 0 means "not given": valid values are checked to be at least 1.
+  int max_concurrency = 0;
+  int min_concurrency = 0;
+  bool nowait = false;
+  std::string reason;
+  std::string handler;
+  std::string task_args;
+  /// 0 means "not given": the branch's default applies.
+  int wait_s = 0;
+};
+
+/// Checks a name for a `what` (app, instance, queue, task) with the same
+/// rule the branch applies, so a name never reaches a URL path unchecked.
+CLI::Validator name_rule(std::string what) {
+  return CLI::Validator(
+    [what](std::string& value) -> std::string {
+      // `/supervisor/` is the supervisor's resource, not an app's.
+      if (what == "app" && value == "supervisor")
+        return "app name 'supervisor' is reserved";
+      return cyme::name_problem(what, value);
+    },
+    "");
+}
+
+CLI::Validator broker_rule() {
+  return CLI::Validator(
+    [](std::string& value) { return cyme::broker_problem(value); }, "");
+}
+
+CLI::Validator branch_url_rule() {
+  return CLI::Validator(
+    [](std::string& value) {
+      std::string why;
+      return cyme::cli::parse_branch_url(value, &why) ? std::string{} : why;
+    },
+    "");
+}
+
+/// A token becomes a header line: control characters would split it.
+CLI::Validator token_rule() {
+  return CLI::Validator(
+    [](std::string& value) -> std::string {
+      for (char c : value)
+        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+          return "the token holds control characters";
+      return {};
+    },
+    "");
+}
+
+CLI::Validator json_rule() {
+  return CLI::Validator(
+    [](std::string& value) -> std::string {
+      try {
+        auto parsed = json::parse(value);
+        static_cast<void>(parsed);
+        return {};
+      } catch (const json::parse_error& e) {
+        std::string what = e.what();
+        // Drop nlohmann's "[json.exception.parse_error.101] " tag.
+        auto tag_end = what.find("] ");
+        if (tag_end != std::string::npos)
+          what = what.substr(tag_end + 2);
+        return "not valid JSON: " + what;
+      }
+    },
+    "");
+}
+
+/// The leaf commands and the request each maps to.
+class command_table {
+public:
+  /// Registers `build` as what `command` does when it is the deepest
+  /// command on the command line.
+  void add(CLI::App* command, std::function<branch_call()> build) {
+    entries_.emplace_back(command, std::move(build));
+  }
+
+  /// The builder of the command the command line selected, or null.
+  const std::function<branch_call()>* chosen() const {
+    for (auto& [command, build] : entries_)
+      if (command->parsed() && command->get_subcommands().empty())
+        return &build;
+    return nullptr;
+  }
+
+private:
+  std::vector<std::pair<CLI::App*, std::function<branch_call()>>> entries_;
+};
+
+branch_call call(std::string method, std::vector<std::string> segments,
+                 view shown_as = view::object) {
+  branch_call c;
+  c.method = std::move(method);
+  c.segments = std::move(segments);
+  c.shown_as = shown_as;
+  // PUT and POST always carry a JSON object, even an empty one, so the
+  // branch never has to guess the content type.
+  if (c.method == "PUT" || c.method == "POST")
+    c.body = json::object();
+  return c;
+}
+
+branch_call names_call(std::vector<std::string> segments, std::string title) {
+  auto c = call("GET", std::move(segments), view::names);
+  c.names_title = std::move(title);
+  return c;
+}
+
+void add_nowait(branch_call& c, bool nowait) {
+  // As a query parameter: DELETE carries no body, and `?nowait=1` is how
+  // the contract spells it.
+  if (nowait)
+    c.query.emplace_back("nowait", "1");
+}
+
+/// Fails with a usage error when both bounds are given and max < min: the
+/// branch would refuse it anyway, and a usage error sends nothing.
+void check_bounds(const arguments& a) {
+  if (a.max_concurrency != 0 && a.min_concurrency != 0
+      && a.max_concurrency < a.min_concurrency)
+    throw CLI::ValidationError("--max (" + std::to_string(a.max_concurrency)
+                               + ") is less than --min ("
+                               + std::to_string(a.min_concurrency) + ")");
+}
+
+void add_bound_options(CLI::App* command, arguments& a, const char* what) {
+  command
+    ->add_option("--max", a.max_concurrency,
+                 std::string{"maximum concurrency"} + what)
+    ->check(CLI::Range(1, 1000000));
+  command
+    ->add_option("--min", a.min_concurrency,
+                 std::string{"minimum concurrency"} + what)
+    ->check(CLI::Range(1, 1000000));
+}
+
+CLI::Option* add_app(CLI::App* command, arguments& a) {
+  return command->add_option("APP", a.app, "the app")
+    ->required()
+    ->check(name_rule("app"));
+}
+
+CLI::Option* add_instance(CLI::App* command, arguments& a,
+                          const char* label = "NAME") {
+  return command->add_option(label, a.instance, "the instance")
+    ->required()
+    ->check(name_rule("instance"));
+}
+
+CLI::Option* add_queue(CLI::App* command, arguments& a) {
+  return command->add_option("QUEUE", a.queue, "the queue")
+    ->required()
+    ->check(name_rule("queue"));
+}
+
+void add_nowait_flag(CLI::App* command, arguments& a) {
+  command->add_flag("--nowait", a.nowait,
+                    "answer once the model holds the change, without "
+                    "waiting for the supervisor to act");
+}
+
+void define_apps(CLI::App& root, arguments& a, command_table& table) {
+  auto* apps = root.add_subcommand(
+    "apps", "list apps (GET /), or manage one with a subcommand");
+  apps->require_subcommand(0, 1);
+  table.add(apps, [] { return names_call({}, "APP"); });
+
+  auto* add = apps->add_subcommand("add", "create or update an app (PUT /APP/)");
+  add_app(add, a);
+  add->add_option("--broker", a.broker,
+                  "the app's broker, HOST:PORT[,HOST:PORT...]")
+    ->check(broker_rule());
+  table.add(add, [&a] {
+    auto c = call("PUT", {a.app});
+    if (!a.broker.empty())
+      (*c.body)["broker"] = a.broker;
+    return c;
+  });
+
+  auto* show = apps->add_subcommand("show", "show an app (GET /APP/)");
+  add_app(show, a);
+  table.add(show, [&a] { return call("GET", {a.app}); });
+
+  auto* del = apps->add_subcommand(
+    "delete", "delete an app without instances (DELETE /APP/)");
+  add_app(del, a);
+  table.add(del, [&a] { return call("DELETE", {a.app}); });
+}
+
+void define_instances(CLI::App& root, arguments& a, command_table& table) {
+  auto* instances = root.add_subcommand("instances", "manage instances");
+  instances->require_subcommand(1);
+
+  auto* list = instances->add_subcommand(
+    "list", "list an app's instances (GET /APP/instances/)");
+  add_app(list, a);
+  table.add(list, [&a] {
+    return call("GET", {a.app, "instances"}, view::instances);
+  });
+
+  auto* add = instances->add_subcommand(
+    "add", "create or replace an instance (PUT /APP/instances/NAME/); "
+           "without NAME, create one with a new uuid name "
+           "(POST /APP/instances/)");
+  add_app(add, a);
+  add->add_option("NAME", a.instance, "the instance (optional)")
+    ->check(name_rule("instance"));
+  add->add_option("--queues", a.queues, "queues to consume, q1,q2,...")
+    ->delimiter(',')
+    ->check(name_rule("queue"));
+  add_bound_options(add, a, "");
+  add->add_option("--broker", a.broker,
+                  "the instance's broker, HOST:PORT[,HOST:PORT...]")
+    ->check(broker_rule());
+  add_nowait_flag(add, a);
+  table.add(add, [&a] {
+    check_bounds(a);
+    auto c = a.instance.empty() ? call("POST", {a.app, "instances"})
+                                : call("PUT", {a.app, "instances", a.instance});
+    auto& body = *c.body;
+    if (!a.queues.empty())
+      body["queues"] = a.queues;
+    if (a.max_concurrency != 0)
+      body["max_concurrency"] = a.max_concurrency;
+    if (a.min_concurrency != 0)
+      body["min_concurrency"] = a.min_concurrency;
+    if (!a.broker.empty())
+      body["broker"] = a.broker;
+    add_nowait(c, a.nowait);
+    return c;
+  });
+
+  auto* show = instances->add_subcommand(
+    "show", "show an instance (GET /APP/instances/NAME/)");
+  add_app(show, a);
+  add_instance(show, a);
+  table.add(show, [&a] {
+    return call("GET", {a.app, "instances", a.instance});
+  });
+
+  auto* del = instances->add_subcommand(
+    "delete", "stop and remove an instance (DELETE /APP/instances/NAME/)");
+  add_app(del, a);
+  add_instance(del, a);
+  add_nowait_flag(del, a);
+  table.add(del, [&a] {
+    auto c = call("DELETE", {a.app, "instances", a.instance});
+    add_nowait(c, a.nowait);
+    return c;
+  });
+
+  auto* restart = instances->add_subcommand(
+    "restart", "restart an instance now, outside the restart limit "
+               "(POST /APP/instances/NAME/restart/)");
+  add_app(restart, a);
+  add_instance(restart, a);
+  table.add(restart, [&a] {
+    return call("POST", {a.app, "instances", a.instance, "restart"});
+  });
+
+  auto* enable = instances->add_subcommand(
+    "enable", "enable an instance (POST /APP/instances/NAME/enable/)");
+  add_app(enable, a);
+  add_instance(enable, a);
+  add_nowait_flag(enable, a);
+  table.add(enable, [&a] {
+    auto c = call("POST", {a.app, "instances", a.instance, "enable"});
+    add_nowait(c, a.nowait);
+    return c;
+  });
+
+  auto* disable = instances->add_subcommand(
+    "disable", "disable (and stop) an instance "
+               "(POST /APP/instances/NAME/disable/)");
+  add_app(disable, a);
+  add_instance(disable, a);
+  disable->add_option("--reason", a.reason, "why, kept in the model");
+  add_nowait_flag(disable, a);
+  table.add(disable, [&a] {
+    auto c = call("POST", {a.app, "instances", a.instance, "disable"});
+    if (!a.reason.empty())
+      (*c.body)["reason"] = a.reason;
+    add_nowait(c, a.nowait);
+    return c;
+  });
+
+  auto* stats = instances->add_subcommand(
+    "stats", "ask a running instance for its live stats "
+             "(GET /APP/instances/NAME/stats/)");
+  add_app(stats, a);
+  add_instance(stats, a);
+  table.add(stats, [&a] {
+    return call("GET", {a.app, "instances", a.instance, "stats"});
+  });
+
+  auto* autoscale = instances->add_subcommand(
+    "autoscale", "show the autoscale bounds (GET "
+                 "/APP/instances/NAME/autoscale/), or set them with --max "
+                 "and/or --min (POST)");
+  add_app(autoscale, a);
+  add_instance(autoscale, a);
+  add_bound_options(autoscale, a, " to set");
+  table.add(autoscale, [&a] {
+    check_bounds(a);
+    std::vector<std::string> path{a.app, "instances", a.instance, "autoscale"};
+    if (a.max_concurrency == 0 && a.min_concurrency == 0)
+      return call("GET", path);
+    auto c = call("POST", path);
+    if (a.max_concurrency != 0)
+      (*c.body)["max"] = a.max_concurrency;
+    if (a.min_concurrency != 0)
+      (*c.body)["min"] = a.min_concurrency;
+    return c;
+  });
+}
+
+void define_queues(CLI::App& root, arguments& a, command_table& table) {
+  auto* queues = root.add_subcommand("queues", "manage an app's queues");
+  queues->require_subcommand(1);
+
+  auto* list = queues->add_subcommand(
+    "list", "list an app's queues (GET /APP/queues/)");
+  add_app(list, a);
+  table.add(list, [&a] { return names_call({a.app, "queues"}, "QUEUE"); });
+
+  auto* add = queues->add_subcommand(
+    "add", "declare a queue (PUT /APP/queues/QUEUE/)");
+  add_app(add, a);
+  add_queue(add, a);
+  table.add(add, [&a] { return call("PUT", {a.app, "queues", a.queue}); });
+
+  auto* show = queues->add_subcommand(
+    "show", "show a queue and its consumers (GET /APP/queues/QUEUE/)");
+  add_app(show, a);
+  add_queue(show, a);
+  table.add(show, [&a] { return call("GET", {a.app, "queues", a.queue}); });
+
+  auto* del = queues->add_subcommand(
+    "delete", "delete a queue (DELETE /APP/queues/QUEUE/)");
+  add_app(del, a);
+  add_queue(del, a);
+  table.add(del,
+            [&a] { return call("DELETE", {a.app, "queues", a.queue}); });
+}
+
+void define_consumers(CLI::App& root, arguments& a, command_table& table) {
+  auto* consumers = root.add_subcommand(
+    "consumers", "make an instance consume a queue, or stop");
+  consumers->require_subcommand(1);
+
+  auto* add = consumers->add_subcommand(
+    "add", "make INSTANCE consume QUEUE "
+           "(PUT /APP/instances/INSTANCE/queues/QUEUE/)");
+  add_app(add, a);
+  add_instance(add, a, "INSTANCE");
+  add_queue(add, a);
+  add_nowait_flag(add, a);
+  table.add(add, [&a] {
+    auto c = call("PUT", {a.app, "instances", a.instance, "queues", a.queue});
+    add_nowait(c, a.nowait);
+    return c;
+  });
+
+  auto* cancel = consumers->add_subcommand(
+    "cancel", "make INSTANCE stop consuming QUEUE "
+              "(DELETE /APP/instances/INSTANCE/queues/QUEUE/)");
+  add_app(cancel, a);
+  add_instance(cancel, a, "INSTANCE");
+  add_queue(cancel, a);
+  add_nowait_flag(cancel, a);
+  table.add(cancel, [&a] {
+    auto c =
+      call("DELETE", {a.app, "instances", a.instance, "queues", a.queue});
+    add_nowait(c, a.nowait);
+    return c;
+  });
+}
+
+void define_tasks(CLI::App& root, arguments& a, command_table& table) {
+  auto* tasks = root.add_subcommand("tasks", "send tasks and query them");
+  tasks->require_subcommand(1);
+
+  auto* send = tasks->add_subcommand(
+    "send", "send a task to a queue and print its id "
+            "(POST /APP/queue/QUEUE/)");
+  add_app(send, a);
+  add_queue(send, a);
+  send->add_option("--handler", a.handler,
+                   "the handler to run (the branch's default: echo)");
+  send->add_option("--args", a.task_args, "the task's arguments, any JSON")
+    ->check(json_rule());
+  table.add(send, [&a] {
+    auto c = call("POST", {a.app, "queue", a.queue}, view::task_id);
+    if (!a.handler.empty())
+      (*c.body)["handler"] = a.handler;
+    if (!a.task_args.empty())
+      (*c.body)["args"] = json::parse(a.task_args);
+    return c;
+  });
+
+  auto add_task_id = [&a](CLI::App* command) {
+    command->add_option("ID", a.task_id, "the task id")
+      ->required()
+      ->check(name_rule("task"));
+  };
+
+  auto* state = tasks->add_subcommand(
+    "state", "print a task's state: PENDING, SUCCESS or FAILURE "
+             "(GET /APP/query/ID/state/)");
+  add_app(state, a);
+  add_task_id(state);
+  table.add(state, [&a] {
+    return call("GET", {a.app, "query", a.task_id, "state"});
+  });
+
+  auto* result = tasks->add_subcommand(
+    "result", "print a task's state and result, without waiting "
+              "(GET /APP/query/ID/result/)");
+  add_app(result, a);
+  add_task_id(result);
+  table.add(result, [&a] {
+    return call("GET", {a.app, "query", a.task_id, "result"});
+  });
+
+  auto* wait = tasks->add_subcommand(
+    "wait", "wait until a task is done and print its result; exit 4 if "
+            "it is still PENDING when the wait times out "
+            "(GET /APP/query/ID/wait/)");
+  add_app(wait, a);
+  add_task_id(wait);
+  wait->add_option("--timeout", a.wait_s,
+                   "seconds the branch waits for the task (its default: "
+                   + std::to_string(server_default_wait_s) + ", at most "
+                   + std::to_string(server_max_wait_s) + ")")
+    ->check(CLI::Range(1, server_max_wait_s));
+  table.add(wait, [&a] {
+    auto c = call("GET", {a.app, "query", a.task_id, "wait"});
+    int wait_s = a.wait_s != 0 ? a.wait_s : server_default_wait_s;
+    if (a.wait_s != 0)
+      c.query.emplace_back("timeout", std::to_string(a.wait_s));
+    c.timeout_means_pending = true;
+    c.min_read_timeout_s = wait_s + wait_slack_s;
+    return c;
+  });
+}
+
+void define_supervisor(CLI::App& root, command_table& table) {
+  auto* supervisor = root.add_subcommand(
+    "supervisor", "the branch's supervisor: status, pause, resume");
+  supervisor->require_subcommand(1);
+
+  auto* status = supervisor->add_subcommand(
+    "status", "show the supervisor's status (GET /supervisor/)");
+  table.add(status, [] { return call("GET", {"supervisor"}); });
+
+  auto* pause = supervisor->add_subcommand(
+    "pause", "stop verification rounds until resumed "
+             "(POST /supervisor/pause/)");
+  table.add(pause, [] { return call("POST", {"supervisor", "pause"}); });
+
+  auto* resume = supervisor->add_subcommand(
+    "resume", "resume verification rounds (POST /supervisor/resume/)");
+  table.add(resume, [] { return call("POST", {"supervisor", "resume"}); });
+}
+
+/// Parses the command line, sends the one request it maps to and reports
+/// the answer. Returns the exit code.
+int run(int argc, char** argv) {
+  arguments a;
+  command_table table;
+  CLI::App root{"cyme: the command-line client of a cyme branch "
+                "(HTTP API: docs/HTTP.md)",
+                "cyme"};
+  // Set before adding commands: subcommands inherit both, so every
+  // command's --help shows the exit codes and accepts the global options.
+  root.fallthrough();
+  root.footer(footer_text);
+  root.require_subcommand(1);
+  root.add_option("--branch", a.branch, "the branch's URL, http://HOST:PORT")
+    ->envname("CYME_BRANCH")
+    ->capture_default_str()
+    ->check(branch_url_rule());
+  root.add_option("--token", a.token,
+                  "sent as 'Authorization: Bearer TOKEN'")
+    ->envname("CYME_TOKEN")
+    ->check(token_rule());
+  root.add_option("--timeout", a.timeout_s,
+                  "HTTP timeout in seconds; mutations answer after the "
+                  "supervisor acted, which can take a while")
+    ->capture_default_str()
+    ->check(CLI::Range(1, 86400));
+  root.add_flag("--json", a.as_json,
+                "print the branch's JSON answer (pretty) instead of tables");
+
+  define_apps(root, a, table);
+  define_instances(root, a, table);
+  define_queues(root, a, table);
+  define_consumers(root, a, table);
+  define_tasks(root, a, table);
+  define_supervisor(root, table);
+
+  branch_call request;
+  try {
+    root.parse(argc, argv);
+    auto* build = table.chosen();
+    if (build == nullptr)
+      throw CLI::RequiredError("a command");
+    request = (*build)();
+  } catch (const CLI::CallForHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::Error& e) {
+    std::cerr << "cyme: " << e.what() << "\n"
+              << "Run with --help for more information.\n";
+    return cyme::cli::exit_usage;
+  }
+
+  cyme::cli::connection_settings settings;
+  // Validated by branch_url_rule during parsing.
+  settings.address = *cyme::cli::parse_branch_url(a.branch, nullptr);
+  settings.token = a.token;
+  settings.timeout_s = a.timeout_s;
+  return cyme::cli::perform(settings, request, a.as_json, std::cout,
+                            std::cerr);
+}
+
+} // namespace
+
+int main(int argc, char** argv) {
+  try {
+    return run(argc, argv);
+  } catch (const std::exception& e) {
+    // Nothing above throws by design; if something does, say so and use the
+    // "could not complete" code rather than a crash.
+    std::cerr << "cyme: unexpected failure: " << e.what() << "\n";
+    return cyme::cli::exit_unreachable;
+  }
+}

@@ -1,0 +1,781 @@
+#include "transport/http_api.hpp"
+
+#include <algorithm>
+#include <optional>
+#include <random>
+#include <stdexcept>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include <caf/actor_system.hpp>
+#include <caf/scoped_actor.hpp>
+#include <caf/send.hpp>
+
+#include "messages/errors.hpp"
+#include "messages/names.hpp"
+#include "messages/wire.hpp"
+
+namespace cyme {
+
+namespace {
+
+using json = nlohmann::json;
+using std::chrono::seconds;
+
+/// An answer other than 2xx, raised inside a handler and turned into
+/// {"error": text} with `status`.
+struct http_error {
+  int status;
+  std::string text;
+};
+
+[[noreturn]] void fail(int status, std::string text) {
+  throw http_error{status, std::move(text)};
+}
+
+int status_of(const caf::error& err) {
+  if (err.category() == caf::atom("cyme")) {
+    switch (static_cast<cyme_errc>(err.code())) {
+      case cyme_errc::invalid_argument:
+        return 400;
+      case cyme_errc::unknown_instance:
+      case cyme_errc::not_found:
+        return 404;
+      case cyme_errc::conflict:
+        return 409;
+      case cyme_errc::process_failure:
+      case cyme_errc::bus_failure:
+        return 503;
+      case cyme_errc::store_failure:
+        return 500;
+    }
+  }
+  // Timeouts and unreachable actors.
+  return 503;
+}
+
+/// The parameters of a request: query string and form fields as strings,
+/// overridden by the members of a JSON object body.
+class params {
+public:
+  explicit params(const httplib::Request& req) {
+    for (auto& [k, v] : req.params)
+      values_[k] = json(v);
+    auto type = req.get_header_value("Content-Type");
+    if (!req.body.empty() && type.find("application/json") != std::string::npos) {
+      auto doc = json::parse(req.body, nullptr, false);
+      if (doc.is_discarded())
+        fail(400, "the body is not valid JSON");
+      if (!doc.is_object())
+        fail(400, "the JSON body must be an object");
+      for (auto& [k, v] : doc.items())
+        values_[k] = v;
+    }
+  }
+
+  bool has(const std::string& key) const {
+    return values_.count(key) > 0;
+  }
+
+  std::optional<std::string> text(const std::string& key) const {
+    auto i = values_.find(key);
+    if (i == values_.end())
+      return std::nullopt;
+    if (!i->second.is_string())
+      fail(400, "'" + key + "' must be a string");
+    return i->second.get<std::string>();
+  }
+
+  std::optional<uint32_t> count(const std::string& key) const {
+    auto i = values_.find(key);
+    if (i == values_.end())
+      return std::nullopt;
+    const auto& v = i->second;
+    if (v.is_number_unsigned() && v.get<uint64_t>() <= 10000)
+      return v.get<uint32_t>();
+    if (v.is_string()) {
+      auto s = v.get<std::string>();
+      if (!s.empty() && s.size() <= 5
+          && std::all_of(s.begin(), s.end(), ::isdigit)
+          && std::stoul(s) <= 10000)
+        return static_cast<uint32_t>(std::stoul(s));
+    }
+    fail(400, "'" + key + "' must be a whole number from 0 to 10000");
+  }
+
+  std::optional<std::vector<std::string>> list(const std::string& key) const {
+    auto i = values_.find(key);
+    if (i == values_.end())
+      return std::nullopt;
+    std::vector<std::string> out;
+    const auto& v = i->second;
+    if (v.is_array()) {
+      for (auto& x : v) {
+        if (!x.is_string())
+          fail(400, "'" + key + "' must hold strings");
+        out.push_back(x.get<std::string>());
+      }
+    } else if (v.is_string()) {
+      auto s = v.get<std::string>();
+      size_t pos = 0;
+      while (!s.empty() && pos <= s.size()) {
+        auto end = s.find(',', pos);
+        if (end == std::string::npos)
+          end = s.size();
+        out.push_back(s.substr(pos, end - pos));
+        pos = end + 1;
+      }
+    } else {
+      fail(400, "'" + key + "' must be a list or a comma-separated string");
+    }
+    return out;
+  }
+
+  bool flag(const std::string& key) const {
+    auto i = values_.find(key);
+    if (i == values_.end())
+      return false;
+    const auto& v = i->second;
+    if (v.is_boolean())
+      return v.get<bool>();
+    if (v.is_number_integer())
+      return v.get<int64_t>() != 0;
+    if (v.is_string()) {
+      auto s = v.get<std::string>();
+      return s == "1" || s == "true" || s == "yes";
+    }
+    return false;
+  }
+
+  /// A value as JSON: JSON body members as they are; a string (query or
+  /// form) parsed as JSON when it is, else kept as a string.
+  std::optional<json> value(const std::string& key) const {
+    auto i = values_.find(key);
+    if (i == values_.end())
+      return std::nullopt;
+    if (i->second.is_string()) {
+      auto doc = json::parse(i->second.get<std::string>(), nullptr, false);
+      if (!doc.is_discarded())
+        return doc;
+    }
+    return i->second;
+  }
+
+private:
+  std::map<std::string, json> values_;
+};
+
+void check_name(const char* what, const std::string& name) {
+  if (auto p = name_problem(what, name); !p.empty())
+    fail(400, p);
+}
+
+std::string new_uuid() {
+  static thread_local std::mt19937_64 gen{std::random_device{}()};
+  std::uniform_int_distribution<uint64_t> dist;
+  uint64_t hi = dist(gen), lo = dist(gen);
+  hi = (hi & 0xffffffffffff0fffULL) | 0x0000000000004000ULL; // version 4
+  lo = (lo & 0x3fffffffffffffffULL) | 0x8000000000000000ULL; // variant
+  char buf[37];
+  std::snprintf(buf, sizeof(buf), "%08x-%04x-%04x-%04x-%012llx",
+                static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xffff),
+                static_cast<unsigned>(hi & 0xffff),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xffffffffffffULL));
+  return buf;
+}
+
+json stats_json(const worker_stats& s) {
+  return json{{"pid", s.pid},
+              {"uptime_ms", s.uptime_ms},
+              {"queues", s.queues},
+              {"autoscale",
+               {{"max", s.autoscale_max},
+                {"min", s.autoscale_min},
+                {"current", s.concurrency}}},
+              {"tasks", {{"done", s.tasks_done}, {"failed", s.tasks_failed}}},
+              {"partitions", s.partitions}};
+}
+
+json instance_json(const instance_spec& spec, const instance_status& st) {
+  return json{{"name", spec.name},
+              {"app", spec.app},
+              {"queues", spec.queues},
+              {"max_concurrency", spec.max_concurrency},
+              {"min_concurrency", spec.min_concurrency},
+              {"is_enabled", spec.enabled},
+              {"broker", spec.broker},
+              {"state", to_string(st.state)},
+              {"pid", st.pid},
+              {"restarts", st.restarts},
+              {"consuming_from", st.consuming_from},
+              {"concurrency", st.concurrency},
+              {"autoscale", {{"max", st.autoscale_max}, {"min", st.autoscale_min}}},
+              {"disabled_reason", spec.disabled_reason},
+              {"supervised", st.supervised}};
+}
+
+json supervisor_json(const supervisor_status& s) {
+  return json{
+    {"paused", s.paused},
+    {"paused_by_operator", s.paused_by_operator},
+    {"brokers_down", s.brokers_down},
+    {"brokers_reviving", s.brokers_reviving},
+    {"interval_s",
+     std::chrono::duration_cast<std::chrono::duration<double>>(s.interval)
+       .count()},
+    {"round_in_progress", s.round_in_progress},
+    {"rounds_completed", s.rounds_completed},
+    {"instances", s.instances}};
+}
+
+json report_json(const action_report& r) {
+  return json{{"name", r.instance},
+              {"outcome", to_string(r.result)},
+              {"detail", r.detail}};
+}
+
+json result_json(const std::string& id, const std::optional<task_result>& r) {
+  if (!r)
+    return json{{"id", id}, {"state", "PENDING"}, {"result", nullptr}};
+  auto parsed = json::parse(r->result_json, nullptr, false);
+  json out{{"id", id},
+           {"state", to_string(r->state)},
+           {"result", parsed.is_discarded() ? json(nullptr) : parsed},
+           {"instance", r->instance},
+           {"queue", r->queue}};
+  if (r->state == task_state::failure)
+    out["error"] = r->error;
+  return out;
+}
+
+std::vector<std::string> split_path(const std::string& path) {
+  std::vector<std::string> out;
+  size_t pos = 0;
+  while (pos < path.size()) {
+    auto end = path.find('/', pos);
+    if (end == std::string::npos)
+      end = path.size();
+    if (end > pos)
+      out.push_back(path.substr(pos, end - pos));
+    pos = end + 1;
+  }
+  return out;
+}
+
+} // namespace
+
+struct http_api::impl {
+  http_parts parts;
+  http_settings settings;
+  std::mutex producers_mtx;
+  std::map<std::string, std::unique_ptr<kafka::producer>> producers;
+
+  template <class T, class Handle, class... Ts>
+  T ask(const Handle& dest, Ts&&... xs) {
+    caf::scoped_actor self{*parts.sys};
+    std::optional<T> out;
+    caf::error err;
+    self
+      ->request(dest, caf::timespan{settings.request_timeout},
+                std::forward<Ts>(xs)...)
+      .receive([&](T& x) { out = std::move(x); },
+               [&](caf::error& e) { err = std::move(e); });
+    if (!out)
+      fail(status_of(err), describe(err));
+    return std::move(*out);
+  }
+
+  // -- model helpers ----------------------------------------------------------
+
+  std::string app_broker(const std::string& app) {
+    check_name("app", app);
+    return ask<std::string>(parts.store, get_app_atom::value, app);
+  }
+
+  std::optional<instance_spec> find_spec(const std::string& name) {
+    auto specs = ask<std::vector<instance_spec>>(
+      parts.store, get_atom::value, std::vector<std::string>{name});
+    if (specs.empty())
+      return std::nullopt;
+    return specs.front();
+  }
+
+  instance_spec spec_in(const std::string& app, const std::string& name) {
+    check_name("app", app);
+    check_name("instance", name);
+    auto spec = find_spec(name);
+    if (!spec || spec->app != app)
+      fail(404, "no instance '" + name + "' in app '" + app + "'");
+    return *spec;
+  }
+
+  instance_status status_of_instance(const std::string& name) {
+    caf::scoped_actor self{*parts.sys};
+    instance_status st;
+    st.name = name;
+    self->request(parts.sup, caf::timespan{settings.request_timeout},
+                  status_atom::value, name)
+      .receive([&](instance_status& x) { st = std::move(x); },
+               [&](caf::error&) {
+                 // Not supervised (yet): the defaults say "stopped".
+               });
+    return st;
+  }
+
+  json instance_view(const instance_spec& spec) {
+    return instance_json(spec, status_of_instance(spec.name));
+  }
+
+  /// Lets the supervisor act on `name` unless `nowait`; returns its report.
+  std::optional<action_report> settle(const std::string& name, bool nowait) {
+    std::vector<std::string> names{name};
+    if (nowait) {
+      caf::anon_send(parts.sup, verify_atom::value, names, false);
+      return std::nullopt;
+    }
+    auto reports = ask<std::vector<action_report>>(parts.sup, verify_atom::value,
+                                                   names, false);
+    if (reports.empty())
+      return std::nullopt;
+    return reports.front();
+  }
+
+  /// Stores `spec`, lets the supervisor act, answers the instance.
+  void store_and_settle(const instance_spec& spec, const params& p,
+                        httplib::Response& res, int created_status) {
+    auto stored = ask<instance_spec>(parts.store, put_instance_atom::value, spec);
+    auto nowait = p.flag("nowait");
+    auto report = settle(stored.name, nowait);
+    auto out = instance_view(stored);
+    if (report)
+      out["outcome"] = report_json(*report);
+    reply(res, nowait ? 202 : created_status, out);
+  }
+
+  static void reply(httplib::Response& res, int status, const json& body) {
+    res.status = status;
+    res.set_content(body.dump(), "application/json");
+  }
+
+  // -- endpoints --------------------------------------------------------------
+
+  void apps(const std::string& method, httplib::Response& res) {
+    if (method != "GET")
+      fail(405, "method not allowed");
+    reply(res, 200, ask<std::vector<std::string>>(parts.store,
+                                                  list_apps_atom::value));
+  }
+
+  void app(const std::string& method, const std::string& app,
+           const params& p, httplib::Response& res) {
+    check_name("app", app);
+    if (app == "supervisor")
+      fail(400, "the app name 'supervisor' is reserved");
+    if (method == "GET") {
+      auto broker = app_broker(app);
+      reply(res, 200, json{{"name", app}, {"broker", broker}});
+    } else if (method == "PUT" || method == "POST") {
+      auto broker = p.text("broker").value_or("");
+      if (auto prob = broker_problem(broker); !prob.empty())
+        fail(400, prob);
+      auto created = ask<bool>(parts.store, put_app_atom::value, app, broker);
+      reply(res, created ? 201 : 200, json{{"name", app}, {"broker", broker}});
+    } else if (method == "DELETE") {
+      ask<bool>(parts.store, delete_app_atom::value, app);
+      reply(res, 200, json{{"ok", true}});
+    } else {
+      fail(405, "method not allowed");
+    }
+  }
+
+  void instances(const std::string& method, const std::string& app,
+                 const params& p, httplib::Response& res) {
+    if (method == "GET") {
+      app_broker(app); // 404 for an unknown app
+      auto specs = ask<std::vector<instance_spec>>(parts.store, list_atom::value);
+      auto statuses = ask<std::vector<instance_status>>(parts.sup,
+                                                        list_atom::value);
+      std::map<std::string, instance_status> by_name;
+      for (auto& s : statuses)
+        by_name[s.name] = s;
+      json out = json::array();
+      for (auto& spec : specs) {
+        if (spec.app != app)
+          continue;
+        auto st = by_name.count(spec.name) ? by_name[spec.name]
+                                           : instance_status{spec.name};
+        out.push_back(instance_json(spec, st));
+      }
+      reply(res, 200, out);
+    } else if (method == "PUT" || method == "POST") {
+      put_instance(app, new_uuid(), p, res);
+    } else {
+      fail(405, "method not allowed");
+    }
+  }
+
+  void put_instance(const std::string& app, const std::string& name,
+                    const params& p, httplib::Response& res) {
+    check_name("app", app);
+    check_name("instance", name);
+    auto existing = find_spec(name);
+    if (existing && existing->app != app)
+      fail(409, "instance '" + name + "' belongs to app '" + existing->app + "'");
+    instance_spec spec;
+    if (existing) {
+      spec = *existing;
+    } else {
+      spec.name = name;
+      spec.app = app;
+      // The app's broker unless one is given; an unknown app is created
+      // with the default broker.
+      caf::scoped_actor self{*parts.sys};
+      self->request(parts.store, caf::timespan{settings.request_timeout},
+                    get_app_atom::value, app)
+        .receive([&](std::string& broker) { spec.broker = broker; },
+                 [&](caf::error&) {});
+    }
+    if (auto qs = p.list("queues"))
+      spec.queues = *qs;
+    if (auto n = p.count("max_concurrency"))
+      spec.max_concurrency = *n;
+    if (auto n = p.count("min_concurrency"))
+      spec.min_concurrency = *n;
+    if (auto b = p.text("broker"))
+      spec.broker = *b;
+    if (auto prob = spec_problem(spec); !prob.empty())
+      fail(400, prob);
+    store_and_settle(spec, p, res, existing ? 200 : 201);
+  }
+
+  void instance(const std::string& method, const std::string& app,
+                const std::string& name, const params& p,
+                httplib::Response& res) {
+    if (method == "GET") {
+      reply(res, 200, instance_view(spec_in(app, name)));
+    } else if (method == "PUT" || method == "POST") {
+      put_instance(app, name, p, res);
+    } else if (method == "DELETE") {
+      spec_in(app, name);
+      ask<bool>(parts.store, delete_instance_atom::value, name);
+      auto report = settle(name, p.flag("nowait"));
+      json out{{"ok", true}, {"name", name}};
+      if (report) {
+        out["outcome"] = to_string(report->result);
+        out["detail"] = report->detail;
+      }
+      reply(res, report ? 200 : 202, out);
+    } else {
+      fail(405, "method not allowed");
+    }
+  }
+
+  void instance_action(const std::string& method, const std::string& app,
+                       const std::string& name, const std::string& action,
+                       const params& p, httplib::Response& res) {
+    if (action == "stats") {
+      if (method != "GET")
+        fail(405, "method not allowed");
+      auto spec = spec_in(app, name);
+      control_command cmd;
+      cmd.op = control_op::stats;
+      cmd.broker = spec.broker;
+      cmd.destinations = {name};
+      cmd.timeout = seconds{3};
+      auto replies = ask<std::vector<control_reply>>(parts.bus,
+                                                     command_atom::value, cmd);
+      if (replies.empty() || !replies.front().ok)
+        fail(503, "instance '" + name + "' did not answer");
+      reply(res, 200, stats_json(replies.front().stats));
+      return;
+    }
+    if (action == "autoscale") {
+      auto spec = spec_in(app, name);
+      if (method == "GET") {
+        reply(res, 200, json{{"max", spec.max_concurrency},
+                             {"min", spec.min_concurrency}});
+        return;
+      }
+      if (method != "POST" && method != "PUT")
+        fail(405, "method not allowed");
+      auto max = p.count("max");
+      auto min = p.count("min");
+      if (!max && !min)
+        fail(400, "autoscale needs 'max', 'min' or both");
+      if (max)
+        spec.max_concurrency = *max;
+      if (min)
+        spec.min_concurrency = *min;
+      if (auto prob = spec_problem(spec); !prob.empty())
+        fail(400, prob);
+      store_and_settle(spec, p, res, 200);
+      return;
+    }
+    if (method != "POST")
+      fail(405, "method not allowed");
+    auto spec = spec_in(app, name);
+    if (action == "restart") {
+      auto reports = ask<std::vector<action_report>>(
+        parts.sup, restart_atom::value, std::vector<std::string>{name});
+      reply(res, 200, reports.empty() ? json::object() : report_json(reports[0]));
+    } else if (action == "enable" || action == "disable") {
+      bool enable = action == "enable";
+      auto reason = enable ? std::string{}
+                           : p.text("reason").value_or("disabled by operator");
+      auto updated = ask<instance_spec>(parts.store, set_enabled_atom::value,
+                                        name, enable, reason);
+      auto nowait = p.flag("nowait");
+      auto report = settle(name, nowait);
+      auto out = instance_view(updated);
+      if (report)
+        out["outcome"] = report_json(*report);
+      reply(res, nowait ? 202 : 200, out);
+    } else {
+      fail(404, "no such path");
+    }
+  }
+
+  void consumer(const std::string& method, const std::string& app,
+                const std::string& name, const std::string& queue,
+                const params& p, httplib::Response& res) {
+    check_name("queue", queue);
+    auto spec = spec_in(app, name);
+    auto& qs = spec.queues;
+    bool has = std::find(qs.begin(), qs.end(), queue) != qs.end();
+    if (method == "PUT" || method == "POST") {
+      if (!has)
+        qs.push_back(queue);
+    } else if (method == "DELETE") {
+      if (!has)
+        fail(404, "instance '" + name + "' does not consume '" + queue + "'");
+      qs.erase(std::remove(qs.begin(), qs.end(), queue), qs.end());
+    } else {
+      fail(405, "method not allowed");
+    }
+    if (auto prob = spec_problem(spec); !prob.empty())
+      fail(400, prob);
+    store_and_settle(spec, p, res, 200);
+  }
+
+  void queues(const std::string& method, const std::string& app,
+              httplib::Response& res) {
+    if (method != "GET")
+      fail(405, "method not allowed");
+    check_name("app", app);
+    reply(res, 200, ask<std::vector<std::string>>(parts.store,
+                                                  list_queues_atom::value, app));
+  }
+
+  void queue(const std::string& method, const std::string& app,
+             const std::string& name, httplib::Response& res) {
+    check_name("app", app);
+    check_name("queue", name);
+    if (method == "PUT" || method == "POST") {
+      ask<bool>(parts.store, put_queue_atom::value, app, name);
+      reply(res, 201, json{{"name", name}, {"app", app}});
+    } else if (method == "GET") {
+      auto names = ask<std::vector<std::string>>(parts.store,
+                                                 list_queues_atom::value, app);
+      if (std::find(names.begin(), names.end(), name) == names.end())
+        fail(404, "no queue '" + name + "' in app '" + app + "'");
+      json consumers = json::array();
+      for (auto& spec :
+           ask<std::vector<instance_spec>>(parts.store, list_atom::value))
+        if (spec.app == app
+            && std::find(spec.queues.begin(), spec.queues.end(), name)
+                 != spec.queues.end())
+          consumers.push_back(spec.name);
+      reply(res, 200, json{{"name", name}, {"app", app}, {"consumers", consumers}});
+    } else if (method == "DELETE") {
+      ask<bool>(parts.store, delete_queue_atom::value, app, name);
+      reply(res, 200, json{{"ok", true}});
+    } else {
+      fail(405, "method not allowed");
+    }
+  }
+
+  kafka::producer& producer_for(const std::string& broker) {
+    std::lock_guard<std::mutex> guard{producers_mtx};
+    auto& p = producers[broker];
+    if (!p) {
+      auto cfg = kafka::base_config(broker);
+      cfg["message.timeout.ms"] = "10000";
+      p = std::make_unique<kafka::producer>(cfg);
+    }
+    return *p;
+  }
+
+  void send_task(const std::string& method, const std::string& app,
+                 const std::string& queue, const params& p,
+                 httplib::Response& res) {
+    if (method != "POST" && method != "PUT")
+      fail(405, "method not allowed");
+    check_name("queue", queue);
+    auto broker = app_broker(app);
+    if (broker.empty())
+      broker = parts.default_broker;
+    task_message task;
+    task.id = new_uuid();
+    task.handler = p.text("handler").value_or("echo");
+    if (task.handler.empty() || task.handler.size() > 64)
+      fail(400, "'handler' must hold 1 to 64 characters");
+    task.args_json = p.value("args").value_or(json(nullptr)).dump();
+    auto bytes = encode_task(task);
+    if (bytes.size() > max_wire_message)
+      fail(413, "the task is larger than " + std::to_string(max_wire_message)
+                  + " bytes");
+    auto& producer = producer_for(broker);
+    std::lock_guard<std::mutex> guard{producers_mtx};
+    if (auto err = producer.ensure_topics({queue}, 4, 5000); !err.empty())
+      fail(503, err);
+    if (auto err = producer.produce(queue, task.id, bytes); !err.empty())
+      fail(503, "task not queued: " + err);
+    if (!producer.flush(10000))
+      fail(503, "task not stored by the broker in time");
+    reply(res, 202, json{{"id", task.id}});
+  }
+
+  void query(const std::string& method, const std::string& id,
+             const std::string& what, const params& p, httplib::Response& res) {
+    if (method != "GET")
+      fail(405, "method not allowed");
+    if (id.empty() || id.size() > 128)
+      fail(400, "task ids hold 1 to 128 characters");
+    if (parts.results == nullptr)
+      fail(503, "task results are not available");
+    if (what == "state") {
+      auto r = parts.results->find(id);
+      reply(res, 200, json{{"id", id},
+                           {"state", r ? to_string(r->state) : "PENDING"}});
+    } else if (what == "result") {
+      reply(res, 200, result_json(id, parts.results->find(id)));
+    } else if (what == "wait") {
+      auto timeout = p.count("timeout").value_or(10);
+      if (timeout > 300)
+        fail(400, "'timeout' is at most 300 seconds");
+      auto r = parts.results->wait(id, seconds{timeout});
+      reply(res, r ? 200 : 504, result_json(id, r));
+    } else {
+      fail(404, "no such path");
+    }
+  }
+
+  void supervisor(const std::string& method, const std::vector<std::string>& seg,
+                  httplib::Response& res) {
+    if (seg.size() == 1) {
+      if (method != "GET")
+        fail(405, "method not allowed");
+      reply(res, 200,
+            supervisor_json(ask<supervisor_status>(parts.sup, status_atom::value)));
+      return;
+    }
+    if (seg.size() != 2 || (seg[1] != "pause" && seg[1] != "resume"))
+      fail(404, "no such path");
+    if (method != "POST")
+      fail(405, "method not allowed");
+    auto st = seg[1] == "pause"
+                ? ask<supervisor_status>(parts.sup, pause_atom::value)
+                : ask<supervisor_status>(parts.sup, resume_atom::value);
+    reply(res, 200, supervisor_json(st));
+  }
+
+  void route(const httplib::Request& req, httplib::Response& res) {
+    const auto& m = req.method;
+    auto seg = split_path(req.path);
+    params p{req};
+    auto n = seg.size();
+    if (n == 0)
+      return apps(m, res);
+    if (seg[0] == "supervisor")
+      return supervisor(m, seg, res);
+    const auto& app_name = seg[0];
+    if (n == 1)
+      return app(m, app_name, p, res);
+    if (seg[1] == "instances") {
+      if (n == 2)
+        return instances(m, app_name, p, res);
+      if (n == 3)
+        return instance(m, app_name, seg[2], p, res);
+      if (n == 4)
+        return instance_action(m, app_name, seg[2], seg[3], p, res);
+      if (n == 5 && seg[3] == "queues")
+        return consumer(m, app_name, seg[2], seg[4], p, res);
+    } else if (seg[1] == "queues") {
+      if (n == 2)
+        return queues(m, app_name, res);
+      if (n == 3)
+        return queue(m, app_name, seg[2], res);
+    } else if (seg[1] == "queue" && n == 3) {
+      return send_task(m, app_name, seg[2], p, res);
+    } else if (seg[1] == "query" && n == 4) {
+      check_name("app", app_name);
+      return query(m, seg[2], seg[3], p, res);
+    }
+    fail(404, "no such path");
+  }
+
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    try {
+      route(req, res);
+    } catch (const http_error& e) {
+      reply(res, e.status, json{{"error", e.text}});
+    } catch (const std::exception& e) {
+      reply(res, 500, json{{"error", std::string{"internal error: "} + e.what()}});
+    }
+  }
+};
+
+http_api::http_api(http_parts parts, http_settings settings)
+  : impl_(std::make_unique<impl>()),
+    server_(std::make_unique<httplib::Server>()),
+    settings_(settings) {
+  impl_->parts = std::move(parts);
+  impl_->settings = settings;
+  server_->set_payload_max_length(max_wire_message);
+  auto h = [this](const httplib::Request& req, httplib::Response& res) {
+    impl_->handle(req, res);
+  };
+  server_->Get(".*", h);
+  server_->Post(".*", h);
+  server_->Put(".*", h);
+  server_->Delete(".*", h);
+  server_->Patch(".*", [](const httplib::Request&, httplib::Response& res) {
+    impl::reply(res, 405, json{{"error", "method not allowed"}});
+  });
+  server_->set_error_handler([](const httplib::Request&, httplib::Response& res) {
+    if (res.body.empty())
+      impl::reply(res, res.status,
+                  json{{"error", res.status == 413 ? "request body too large"
+                                                   : "bad request"}});
+  });
+}
+
+http_api::~http_api() {
+  stop();
+}
+
+std::string http_api::start() {
+  int port = settings_.port;
+  if (port == 0)
+    port = server_->bind_to_any_port(settings_.host);
+  else if (!server_->bind_to_port(settings_.host, port))
+    port = -1;
+  if (port <= 0)
+    return "cannot listen on " + settings_.host + ":"
+           + std::to_string(settings_.port);
+  bound_port_ = static_cast<uint16_t>(port);
+  thread_ = std::thread{[this] { server_->listen_after_bind(); }};
+  return {};
+}
+
+void http_api::stop() {
+  if (server_)
+    server_->stop();
+  if (thread_.joinable())
+    thread_.join();
+}
+
+} // namespace cyme

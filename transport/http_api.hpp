@@ -1,0 +1,76 @@
+#pragma once
+
+/// The branch's HTTP API (docs/HTTP.md) over cpp-httplib: JSON in and out,
+/// every request turned into typed requests to the model store, the
+/// supervisor and the control bus. Bad input answers 4xx with
+/// {"error": ...} and changes nothing; nothing here crashes on input.
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+
+#include <caf/fwd.hpp>
+
+#include "actors/supervisor.hpp"
+#include "store/model_store.hpp"
+#include "transport/kafka.hpp"
+#include "transport/task_results.hpp"
+
+namespace httplib {
+class Server;
+}
+
+namespace cyme {
+
+struct http_settings {
+  std::string host = "127.0.0.1";
+  uint16_t port = 8000;
+  /// How long a request waits for the supervisor, store or bus.
+  std::chrono::seconds request_timeout{120};
+};
+
+/// What the API talks to.
+struct http_parts {
+  caf::actor_system* sys = nullptr;
+  supervisor_actor sup;
+  model_admin_actor store;
+  control_bus_actor bus;
+  /// Bootstrap servers of the branch's default broker (tasks of apps with
+  /// no broker of their own go there).
+  std::string default_broker;
+  task_results* results = nullptr;
+};
+
+class http_api {
+public:
+  http_api(http_parts parts, http_settings settings);
+  ~http_api();
+  http_api(const http_api&) = delete;
+  http_api& operator=(const http_api&) = delete;
+
+  /// Binds and starts serving on a thread of its own. Empty string on
+  /// success, else why not.
+  std::string start();
+
+  /// Stops serving and joins the thread.
+  void stop();
+
+  /// The port bound (useful with port 0).
+  uint16_t port() const {
+    return bound_port_;
+  }
+
+private:
+  struct impl;
+  std::unique_ptr<impl> impl_;
+  std::unique_ptr<httplib::Server> server_;
+  std::thread thread_;
+  uint16_t bound_port_ = 0;
+  http_settings settings_;
+};
+
+} // namespace cyme

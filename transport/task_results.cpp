@@ -1,0 +1,75 @@
+#include "transport/task_results.hpp"
+
+#include <iostream>
+#include <memory>
+
+namespace cyme {
+
+task_results::task_results(kafka::config_map cfg, std::string topic,
+                           std::size_t capacity)
+  : cfg_(std::move(cfg)), topic_(std::move(topic)), capacity_(capacity) {
+  thread_ = std::thread{[this] { run(); }};
+}
+
+task_results::~task_results() {
+  stop_ = true;
+  if (thread_.joinable())
+    thread_.join();
+}
+
+void task_results::run() {
+  std::unique_ptr<kafka::topic_reader> reader;
+  while (!stop_) {
+    if (!reader) {
+      try {
+        reader = std::make_unique<kafka::topic_reader>(cfg_, topic_, 5000, true);
+      } catch (const std::exception& e) {
+        std::cerr << "task results: " << e.what() << "\n";
+        // Retry after a pause, still answering stop requests promptly.
+        for (int i = 0; i < 10 && !stop_; ++i)
+          std::this_thread::sleep_for(std::chrono::milliseconds{100});
+        continue;
+      }
+    }
+    auto m = reader->poll(100);
+    if (!m)
+      continue;
+    auto r = decode_result(m->value);
+    if (!r) {
+      std::cerr << "task results: dropped: " << r.error << "\n";
+      continue;
+    }
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto id = r.value->id;
+    if (results_.count(id) == 0) {
+      order_.push_back(id);
+      if (order_.size() > capacity_) {
+        results_.erase(order_.front());
+        order_.pop_front();
+      }
+    }
+    results_[id] = std::move(*r.value);
+    arrived_.notify_all();
+  }
+}
+
+std::optional<task_result> task_results::find(const std::string& id) const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = results_.find(id);
+  if (i == results_.end())
+    return std::nullopt;
+  return i->second;
+}
+
+std::optional<task_result>
+task_results::wait(const std::string& id,
+                   std::chrono::milliseconds timeout) const {
+  std::unique_lock<std::mutex> lock{mtx_};
+  arrived_.wait_for(lock, timeout, [&] { return results_.count(id) > 0; });
+  auto i = results_.find(id);
+  if (i == results_.end())
+    return std::nullopt;
+  return i->second;
+}
+
+} // namespace cyme

@@ -1,0 +1,54 @@
+#pragma once
+
+/// What the branch knows of task results: a thread follows the results
+/// topic (from its beginning, so results from before a branch restart are
+/// found) and keeps the newest result of each task id, up to a bound,
+/// oldest forgotten first. Queries can wait for a result with a deadline.
+
+#include <chrono>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <atomic>
+
+#include "messages/wire.hpp"
+#include "transport/kafka.hpp"
+
+namespace cyme {
+
+class task_results {
+public:
+  /// Starts following `topic` on the cluster of `cfg`; results beyond
+  /// `capacity` tasks forget the oldest.
+  task_results(kafka::config_map cfg, std::string topic,
+               std::size_t capacity = 100000);
+  ~task_results();
+  task_results(const task_results&) = delete;
+  task_results& operator=(const task_results&) = delete;
+
+  /// The result of task `id`, if one arrived.
+  std::optional<task_result> find(const std::string& id) const;
+
+  /// Waits up to `timeout` for the result of task `id`.
+  std::optional<task_result> wait(const std::string& id,
+                                  std::chrono::milliseconds timeout) const;
+
+private:
+  void run();
+
+  kafka::config_map cfg_;
+  std::string topic_;
+  std::size_t capacity_;
+  mutable std::mutex mtx_;
+  mutable std::condition_variable arrived_;
+  std::map<std::string, task_result> results_;
+  std::deque<std::string> order_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+} // namespace cyme
