@@ -290,7 +290,9 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
         if (!first_start)
           emit(self, event_kind::restarted,
                "pid " + std::to_string(self->state.status.pid));
-        fetch_stats_and_reconcile(self, spec, outcome::restarted, {}, done);
+        fetch_stats_and_reconcile(
+          self, spec, first_start ? outcome::started : outcome::restarted, {},
+          done);
       },
       [=](caf::error&) {
         if (!stale(self, done))

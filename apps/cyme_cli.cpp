@@ -12,6 +12,8 @@
 //   2  usage error: bad flags, names, numbers, URL or JSON. Nothing was sent.
 //   3  the branch could not be reached, timed out, or answered 5xx.
 //   4  `tasks wait` timed out (504): the task is still PENDING.
+#include <algorithm>
+#include <cctype>
 #include <exception>
 #include <functional>
 #include <iostream>
@@ -86,6 +88,33 @@ CLI::Validator name_rule(std::string what) {
       if (what == "app" && value == "supervisor")
         return "app name 'supervisor' is reserved";
       return cyme::name_problem(what, value);
+    },
+    "");
+}
+
+/// Longest task id the branch accepts. Ids made by other producers may be
+/// longer than a name's 64 characters.
+constexpr std::size_t max_task_id_length = 128;
+
+/// Task ids go into a URL path like names, so they get the names'
+/// characters and first-character rule, with the branch's length limit.
+CLI::Validator task_id_rule() {
+  return CLI::Validator(
+    [](std::string& value) -> std::string {
+      auto is_id_char = [](char c) {
+        return std::isalnum(static_cast<unsigned char>(c)) || c == '.'
+               || c == '_' || c == '-';
+      };
+      if (value.empty())
+        return "task id is empty";
+      if (value.size() > max_task_id_length)
+        return "task id is longer than " + std::to_string(max_task_id_length)
+               + " characters";
+      if (!std::isalnum(static_cast<unsigned char>(value.front()))
+          || !std::all_of(value.begin(), value.end(), is_id_char))
+        return "task id must start with a letter or digit and hold only "
+               "letters, digits, '.', '_' and '-'";
+      return {};
     },
     "");
 }
@@ -234,7 +263,8 @@ void define_apps(CLI::App& root, arguments& a, command_table& table) {
   apps->require_subcommand(0, 1);
   table.add(apps, [] { return names_call({}, "APP"); });
 
-  auto* add = apps->add_subcommand("add", "create or update an app (PUT /APP/)");
+  auto* add =
+    apps->add_subcommand("add", "create or update an app (PUT /APP/)");
   add_app(add, a);
   add->add_option("--broker", a.broker,
                   "the app's broker, HOST:PORT[,HOST:PORT...]")
@@ -276,6 +306,8 @@ void define_instances(CLI::App& root, arguments& a, command_table& table) {
     ->check(name_rule("instance"));
   add->add_option("--queues", a.queues, "queues to consume, q1,q2,...")
     ->delimiter(',')
+    // One value per --queues, so a NAME after it stays the instance name.
+    ->allow_extra_args(false)
     ->check(name_rule("queue"));
   add_bound_options(add, a, "");
   add->add_option("--broker", a.broker,
@@ -470,7 +502,7 @@ void define_tasks(CLI::App& root, arguments& a, command_table& table) {
   auto add_task_id = [&a](CLI::App* command) {
     command->add_option("ID", a.task_id, "the task id")
       ->required()
-      ->check(name_rule("task"));
+      ->check(task_id_rule());
   };
 
   auto* state = tasks->add_subcommand(

@@ -6,6 +6,8 @@ std::string to_string(outcome x) {
   switch (x) {
     case outcome::verified:
       return "verified";
+    case outcome::started:
+      return "started";
     case outcome::restarted:
       return "restarted";
     case outcome::does_not_respond:

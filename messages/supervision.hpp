@@ -17,6 +17,8 @@ namespace cyme {
 enum class outcome : uint8_t {
   /// Alive and (now) consistent with the model.
   verified,
+  /// Was never running under this supervisor; started and answered ping.
+  started,
   /// Restarted and answered ping.
   restarted,
   /// Restarted but never answered ping within the ping schedule.

@@ -605,9 +605,16 @@ BOOST_AUTO_TEST_CASE(store_actor_serves_list_get_and_disable) {
              == static_cast<uint8_t>(cyme_errc::unknown_instance));
   BOOST_TEST(describe(*failure).find("ghost") != std::string::npos);
 
-  // The admin interface: a bad request is invalid_argument, a good one lands.
+  // The admin interface: a queue of an unknown app is not_found, a bad
+  // name invalid_argument, a good request lands.
   failure.reset();
   self->request(*admin, 10s, put_queue_atom::value, std::string{"ghost"},
+                std::string{"q"})
+    .receive([&](bool) {}, on_error);
+  BOOST_REQUIRE(failure.has_value());
+  BOOST_TEST(failure->code() == static_cast<uint8_t>(cyme_errc::not_found));
+  failure.reset();
+  self->request(*admin, 10s, put_queue_atom::value, std::string{"../x"},
                 std::string{"q"})
     .receive([&](bool) {}, on_error);
   BOOST_REQUIRE(failure.has_value());

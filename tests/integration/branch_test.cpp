@@ -1,0 +1,387 @@
+// The branch daemon end to end: cyme-branch started as a process with the
+// embedded Kafka, driven over HTTP like an operator would; every endpoint,
+// the README's tour, bad input that changes nothing, and branch restarts.
+#include <boost/test/unit_test.hpp>
+
+#include <csignal>
+#include <fcntl.h>
+#include <fstream>
+#include <spawn.h>
+#include <sys/wait.h>
+
+#include <httplib.h>
+#include <nlohmann/json.hpp>
+
+#include "stack.hpp"
+
+extern char** environ;
+
+using namespace cyme;
+using namespace cyme::test;
+using namespace std::chrono_literals;
+using json = nlohmann::json;
+
+namespace {
+
+/// Processes whose command line holds `--name <name>`.
+int processes_named(const std::string& name) {
+  int n = 0;
+  for (auto& entry : std::filesystem::directory_iterator{"/proc"}) {
+    auto pid = entry.path().filename().string();
+    if (pid.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream in{entry.path() / "cmdline", std::ios::binary};
+    std::string raw{std::istreambuf_iterator<char>{in}, {}};
+    if (raw.find(std::string{"--name"} + '\0' + name + '\0') != std::string::npos
+        && raw.find("cyme-worker") != std::string::npos)
+      ++n;
+  }
+  return n;
+}
+
+/// One cyme-branch process on a fresh (or given) root.
+class branch {
+public:
+  explicit branch(const std::filesystem::path& root,
+                  std::vector<std::string> extra = {})
+    : root_(root) {
+    std::filesystem::create_directories(root);
+    log_ = (root / "branch.log").string();
+    // Only what this run writes counts (a root may have served before).
+    std::error_code ec;
+    auto size = std::filesystem::file_size(log_, ec);
+    log_start_ = ec ? 0 : size;
+    std::vector<std::string> args{CYME_BRANCH_PROGRAM, "--root", root.string(),
+                                  "--http", "127.0.0.1:0", "--interval", "2",
+                                  "--id", "e2e"};
+    args.insert(args.end(), extra.begin(), extra.end());
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_addopen(&actions, 1, log_.c_str(),
+                                     O_WRONLY | O_CREAT | O_APPEND, 0640);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    if (::posix_spawn(&pid_, args[0].c_str(), &actions, nullptr, argv.data(),
+                      environ)
+        != 0)
+      throw std::runtime_error("cannot start cyme-branch");
+    posix_spawn_file_actions_destroy(&actions);
+    if (!wait_until([&] { return (port_ = read_port()) > 0; }, 20s))
+      throw std::runtime_error("cyme-branch did not start:\n" + log());
+  }
+
+  ~branch() {
+    stop(SIGTERM);
+  }
+
+  /// Sends `sig` and reaps the branch.
+  int stop(int sig) {
+    if (pid_ <= 0)
+      return -1;
+    ::kill(pid_, sig);
+    int status = 0;
+    ::waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return status;
+  }
+
+  httplib::Client client() const {
+    httplib::Client c{"127.0.0.1", port_};
+    c.set_read_timeout(120, 0);
+    return c;
+  }
+
+  std::string log() const {
+    std::ifstream in{log_};
+    return {std::istreambuf_iterator<char>{in}, {}};
+  }
+
+  int port() const {
+    return port_;
+  }
+
+private:
+  int read_port() const {
+    auto text = log().substr(log_start_);
+    auto at = text.find("serving http://127.0.0.1:");
+    if (at == std::string::npos)
+      return 0;
+    return std::stoi(text.substr(at + 25));
+  }
+
+  std::filesystem::path root_;
+  std::string log_;
+  std::size_t log_start_ = 0;
+  pid_t pid_ = -1;
+  int port_ = 0;
+};
+
+/// A response's status and JSON body.
+struct reply {
+  int status = 0;
+  json body;
+};
+
+reply call(httplib::Client& c, const std::string& method,
+           const std::string& path, const json& body = json::object()) {
+  httplib::Result r{nullptr, httplib::Error::Unknown};
+  auto text = body.dump();
+  if (method == "GET")
+    r = c.Get(path.c_str());
+  else if (method == "DELETE")
+    r = c.Delete(path.c_str(), text, "application/json");
+  else if (method == "PUT")
+    r = c.Put(path.c_str(), text, "application/json");
+  else
+    r = c.Post(path.c_str(), text, "application/json");
+  if (!r)
+    throw std::runtime_error(method + " " + path + ": no answer");
+  reply out;
+  out.status = r->status;
+  out.body = json::parse(r->body, nullptr, false);
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(branch_daemon)
+
+BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
+  // Create an app, a queue, an instance; add a consumer; send tasks and see
+  // them done; autoscale; kill a worker and watch it come back; disable,
+  // enable, restart, delete — each endpoint answering as docs/HTTP.md says.
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto c = b.client();
+  BOOST_TEST(call(c, "GET", "/").body == json::array());
+  auto r = call(c, "PUT", "/demo/");
+  BOOST_TEST(r.status == 201);
+  BOOST_TEST(call(c, "GET", "/").body == json::array({"demo"}));
+  BOOST_TEST(call(c, "GET", "/demo/").body["name"] == "demo");
+  BOOST_TEST(call(c, "PUT", "/demo/queues/tasks/").status == 201);
+  BOOST_TEST(call(c, "GET", "/demo/queues/").body == json::array({"tasks"}));
+  r = call(c, "PUT", "/demo/instances/tour1/",
+           {{"queues", {"tasks"}}, {"max_concurrency", 2}});
+  BOOST_TEST_REQUIRE(r.status == 201, r.body.dump());
+  BOOST_TEST(r.body["state"] == "running");
+  BOOST_TEST(r.body["outcome"]["outcome"] == "started");
+  auto pid = r.body["pid"].get<int>();
+  BOOST_TEST(pid > 0);
+  BOOST_TEST(call(c, "GET", "/demo/queues/tasks/").body["consumers"]
+             == json::array({"tour1"}));
+  // An anonymous instance gets a uuid name.
+  r = call(c, "POST", "/demo/instances/", {{"queues", "tasks"}});
+  BOOST_TEST_REQUIRE(r.status == 201, r.body.dump());
+  auto anon = r.body["name"].get<std::string>();
+  BOOST_TEST(anon.size() == 36u);
+  BOOST_TEST(call(c, "GET", "/demo/instances/").body.size() == 2u);
+  // Add a consumer, then see the worker consume it.
+  r = call(c, "PUT", "/demo/instances/tour1/queues/extra/");
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.body["queues"] == json::array({"tasks", "extra"}));
+  r = call(c, "GET", "/demo/instances/tour1/stats/");
+  BOOST_TEST_REQUIRE(r.status == 200, r.body.dump());
+  auto queues = r.body["queues"];
+  BOOST_TEST((std::find(queues.begin(), queues.end(), "extra") != queues.end()));
+  // Tasks: send, wait, state, result.
+  r = call(c, "POST", "/demo/queue/tasks/", {{"handler", "echo"}, {"args", {1, 2}}});
+  BOOST_TEST_REQUIRE(r.status == 202);
+  auto id = r.body["id"].get<std::string>();
+  r = call(c, "GET", "/demo/query/" + id + "/wait/?timeout=60");
+  BOOST_TEST_REQUIRE(r.status == 200, r.body.dump());
+  BOOST_TEST(r.body["state"] == "SUCCESS");
+  BOOST_TEST(r.body["result"] == json::array({1, 2}));
+  BOOST_TEST(call(c, "GET", "/demo/query/" + id + "/state/").body["state"]
+             == "SUCCESS");
+  BOOST_TEST(call(c, "GET", "/demo/query/" + id + "/result/").body["result"]
+             == json::array({1, 2}));
+  BOOST_TEST(call(c, "GET", "/demo/query/nope/state/").body["state"]
+             == "PENDING");
+  // Autoscale.
+  r = call(c, "POST", "/demo/instances/tour1/autoscale/", {{"max", 6}, {"min", 2}});
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.body["autoscale"]["max"] == 6);
+  BOOST_TEST(call(c, "GET", "/demo/instances/tour1/autoscale/").body
+             == json({{"max", 6}, {"min", 2}}));
+  BOOST_TEST(call(c, "GET", "/demo/instances/tour1/stats/").body["autoscale"]["min"]
+             == 2);
+  // Kill the worker: it comes back with a new pid.
+  ::kill(pid, SIGKILL);
+  BOOST_TEST(wait_until(
+    [&] {
+      auto st = call(c, "GET", "/demo/instances/tour1/").body;
+      return st["pid"].get<int>() != pid && st["state"] == "running"
+             && st["restarts"] == 1;
+    },
+    10s));
+  // Disable stops it; enable starts it; restart restarts it.
+  r = call(c, "POST", "/demo/instances/tour1/disable/", {{"reason", "maintenance"}});
+  BOOST_TEST(r.body["is_enabled"] == false);
+  BOOST_TEST(r.body["state"] == "disabled");
+  BOOST_TEST(r.body["disabled_reason"] == "maintenance");
+  BOOST_TEST(processes_named("tour1") == 0);
+  r = call(c, "POST", "/demo/instances/tour1/enable/");
+  BOOST_TEST(r.body["is_enabled"] == true);
+  BOOST_TEST(r.body["state"] == "running");
+  BOOST_TEST(processes_named("tour1") == 1);
+  r = call(c, "POST", "/demo/instances/tour1/restart/");
+  BOOST_TEST(r.body["outcome"] == "restarted");
+  // Cancel the consumer, delete instances, queue and app.
+  r = call(c, "DELETE", "/demo/instances/tour1/queues/extra/");
+  BOOST_TEST(r.body["queues"] == json::array({"tasks"}));
+  BOOST_TEST(call(c, "DELETE", "/demo/").status == 409);
+  r = call(c, "DELETE", "/demo/instances/tour1/");
+  BOOST_TEST(r.status == 200);
+  BOOST_TEST(r.body["outcome"] == "stopped");
+  BOOST_TEST(processes_named("tour1") == 0);
+  BOOST_TEST(call(c, "DELETE", "/demo/instances/" + anon + "/").status == 200);
+  BOOST_TEST(call(c, "DELETE", "/demo/queues/tasks/").status == 200);
+  BOOST_TEST(call(c, "DELETE", "/demo/").status == 200);
+  BOOST_TEST(call(c, "GET", "/").body == json::array());
+  // The supervisor.
+  BOOST_TEST(call(c, "POST", "/supervisor/pause/").body["paused"] == true);
+  BOOST_TEST(call(c, "GET", "/supervisor/").body["paused_by_operator"] == true);
+  BOOST_TEST(call(c, "POST", "/supervisor/resume/").body["paused"] == false);
+  // The log has one readable line per action.
+  auto log = b.log();
+  for (auto line : {"tour1: started", "tour1: died", "tour1: instance restarted",
+                    "tour1: successfully restarted", "tour1: consume_from: extra",
+                    "tour1: set_autoscale: 6,2", "tour1: stopped",
+                    "supervisor: paused: by operator"})
+    BOOST_TEST(log.find(line) != std::string::npos, line);
+}
+
+BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_error_and_changes_nothing) {
+  // Invalid names, numbers and JSON, unknown resources, wrong methods and
+  // oversized bodies: a 4xx with {"error"}, and the model as it was.
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto c = b.client();
+  call(c, "PUT", "/demo/");
+  auto good = call(c, "PUT", "/demo/instances/bad1/",
+                   {{"queues", {"q1"}}, {"max_concurrency", 2}});
+  BOOST_TEST_REQUIRE(good.status == 201);
+  auto before = call(c, "GET", "/demo/instances/").body;
+  struct bad {
+    const char* method;
+    std::string path;
+    json body;
+    int status;
+  };
+  std::vector<bad> cases{
+    {"PUT", "/bad%20name/", json::object(), 400},
+    {"PUT", "/supervisor/", json::object(), 405},
+    {"PUT", "/demo/instances/-x/", json::object(), 400},
+    {"PUT", "/demo/instances/bad1/", {{"max_concurrency", 1}, {"min_concurrency", 3}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"max_concurrency", "lots"}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"queues", {"ok", "no/slash"}}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"queues", {"dq.bad1"}}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"broker", "nowhere"}}, 400},
+    {"POST", "/demo/instances/bad1/autoscale/", {{"max", 1}, {"min", 5}}, 400},
+    {"POST", "/demo/instances/bad1/autoscale/", json::object(), 400},
+    {"GET", "/nope/", json::object(), 404},
+    {"GET", "/demo/instances/ghost/", json::object(), 404},
+    {"DELETE", "/demo/instances/ghost/", json::object(), 404},
+    {"DELETE", "/demo/instances/bad1/queues/never/", json::object(), 404},
+    {"GET", "/demo/queues/ghost/", json::object(), 404},
+    {"GET", "/demo/whatever/", json::object(), 404},
+    {"POST", "/demo/", {{"broker", "a b:1"}}, 400},
+    {"DELETE", "/demo/", json::object(), 409},
+    {"GET", "/demo/query/x/wait/?timeout=9999", json::object(), 400},
+    {"POST", "/demo/queue/bad$queue/", json::object(), 400},
+  };
+  for (auto& x : cases) {
+    auto r = call(c, x.method, x.path, x.body);
+    BOOST_TEST(r.status == x.status, x.method << " " << x.path << " -> "
+                                              << r.status << " " << r.body.dump());
+    BOOST_TEST(r.body.contains("error"), x.method << " " << x.path);
+  }
+  // Malformed JSON and an oversized body.
+  auto r = c.Put("/demo/instances/bad1/", "{not json", "application/json");
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->status == 400);
+  r = c.Put("/demo/instances/bad1/", std::string(200 * 1024, 'x'), "application/json");
+  BOOST_REQUIRE(r);
+  BOOST_TEST(r->status == 413);
+  BOOST_TEST(call(c, "GET", "/demo/instances/").body == before);
+  BOOST_TEST(processes_named("bad1") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_branch_killed_hard_readopts_its_instances) {
+  // kill -9 of the branch: its workers and the embedded cluster run on; a
+  // new branch on the same root finds both, keeps the same worker (no
+  // duplicate, no restart) and the model holds every acknowledged change.
+  temp_dir dir;
+  auto root = dir.path / "root";
+  int pid1 = 0;
+  {
+    branch b{root};
+    auto c = b.client();
+    call(c, "PUT", "/demo/");
+    auto r = call(c, "PUT", "/demo/instances/hard1/", {{"queues", {"q1"}}});
+    BOOST_TEST_REQUIRE(r.status == 201);
+    pid1 = r.body["pid"].get<int>();
+    r = call(c, "PUT", "/demo/instances/hard2/", {{"queues", {"q1"}}, {"nowait", 1}});
+    BOOST_TEST(r.status == 202);
+    b.stop(SIGKILL);
+  }
+  BOOST_TEST(::kill(pid1, 0) == 0);
+  branch again{root};
+  auto c = again.client();
+  BOOST_TEST(wait_until(
+    [&] {
+      auto list = call(c, "GET", "/demo/instances/").body;
+      return list.size() == 2 && list[0]["state"] == "running"
+             && list[1]["state"] == "running";
+    },
+    20s));
+  auto w1 = call(c, "GET", "/demo/instances/hard1/").body;
+  BOOST_TEST(w1["pid"] == pid1);
+  BOOST_TEST(w1["restarts"] == 0);
+  BOOST_TEST(processes_named("hard1") == 1);
+  BOOST_TEST(processes_named("hard2") == 1);
+  BOOST_TEST(again.log().find("embedded Kafka found running") != std::string::npos);
+  // The bus works on: a task sent now is done.
+  auto r = call(c, "POST", "/demo/queue/q1/", {{"args", "hi"}});
+  auto id = r.body["id"].get<std::string>();
+  r = call(c, "GET", "/demo/query/" + id + "/wait/?timeout=60");
+  BOOST_TEST(r.body["state"] == "SUCCESS");
+}
+
+BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
+  // A clean stop stops the instances; with --keep-instances they run on.
+  temp_dir dir;
+  {
+    branch b{dir.path / "a"};
+    auto c = b.client();
+    call(c, "PUT", "/demo/");
+    BOOST_TEST_REQUIRE(call(c, "PUT", "/demo/instances/k1/").status == 201);
+    BOOST_TEST(processes_named("k1") == 1);
+    auto status = b.stop(SIGTERM);
+    BOOST_TEST(WIFEXITED(status));
+    BOOST_TEST(WEXITSTATUS(status) == 0);
+    BOOST_TEST(processes_named("k1") == 0);
+  }
+  {
+    branch b{dir.path / "b", {"--keep-instances"}};
+    auto c = b.client();
+    call(c, "PUT", "/demo/");
+    auto r = call(c, "PUT", "/demo/instances/k2/");
+    BOOST_TEST_REQUIRE(r.status == 201);
+    b.stop(SIGTERM);
+    BOOST_TEST(processes_named("k2") == 1);
+    // Clean up what was kept: the worker and the embedded cluster.
+    ::kill(r.body["pid"].get<int>(), SIGKILL);
+    std::ifstream pid_file{dir.path / "b" / "kafka" / "kafka.pid"};
+    int kafka_pid = 0;
+    pid_file >> kafka_pid;
+    BOOST_TEST(kafka_pid > 0);
+    if (kafka_pid > 0)
+      ::kill(kafka_pid, SIGKILL);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
