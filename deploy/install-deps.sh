@@ -12,6 +12,7 @@ packages=(
   libsqlite3-dev
   libcpp-httplib-dev
   libcli11-dev
+  curl
 )
 
 missing=()

@@ -599,12 +599,19 @@ model_result<instance_spec> model_db::put_instance(const instance_spec& spec) {
     return r.error();
   statement add{db_, "INSERT INTO instance_queues (instance, position, queue) "
                      "VALUES (?1, ?2, ?3)"};
+  // A queue an instance consumes is a queue of its app.
+  statement declare{db_, "INSERT INTO queues (app, name) VALUES (?1, ?2) "
+                         "ON CONFLICT DO NOTHING"};
   for (size_t i = 0; i < spec.queues.size(); ++i) {
     add.reset();
     add.bind(1, spec.name)
       .bind(2, static_cast<int64_t>(i))
       .bind(3, spec.queues[i]);
     if (auto r = add.run("add queue " + quoted(spec.queues[i])); !r)
+      return r.error();
+    declare.reset();
+    declare.bind(1, spec.app).bind(2, spec.queues[i]);
+    if (auto r = declare.run("declare queue " + quoted(spec.queues[i])); !r)
       return r.error();
   }
   auto stored = read_instance(db_, spec.name);

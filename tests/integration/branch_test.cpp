@@ -8,6 +8,7 @@
 #include <fstream>
 #include <spawn.h>
 #include <sys/wait.h>
+#include <thread>
 
 #include <httplib.h>
 #include <nlohmann/json.hpp>
@@ -145,9 +146,130 @@ reply call(httplib::Client& c, const std::string& method,
   return out;
 }
 
+/// What one run of the cyme CLI printed and how it exited.
+struct cli_run {
+  int code = -1;
+  std::string out;
+  std::string err;
+};
+
+/// Runs the cyme CLI (execve, no shell) against `port` and collects its
+/// output.
+cli_run cyme_cli(int port, std::vector<std::string> args) {
+  args.insert(args.begin(), {CYME_CLI_PROGRAM, "--branch",
+                             "http://127.0.0.1:" + std::to_string(port)});
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  int out_pipe[2], err_pipe[2];
+  if (::pipe(out_pipe) != 0 || ::pipe(err_pipe) != 0)
+    throw std::runtime_error("pipe");
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
+  posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  pid_t pid = 0;
+  if (::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ) != 0)
+    throw std::runtime_error("cannot run cyme");
+  posix_spawn_file_actions_destroy(&actions);
+  ::close(out_pipe[1]);
+  ::close(err_pipe[1]);
+  cli_run r;
+  auto drain = [](int fd, std::string& into) {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof(buf))) > 0)
+      into.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+  };
+  std::thread err_reader{[&] { drain(err_pipe[0], r.err); }};
+  drain(out_pipe[0], r.out);
+  err_reader.join();
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(branch_daemon)
+
+BOOST_AUTO_TEST_CASE(the_tour_works_with_the_cli) {
+  // Every cyme command against a real branch: exit 0 and the expected
+  // output for the tour; 1 for an error the branch answers, 2 for bad input
+  // nothing is sent for.
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto run = [&](std::vector<std::string> args) {
+    return cyme_cli(b.port(), std::move(args));
+  };
+  auto ok = [&](std::vector<std::string> args) {
+    auto r = run(args);
+    std::string cmd;
+    for (auto& a : args)
+      cmd += a + " ";
+    BOOST_TEST(r.code == 0, cmd << "-> " << r.code << ": " << r.err);
+    return r;
+  };
+  ok({"apps", "add", "demo"});
+  BOOST_TEST(ok({"apps"}).out.find("demo") != std::string::npos);
+  BOOST_TEST(ok({"apps", "show", "demo"}).out.find("name: demo")
+             != std::string::npos);
+  ok({"queues", "add", "demo", "tasks"});
+  BOOST_TEST(ok({"queues", "list", "demo"}).out.find("tasks") != std::string::npos);
+  auto added = ok({"instances", "add", "demo", "cli1", "--queues", "tasks",
+                   "--max", "3"});
+  BOOST_TEST(added.out.find("state: running") != std::string::npos, added.out);
+  auto table = ok({"instances", "list", "demo"}).out;
+  BOOST_TEST(table.find("NAME") != std::string::npos);
+  BOOST_TEST(table.find("cli1") != std::string::npos);
+  auto listed = json::parse(ok({"--json", "instances", "list", "demo"}).out);
+  BOOST_TEST(listed.size() == 1u);
+  BOOST_TEST(listed[0]["max_concurrency"] == 3);
+  ok({"instances", "show", "demo", "cli1"});
+  ok({"consumers", "add", "demo", "cli1", "more"});
+  BOOST_TEST(ok({"queues", "show", "demo", "more"}).code == 0);
+  auto stats = json::parse(ok({"--json", "instances", "stats", "demo", "cli1"}).out);
+  BOOST_TEST(stats["queues"].size() == 3u);
+  ok({"consumers", "cancel", "demo", "cli1", "more"});
+  ok({"instances", "autoscale", "demo", "cli1", "--max", "5", "--min", "2"});
+  BOOST_TEST(ok({"instances", "autoscale", "demo", "cli1"}).out.find("5")
+             != std::string::npos);
+  auto id = ok({"tasks", "send", "demo", "tasks", "--handler", "echo", "--args",
+                R"({"x":1})"})
+              .out;
+  while (!id.empty() && id.back() == '\n')
+    id.pop_back();
+  BOOST_TEST(ok({"tasks", "wait", "demo", id, "--timeout", "60"}).out.find("SUCCESS")
+             != std::string::npos);
+  BOOST_TEST(ok({"tasks", "state", "demo", id}).out.find("SUCCESS")
+             != std::string::npos);
+  BOOST_TEST(ok({"tasks", "result", "demo", id}).out.find("\"x\":1")
+             != std::string::npos);
+  ok({"instances", "restart", "demo", "cli1"});
+  ok({"instances", "disable", "demo", "cli1", "--reason", "test"});
+  BOOST_TEST(processes_named("cli1") == 0);
+  ok({"instances", "enable", "demo", "cli1"});
+  BOOST_TEST(processes_named("cli1") == 1);
+  ok({"supervisor", "pause"});
+  BOOST_TEST(ok({"supervisor", "status"}).out.find("paused: true")
+             != std::string::npos);
+  ok({"supervisor", "resume"});
+  // Errors: the branch says no (1); bad input is refused locally (2).
+  auto missing = run({"instances", "show", "demo", "ghost"});
+  BOOST_TEST(missing.code == 1);
+  BOOST_TEST(missing.err.find("cyme: ") == 0u);
+  BOOST_TEST(run({"instances", "add", "demo", "../evil"}).code == 2);
+  BOOST_TEST(run({"tasks", "send", "demo", "tasks", "--args", "{nope"}).code == 2);
+  ok({"instances", "delete", "demo", "cli1"});
+  BOOST_TEST(processes_named("cli1") == 0);
+  ok({"queues", "delete", "demo", "tasks"});
+  ok({"apps", "delete", "demo"});
+  BOOST_TEST(ok({"--json", "apps"}).out.find("demo") == std::string::npos);
+}
 
 BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
   // Create an app, a queue, an instance; add a consumer; send tasks and see

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# Installs every dependency, builds cyme, and runs a branch with the
+# embedded Kafka and a small demo fleet (app "demo", queue "tasks", two
+# instances). Ctrl-C stops the branch and its instances.
+#
+# Settings (environment): CYME_ROOT (default ./cyme-data), CYME_HTTP
+# (default 127.0.0.1:8000).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+./deploy/install-deps.sh
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build build --target cyme-branch cyme cyme-worker cyme-embedded-kafka
+
+root=${CYME_ROOT:-./cyme-data}
+http=${CYME_HTTP:-127.0.0.1:8000}
+export CYME_BRANCH="http://${http}"
+cyme=./build/cyme
+
+./build/cyme-branch --root "$root" --http "$http" &
+branch=$!
+trap 'kill -TERM "$branch" 2>/dev/null; wait "$branch"' INT TERM EXIT
+
+# Wait (at most 30 s) until the branch answers.
+for _ in $(seq 300); do
+  if "$cyme" apps >/dev/null 2>&1; then break; fi
+  if ! kill -0 "$branch" 2>/dev/null; then
+    echo "run.sh: cyme-branch exited; see the lines above" >&2
+    exit 1
+  fi
+  sleep 0.1
+done
+
+"$cyme" apps add demo
+"$cyme" queues add demo tasks
+"$cyme" instances add demo w1 --queues tasks --max 4 --min 1
+"$cyme" instances add demo w2 --queues tasks --max 4 --min 1
+"$cyme" instances list demo
+
+cat <<MSG
+
+cyme is running: branch at ${CYME_BRANCH}, data in ${root}.
+Try, in another terminal (export CYME_BRANCH=${CYME_BRANCH}):
+  ./build/cyme instances list demo
+  ./build/cyme tasks send demo tasks --handler echo --args '{"hello": "world"}'
+  ./build/cyme tasks wait demo <id>
+  curl -s ${CYME_BRANCH}/demo/instances/
+Ctrl-C here stops the branch and its instances.
+MSG
+wait "$branch"
