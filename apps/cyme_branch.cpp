@@ -5,6 +5,7 @@
 // SIGTERM or SIGINT stops it cleanly: its instances are stopped too unless
 // --keep-instances. After kill -9, starting it again on the same --root
 // re-adopts the instances still running (and the embedded cluster).
+#include <cctype>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -38,8 +39,19 @@ using namespace cyme;
 
 namespace {
 
+/// The host name as a valid branch id, or "branch".
+std::string default_id() {
+  char host[256] = {};
+  if (::gethostname(host, sizeof(host) - 1) != 0)
+    return "branch";
+  std::string id;
+  for (char* c = host; *c != '\0' && id.size() < 64; ++c)
+    id += std::isalnum(static_cast<unsigned char>(*c)) || *c == '-' ? *c : '-';
+  return name_problem("branch id", id).empty() ? id : "branch";
+}
+
 struct branch_options {
-  std::string id = "branch";
+  std::string id = default_id();
   std::string http = "127.0.0.1:8000";
   std::string root = "cyme-data";
   std::string kafka = "embedded";
@@ -103,7 +115,9 @@ int main(int argc, char** argv) {
   branch_options o;
   CLI::App app{"cyme-branch: keeps the worker instances of this host in the "
                "state the model describes"};
-  app.add_option("--id", o.id, "branch id (names its reply topic)");
+  app.add_option("--id", o.id,
+                 "branch id, unique per Kafka cluster (names its reply topic; "
+                 "default: the host name)");
   app.add_option("--http", o.http, "HTTP API address HOST:PORT (loopback by default)");
   app.add_option("--root", o.root,
                  "folder for the model database, pid files, logs and the "
