@@ -300,6 +300,23 @@ BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
   auto anon = r.body["name"].get<std::string>();
   BOOST_TEST(anon.size() == 36u);
   BOOST_TEST(call(c, "GET", "/demo/instances/").body.size() == 2u);
+  // Parameters also come as form data and as the query string.
+  auto form = c.Put("/demo/instances/formy/",
+                    httplib::Params{{"queues", "tasks,other"},
+                                    {"max_concurrency", "2"},
+                                    {"nowait", "1"}});
+  BOOST_REQUIRE(form);
+  BOOST_TEST(form->status == 202, form->body);
+  auto formy = json::parse(form->body);
+  BOOST_TEST(formy["queues"] == json::array({"tasks", "other"}));
+  BOOST_TEST(formy["max_concurrency"] == 2);
+  auto query = c.Put("/demo/instances/queried/?max_concurrency=3&nowait=1", "",
+                     "text/plain");
+  BOOST_REQUIRE(query);
+  BOOST_TEST(query->status == 202, query->body);
+  BOOST_TEST(json::parse(query->body)["max_concurrency"] == 3);
+  BOOST_TEST(call(c, "DELETE", "/demo/instances/formy/").status == 200);
+  BOOST_TEST(call(c, "DELETE", "/demo/instances/queried/").status == 200);
   // Add a consumer, then see the worker consume it.
   r = call(c, "PUT", "/demo/instances/tour1/queues/extra/");
   BOOST_TEST(r.status == 200);
