@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <iostream>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unistd.h>
 
@@ -20,9 +21,11 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
+#include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
+#include "actors/message_types.hpp"
 #include "actors/restart_bucket.hpp"
 #include "actors/supervisor.hpp"
 #include "messages/errors.hpp"
@@ -61,6 +64,7 @@ struct branch_options {
   int control_fetch_wait_ms = 0;
   bool keep_instances = false;
   std::string worker;
+  std::string node;
 };
 
 void log_line(const std::string& text) {
@@ -78,15 +82,16 @@ void log_line(const std::string& text) {
 }
 
 /// Splits HOST:PORT; fails on anything else.
-std::pair<std::string, uint16_t> host_port(const std::string& text) {
+std::pair<std::string, uint16_t> host_port(const std::string& flag,
+                                           const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size())
-    die("--http must be HOST:PORT, not '" + text + "'");
+    die(flag + " must be HOST:PORT, not '" + text + "'");
   auto port_text = text.substr(colon + 1);
   if (port_text.size() > 5
       || port_text.find_first_not_of("0123456789") != std::string::npos
       || std::stoul(port_text) > 65535)
-    die("--http port '" + port_text + "' is not a port number");
+    die(flag + " port '" + port_text + "' is not a port number");
   return {text.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text))};
 }
 
@@ -136,13 +141,19 @@ int main(int argc, char** argv) {
   app.add_flag("--keep-instances", o.keep_instances,
                "on SIGTERM, leave the instances (and the embedded cluster) "
                "running");
+  app.add_option("--node", o.node,
+                 "HOST:PORT on which remote nodes reach the supervisor with "
+                 "typed actor messages (CAF middleman); off when not given");
   app.add_option("--worker", o.worker,
                  "the cyme-worker program (default: next to cyme-branch)");
   CLI11_PARSE(app, argc, argv);
 
   if (auto p = name_problem("branch id", o.id); !p.empty())
     die(p);
-  auto [http_host, http_port] = host_port(o.http);
+  auto [http_host, http_port] = host_port("--http", o.http);
+  std::optional<std::pair<std::string, uint16_t>> node;
+  if (!o.node.empty())
+    node = host_port("--node", o.node);
   bool embedded = o.kafka == "embedded";
   if (!embedded)
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
@@ -196,6 +207,10 @@ int main(int argc, char** argv) {
   }
 
   caf::actor_system_config cfg;
+  if (node) {
+    cfg.load<caf::io::middleman>();
+    add_message_types(cfg);
+  }
   caf::actor_system sys{cfg};
   auto store = spawn_model_store(sys, (root / "model.db").string());
   if (!store)
@@ -225,6 +240,14 @@ int main(int argc, char** argv) {
   });
   caf::anon_send(*sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(logger));
+  if (node) {
+    auto port = sys.middleman().publish(*sup, node->second,
+                                        node->first.c_str(), true);
+    if (!port)
+      die("--node " + o.node + ": " + sys.render(port.error()));
+    log_line("node: supervisor published at " + node->first + ":"
+             + std::to_string(*port));
+  }
 
   task_results results{kafka::base_config(bootstrap), "cyme.results"};
   http_parts parts{&sys, *sup, *store, *bus, bootstrap, &results};

@@ -11,6 +11,10 @@
 #include <thread>
 
 #include <httplib.h>
+#include <caf/io/middleman.hpp>
+#include <caf/scoped_actor.hpp>
+
+#include "actors/message_types.hpp"
 #include <nlohmann/json.hpp>
 
 #include "stack.hpp"
@@ -104,13 +108,24 @@ public:
     return port_;
   }
 
+  /// The port of the published supervisor (after "node: ... published at").
+  int node_port() const {
+    auto text = log().substr(log_start_);
+    const std::string pattern = "supervisor published at 127.0.0.1:";
+    auto at = text.find(pattern);
+    if (at == std::string::npos)
+      return 0;
+    return std::stoi(text.substr(at + pattern.size()));
+  }
+
 private:
   int read_port() const {
     auto text = log().substr(log_start_);
-    auto at = text.find("serving http://127.0.0.1:");
+    const std::string pattern = "serving http://127.0.0.1:";
+    auto at = text.find(pattern);
     if (at == std::string::npos)
       return 0;
-    return std::stoi(text.substr(at + 25));
+    return std::stoi(text.substr(at + pattern.size()));
   }
 
   std::filesystem::path root_;
@@ -488,6 +503,64 @@ BOOST_AUTO_TEST_CASE(a_branch_killed_hard_readopts_its_instances) {
   auto id = r.body["id"].get<std::string>();
   r = call(c, "GET", "/demo/query/" + id + "/wait/?timeout=60");
   BOOST_TEST(r.body["state"] == "SUCCESS");
+}
+
+BOOST_AUTO_TEST_CASE(a_remote_node_drives_the_supervisor_with_typed_messages) {
+  // With --node, another actor system reaches the branch's supervisor
+  // through CAF's middleman and gets typed replies to status, verify,
+  // restart, pause and resume; bad names are refused as locally.
+  temp_dir dir;
+  branch b{dir.path / "root", {"--node", "127.0.0.1:0"}};
+  auto c = b.client();
+  call(c, "PUT", "/demo/");
+  auto created = call(c, "PUT", "/demo/instances/remote1/");
+  BOOST_TEST_REQUIRE(created.status == 201);
+  BOOST_TEST_REQUIRE(wait_until([&] { return b.node_port() > 0; }, 10s));
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  auto sup = sys.middleman().remote_actor<supervisor_actor>(
+    "127.0.0.1", static_cast<uint16_t>(b.node_port()));
+  if (!sup)
+    BOOST_FAIL("remote_actor: " + sys.render(sup.error()));
+  caf::scoped_actor self{sys};
+  auto ask = [&](auto... xs) {
+    std::optional<std::vector<action_report>> out;
+    self->request(*sup, 60s, xs...)
+      .receive([&](std::vector<action_report>& r) { out = std::move(r); },
+               [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+    return *out;
+  };
+  supervisor_status st;
+  self->request(*sup, 10s, status_atom::value)
+    .receive([&](supervisor_status& x) { st = x; },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_TEST(st.instances == 1u);
+  auto verified = ask(verify_atom::value, std::vector<std::string>{"remote1", "ghost"},
+                      false);
+  BOOST_REQUIRE(verified.size() == 2u);
+  BOOST_TEST(to_string(verified[0].result) == "verified");
+  BOOST_TEST(to_string(verified[1].result) == "unknown instance");
+  auto old_pid = created.body["pid"].get<int>();
+  auto restarted = ask(restart_atom::value, std::vector<std::string>{"remote1"});
+  BOOST_TEST(to_string(restarted.at(0).result) == "restarted");
+  BOOST_TEST(call(c, "GET", "/demo/instances/remote1/").body["pid"] != old_pid);
+  self->request(*sup, 10s, pause_atom::value)
+    .receive([&](supervisor_status& x) { BOOST_TEST(x.paused); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == true);
+  self->request(*sup, 10s, resume_atom::value)
+    .receive([&](supervisor_status& x) { BOOST_TEST(!x.paused); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  bool refused = false;
+  self->request(*sup, 10s, verify_atom::value, std::vector<std::string>{"../x"},
+                false)
+    .receive([&](std::vector<action_report>&) {},
+             [&](caf::error& e) {
+               refused = describe(e).find("invalid argument") == 0;
+             });
+  BOOST_TEST(refused);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
