@@ -208,6 +208,12 @@ BOOST_AUTO_TEST_CASE(failing_and_unknown_tasks_fail_without_harm) {
              != std::string::npos);
   BOOST_TEST(s.results[failing[0]].front().error == "boom");
   BOOST_TEST(s.results[fine[0]].front().result_json == "[1,2,3]");
+  // exec runs the instance's program (here /bin/cat) without a shell: the
+  // arguments go in as JSON on stdin and come back as the result.
+  auto exec = s.send_tasks("mixed", 1, "exec", R"({"through":"cat"})");
+  BOOST_TEST_REQUIRE(s.wait_for_results(exec, 20s));
+  BOOST_TEST(to_string(s.results[exec[0]].front().state) == "SUCCESS");
+  BOOST_TEST(s.results[exec[0]].front().result_json == R"({"through":"cat"})");
   BOOST_TEST(s.pings("w1"));
   BOOST_TEST(s.stats("w1").tasks_failed == 2u);
 }
