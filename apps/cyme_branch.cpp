@@ -5,7 +5,9 @@
 // SIGTERM or SIGINT stops it cleanly: its instances are stopped too unless
 // --keep-instances. After kill -9, starting it again on the same --root
 // re-adopts the instances still running (and the embedded cluster).
+#include <atomic>
 #include <cctype>
+#include <cstdlib>
 #include <csignal>
 #include <ctime>
 #include <filesystem>
@@ -34,6 +36,7 @@
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
 #include "transport/http_api.hpp"
+#include "transport/presence.hpp"
 #include "transport/process_driver.hpp"
 #include "transport/task_results.hpp"
 
@@ -240,23 +243,44 @@ int main(int argc, char** argv) {
   });
   caf::anon_send(*sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(logger));
+  std::string node_address;
   if (node) {
     auto port = sys.middleman().publish(*sup, node->second,
                                         node->first.c_str(), true);
     if (!port)
       die("--node " + o.node + ": " + sys.render(port.error()));
-    log_line("node: supervisor published at " + node->first + ":"
-             + std::to_string(*port));
+    node_address = node->first + ":" + std::to_string(*port);
+    log_line("node: supervisor published at " + node_address);
   }
 
   task_results results{kafka::base_config(bootstrap), "cyme.results"};
-  http_parts parts{&sys, *sup, *store, *bus, bootstrap, &results};
+  // Announced to the other branches on the bus; the HTTP port is known
+  // once bound.
+  std::atomic<uint16_t> http_bound{0};
+  auto advertised_host = http_host == "0.0.0.0" ? default_id() : http_host;
+  auto supervisor = *sup;
+  presence branches{
+    kafka::base_config(bootstrap), presence_settings{}, [&, supervisor] {
+      branch_info me;
+      me.id = o.id;
+      me.http = "http://" + advertised_host + ":"
+                + std::to_string(http_bound.load());
+      me.node = node_address;
+      if (auto st = ask<supervisor_status>(sys, supervisor, status_atom::value))
+        me.instances = static_cast<uint32_t>(st->instances);
+      double load[1] = {0};
+      if (::getloadavg(load, 1) == 1)
+        me.load = load[0];
+      return me;
+    }};
+  http_parts parts{&sys, *sup, *store, *bus, bootstrap, &results, o.id, &branches};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;
   http_api api{parts, hs};
   if (auto err = api.start(); !err.empty())
     die(err);
+  http_bound = api.port();
   log_line("cyme-branch " + o.id + " serving http://" + http_host + ":"
            + std::to_string(api.port()) + "/ (root " + root.string()
            + ", kafka " + bootstrap + ")");

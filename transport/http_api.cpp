@@ -1,6 +1,7 @@
 #include "transport/http_api.hpp"
 
 #include <algorithm>
+#include <cctype>
 #include <optional>
 #include <random>
 #include <stdexcept>
@@ -199,8 +200,10 @@ json stats_json(const worker_stats& s) {
               {"partitions", s.partitions}};
 }
 
-json instance_json(const instance_spec& spec, const instance_status& st) {
+json instance_json(const instance_spec& spec, const instance_status& st,
+                   const std::string& branch) {
   return json{{"name", spec.name},
+              {"branch", branch},
               {"app", spec.app},
               {"queues", spec.queues},
               {"max_concurrency", spec.max_concurrency},
@@ -326,7 +329,7 @@ struct http_api::impl {
   }
 
   json instance_view(const instance_spec& spec) {
-    return instance_json(spec, status_of_instance(spec.name));
+    return instance_json(spec, status_of_instance(spec.name), parts.branch_id);
   }
 
   /// Lets the supervisor act on `name` unless `nowait`; returns its report.
@@ -360,6 +363,109 @@ struct http_api::impl {
     res.set_content(body.dump(), "application/json");
   }
 
+  // -- the cluster ------------------------------------------------------------
+
+  bool clustered(const params& p) const {
+    return parts.cluster != nullptr && !p.flag("local");
+  }
+
+  std::vector<branch_info> peers() const {
+    std::vector<branch_info> out;
+    for (auto& b : parts.cluster->live())
+      if (b.id != parts.branch_id)
+        out.push_back(b);
+    return out;
+  }
+
+  static std::optional<std::pair<std::string, int>>
+  split_url(const std::string& url) {
+    const std::string scheme = "http://";
+    if (url.rfind(scheme, 0) != 0)
+      return std::nullopt;
+    auto rest = url.substr(scheme.size());
+    auto slash = rest.find('/');
+    if (slash != std::string::npos)
+      rest = rest.substr(0, slash);
+    auto colon = rest.rfind(':');
+    if (colon == std::string::npos)
+      return std::pair{rest, 80};
+    return std::pair{rest.substr(0, colon), std::atoi(rest.c_str() + colon + 1)};
+  }
+
+  /// Calls a peer branch; nothing when it cannot be reached.
+  std::optional<httplib::Response>
+  peer_call(const branch_info& peer, const std::string& method,
+            const std::string& target, const std::string& body = {},
+            const std::string& type = "application/json") {
+    auto hp = split_url(peer.http);
+    if (!hp)
+      return std::nullopt;
+    httplib::Client c{hp->first, hp->second};
+    c.set_connection_timeout(2, 0);
+    c.set_read_timeout(static_cast<time_t>(settings.request_timeout.count()), 0);
+    httplib::Result r{nullptr, httplib::Error::Unknown};
+    if (method == "GET")
+      r = c.Get(target.c_str());
+    else if (method == "DELETE")
+      r = c.Delete(target.c_str(), body, type.c_str());
+    else if (method == "PUT")
+      r = c.Put(target.c_str(), body, type.c_str());
+    else
+      r = c.Post(target.c_str(), body, type.c_str());
+    if (!r)
+      return std::nullopt;
+    return *r;
+  }
+
+  static std::string percent_encode(const std::string& x) {
+    static const char* hex = "0123456789ABCDEF";
+    std::string out;
+    for (unsigned char c : x) {
+      if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+        out += static_cast<char>(c);
+      } else {
+        out += '%';
+        out += hex[c >> 4];
+        out += hex[c & 15];
+      }
+    }
+    return out;
+  }
+
+  /// Hands the request to `peer` as it came (marked local) and answers
+  /// with the peer's answer.
+  void forward(const branch_info& peer, const httplib::Request& req,
+               httplib::Response& res) {
+    std::string target = req.path + "?local=1";
+    for (auto& [k, v] : req.params)
+      if (k != "local")
+        target += "&" + percent_encode(k) + "=" + percent_encode(v);
+    auto type = req.get_header_value("Content-Type");
+    auto r = peer_call(peer, req.method, target, req.body,
+                       type.empty() ? "application/json" : type);
+    if (!r)
+      fail(503, "branch '" + peer.id + "' did not answer");
+    res.status = r->status;
+    res.set_content(r->body, "application/json");
+  }
+
+  /// When instance `name` is not this branch's, the live branch that has it.
+  std::optional<branch_info> owner_elsewhere(const std::string& app,
+                                             const std::string& name) {
+    check_name("app", app);
+    check_name("instance", name);
+    auto spec = find_spec(name);
+    if (spec && spec->app == app)
+      return std::nullopt;
+    for (auto& peer : peers()) {
+      auto r = peer_call(peer, "GET",
+                         "/" + app + "/instances/" + name + "/?local=1");
+      if (r && r->status == 200)
+        return peer;
+    }
+    return std::nullopt;
+  }
+
   // -- endpoints --------------------------------------------------------------
 
   void apps(const std::string& method, httplib::Response& res) {
@@ -391,8 +497,9 @@ struct http_api::impl {
     }
   }
 
-  void instances(const std::string& method, const std::string& app,
-                 const params& p, httplib::Response& res) {
+  void instances(const httplib::Request& req, const std::string& method,
+                 const std::string& app, const params& p,
+                 httplib::Response& res) {
     if (method == "GET") {
       app_broker(app); // 404 for an unknown app
       auto specs = ask<std::vector<instance_spec>>(parts.store, list_atom::value);
@@ -407,10 +514,29 @@ struct http_api::impl {
           continue;
         auto st = by_name.count(spec.name) ? by_name[spec.name]
                                            : instance_status{spec.name};
-        out.push_back(instance_json(spec, st));
+        out.push_back(instance_json(spec, st, parts.branch_id));
       }
+      if (clustered(p))
+        for (auto& peer : peers()) {
+          auto r = peer_call(peer, "GET", "/" + app + "/instances/?local=1");
+          if (!r || r->status != 200)
+            continue;
+          auto theirs = json::parse(r->body, nullptr, false);
+          if (theirs.is_array())
+            for (auto& x : theirs)
+              out.push_back(x);
+        }
       reply(res, 200, out);
     } else if (method == "PUT" || method == "POST") {
+      if (clustered(p)) {
+        auto target = parts.cluster->least_loaded();
+        if (target && target->id != parts.branch_id) {
+          parts.cluster->placed_on(target->id);
+          return forward(*target, req, res);
+        }
+        if (target)
+          parts.cluster->placed_on(target->id);
+      }
       put_instance(app, new_uuid(), p, res);
     } else {
       fail(405, "method not allowed");
@@ -696,7 +822,10 @@ struct http_api::impl {
       return app(m, app_name, p, res);
     if (seg[1] == "instances") {
       if (n == 2)
-        return instances(m, app_name, p, res);
+        return instances(req, m, app_name, p, res);
+      if (clustered(p))
+        if (auto owner = owner_elsewhere(app_name, seg[2]))
+          return forward(*owner, req, res);
       if (n == 3)
         return instance(m, app_name, seg[2], p, res);
       if (n == 4)

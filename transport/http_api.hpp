@@ -18,6 +18,7 @@
 #include "actors/supervisor.hpp"
 #include "store/model_store.hpp"
 #include "transport/kafka.hpp"
+#include "transport/presence.hpp"
 #include "transport/task_results.hpp"
 
 namespace httplib {
@@ -43,6 +44,10 @@ struct http_parts {
   /// no broker of their own go there).
   std::string default_broker;
   task_results* results = nullptr;
+  /// This branch's id, shown with every instance.
+  std::string branch_id;
+  /// The cluster view; without it the API serves this branch only.
+  presence* cluster = nullptr;
 };
 
 class http_api {

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
+#include <set>
 #include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
@@ -48,7 +49,8 @@ int processes_named(const std::string& name) {
 class branch {
 public:
   explicit branch(const std::filesystem::path& root,
-                  std::vector<std::string> extra = {})
+                  std::vector<std::string> extra = {},
+                  const std::string& id = "e2e")
     : root_(root) {
     std::filesystem::create_directories(root);
     log_ = (root / "branch.log").string();
@@ -58,7 +60,7 @@ public:
     log_start_ = ec ? 0 : size;
     std::vector<std::string> args{CYME_BRANCH_PROGRAM, "--root", root.string(),
                                   "--http", "127.0.0.1:0", "--interval", "2",
-                                  "--id", "e2e"};
+                                  "--id", id};
     args.insert(args.end(), extra.begin(), extra.end());
     std::vector<char*> argv;
     for (auto& a : args)
@@ -561,6 +563,78 @@ BOOST_AUTO_TEST_CASE(a_remote_node_drives_the_supervisor_with_typed_messages) {
                refused = describe(e).find("invalid argument") == 0;
              });
   BOOST_TEST(refused);
+}
+
+BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {
+  // Two branches on one Kafka see each other: anonymous instances created
+  // through one are spread over both, either lists them all with the
+  // branch each lives on, an operation on an instance is forwarded to its
+  // owner, and a branch that goes silent drops out of the view.
+  temp_dir dir;
+  branch a{dir.path / "a", {}, "alpha"};
+  std::string bootstrap;
+  {
+    std::ifstream in{dir.path / "a" / "kafka" / "bootstrap"};
+    in >> bootstrap;
+  }
+  BOOST_TEST_REQUIRE(!bootstrap.empty());
+  auto b = std::make_unique<branch>(dir.path / "b",
+                                    std::vector<std::string>{"--kafka", bootstrap},
+                                    "beta");
+  auto ca = a.client();
+  auto cb = b->client();
+  call(ca, "PUT", "/demo/");
+  call(cb, "PUT", "/demo/");
+  // Both know both (announcements every 2 s).
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      call(ca, "GET", "/demo/instances/");
+      auto r = call(cb, "POST", "/demo/instances/", {{"nowait", 1}});
+      // Placement goes to the branch with fewer instances; stop once both
+      // got one.
+      auto list = call(ca, "GET", "/demo/instances/").body;
+      std::set<std::string> where;
+      for (auto& x : list)
+        where.insert(x["branch"].get<std::string>());
+      return where.size() == 2;
+    },
+    30s));
+  for (int i = 0; i < 4; ++i)
+    BOOST_TEST(call(ca, "POST", "/demo/instances/").status == 201);
+  auto list = call(ca, "GET", "/demo/instances/").body;
+  std::map<std::string, int> per_branch;
+  for (auto& x : list)
+    per_branch[x["branch"].get<std::string>()] += 1;
+  BOOST_TEST(per_branch["alpha"] >= 2);
+  BOOST_TEST(per_branch["beta"] >= 2);
+  BOOST_TEST(call(cb, "GET", "/demo/instances/").body.size() == list.size());
+  // An instance of beta, operated through alpha.
+  std::string on_beta;
+  for (auto& x : list)
+    if (x["branch"] == "beta")
+      on_beta = x["name"].get<std::string>();
+  auto shown = call(ca, "GET", "/demo/instances/" + on_beta + "/");
+  BOOST_TEST(shown.status == 200);
+  BOOST_TEST(shown.body["branch"] == "beta");
+  auto old_pid = shown.body["pid"].get<int>();
+  auto restarted = call(ca, "POST", "/demo/instances/" + on_beta + "/restart/");
+  BOOST_TEST(restarted.body["outcome"] == "restarted");
+  BOOST_TEST(call(cb, "GET", "/demo/instances/" + on_beta + "/?local=1").body["pid"]
+             != old_pid);
+  auto stats = call(ca, "GET", "/demo/instances/" + on_beta + "/stats/");
+  BOOST_TEST(stats.status == 200, stats.body.dump());
+  // beta goes silent: alpha lists only its own after the silence time.
+  b->stop(SIGKILL);
+  BOOST_TEST(wait_until(
+    [&] {
+      for (auto& x : call(ca, "GET", "/demo/instances/").body)
+        if (x["branch"] == "beta")
+          return false;
+      return true;
+    },
+    20s));
+  // Clean up beta's workers, which outlive its kill.
+  branch again{dir.path / "b", {"--kafka", bootstrap}, "beta"};
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {

@@ -1,0 +1,84 @@
+#pragma once
+
+/// Branches find each other through the bus: each one announces itself on
+/// the presence topic every `interval` (id, HTTP URL, node address,
+/// instances, load) and follows everyone's announcements. A branch not heard
+/// from for `silence` is no longer live. The view includes this branch.
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "transport/kafka.hpp"
+
+namespace cyme {
+
+/// One branch as its announcements describe it.
+struct branch_info {
+  std::string id;
+  /// Base URL of its HTTP API, e.g. "http://10.0.0.2:8000".
+  std::string http;
+  /// Its middleman address ("" when it publishes none).
+  std::string node;
+  uint32_t instances = 0;
+  /// 1-minute load average of its host.
+  double load = 0;
+};
+
+std::string encode_presence(const branch_info& info);
+std::optional<branch_info> decode_presence(const std::string& bytes,
+                                           std::string* error = nullptr);
+
+struct presence_settings {
+  std::string topic = "cyme.presence";
+  std::chrono::milliseconds interval{2000};
+  std::chrono::milliseconds silence{6000};
+};
+
+class presence {
+public:
+  /// `describe` is called on every announcement for this branch's current
+  /// figures (from the announcing thread).
+  presence(kafka::config_map cfg, presence_settings settings,
+           std::function<branch_info()> describe);
+  ~presence();
+  presence(const presence&) = delete;
+  presence& operator=(const presence&) = delete;
+
+  /// Branches heard from within `silence`, this one included, by id.
+  std::vector<branch_info> live() const;
+
+  /// The live branch with the fewest instances (then the lowest load, then
+  /// the smallest id).
+  std::optional<branch_info> least_loaded() const;
+
+  /// Counts an instance just placed on `id`, before its next announcement
+  /// says so, so a burst of placements spreads.
+  void placed_on(const std::string& id);
+
+  const std::string& self_id() const {
+    return self_id_;
+  }
+
+private:
+  void run();
+
+  kafka::config_map cfg_;
+  presence_settings settings_;
+  std::function<branch_info()> describe_;
+  std::string self_id_;
+  mutable std::mutex mtx_;
+  std::map<std::string, std::pair<branch_info, std::chrono::steady_clock::time_point>>
+    seen_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+} // namespace cyme
