@@ -49,13 +49,13 @@ void print_instances(const json& list, std::ostream& out) {
       out << list.dump(2) << "\n";
       return;
     }
-    rows.push_back({member_text(x, "name"), member_text(x, "state"),
-                    pid_text(x), member_text(x, "restarts"),
-                    member_text(x, "queues"),
+    rows.push_back({member_text(x, "name"), member_text(x, "branch"),
+                    member_text(x, "state"), pid_text(x),
+                    member_text(x, "restarts"), member_text(x, "queues"),
                     concurrency_text(x), enabled_text(x)});
   }
-  print_table({"NAME", "STATE", "PID", "RESTARTS", "QUEUES", "CONCURRENCY",
-               "ENABLED"},
+  print_table({"NAME", "BRANCH", "STATE", "PID", "RESTARTS", "QUEUES",
+               "CONCURRENCY", "ENABLED"},
               rows, out);
 }
 

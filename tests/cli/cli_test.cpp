@@ -328,14 +328,14 @@ bool contains(const std::string& text, const std::string& part) {
   return text.find(part) != std::string::npos;
 }
 
-const char* instance_w1 = R"({"name": "w1", "app": "demo",
+const char* instance_w1 = R"({"name": "w1", "branch": "alpha", "app": "demo",
   "queues": ["q1", "q2"], "max_concurrency": 4, "min_concurrency": 1,
   "is_enabled": true, "broker": "", "state": "running", "pid": 1234,
   "restarts": 0, "consuming_from": ["dq.w1", "q1", "q2"], "concurrency": 2,
   "autoscale": {"max": 4, "min": 1}, "disabled_reason": "",
   "supervised": true})";
 
-const char* instance_w2 = R"({"name": "worker-two", "app": "demo",
+const char* instance_w2 = R"({"name": "worker-two", "branch": "beta", "app": "demo",
   "queues": [], "max_concurrency": 1, "min_concurrency": 1,
   "is_enabled": false, "broker": "", "state": "disabled", "pid": 0,
   "restarts": 7, "consuming_from": [], "concurrency": 0,
@@ -453,7 +453,7 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_FIXTURE_TEST_SUITE(instances, branch_fixture)
 
 BOOST_AUTO_TEST_CASE(instances_list_prints_an_aligned_row_per_instance) {
-  // GET /<app>/instances/; columns NAME STATE PID RESTARTS QUEUES
+  // GET /<app>/instances/; columns NAME BRANCH STATE PID RESTARTS QUEUES
   // CONCURRENCY ENABLED, aligned, with "-" for no pid and no queues.
   branch.answer("GET", "/demo/instances/", 200,
                 std::string{"["} + instance_w1 + "," + instance_w2 + "]");
@@ -462,16 +462,18 @@ BOOST_AUTO_TEST_CASE(instances_list_prints_an_aligned_row_per_instance) {
   auto lines = lines_of(run.out);
   BOOST_REQUIRE_EQUAL(lines.size(), 3u);
   BOOST_TEST(words_of(lines[0])
-               == (std::vector<std::string>{"NAME", "STATE", "PID",
+               == (std::vector<std::string>{"NAME", "BRANCH", "STATE", "PID",
                                             "RESTARTS", "QUEUES",
                                             "CONCURRENCY", "ENABLED"}),
              boost::test_tools::per_element());
   BOOST_TEST(words_of(lines[1])
-               == (std::vector<std::string>{"w1", "running", "1234", "0",
+               == (std::vector<std::string>{"w1", "alpha", "running", "1234",
+                                            "0",
                                             "q1,q2", "2", "(1-4)", "yes"}),
              boost::test_tools::per_element());
   BOOST_TEST(words_of(lines[2])
-               == (std::vector<std::string>{"worker-two", "disabled", "-",
+               == (std::vector<std::string>{"worker-two", "beta", "disabled",
+                                            "-",
                                             "7", "-", "0", "(1-1)", "no"}),
              boost::test_tools::per_element());
   // Aligned: every column starts at the same offset on every line.
