@@ -25,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/cli/branch_call.hpp"
+#include "apps/cli/node_call.hpp"
 #include "messages/names.hpp"
 
 namespace {
@@ -59,6 +60,7 @@ after the command.)";
 /// per invocation, so commands share the fields they have in common.
 struct arguments {
   std::string branch = default_branch;
+  std::string node;
   std::string token;
   int timeout_s = default_timeout_s;
   bool as_json = false;
@@ -590,6 +592,10 @@ int run(int argc, char** argv) {
                   "supervisor acted, which can take a while")
     ->capture_default_str()
     ->check(CLI::Range(1, 86400));
+  root.add_option("--node", a.node,
+                  "HOST:PORT of a branch's published supervisor: send "
+                  "supervisor status|pause|resume, instances list|restart "
+                  "as typed actor messages instead of HTTP");
   root.add_flag("--json", a.as_json,
                 "print the branch's JSON answer (pretty) instead of tables");
 
@@ -615,6 +621,25 @@ int run(int argc, char** argv) {
     std::cerr << "cyme: " << e.what() << "\n"
               << "Run with --help for more information.\n";
     return cyme::cli::exit_usage;
+  }
+
+  if (!a.node.empty()) {
+    auto colon = a.node.rfind(':');
+    auto port_text = colon == std::string::npos ? "" : a.node.substr(colon + 1);
+    if (colon == 0 || port_text.empty() || port_text.size() > 5
+        || port_text.find_first_not_of("0123456789") != std::string::npos
+        || std::stoul(port_text) == 0 || std::stoul(port_text) > 65535) {
+      std::cerr << "cyme: --node must be HOST:PORT, not '" << a.node << "'\n";
+      return cyme::cli::exit_usage;
+    }
+    if (!cyme::cli::node_supports(request)) {
+      std::cerr << "cyme: this command is not available with --node "
+                   "(use --branch)\n";
+      return cyme::cli::exit_usage;
+    }
+    return cyme::cli::perform_on_node(
+      a.node.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text)),
+      request, a.as_json, a.timeout_s, std::cout, std::cerr);
   }
 
   cyme::cli::connection_settings settings;

@@ -170,11 +170,8 @@ struct cli_run {
   std::string err;
 };
 
-/// Runs the cyme CLI (execve, no shell) against `port` and collects its
-/// output.
-cli_run cyme_cli(int port, std::vector<std::string> args) {
-  args.insert(args.begin(), {CYME_CLI_PROGRAM, "--branch",
-                             "http://127.0.0.1:" + std::to_string(port)});
+/// Runs a program (execve, no shell) and collects its output.
+cli_run run_program(std::vector<std::string> args) {
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
@@ -208,6 +205,13 @@ cli_run cyme_cli(int port, std::vector<std::string> args) {
   ::waitpid(pid, &status, 0);
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   return r;
+}
+
+/// Runs the cyme CLI against the branch on `port`.
+cli_run cyme_cli(int port, std::vector<std::string> args) {
+  args.insert(args.begin(), {CYME_CLI_PROGRAM, "--branch",
+                             "http://127.0.0.1:" + std::to_string(port)});
+  return run_program(std::move(args));
 }
 
 } // namespace
@@ -555,6 +559,28 @@ BOOST_AUTO_TEST_CASE(a_remote_node_drives_the_supervisor_with_typed_messages) {
   self->request(*sup, 10s, resume_atom::value)
     .receive([&](supervisor_status& x) { BOOST_TEST(!x.paused); },
              [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  // The CLI takes the same path with --node.
+  auto node = "127.0.0.1:" + std::to_string(b.node_port());
+  auto status = cyme_cli(b.port(), {"--node", node, "supervisor", "status"});
+  BOOST_TEST(status.code == 0, status.err);
+  BOOST_TEST(status.out.find("instances: 1") != std::string::npos, status.out);
+  auto listed = cyme_cli(b.port(), {"--node", node, "--json", "instances",
+                                    "list", "demo"});
+  BOOST_TEST(listed.code == 0, listed.err);
+  BOOST_TEST(json::parse(listed.out)[0]["name"] == "remote1");
+  auto cli_restart = cyme_cli(b.port(), {"--node", node, "instances",
+                                         "restart", "demo", "remote1"});
+  BOOST_TEST(cli_restart.code == 0, cli_restart.err);
+  BOOST_TEST(cli_restart.out.find("outcome: restarted") != std::string::npos);
+  BOOST_TEST(cyme_cli(b.port(), {"--node", node, "apps"}).code == 2);
+  BOOST_TEST(cyme_cli(b.port(), {"--node", "nowhere", "supervisor", "status"}).code
+             == 2);
+  // So does the example client in examples/.
+  auto example = run_program({CYME_REMOTE_EXAMPLE, "127.0.0.1",
+                              std::to_string(b.node_port()), "remote1"});
+  BOOST_TEST(example.code == 0, example.err);
+  BOOST_TEST(example.out.find("remote1: restarted") != std::string::npos,
+             example.out);
   bool refused = false;
   self->request(*sup, 10s, verify_atom::value, std::vector<std::string>{"../x"},
                 false)
