@@ -24,6 +24,8 @@
 #include <caf/actor_system_config.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/publish.hpp>
 #include <caf/scoped_actor.hpp>
 #include <caf/send.hpp>
 
@@ -68,6 +70,9 @@ struct branch_options {
   bool keep_instances = false;
   std::string worker;
   std::string node;
+  std::string node_cert;
+  std::string node_key;
+  std::string node_ca;
 };
 
 void log_line(const std::string& text) {
@@ -147,6 +152,12 @@ int main(int argc, char** argv) {
   app.add_option("--node", o.node,
                  "HOST:PORT on which remote nodes reach the supervisor with "
                  "typed actor messages (CAF middleman); off when not given");
+  app.add_option("--node-cert", o.node_cert,
+                 "PEM certificate of this node: with --node-key and "
+                 "--node-ca, node traffic is TLS and peers must present a "
+                 "certificate signed by the CA");
+  app.add_option("--node-key", o.node_key, "PEM private key of --node-cert");
+  app.add_option("--node-ca", o.node_ca, "PEM file of the CA nodes trust");
   app.add_option("--worker", o.worker,
                  "the cyme-worker program (default: next to cyme-branch)");
   CLI11_PARSE(app, argc, argv);
@@ -157,6 +168,17 @@ int main(int argc, char** argv) {
   std::optional<std::pair<std::string, uint16_t>> node;
   if (!o.node.empty())
     node = host_port("--node", o.node);
+  bool node_tls = !o.node_cert.empty() || !o.node_key.empty()
+                  || !o.node_ca.empty();
+  if (node_tls) {
+    if (!node)
+      die("--node-cert, --node-key and --node-ca need --node");
+    for (auto& [flag, path] : {std::pair{"--node-cert", o.node_cert},
+                               std::pair{"--node-key", o.node_key},
+                               std::pair{"--node-ca", o.node_ca}})
+      if (path.empty() || !fs::is_regular_file(path))
+        die(std::string{flag} + " must name a readable PEM file");
+  }
   bool embedded = o.kafka == "embedded";
   if (!embedded)
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
@@ -214,6 +236,15 @@ int main(int argc, char** argv) {
     cfg.load<caf::io::middleman>();
     add_message_types(cfg);
   }
+  if (node_tls) {
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = fs::absolute(o.node_cert).string();
+    cfg.openssl_key = fs::absolute(o.node_key).string();
+    cfg.openssl_cafile = fs::absolute(o.node_ca).string();
+  }
+  // Everything that talks to Kafka lives in this scope and is gone (threads
+  // joined) before the embedded cluster is stopped below.
+  {
   caf::actor_system sys{cfg};
   auto store = spawn_model_store(sys, (root / "model.db").string());
   if (!store)
@@ -245,12 +276,15 @@ int main(int argc, char** argv) {
                  caf::actor_cast<event_listener>(logger));
   std::string node_address;
   if (node) {
-    auto port = sys.middleman().publish(*sup, node->second,
-                                        node->first.c_str(), true);
+    auto port = node_tls ? caf::openssl::publish(*sup, node->second,
+                                                 node->first.c_str(), true)
+                         : sys.middleman().publish(*sup, node->second,
+                                                   node->first.c_str(), true);
     if (!port)
       die("--node " + o.node + ": " + sys.render(port.error()));
     node_address = node->first + ":" + std::to_string(*port);
-    log_line("node: supervisor published at " + node_address);
+    log_line("node: supervisor published at " + node_address
+             + (node_tls ? " (TLS)" : ""));
   }
 
   task_results results{kafka::base_config(bootstrap), "cyme.results"};
@@ -303,6 +337,7 @@ int main(int argc, char** argv) {
                  caf::actor_cast<caf::actor>(*bus),
                  caf::actor_cast<caf::actor>(*store), logger})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
   if (cluster && !o.keep_instances)
     stop_embedded_kafka(root / "kafka", *cluster);
   return 0;

@@ -61,6 +61,7 @@ after the command.)";
 struct arguments {
   std::string branch = default_branch;
   std::string node;
+  cyme::cli::node_tls tls;
   std::string token;
   int timeout_s = default_timeout_s;
   bool as_json = false;
@@ -596,6 +597,16 @@ int run(int argc, char** argv) {
                   "HOST:PORT of a branch's published supervisor: send "
                   "supervisor status|pause|resume, instances list|restart "
                   "as typed actor messages instead of HTTP");
+  root.add_option("--node-cert", a.tls.certificate,
+                  "with --node: PEM certificate presented to the node (TLS)")
+    ->envname("CYME_NODE_CERT")
+    ->check(CLI::ExistingFile);
+  root.add_option("--node-key", a.tls.key, "with --node: PEM key of --node-cert")
+    ->envname("CYME_NODE_KEY")
+    ->check(CLI::ExistingFile);
+  root.add_option("--node-ca", a.tls.ca, "with --node: PEM CA the node must match")
+    ->envname("CYME_NODE_CA")
+    ->check(CLI::ExistingFile);
   root.add_flag("--json", a.as_json,
                 "print the branch's JSON answer (pretty) instead of tables");
 
@@ -639,7 +650,7 @@ int run(int argc, char** argv) {
     }
     return cyme::cli::perform_on_node(
       a.node.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text)),
-      request, a.as_json, a.timeout_s, std::cout, std::cerr);
+      a.tls, request, a.as_json, a.timeout_s, std::cout, std::cerr);
   }
 
   cyme::cli::connection_settings settings;

@@ -13,6 +13,9 @@ packages=(
   libcpp-httplib-dev
   libcli11-dev
   curl
+  openjdk-17-jdk-headless
+  maven
+  openssl
 )
 
 missing=()

@@ -7,6 +7,8 @@
 #include <caf/actor_system.hpp>
 #include <caf/actor_system_config.hpp>
 #include <caf/io/middleman.hpp>
+#include <caf/openssl/manager.hpp>
+#include <caf/openssl/remote_actor.hpp>
 #include <caf/scoped_actor.hpp>
 
 #include "actors/message_types.hpp"
@@ -69,14 +71,21 @@ bool node_supports(const branch_call& call) {
 }
 
 int perform_on_node(const std::string& host, uint16_t port,
-                    const branch_call& call, bool as_json, int timeout_s,
-                    std::ostream& out, std::ostream& err) {
+                    const node_tls& tls, const branch_call& call, bool as_json,
+                    int timeout_s, std::ostream& out, std::ostream& err) {
   caf::actor_system_config cfg;
   cfg.load<caf::io::middleman>();
-  cfg.set("logger.verbosity", caf::atom("quiet"));
   add_message_types(cfg);
+  if (tls.enabled()) {
+    cfg.load<caf::openssl::manager>();
+    cfg.openssl_certificate = tls.certificate;
+    cfg.openssl_key = tls.key;
+    cfg.openssl_cafile = tls.ca;
+  }
   caf::actor_system sys{cfg};
-  auto sup = sys.middleman().remote_actor<supervisor_actor>(host, port);
+  auto sup = tls.enabled()
+               ? caf::openssl::remote_actor<supervisor_actor>(sys, host, port)
+               : sys.middleman().remote_actor<supervisor_actor>(host, port);
   if (!sup) {
     err << "cyme: node " << host << ":" << port
         << " unreachable: " << sys.render(sup.error()) << "\n";

@@ -16,10 +16,21 @@ namespace cyme::cli {
 /// Whether `call` has a node equivalent.
 bool node_supports(const branch_call& call);
 
+/// This node's TLS identity; all empty for plain TCP.
+struct node_tls {
+  std::string certificate;
+  std::string key;
+  std::string ca;
+
+  bool enabled() const {
+    return !certificate.empty() || !key.empty() || !ca.empty();
+  }
+};
+
 /// Sends `call` to the supervisor published at `host:port`; prints like
 /// `perform`. Returns the exit code.
 int perform_on_node(const std::string& host, uint16_t port,
-                    const branch_call& call, bool as_json, int timeout_s,
-                    std::ostream& out, std::ostream& err);
+                    const node_tls& tls, const branch_call& call, bool as_json,
+                    int timeout_s, std::ostream& out, std::ostream& err);
 
 } // namespace cyme::cli

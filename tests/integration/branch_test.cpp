@@ -663,6 +663,53 @@ BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {
   branch again{dir.path / "b", {"--kafka", bootstrap}, "beta"};
 }
 
+BOOST_AUTO_TEST_CASE(node_traffic_is_tls_and_refuses_nodes_without_a_valid_certificate) {
+  // With --node-cert/--node-key/--node-ca the published supervisor speaks
+  // TLS: a node with a certificate from the CA gets answers; one with no
+  // TLS, or with a certificate the CA did not sign, is refused.
+  temp_dir dir;
+  auto pki = dir.path / "pki";
+  std::filesystem::create_directories(pki);
+  auto p = [&](const char* f) { return (pki / f).string(); };
+  auto openssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/bin/openssl");
+    auto r = run_program(args);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, "openssl failed: " << r.err);
+  };
+  openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"),
+           "-out", p("ca.pem"), "-days", "2", "-subj", "/CN=cyme-test-ca"});
+  for (std::string n : {"node", "client"}) {
+    openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", p((n + ".key").c_str()),
+             "-out", p((n + ".csr").c_str()), "-subj", "/CN=" + n});
+    openssl({"x509", "-req", "-in", p((n + ".csr").c_str()), "-CA", p("ca.pem"),
+             "-CAkey", p("ca.key"), "-CAcreateserial", "-out",
+             p((n + ".pem").c_str()), "-days", "2"});
+  }
+  openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("rogue.key"),
+           "-out", p("rogue.pem"), "-days", "2", "-subj", "/CN=rogue"});
+  branch b{dir.path / "root",
+           {"--node", "127.0.0.1:0", "--node-cert", p("node.pem"), "--node-key",
+            p("node.key"), "--node-ca", p("ca.pem")}};
+  BOOST_TEST_REQUIRE(wait_until([&] { return b.node_port() > 0; }, 10s));
+  BOOST_TEST(b.log().find("(TLS)") != std::string::npos);
+  auto node = "127.0.0.1:" + std::to_string(b.node_port());
+  auto trusted = cyme_cli(b.port(), {"--node", node, "--node-cert", p("client.pem"),
+                                     "--node-key", p("client.key"), "--node-ca",
+                                     p("ca.pem"), "supervisor", "status"});
+  BOOST_TEST(trusted.code == 0, trusted.err);
+  BOOST_TEST(trusted.out.find("paused: false") != std::string::npos);
+  auto plain = cyme_cli(b.port(), {"--node", node, "supervisor", "status"});
+  BOOST_TEST(plain.code == 3);
+  BOOST_TEST(plain.out.empty());
+  auto rogue = cyme_cli(b.port(), {"--node", node, "--node-cert", p("rogue.pem"),
+                                   "--node-key", p("rogue.key"), "--node-ca",
+                                   p("ca.pem"), "supervisor", "pause"});
+  BOOST_TEST(rogue.code == 3);
+  // The refused pause changed nothing.
+  auto c = b.client();
+  BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == false);
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
   // A clean stop stops the instances; with --keep-instances they run on.
   temp_dir dir;
