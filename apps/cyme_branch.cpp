@@ -128,6 +128,9 @@ int main(int argc, char** argv) {
   branch_options o;
   CLI::App app{"cyme-branch: keeps the worker instances of this host in the "
                "state the model describes"};
+  app.set_config("--config", "",
+                 "read these flags from a TOML/INI file (key = value, names "
+                 "without dashes; see deploy/examples/)");
   app.add_option("--id", o.id,
                  "branch id, unique per Kafka cluster (names its reply topic; "
                  "default: the host name)");
