@@ -16,6 +16,27 @@ cmake --build build -j "$jobs"
 echo "== tests"
 ctest --test-dir build --output-on-failure --no-tests=error
 
+# The fleet tests again, on a real Apache Kafka broker (KRaft, single node)
+# from Maven Central: deploy/kafka/kafka.sh fetches it once (later runs reuse
+# ~/.m2 and deploy/kafka/lib/) and runs it in a fresh directory under build/.
+# No network for Maven is a failure, never a skip.
+echo "== integration tests on a real Kafka broker (deploy/kafka)"
+./deploy/kafka/kafka.sh fetch
+kafka_dir="$(mktemp -d "$PWD/build/kafka-test.XXXXXX")"
+stop_kafka() {
+  ./deploy/kafka/kafka.sh stop "$kafka_dir" || true
+}
+trap stop_kafka EXIT
+trap 'exit 130' INT TERM
+kafka_address="127.0.0.1:$(./deploy/kafka/kafka.sh free-port 127.0.0.1)"
+./deploy/kafka/kafka.sh start "$kafka_dir" "$kafka_address"
+echo "== integration-real-kafka: broker at $kafka_address ($kafka_dir)"
+CYME_TEST_KAFKA="$kafka_address" CYME_TEST_KAFKA_DIR="$kafka_dir" \
+  ctest --test-dir build --output-on-failure --no-tests=error -L real-kafka
+stop_kafka
+trap - EXIT INT TERM
+rm -rf "$kafka_dir"
+
 echo "== build (sanitizers)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCYME_SANITIZE=ON >/dev/null
 cmake --build build-asan -j "$jobs"

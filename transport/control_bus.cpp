@@ -119,6 +119,8 @@ struct relay_state {
   control_bus_settings settings;
   /// The broker as specs name it (empty: the default broker).
   std::string key;
+  /// Its bootstrap servers, for messages.
+  std::string bootstrap;
   caf::actor router;
   std::unique_ptr<kafka::producer> producer;
   std::unique_ptr<reply_reader> reader;
@@ -147,8 +149,8 @@ void deliver(relay_ptr self, const std::string& id) {
   if (!p.delivered && !p.waiting_for.empty())
     p.promise.deliver(caf::make_error(
       cyme_errc::bus_failure,
-      "command not delivered in time: broker '" + self->state.key
-        + "' unreachable"));
+      "command not delivered in time: broker " + self->state.bootstrap
+        + " unreachable"));
   else
     p.promise.deliver(std::move(p.replies));
   self->state.pending.erase(i);
@@ -173,8 +175,8 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   st.settings = std::move(settings);
   st.key = std::move(key);
   st.router = std::move(router);
-  auto bootstrap = st.key.empty() ? st.settings.default_broker : st.key;
-  auto cfg = kafka::base_config(bootstrap);
+  st.bootstrap = st.key.empty() ? st.settings.default_broker : st.key;
+  auto cfg = kafka::base_config(st.bootstrap);
   auto producer_cfg = cfg;
   // A command the broker did not take within seconds is stale: fail it
   // rather than deliver it late.
@@ -198,7 +200,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       auto& st = self->state;
       if (st.down)
         return caf::make_error(cyme_errc::bus_failure,
-                               "broker '" + st.key + "' unreachable");
+                               "broker " + st.bootstrap + " unreachable");
       if (cmd.destinations.empty())
         return std::vector<control_reply>{};
       auto id = st.settings.branch_id + "-" + std::to_string(st.next_id++);
@@ -261,14 +263,14 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         st.failures = 0;
         if (st.down) {
           st.down = false;
-          log_line("broker '" + st.key + "' is back");
+          log_line("broker " + st.bootstrap + " is back");
           self->send(st.router, broker_up_atom::value, st.key);
         }
         return;
       }
       if (++st.failures >= st.settings.health_failures && !st.down) {
         st.down = true;
-        log_line("broker '" + st.key + "' unreachable");
+        log_line("broker " + st.bootstrap + " unreachable");
         self->send(st.router, broker_down_atom::value, st.key);
         // Commands in flight cannot be answered now.
         for (auto& [id, p] : st.pending)

@@ -226,7 +226,7 @@ BOOST_AUTO_TEST_CASE(bad_control_messages_are_dropped_and_change_nothing) {
   s.put("w1", {"q1"});
   start_all(s, {"w1"});
   auto before = s.stats("w1");
-  kafka::producer raw{kafka::base_config(s.cluster.bootstrap())};
+  kafka::producer raw{kafka::base_config(s.bootstrap())};
   std::string valid = R"({"v":1,"id":"x1","op":"cancel_consumer","reply_to":"cyme.reply.itest","to":["w1"],"args":{"queue":"q1"}})";
   for (std::string bad : {
          std::string{"garbage"}, valid.substr(0, valid.size() - 10),
@@ -266,7 +266,7 @@ BOOST_AUTO_TEST_CASE(broker_outage_pauses_and_revival_waits_before_restarts) {
   start_all(s, {"w1", "w2"});
   auto pid1 = s.pid_of("w1");
   auto pid2 = s.pid_of("w2");
-  s.cluster.set_broker_down(1);
+  s.broker_down();
   BOOST_TEST_REQUIRE(wait_until([&] { return s.supervisor().paused; }, 15s));
   ::kill(pid2, SIGKILL);
   BOOST_TEST(wait_until([&] { return s.events(event_kind::died, "w2") == 1; },
@@ -274,7 +274,7 @@ BOOST_AUTO_TEST_CASE(broker_outage_pauses_and_revival_waits_before_restarts) {
   // Several intervals pass while down: nothing is restarted.
   BOOST_TEST(!wait_until([&] { return s.pid_of("w2") != 0; }, 6s));
   BOOST_TEST(s.pid_of("w1") == pid1);
-  s.cluster.set_broker_up(1);
+  s.broker_up();
   BOOST_TEST_REQUIRE(wait_until([&] { return !s.supervisor().paused; }, 15s));
   auto revived = std::chrono::steady_clock::now();
   BOOST_TEST_REQUIRE(wait_until([&] { return s.pid_of("w2") != 0; }, 30s));

@@ -1,11 +1,20 @@
 #include "stack.hpp"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
+#include <iostream>
 #include <stdexcept>
+
+#include <spawn.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <caf/actor_cast.hpp>
 #include <caf/event_based_actor.hpp>
 #include <caf/send.hpp>
+
+#include <librdkafka/rdkafka.h>
 
 namespace cyme::test {
 
@@ -40,6 +49,68 @@ T unwrap(caf::expected<T> x, const char* what) {
   return std::move(*x);
 }
 
+std::string env_or_empty(const char* name) {
+  const char* value = std::getenv(name);
+  return value != nullptr ? value : "";
+}
+
+/// The embedded cluster, unless CYME_TEST_KAFKA names a real broker.
+std::optional<kafka::embedded_cluster> embedded_unless_real() {
+  if (!env_or_empty("CYME_TEST_KAFKA").empty())
+    return std::nullopt;
+  return std::optional<kafka::embedded_cluster>{std::in_place};
+}
+
+/// Runs `deploy/kafka/kafka.sh ACTION DIR` (posix_spawn, no shell) and
+/// waits for it; throws unless it exits with 0.
+void run_kafka_script(const std::string& action, const std::string& dir) {
+  std::string script = CYME_KAFKA_SCRIPT;
+  std::vector<std::string> args{script, action, dir};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (int err = ::posix_spawn(&pid, script.c_str(), nullptr, nullptr,
+                              argv.data(), environ);
+      err != 0)
+    throw std::runtime_error("spawning " + script + ": "
+                             + std::strerror(err));
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0)
+    if (errno != EINTR)
+      throw std::runtime_error("waiting for " + script + ": "
+                               + std::strerror(errno));
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0)
+    throw std::runtime_error(script + " " + action + " " + dir + " failed");
+}
+
+/// The sum of the end offsets (high watermarks) of `topic`'s partitions; 0
+/// when the topic does not exist. Asks for all topics' metadata, so nothing
+/// is auto-created.
+int64_t end_offsets(rd_kafka_t* rk, const std::string& topic) {
+  const rd_kafka_metadata_t* md = nullptr;
+  if (auto err = rd_kafka_metadata(rk, 1, nullptr, &md, 10000);
+      err != RD_KAFKA_RESP_ERR_NO_ERROR)
+    throw std::runtime_error("metadata: " + std::string{rd_kafka_err2str(err)});
+  int partitions = 0;
+  for (int i = 0; i < md->topic_cnt; ++i)
+    if (topic == md->topics[i].topic && md->topics[i].err == 0)
+      partitions = md->topics[i].partition_cnt;
+  rd_kafka_metadata_destroy(md);
+  int64_t total = 0;
+  for (int p = 0; p < partitions; ++p) {
+    int64_t low = 0, high = 0;
+    if (auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low,
+                                                    &high, 10000);
+        err != RD_KAFKA_RESP_ERR_NO_ERROR)
+      throw std::runtime_error("watermarks of " + topic + ": "
+                               + rd_kafka_err2str(err));
+    total += high;
+  }
+  return total;
+}
+
 } // namespace
 
 template <class T, class Handle, class... Ts>
@@ -60,13 +131,26 @@ T stack::ask(const Handle& dest, Ts&&... xs) {
 }
 
 stack::stack(supervisor_settings settings, std::string worker_program)
-  : sys(cfg),
+  : cluster(embedded_unless_real()),
+    sys(cfg),
     self(sys),
-    producer_(kafka::base_config(cluster.bootstrap())) {
+    real_bootstrap_(env_or_empty("CYME_TEST_KAFKA")),
+    real_dir_(env_or_empty("CYME_TEST_KAFKA_DIR")),
+    producer_(kafka::base_config(bootstrap())) {
+  if (real_kafka()) {
+    static bool told = false;
+    if (!told) {
+      told = true;
+      std::cerr << "cyme test stack: real Kafka broker at " << real_bootstrap_
+                << " (CYME_TEST_KAFKA), run in "
+                << (real_dir_.empty() ? "?" : real_dir_)
+                << " (CYME_TEST_KAFKA_DIR)\n";
+    }
+  }
   store = unwrap(spawn_model_store(sys, (dir.path / "model.db").string()),
                  "model store");
   control_bus_settings bus_settings;
-  bus_settings.default_broker = cluster.bootstrap();
+  bus_settings.default_broker = bootstrap();
   bus_settings.branch_id = "itest";
   bus_settings.reply_fetch_wait_ms = 5;
   bus_settings.health_interval = 500ms;
@@ -74,7 +158,7 @@ stack::stack(supervisor_settings settings, std::string worker_program)
   process_driver_settings driver_settings;
   driver_settings.root = dir.path / "instances";
   driver_settings.worker_program = worker_program;
-  driver_settings.default_broker = cluster.bootstrap();
+  driver_settings.default_broker = bootstrap();
   driver_settings.extra_args = {"--control-fetch-wait-ms", "5",
                                 "--keepalive-ms", "500", "--exec", "/bin/cat",
                                 "--exec-timeout-ms", "5000"};
@@ -99,10 +183,19 @@ stack::stack(supervisor_settings settings, std::string worker_program)
       !err.empty())
     throw std::runtime_error(err);
   results_reader_ = std::make_unique<kafka::topic_reader>(
-    kafka::base_config(cluster.bootstrap()), "cyme.results");
+    kafka::base_config(bootstrap()), "cyme.results");
 }
 
 stack::~stack() {
+  // A test that failed during a broker outage leaves the broker down: bring
+  // it back for the teardown and for the tests after this one.
+  if (broker_is_down_) {
+    try {
+      broker_up();
+    } catch (const std::exception& e) {
+      std::cerr << "cyme test stack: " << e.what() << "\n";
+    }
+  }
   // Stop every worker before the parts go away.
   try {
     auto specs = ask<std::vector<instance_spec>>(store, list_atom::value);
@@ -214,11 +307,18 @@ int32_t stack::pid_of(const std::string& name) {
 std::vector<std::string> stack::send_tasks(const std::string& queue, size_t n,
                                            const std::string& handler,
                                            const std::string& args_json) {
+  if (baseline_.count(queue) == 0)
+    baseline_[queue] = end_offsets(producer_.handle(), queue);
   std::vector<std::string> ids;
   static uint64_t counter = 0;
+  // Unique across runs: a real broker may still hold tasks of an earlier run.
+  static const std::string run = std::to_string(::getpid()) + "."
+                                 + std::to_string(std::chrono::system_clock::now()
+                                                    .time_since_epoch()
+                                                    .count() % 1000000007);
   for (size_t i = 0; i < n; ++i) {
     task_message t;
-    t.id = queue + "-" + std::to_string(++counter);
+    t.id = queue + "-" + run + "-" + std::to_string(++counter);
     t.handler = handler;
     t.args_json = args_json;
     if (auto err = producer_.produce(queue, t.id, encode_task(t)); !err.empty())
@@ -254,9 +354,40 @@ bool stack::wait_for_results(const std::vector<std::string>& ids,
 }
 
 int64_t stack::committed(const std::string& queue) {
-  auto total = kafka::committed_total(kafka::base_config(cluster.bootstrap()),
+  auto total = kafka::committed_total(kafka::base_config(bootstrap()),
                                       "cyme.itest." + queue, queue, 5000);
-  return total ? *total : -1;
+  if (!total)
+    return -1;
+  auto base = baseline_.find(queue);
+  return *total - (base != baseline_.end() ? base->second : 0);
+}
+
+std::string stack::bootstrap() const {
+  return cluster ? cluster->bootstrap() : real_bootstrap_;
+}
+
+void stack::broker_down() {
+  if (cluster) {
+    cluster->set_broker_down(1);
+  } else {
+    if (real_dir_.empty())
+      throw std::runtime_error("CYME_TEST_KAFKA_DIR is not set: cannot take "
+                               "the broker at " + real_bootstrap_ + " down");
+    run_kafka_script("pause", real_dir_);
+  }
+  broker_is_down_ = true;
+}
+
+void stack::broker_up() {
+  if (cluster) {
+    cluster->set_broker_up(1);
+  } else {
+    if (real_dir_.empty())
+      throw std::runtime_error("CYME_TEST_KAFKA_DIR is not set: cannot bring "
+                               "the broker at " + real_bootstrap_ + " up");
+    run_kafka_script("resume", real_dir_);
+  }
+  broker_is_down_ = false;
 }
 
 } // namespace cyme::test

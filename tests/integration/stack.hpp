@@ -2,14 +2,17 @@
 
 /// The whole supervision stack with real parts, for integration tests: the
 /// embedded Kafka cluster (in this process, so tests can take its broker
-/// down), the SQLite model store, the Kafka control bus, the process driver
-/// running real cyme-worker processes, and the supervisor. Tests wait on
-/// conditions with deadlines, never on fixed sleeps.
+/// down) or, when CYME_TEST_KAFKA names one (HOST:PORT), a real broker that
+/// deploy/kafka/kafka.sh runs in CYME_TEST_KAFKA_DIR; the SQLite model
+/// store, the Kafka control bus, the process driver running real cyme-worker
+/// processes, and the supervisor. Tests wait on conditions with deadlines,
+/// never on fixed sleeps.
 
 #include <chrono>
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -103,10 +106,32 @@ public:
   bool wait_for_results(const std::vector<std::string>& ids,
                         std::chrono::milliseconds limit);
 
-  /// Sum of offsets the app's group for `queue` committed.
+  /// Sum of offsets the app's group for `queue` committed, counted from the
+  /// end the topic had when this stack first sent tasks to it: a real broker
+  /// keeps topics and commits from earlier tests and runs.
   int64_t committed(const std::string& queue);
 
-  kafka::embedded_cluster cluster;
+  // -- the broker --------------------------------------------------------------
+
+  /// Bootstrap servers of the broker the stack runs on.
+  std::string bootstrap() const;
+
+  /// Whether the stack runs on a real broker (CYME_TEST_KAFKA), not on the
+  /// embedded cluster.
+  bool real_kafka() const {
+    return !cluster.has_value();
+  }
+
+  /// Takes the broker down: the embedded cluster's broker closes and refuses
+  /// connections; a real broker is paused with SIGSTOP (`kafka.sh pause
+  /// $CYME_TEST_KAFKA_DIR`), so requests hang rather than fail. The stack
+  /// brings it back up when it goes away.
+  void broker_down();
+  /// Brings the broker back (`kafka.sh resume` for a real one).
+  void broker_up();
+
+  /// The embedded cluster; empty when the stack runs on a real broker.
+  std::optional<kafka::embedded_cluster> cluster;
   temp_dir dir;
   caf::actor_system_config cfg;
   caf::actor_system sys;
@@ -121,6 +146,13 @@ private:
   T ask(const Handle& dest, Ts&&... xs);
 
   caf::actor listener_;
+  /// CYME_TEST_KAFKA and CYME_TEST_KAFKA_DIR; empty on the embedded cluster.
+  std::string real_bootstrap_;
+  std::string real_dir_;
+  bool broker_is_down_ = false;
+  /// Per queue: the sum of its partitions' end offsets before this stack
+  /// first produced to it.
+  std::map<std::string, int64_t> baseline_;
   kafka::producer producer_;
   std::unique_ptr<kafka::topic_reader> results_reader_;
   std::mutex events_mtx_;
