@@ -16,6 +16,7 @@ packages=(
   openjdk-17-jdk-headless
   maven
   openssl
+  iproute2
 )
 
 missing=()
