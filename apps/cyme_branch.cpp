@@ -73,6 +73,7 @@ struct branch_options {
   std::string node_cert;
   std::string node_key;
   std::string node_ca;
+  std::string token;
 };
 
 void log_line(const std::string& text) {
@@ -161,6 +162,10 @@ int main(int argc, char** argv) {
                  "certificate signed by the CA");
   app.add_option("--node-key", o.node_key, "PEM private key of --node-cert");
   app.add_option("--node-ca", o.node_ca, "PEM file of the CA nodes trust");
+  app.add_option("--token", o.token,
+                 "require 'Authorization: Bearer TOKEN' on every change "
+                 "through the HTTP API (also CYME_TOKEN)")
+    ->envname("CYME_TOKEN");
   app.add_option("--worker", o.worker,
                  "the cyme-worker program (default: next to cyme-branch)");
   CLI11_PARSE(app, argc, argv);
@@ -314,6 +319,7 @@ int main(int argc, char** argv) {
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;
+  hs.token = o.token;
   http_api api{parts, hs};
   if (auto err = api.start(); !err.empty())
     die(err);

@@ -401,6 +401,9 @@ struct http_api::impl {
     if (!hp)
       return std::nullopt;
     httplib::Client c{hp->first, hp->second};
+    // Branches of one cluster share the token.
+    if (!settings.token.empty())
+      c.set_bearer_token_auth(settings.token.c_str());
     c.set_connection_timeout(2, 0);
     c.set_read_timeout(static_cast<time_t>(settings.request_timeout.count()), 0);
     httplib::Result r{nullptr, httplib::Error::Unknown};
@@ -846,8 +849,25 @@ struct http_api::impl {
     fail(404, "no such path");
   }
 
+  /// Whether a mutation carries the token (compared in constant time).
+  bool authorized(const httplib::Request& req) const {
+    if (settings.token.empty() || req.method == "GET")
+      return true;
+    auto given = req.get_header_value("Authorization");
+    auto expected = "Bearer " + settings.token;
+    if (given.size() != expected.size())
+      return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < given.size(); ++i)
+      diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+    return diff == 0;
+  }
+
   void handle(const httplib::Request& req, httplib::Response& res) {
     try {
+      if (!authorized(req))
+        fail(401, "this branch requires a token for changes "
+                  "(Authorization: Bearer TOKEN)");
       route(req, res);
     } catch (const http_error& e) {
       reply(res, e.status, json{{"error", e.text}});

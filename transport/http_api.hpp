@@ -32,6 +32,9 @@ struct http_settings {
   uint16_t port = 8000;
   /// How long a request waits for the supervisor, store or bus.
   std::chrono::seconds request_timeout{120};
+  /// When set, every mutation (PUT, POST, DELETE) must carry
+  /// `Authorization: Bearer <token>`; reads stay open.
+  std::string token;
 };
 
 /// What the API talks to.

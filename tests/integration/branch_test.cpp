@@ -710,6 +710,32 @@ BOOST_AUTO_TEST_CASE(node_traffic_is_tls_and_refuses_nodes_without_a_valid_certi
   BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == false);
 }
 
+BOOST_AUTO_TEST_CASE(a_token_guards_every_change) {
+  // With --token, a change without the token (or with a wrong one) gets
+  // 401 and changes nothing; reads stay open; the CLI sends the token.
+  temp_dir dir;
+  branch b{dir.path / "root", {"--token", "s3cret"}};
+  auto c = b.client();
+  auto denied = call(c, "PUT", "/demo/");
+  BOOST_TEST(denied.status == 401);
+  BOOST_TEST(denied.body["error"].get<std::string>().find("token")
+             != std::string::npos);
+  c.set_bearer_token_auth("wrong");
+  BOOST_TEST(call(c, "PUT", "/demo/").status == 401);
+  BOOST_TEST(call(c, "POST", "/supervisor/pause/").status == 401);
+  BOOST_TEST(call(c, "GET", "/").body == json::array());
+  BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == false);
+  c.set_bearer_token_auth("s3cret");
+  BOOST_TEST(call(c, "PUT", "/demo/").status == 201);
+  auto without = cyme_cli(b.port(), {"instances", "add", "demo", "tok1"});
+  BOOST_TEST(without.code == 1);
+  BOOST_TEST(processes_named("tok1") == 0);
+  auto with = cyme_cli(b.port(), {"--token", "s3cret", "instances", "add",
+                                  "demo", "tok1"});
+  BOOST_TEST(with.code == 0, with.err);
+  BOOST_TEST(processes_named("tok1") == 1);
+}
+
 BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
   // A clean stop stops the instances; with --keep-instances they run on.
   temp_dir dir;
