@@ -17,6 +17,8 @@ packages=(
   maven
   openssl
   iproute2
+  clang-14
+  libclang-rt-14-dev
 )
 
 missing=()

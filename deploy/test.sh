@@ -45,3 +45,9 @@ echo "== tests under sanitizers (unit, scenario)"
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 export ASAN_OPTIONS=detect_leaks=1
 ctest --test-dir build-asan --output-on-failure --no-tests=error -L 'unit|scenario'
+
+echo "== fuzzing smoke pass (clang, libFuzzer)"
+cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCYME_FUZZ=ON -DCMAKE_C_COMPILER=clang-14 -DCMAKE_CXX_COMPILER=clang++-14 >/dev/null
+cmake --build build-fuzz -j "$jobs" --target cyme-fuzz-wire cyme-fuzz-names cyme-fuzz-http
+ctest --test-dir build-fuzz --output-on-failure --no-tests=error -L fuzz

@@ -906,6 +906,10 @@ http_api::~http_api() {
   stop();
 }
 
+void http_api::serve(const httplib::Request& req, httplib::Response& res) {
+  impl_->handle(req, res);
+}
+
 std::string http_api::start() {
   int port = settings_.port;
   if (port == 0)

@@ -23,7 +23,9 @@
 
 namespace httplib {
 class Server;
-}
+struct Request;
+struct Response;
+} // namespace httplib
 
 namespace cyme {
 
@@ -66,6 +68,10 @@ public:
 
   /// Stops serving and joins the thread.
   void stop();
+
+  /// Answers one request as the server would, without a socket (the
+  /// fuzzer drives the API through this).
+  void serve(const httplib::Request& req, httplib::Response& res);
 
   /// The port bound (useful with port 0).
   uint16_t port() const {
