@@ -6,6 +6,8 @@
 
 #include <algorithm>
 #include <csignal>
+#include <filesystem>
+#include <fstream>
 #include <set>
 
 #include "stack.hpp"
@@ -284,6 +286,97 @@ BOOST_AUTO_TEST_CASE(broker_outage_pauses_and_revival_waits_before_restarts) {
   BOOST_TEST(s.pid_of("w1") == pid1);
   BOOST_TEST(s.events(event_kind::restarting, "w1") == 0u);
   BOOST_TEST(wait_until([&] { return s.pings("w2"); }, 10s));
+}
+
+BOOST_AUTO_TEST_CASE(a_kill_storm_gets_one_restart_per_death_and_leaves_no_strays) {
+  // 200 kill -9s spread over four workers (50 each, within their limit of
+  // 60/m): every death is followed by exactly one restart, and at the end
+  // no worker process is orphaned and none is a zombie.
+  auto settings = test_settings();
+  settings.restart_max_rate = "60/m";
+  stack s{settings};
+  std::vector<std::string> names{"k1", "k2", "k3", "k4"};
+  for (auto& n : names)
+    s.put(n, {"storm"});
+  start_all(s, names);
+  std::map<std::string, std::set<int32_t>> pids;
+  for (auto& n : names)
+    pids[n].insert(s.pid_of(n));
+  for (int i = 0; i < 200; ++i) {
+    auto& n = names[i % names.size()];
+    auto old_pid = s.pid_of(n);
+    BOOST_REQUIRE(old_pid > 0);
+    ::kill(old_pid, SIGKILL);
+    int32_t fresh = 0;
+    BOOST_REQUIRE_MESSAGE(wait_until(
+                            [&] {
+                              fresh = s.pid_of(n);
+                              return fresh > 0 && fresh != old_pid;
+                            },
+                            10s),
+                          "no replacement after kill " << i);
+    pids[n].insert(fresh);
+  }
+  // Each death gave exactly one new process and one counted restart.
+  for (auto& n : names) {
+    BOOST_TEST(pids[n].size() == 51u, n);
+    BOOST_TEST(wait_until([&] { return s.status(n).restarts == 50u; }, 10s),
+               n << " restarts " << s.status(n).restarts);
+  }
+  // No strays: every cyme-worker of this stack's broker is one the driver
+  // trusts, and no child of this process is a zombie.
+  std::set<int32_t> trusted;
+  for (auto& n : names)
+    trusted.insert(s.pid_of(n));
+  int strays = 0, zombies = 0;
+  for (auto& entry : std::filesystem::directory_iterator{"/proc"}) {
+    auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    std::ifstream cmd{entry.path() / "cmdline", std::ios::binary};
+    std::string raw{std::istreambuf_iterator<char>{cmd}, {}};
+    std::ifstream stat{entry.path() / "stat"};
+    std::string line;
+    std::getline(stat, line);
+    auto close = line.rfind(')');
+    if (close != std::string::npos && close + 2 < line.size()
+        && line[close + 2] == 'Z'
+        && line.find(" " + std::to_string(::getpid()) + " ", close) == close + 3)
+      ++zombies;
+    if (raw.find("cyme-worker") != std::string::npos
+        && raw.find(s.bootstrap()) != std::string::npos
+        && trusted.count(std::stoi(name)) == 0)
+      ++strays;
+  }
+  BOOST_TEST(strays == 0);
+  BOOST_TEST(zombies == 0);
+}
+
+BOOST_AUTO_TEST_CASE(a_crash_looping_worker_is_disabled_as_the_policy_says) {
+  // Under restart_max_rate 3/m, a worker that keeps dying is restarted
+  // three times, then disabled with the reason, and not started again.
+  auto settings = test_settings();
+  settings.restart_max_rate = "3/m";
+  stack s{settings};
+  s.put("looper", {"storm"});
+  start_all(s, {"looper"});
+  for (int i = 0; i < 3; ++i) {
+    auto pid = s.pid_of("looper");
+    ::kill(pid, SIGKILL);
+    BOOST_REQUIRE(wait_until(
+      [&] {
+        auto now = s.pid_of("looper");
+        return now > 0 && now != pid;
+      },
+      10s));
+  }
+  ::kill(s.pid_of("looper"), SIGKILL);
+  BOOST_TEST(wait_until([&] { return !s.get("looper").enabled; }, 10s));
+  BOOST_TEST(s.get("looper").disabled_reason.find("restarted too often")
+             != std::string::npos);
+  BOOST_TEST(s.pid_of("looper") == 0);
+  BOOST_TEST(s.status("looper").restarts == 3u);
+  BOOST_TEST(to_string(s.status("looper").state) == "disabled");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
