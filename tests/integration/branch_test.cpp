@@ -3,6 +3,8 @@
 // the README's tour, bad input that changes nothing, and branch restarts.
 #include <boost/test/unit_test.hpp>
 
+#include <atomic>
+#include <mutex>
 #include <csignal>
 #include <fcntl.h>
 #include <fstream>
@@ -212,6 +214,15 @@ cli_run cyme_cli(int port, std::vector<std::string> args) {
   args.insert(args.begin(), {CYME_CLI_PROGRAM, "--branch",
                              "http://127.0.0.1:" + std::to_string(port)});
   return run_program(std::move(args));
+}
+
+/// Instances of a listing by name.
+std::map<std::string, json> by_name_local(const json& list) {
+  std::map<std::string, json> out;
+  if (list.is_array())
+    for (auto& x : list)
+      out[x["name"].get<std::string>()] = x;
+  return out;
 }
 
 } // namespace
@@ -734,6 +745,68 @@ BOOST_AUTO_TEST_CASE(a_token_guards_every_change) {
                                   "demo", "tok1"});
   BOOST_TEST(with.code == 0, with.err);
   BOOST_TEST(processes_named("tok1") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_branch_killed_during_a_burst_of_changes_keeps_every_acknowledged_one) {
+  // kill -9 of the branch while 100 changes pour in: after a restart the
+  // model holds every change that was acknowledged, none half-applied, and
+  // the running workers are re-adopted without duplicates.
+  temp_dir dir;
+  auto root = dir.path / "root";
+  std::vector<std::string> acknowledged;
+  std::mutex acked_mtx;
+  auto acked = [&] {
+    std::lock_guard<std::mutex> guard{acked_mtx};
+    return acknowledged.size();
+  };
+  {
+    branch b{root};
+    auto c = b.client();
+    BOOST_TEST_REQUIRE(call(c, "PUT", "/demo/").status == 201);
+    std::atomic<bool> stop{false};
+    std::thread burst{[&] {
+      auto bc = b.client();
+      bc.set_read_timeout(5, 0);
+      for (int i = 0; i < 100 && !stop; ++i) {
+        auto name = "burst" + std::to_string(i);
+        json spec{{"queues", {"q" + std::to_string(i)}},
+                  {"max_concurrency", i % 5 + 1},
+                  {"nowait", 1}};
+        auto r = bc.Put(("/demo/instances/" + name + "/").c_str(), spec.dump(),
+                        "application/json");
+        if (r && r->status == 202) {
+          std::lock_guard<std::mutex> guard{acked_mtx};
+          acknowledged.push_back(name);
+        }
+      }
+    }};
+    BOOST_TEST(wait_until([&] { return acked() >= 30; }, 60s));
+    b.stop(SIGKILL);
+    stop = true;
+    burst.join();
+  }
+  BOOST_TEST_REQUIRE(acknowledged.size() >= 30u);
+  branch again{root};
+  auto c = again.client();
+  auto model = by_name_local(call(c, "GET", "/demo/instances/?local=1").body);
+  for (auto& name : acknowledged)
+    BOOST_TEST(model.count(name) == 1u, name << " lost");
+  for (auto& [name, x] : model) {
+    auto i = std::stoi(name.substr(5));
+    BOOST_TEST(x["queues"] == json::array({"q" + std::to_string(i)}), name);
+    BOOST_TEST(x["max_concurrency"] == i % 5 + 1, name);
+  }
+  // Every instance in the model ends up with exactly one process.
+  BOOST_TEST(wait_until(
+    [&] {
+      for (auto& [name, x] : model)
+        if (processes_named(name) != 1)
+          return false;
+      return true;
+    },
+    90s));
+  for (auto& [name, x] : model)
+    BOOST_TEST(processes_named(name) == 1, name);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
