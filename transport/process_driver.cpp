@@ -24,6 +24,7 @@
 #include <system_error>
 #include <thread>
 #include <utility>
+#include <vector>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_system.hpp>
@@ -141,6 +142,10 @@ std::vector<std::string> worker_args(const process_driver_settings& settings,
   args.push_back(std::to_string(spec.min_concurrency));
   args.emplace_back("--max");
   args.push_back(std::to_string(spec.max_concurrency));
+  // Marks the process as this root's worker of this instance, so a driver
+  // finds it even when a crash came between its start and its pid file.
+  args.emplace_back("--instance-dir");
+  args.push_back((settings.root / spec.name).string());
   args.insert(args.end(), settings.extra_args.begin(),
               settings.extra_args.end());
   return args;
@@ -431,8 +436,69 @@ void distrust(const fs::path& path, const std::string& why) {
   log_line(path.string() + ": " + why + "; " + outcome);
 }
 
-/// Adopts the process a trusted pid file names; null when there is none.
+/// Live processes started as the worker of `name` under this root, by
+/// their command line (`--name NAME`, `--instance-dir DIR`).
+std::vector<int32_t> marked_workers(self_ptr self, const std::string& name) {
+  std::vector<int32_t> out;
+  auto dir = instance_dir(self, name).string();
+  std::error_code ec;
+  for (auto& entry : fs::directory_iterator{"/proc", ec}) {
+    auto text = entry.path().filename().string();
+    if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    auto pid = static_cast<int32_t>(std::stol(text));
+    if (has_argument_pair(pid, "--instance-dir", dir)
+        && has_argument_pair(pid, "--name", name))
+      out.push_back(pid);
+  }
+  return out;
+}
+
+worker_process* adopt_from_pid_file(self_ptr self, const std::string& name);
+
+/// Adopts the worker of `name` that runs without a pid file: a branch died
+/// between starting it and recording it. One is adopted (and recorded);
+/// any further one is a duplicate and is killed.
+worker_process* adopt_unrecorded(self_ptr self, const std::string& name) {
+  auto found = marked_workers(self, name);
+  for (auto pid : found) {
+    auto start = start_time_of(pid);
+    if (!start)
+      continue;
+    auto dir = instance_dir(self, name);
+    if (!write_pid_file(dir, pid_file_name, pid_temp_name,
+                        pid_record{pid, *start})
+           .empty())
+      continue;
+    auto* adopted = adopt_from_pid_file(self, name);
+    if (adopted == nullptr)
+      continue;
+    log_line("found unrecorded worker pid " + std::to_string(pid)
+             + " of instance '" + name + "'");
+    for (auto other : found)
+      if (other != pid && ::kill(other, 0) == 0) {
+        log_line("killing duplicate worker pid " + std::to_string(other)
+                 + " of instance '" + name + "'");
+        if (::getpgid(other) == other)
+          ::kill(-other, SIGKILL);
+        else
+          ::kill(other, SIGKILL);
+      }
+    return adopted;
+  }
+  return nullptr;
+}
+
+/// Adopts the worker of `name`: the process its trusted pid file names, or
+/// else one that runs unrecorded; null when none runs.
 worker_process* adopt(self_ptr self, const std::string& name) {
+  if (auto* w = adopt_from_pid_file(self, name))
+    return w;
+  return adopt_unrecorded(self, name);
+}
+
+/// Adopts the process a trusted pid file names; null when there is none.
+worker_process* adopt_from_pid_file(self_ptr self, const std::string& name) {
   auto path = instance_dir(self, name) / pid_file_name;
   std::string text;
   bool missing = false;

@@ -435,6 +435,9 @@ worker_options parse_worker_options(int argc, char** argv) {
                  "fetch.wait.max.ms of the control reader");
   app.add_option("--keepalive-ms", keepalive_ms,
                  "idle time after which a runner above min leaves");
+  app.add_option("--instance-dir", o.instance_dir,
+                 "the folder its branch keeps for this instance (marks whose "
+                 "worker this process is)");
   app.add_option("--exec", o.exec.program,
                  "program the exec handler runs (absolute path)");
   app.add_option("--exec-timeout-ms", exec_timeout_ms,

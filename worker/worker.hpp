@@ -32,6 +32,9 @@ struct worker_options {
   /// A runner idle this long leaves, down to min_concurrency.
   std::chrono::milliseconds keepalive{2000};
   exec_settings exec;
+  /// Set by the process driver: the folder of this instance under the
+  /// branch root. Only identifies the process; the worker does not use it.
+  std::string instance_dir;
 };
 
 /// Parses the command line. On --help prints usage and exits 0; on bad

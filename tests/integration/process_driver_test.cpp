@@ -427,6 +427,7 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
     "--queues", "orders,mail",
     "--min", "3",
     "--max", "7",
+    "--instance-dir", (s.root / "q1").string(),
     "--extra", "x y"};
   std::vector<std::string> want2{
     sleeper, "--name", "q2",
@@ -434,6 +435,7 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
     "--broker", "127.0.0.1:9092",
     "--min", "1",
     "--max", "2",
+    "--instance-dir", (s.root / "q2").string(),
     "--extra", "x y"};
   auto got1 = cmdline_of(p1);
   auto got2 = cmdline_of(p2);
@@ -729,6 +731,32 @@ BOOST_AUTO_TEST_CASE(restarted_driver_adopts_running_worker) {
   int status = 0;
   BOOST_CHECK_EQUAL(::waitpid(pid, &status, 0), pid);
   BOOST_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+}
+
+// A worker whose pid file was never written (its branch died right after
+// starting it) is still found, by the --instance-dir its command line
+// carries, adopted and recorded; a second process of the same instance is
+// a duplicate and is killed.
+BOOST_AUTO_TEST_CASE(unrecorded_worker_is_adopted_and_a_duplicate_killed) {
+  auto a = spawn_driver();
+  auto pid = start(a, spec("orphan"));
+  auto dup = start(a, spec("orphan2"));
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  // As if both were started for "orphan" and never recorded: remove the
+  // pid files and make the second one look like a second worker of it.
+  fs::remove(pid_file("orphan"));
+  fs::remove(pid_file("orphan2"));
+  BOOST_REQUIRE(!fs::exists(pid_file("orphan")));
+  auto b = spawn_driver();
+  BOOST_CHECK_EQUAL(alive(b, "orphan"), pid);
+  BOOST_CHECK(fs::exists(pid_file("orphan")));
+  BOOST_CHECK_EQUAL(alive(b, "orphan2"), dup);
+  stop(b, "orphan");
+  stop(b, "orphan2");
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  ::waitpid(dup, &status, 0);
 }
 
 // An adopted worker is stopped like an own one: SIGTERM to its group, the
