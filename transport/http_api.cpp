@@ -439,6 +439,14 @@ struct http_api::impl {
   /// with the peer's answer.
   void forward(const branch_info& peer, const httplib::Request& req,
                httplib::Response& res) {
+    if (!try_forward(peer, req, res))
+      fail(503, "branch '" + peer.id + "' did not answer");
+  }
+
+  /// Like `forward`, but false (and `res` untouched) when the peer does not
+  /// answer.
+  bool try_forward(const branch_info& peer, const httplib::Request& req,
+                   httplib::Response& res) {
     std::string target = req.path + "?local=1";
     for (auto& [k, v] : req.params)
       if (k != "local")
@@ -447,9 +455,10 @@ struct http_api::impl {
     auto r = peer_call(peer, req.method, target, req.body,
                        type.empty() ? "application/json" : type);
     if (!r)
-      fail(503, "branch '" + peer.id + "' did not answer");
+      return false;
     res.status = r->status;
     res.set_content(r->body, "application/json");
+    return true;
   }
 
   /// When instance `name` is not this branch's, the live branch that has it.
@@ -535,10 +544,12 @@ struct http_api::impl {
         auto target = parts.cluster->least_loaded();
         if (target && target->id != parts.branch_id) {
           parts.cluster->placed_on(target->id);
-          return forward(*target, req, res);
+          // A branch that went silent but is not yet out of the view does
+          // not answer: place the instance here instead.
+          if (try_forward(*target, req, res))
+            return;
         }
-        if (target)
-          parts.cluster->placed_on(target->id);
+        parts.cluster->placed_on(parts.branch_id);
       }
       put_instance(app, new_uuid(), p, res);
     } else {
