@@ -460,15 +460,33 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
   int term_fd = termination_fd();
   try {
     worker_context ctx{opts, handlers};
-    if (auto err = ctx.producer.ensure_topics(
-          {opts.control_topic, opts.results_topic}, 1, 10000);
-        !err.empty()) {
-      ctx.log("cannot reach broker " + opts.broker + ": " + err);
-      return 1;
-    }
     auto control_cfg = ctx.base;
     control_cfg["fetch.wait.max.ms"] = std::to_string(opts.control_fetch_wait_ms);
-    kafka::topic_reader control{control_cfg, opts.control_topic};
+    // A broker that just started, or a topic just created, may not serve
+    // yet (no leader elected): retry for a while before giving up.
+    std::unique_ptr<kafka::topic_reader> reader;
+    auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds{30};
+    for (;;) {
+      std::string err = ctx.producer.ensure_topics(
+        {opts.control_topic, opts.results_topic}, 1, 10000);
+      if (err.empty()) {
+        try {
+          reader = std::make_unique<kafka::topic_reader>(control_cfg,
+                                                         opts.control_topic);
+          break;
+        } catch (const std::exception& e) {
+          err = e.what();
+        }
+      }
+      if (std::chrono::steady_clock::now() >= give_up_at
+          || (term_fd >= 0 && terminated(term_fd))) {
+        ctx.log("cannot reach broker " + opts.broker + ": " + err);
+        return 1;
+      }
+      ctx.log("waiting for broker " + opts.broker + ": " + err);
+      std::this_thread::sleep_for(std::chrono::milliseconds{200});
+    }
+    auto& control = *reader;
     consumer_set consumers{ctx};
     auto dq = direct_queue(opts.name);
     if (auto err = consumers.add(dq, 1, group_of(opts, dq)); !err.empty()) {
