@@ -1,5 +1,7 @@
 #include "messages/wire.hpp"
 
+#include <chrono>
+
 #include <nlohmann/json.hpp>
 
 #include "messages/names.hpp"
@@ -153,6 +155,25 @@ json embedded(const std::string& text) {
 }
 
 } // namespace
+
+std::string stats_json_text(const worker_stats& stats) {
+  return stats_to_json(stats).dump();
+}
+
+std::string status_json_text(const supervisor_status& s) {
+  return json{
+    {"paused", s.paused},
+    {"paused_by_operator", s.paused_by_operator},
+    {"brokers_down", s.brokers_down},
+    {"brokers_reviving", s.brokers_reviving},
+    {"interval_s",
+     std::chrono::duration_cast<std::chrono::duration<double>>(s.interval)
+       .count()},
+    {"round_in_progress", s.round_in_progress},
+    {"rounds_completed", s.rounds_completed},
+    {"instances", s.instances}}
+    .dump();
+}
 
 std::optional<control_op> parse_control_op(std::string_view name) {
   for (auto op : {control_op::ping, control_op::stats, control_op::active_queues,

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "messages/control.hpp"
+#include "messages/supervision.hpp"
 
 namespace cyme {
 
@@ -92,5 +93,13 @@ struct task_result {
 
 std::string encode_result(const task_result& result);
 decoded<task_result> decode_result(std::string_view bytes);
+
+/// A worker's stats as JSON text, as the protocol's `stats` result and the
+/// HTTP API show them.
+std::string stats_json_text(const worker_stats& stats);
+
+/// The supervisor's status as JSON text, as the HTTP API and the CLI show
+/// it.
+std::string status_json_text(const supervisor_status& status);
 
 } // namespace cyme

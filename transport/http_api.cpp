@@ -188,18 +188,6 @@ std::string new_uuid() {
   return buf;
 }
 
-json stats_json(const worker_stats& s) {
-  return json{{"pid", s.pid},
-              {"uptime_ms", s.uptime_ms},
-              {"queues", s.queues},
-              {"autoscale",
-               {{"max", s.autoscale_max},
-                {"min", s.autoscale_min},
-                {"current", s.concurrency}}},
-              {"tasks", {{"done", s.tasks_done}, {"failed", s.tasks_failed}}},
-              {"partitions", s.partitions}};
-}
-
 json instance_json(const instance_spec& spec, const instance_status& st,
                    const std::string& branch) {
   return json{{"name", spec.name},
@@ -221,17 +209,7 @@ json instance_json(const instance_spec& spec, const instance_status& st,
 }
 
 json supervisor_json(const supervisor_status& s) {
-  return json{
-    {"paused", s.paused},
-    {"paused_by_operator", s.paused_by_operator},
-    {"brokers_down", s.brokers_down},
-    {"brokers_reviving", s.brokers_reviving},
-    {"interval_s",
-     std::chrono::duration_cast<std::chrono::duration<double>>(s.interval)
-       .count()},
-    {"round_in_progress", s.round_in_progress},
-    {"rounds_completed", s.rounds_completed},
-    {"instances", s.instances}};
+  return json::parse(status_json_text(s));
 }
 
 json report_json(const action_report& r) {
@@ -629,7 +607,7 @@ struct http_api::impl {
                                                      command_atom::value, cmd);
       if (replies.empty() || !replies.front().ok)
         fail(503, "instance '" + name + "' did not answer");
-      reply(res, 200, stats_json(replies.front().stats));
+      reply(res, 200, json::parse(stats_json_text(replies.front().stats)));
       return;
     }
     if (action == "autoscale") {

@@ -15,6 +15,7 @@
 #include "actors/supervisor.hpp"
 #include "apps/cli/render.hpp"
 #include "messages/errors.hpp"
+#include "messages/wire.hpp"
 
 namespace cyme::cli {
 
@@ -41,17 +42,7 @@ node_op op_of(const branch_call& c) {
 }
 
 json status_json(const supervisor_status& s) {
-  return json{
-    {"paused", s.paused},
-    {"paused_by_operator", s.paused_by_operator},
-    {"brokers_down", s.brokers_down},
-    {"brokers_reviving", s.brokers_reviving},
-    {"interval_s",
-     std::chrono::duration_cast<std::chrono::duration<double>>(s.interval)
-       .count()},
-    {"round_in_progress", s.round_in_progress},
-    {"rounds_completed", s.rounds_completed},
-    {"instances", s.instances}};
+  return json::parse(status_json_text(s));
 }
 
 json instance_json(const instance_status& s) {
