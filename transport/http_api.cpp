@@ -4,6 +4,7 @@
 #include <cctype>
 #include <optional>
 #include <random>
+#include <set>
 #include <stdexcept>
 
 #include <httplib.h>
@@ -252,6 +253,9 @@ struct http_api::impl {
   http_parts parts;
   http_settings settings;
   std::mutex producers_mtx;
+  /// (broker, queue) pairs whose topic is known to exist: checked once,
+  /// not with a metadata request per task.
+  std::set<std::pair<std::string, std::string>> known_topics;
   std::map<std::string, std::unique_ptr<kafka::producer>> producers;
 
   template <class T, class Handle, class... Ts>
@@ -747,8 +751,11 @@ struct http_api::impl {
                   + " bytes");
     auto& producer = producer_for(broker);
     std::lock_guard<std::mutex> guard{producers_mtx};
-    if (auto err = producer.ensure_topics({queue}, 4, 5000); !err.empty())
-      fail(503, err);
+    if (known_topics.count({broker, queue}) == 0) {
+      if (auto err = producer.ensure_topics({queue}, 4, 5000); !err.empty())
+        fail(503, err);
+      known_topics.emplace(broker, queue);
+    }
     if (auto err = producer.produce(queue, task.id, bytes); !err.empty())
       fail(503, "task not queued: " + err);
     if (!producer.flush(10000))
