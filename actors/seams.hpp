@@ -28,12 +28,16 @@ using exit_listener = caf::typed_actor<caf::reacts_to<exited_atom, process_exit>
 /// - stop(name) -> pid: stops its process (SIGTERM, then SIGKILL after a
 ///   grace period) and answers once it is gone, with the pid stopped or 0
 ///   when none was running.
+/// - stop() -> count: the branch is closing: stops every process at once
+///   (SIGTERM to all, SIGKILL after the grace period), refuses every later
+///   start, and answers with how many it stopped once all are gone.
 /// - alive(name) -> pid: the pid of its live process, or 0.
 /// - subscribe(listener): every exit is reported to the listener, with
 ///   `requested` set when the exit followed a stop.
 using process_driver_actor = caf::typed_actor<
   caf::replies_to<start_atom, instance_spec>::with<int32_t>,
   caf::replies_to<stop_atom, std::string>::with<int32_t>,
+  caf::replies_to<stop_atom>::with<uint32_t>,
   caf::replies_to<alive_atom, std::string>::with<int32_t>,
   caf::reacts_to<subscribe_atom, exit_listener>>;
 

@@ -1,6 +1,7 @@
 #include "actors/supervisor.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
@@ -50,6 +51,9 @@ struct supervisor_state {
   uint64_t timer_generation = 0;
   bool round_in_progress = false;
   uint64_t rounds_completed = 0;
+  time_point round_started{};
+  caf::timespan last_round{0};
+  uint64_t last_round_instances = 0;
   std::vector<event_listener> listeners;
 
   static inline const char* name = "cyme.supervisor";
@@ -115,6 +119,8 @@ supervisor_status status_of(self_ptr self) {
   s.interval = st.settings.interval;
   s.round_in_progress = st.round_in_progress;
   s.rounds_completed = st.rounds_completed;
+  s.last_round = st.last_round;
+  s.last_round_instances = st.last_round_instances;
   s.instances = st.children.size();
   return s;
 }
@@ -397,12 +403,18 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
   auto& st = self->state;
   st.round_in_progress = false;
   st.rounds_completed += 1;
+  st.last_round = self->clock().now() - st.round_started;
+  st.last_round_instances = reports.size();
   std::map<outcome, size_t> counts;
   for (auto& r : reports)
     counts[r.result] += 1;
   std::string detail = std::to_string(reports.size()) + " instances";
   for (auto& [result, n] : counts)
     detail += ", " + std::to_string(n) + " " + to_string(result);
+  char took[48];
+  std::snprintf(took, sizeof(took), " in %.1f ms",
+                std::chrono::duration<double, std::milli>(st.last_round).count());
+  detail += took;
   if (!note.empty())
     detail += "; " + note;
   emit(self, event_kind::round_finished, {}, detail);
@@ -412,6 +424,7 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
 
 void start_round(self_ptr self) {
   self->state.round_in_progress = true;
+  self->state.round_started = self->clock().now();
   self->request(self->state.seams.store, caf::infinite, list_atom::value)
     .then(
       [self](std::vector<instance_spec>& specs) {

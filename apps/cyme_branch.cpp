@@ -15,6 +15,8 @@
 #include <mutex>
 #include <optional>
 #include <string>
+
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -113,11 +115,13 @@ fs::path sibling(const char* argv0, const std::string& name) {
   return self.parent_path() / name;
 }
 
-template <class T, class Handle, class... Ts>
+template <class T, caf::message_priority P = caf::message_priority::normal,
+          class Handle, class... Ts>
 std::optional<T> ask(caf::actor_system& sys, const Handle& dest, Ts&&... xs) {
   caf::scoped_actor self{sys};
   std::optional<T> out;
-  self->request(dest, std::chrono::seconds{60}, std::forward<Ts>(xs)...)
+  self->template request<P>(dest, std::chrono::seconds{60},
+                            std::forward<Ts>(xs)...)
     .receive([&](T& x) { out = std::move(x); },
              [&](caf::error& err) { log_line("error: " + describe(err)); });
   return out;
@@ -214,6 +218,14 @@ int main(int argc, char** argv) {
     die("cannot create --root " + root.string() + ": " + ec.message());
   fs::path worker = o.worker.empty() ? sibling(argv[0], "cyme-worker")
                                      : fs::path{o.worker};
+
+  // Each supervised worker costs the process driver a descriptor: use
+  // all the descriptors the hard limit allows.
+  rlimit files{};
+  if (::getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    ::setrlimit(RLIMIT_NOFILE, &files);
+  }
 
   // SIGTERM and SIGINT are taken by sigwait below, in no thread else.
   sigset_t stop_signals;
@@ -333,13 +345,15 @@ int main(int argc, char** argv) {
   log_line(std::string{"stopping on "} + (sig == SIGTERM ? "SIGTERM" : "SIGINT")
            + (o.keep_instances ? ", keeping instances" : ""));
   api.stop();
-  ask<supervisor_status>(sys, *sup, pause_atom::value);
-  if (!o.keep_instances) {
-    if (auto specs = ask<std::vector<instance_spec>>(sys, *store, list_atom::value))
-      for (auto& s : *specs)
-        if (auto pid = ask<int32_t>(sys, *driver, stop_atom::value, s.name);
-            pid && *pid > 0)
-          log_line(s.name + ": stopped (pid " + std::to_string(*pid) + ")");
+  if (o.keep_instances) {
+    ask<supervisor_status>(sys, *sup, pause_atom::value);
+  } else {
+    // Ahead of any start still queued: those are refused from now on, and
+    // every instance is stopped at once (a fleet of thousands stops within
+    // one grace period). The supervisor sees requested exits, not deaths.
+    if (auto n = ask<uint32_t, caf::message_priority::high>(sys, *driver,
+                                                            stop_atom::value))
+      log_line("stopped " + std::to_string(*n) + " instances");
   }
   for (auto h : {caf::actor_cast<caf::actor>(*sup),
                  caf::actor_cast<caf::actor>(*driver),

@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
 # Installs every Debian package that building, testing and running cyme need.
 # Idempotent: packages already present are skipped, apt is not touched then.
+#
+#   install-deps.sh           what building, testing and running need
+#   install-deps.sh --bench   that, plus what bench/run.sh compares against
+#                             (supervisor, runit, s6, kcat) and plots with
 set -euo pipefail
 
 packages=(
@@ -20,6 +24,13 @@ packages=(
   clang-14
   libclang-rt-14-dev
 )
+
+if [ "${1:-}" = "--bench" ]; then
+  packages+=(supervisor runit s6 kcat gnuplot-nox procps)
+elif [ $# -gt 0 ]; then
+  echo "usage: deploy/install-deps.sh [--bench]" >&2
+  exit 2
+fi
 
 missing=()
 for p in "${packages[@]}"; do

@@ -87,6 +87,9 @@ struct supervisor_status {
   caf::timespan interval{0};
   bool round_in_progress = false;
   uint64_t rounds_completed = 0;
+  /// How long the last completed round took, and over how many instances.
+  caf::timespan last_round{0};
+  uint64_t last_round_instances = 0;
   uint64_t instances = 0;
 };
 
@@ -94,7 +97,8 @@ template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_status& x) {
   return f(caf::meta::type_name("supervisor_status"), x.paused,
            x.paused_by_operator, x.brokers_down, x.brokers_reviving,
-           x.interval, x.round_in_progress, x.rounds_completed, x.instances);
+           x.interval, x.round_in_progress, x.rounds_completed, x.last_round,
+           x.last_round_instances, x.instances);
 }
 
 /// Kinds of transitions the supervisor publishes.

@@ -171,6 +171,9 @@ std::string status_json_text(const supervisor_status& s) {
        .count()},
     {"round_in_progress", s.round_in_progress},
     {"rounds_completed", s.rounds_completed},
+    {"last_round_ms",
+     std::chrono::duration<double, std::milli>(s.last_round).count()},
+    {"last_round_instances", s.last_round_instances},
     {"instances", s.instances}}
     .dump();
 }

@@ -6,6 +6,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <charconv>
 #include <system_error>
@@ -119,22 +120,28 @@ std::optional<uint64_t> start_time_of(int32_t pid) {
 
 bool has_argument_pair(int32_t pid, std::string_view flag,
                        std::string_view value) {
+  auto args = arguments_after(pid, flag);
+  return std::find(args.begin(), args.end(), value) != args.end();
+}
+
+std::vector<std::string> arguments_after(int32_t pid, std::string_view flag) {
+  std::vector<std::string> out;
   std::string raw;
   if (!read_capped(proc_path(pid, "cmdline"), cmdline_cap, raw).empty())
-    return false;
+    return out;
   std::string_view rest{raw};
   bool after_flag = false;
   while (!rest.empty()) {
     auto end = rest.find('\0');
     auto arg = rest.substr(0, end);
-    if (after_flag && arg == value)
-      return true;
+    if (after_flag)
+      out.emplace_back(arg);
     after_flag = arg == flag;
     if (end == std::string_view::npos)
       break;
     rest.remove_prefix(end + 1);
   }
-  return false;
+  return out;
 }
 
 std::string format_pid_record(const pid_record& r) {

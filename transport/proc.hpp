@@ -14,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <unistd.h>
 
@@ -89,6 +90,10 @@ std::optional<uint64_t> start_time_of(int32_t pid);
 /// followed by `value`.
 bool has_argument_pair(int32_t pid, std::string_view flag,
                        std::string_view value);
+
+/// Every argument of `pid`'s command line that directly follows `flag`
+/// (empty when none does or the process is gone).
+std::vector<std::string> arguments_after(int32_t pid, std::string_view flag);
 
 /// What a pid file says: one line "<pid> <starttime>\n".
 struct pid_record {

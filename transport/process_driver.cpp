@@ -1,10 +1,11 @@
 #include "transport/process_driver.hpp"
 
 #include <fcntl.h>
-#include <poll.h>
 #include <signal.h>
 #include <spawn.h>
+#include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -203,8 +204,9 @@ int spawn_worker(const fs::path& program, std::vector<std::string>& args,
 
 // -- the watcher thread -------------------------------------------------------
 
-/// Polls the pidfds of every watched process, plus an eventfd that wakes it
-/// to take new ones or to stop, on one thread. It reports each readable
+/// Waits on the pidfds of every watched process, plus an eventfd that wakes
+/// it to take new ones or to stop, on one thread, through one epoll set: a
+/// new process or an exit costs O(1), however many are watched. It reports each readable
 /// pidfd once to the driver (child_exit) and forgets it; the driver makes
 /// sure of the exit and reaps. It holds the driver weakly, so it never
 /// keeps it alive.
@@ -216,6 +218,19 @@ public:
     w->wake_fd_.reset(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
     if (!w->wake_fd_) {
       error = "cannot create an eventfd: " + errno_text(errno);
+      return nullptr;
+    }
+    w->epoll_fd_.reset(::epoll_create1(EPOLL_CLOEXEC));
+    if (!w->epoll_fd_) {
+      error = "cannot create an epoll set: " + errno_text(errno);
+      return nullptr;
+    }
+    epoll_event ev{};
+    ev.events = EPOLLIN;
+    ev.data.u64 = wake_key;
+    if (::epoll_ctl(w->epoll_fd_.get(), EPOLL_CTL_ADD, w->wake_fd_.get(), &ev)
+        != 0) {
+      error = "cannot watch the eventfd: " + errno_text(errno);
       return nullptr;
     }
     try {
@@ -234,14 +249,16 @@ public:
     target_ = std::move(target);
   }
 
-  /// Watches the process behind `pidfd` (taking the descriptor). False when
-  /// the thread has ended; the caller must then look by itself.
-  bool watch(std::string name, int32_t pid, unique_fd pidfd) {
+  /// Watches the process behind `pidfd`, a descriptor the driver owns and
+  /// keeps open until this watcher reported the exit (one descriptor per
+  /// worker, not two). False when the thread has ended; the caller must
+  /// then look by itself.
+  bool watch(std::string name, int32_t pid, int pidfd) {
     {
       std::lock_guard<std::mutex> guard{mtx_};
       if (stopping_ || ended_)
         return false;
-      incoming_.push_back(watched{std::move(name), pid, std::move(pidfd)});
+      incoming_.push_back(watched{std::move(name), pid, pidfd});
     }
     wake();
     return true;
@@ -270,7 +287,8 @@ private:
   struct watched {
     std::string name;
     int32_t pid = 0;
-    unique_fd pidfd;
+    /// Borrowed from the driver.
+    int pidfd = -1;
   };
 
   exit_watcher() = default;
@@ -292,48 +310,64 @@ private:
   }
 
   void run() {
-    std::vector<watched> procs;
-    std::vector<pollfd> fds;
+    std::map<uint64_t, watched> procs;
+    uint64_t next_key = wake_key + 1;
+    std::vector<epoll_event> ready(256);
     for (;;) {
       {
         std::lock_guard<std::mutex> guard{mtx_};
         if (stopping_)
           break;
-        for (auto& w : incoming_)
-          procs.push_back(std::move(w));
+        for (auto& w : incoming_) {
+          auto key = next_key++;
+          epoll_event ev{};
+          ev.events = EPOLLIN;
+          ev.data.u64 = key;
+          if (::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_ADD, w.pidfd, &ev)
+              != 0) {
+            // Unwatchable: report it now; the driver looks by itself and
+            // keeps looking while the process lives.
+            log_line("exit watcher: cannot watch pid " + std::to_string(w.pid)
+                     + ": " + errno_text(errno));
+            report(w);
+            continue;
+          }
+          procs.emplace(key, std::move(w));
+        }
         incoming_.clear();
       }
-      fds.clear();
-      fds.push_back(pollfd{wake_fd_.get(), POLLIN, 0});
-      for (auto& p : procs)
-        fds.push_back(pollfd{p.pidfd.get(), POLLIN, 0});
-      if (::poll(fds.data(), fds.size(), -1) < 0) {
+      int n = ::epoll_wait(epoll_fd_.get(), ready.data(),
+                           static_cast<int>(ready.size()), -1);
+      if (n < 0) {
         if (errno == EINTR)
           continue;
-        log_line("exit watcher stopped: poll: " + errno_text(errno));
+        log_line("exit watcher stopped: epoll_wait: " + errno_text(errno));
         break;
       }
-      if (fds[0].revents != 0) {
-        uint64_t count = 0;
-        [[maybe_unused]] auto n = ::read(wake_fd_.get(), &count, sizeof count);
-      }
-      std::vector<watched> ended;
-      for (size_t i = procs.size(); i-- > 0;) {
-        if (fds[i + 1].revents == 0)
+      for (int i = 0; i < n; ++i) {
+        auto key = ready[static_cast<size_t>(i)].data.u64;
+        if (key == wake_key) {
+          uint64_t count = 0;
+          [[maybe_unused]] auto r = ::read(wake_fd_.get(), &count, sizeof count);
           continue;
-        ended.push_back(std::move(procs[i]));
-        procs.erase(procs.begin() + static_cast<std::ptrdiff_t>(i));
-      }
-      for (auto& w : ended) {
-        w.pidfd.reset();
+        }
+        auto p = procs.find(key);
+        if (p == procs.end())
+          continue;
+        auto w = std::move(p->second);
+        procs.erase(p);
+        // Out of the set before the report: the driver closes the pidfd
+        // only after it, and the number may then be reused.
+        ::epoll_ctl(epoll_fd_.get(), EPOLL_CTL_DEL, w.pidfd, nullptr);
         report(w);
       }
     }
     std::lock_guard<std::mutex> guard{mtx_};
     ended_ = true;
-    // procs and their pidfds close here.
   }
 
+  static constexpr uint64_t wake_key = 0;
+  unique_fd epoll_fd_;
   unique_fd wake_fd_;
   std::mutex mtx_;
   caf::actor_addr target_;
@@ -364,6 +398,15 @@ struct driver_state {
   std::map<std::string, worker_process> workers;
   std::vector<exit_listener> listeners;
   std::shared_ptr<exit_watcher> watcher;
+  /// Workers of earlier branches by instance, found when the driver
+  /// started; an entry goes once consulted.
+  std::map<std::string, std::vector<int32_t>> unrecorded;
+  /// Set by stop(): every process is being stopped and none may start.
+  bool closing = false;
+  /// The descriptors this process may open (RLIMIT_NOFILE, soft).
+  uint64_t fd_limit = 0;
+  uint32_t stopped_on_close = 0;
+  std::vector<caf::typed_response_promise<uint32_t>> close_waiters;
 
   static inline const char* name = "cyme.process_driver";
 
@@ -377,10 +420,19 @@ struct driver_state {
         rp.deliver(caf::make_error(cyme_errc::process_failure,
                                    "the process driver exited while stopping "
                                    "instance '" + name + "'"));
+    for (auto& rp : close_waiters)
+      rp.deliver(caf::make_error(cyme_errc::process_failure,
+                                 "the process driver exited while stopping "
+                                 + std::to_string(workers.size())
+                                 + " instances"));
   }
 };
 
 using self_ptr = driver_impl::stateful_pointer<driver_state>;
+
+/// Descriptors left for everything but workers: Kafka sockets, the HTTP
+/// server, SQLite, logs.
+constexpr uint64_t fd_reserve = 512;
 
 fs::path instance_dir(self_ptr self, const std::string& name) {
   return self->state.settings.root / name;
@@ -400,11 +452,8 @@ void look_again_later(self_ptr self, const std::string& name, int32_t pid) {
 /// Has the watcher thread watch a worker's pidfd; looks periodically when
 /// that cannot be done.
 void watch_exit(self_ptr self, const std::string& name, worker_process& w) {
-  if (w.pidfd) {
-    unique_fd dup{::fcntl(w.pidfd.get(), F_DUPFD_CLOEXEC, 0)};
-    if (dup && self->state.watcher->watch(name, w.pid, std::move(dup)))
-      return;
-  }
+  if (w.pidfd && self->state.watcher->watch(name, w.pid, w.pidfd.get()))
+    return;
   look_again_later(self, name, w.pid);
 }
 
@@ -436,21 +485,44 @@ void distrust(const fs::path& path, const std::string& why) {
   log_line(path.string() + ": " + why + "; " + outcome);
 }
 
-/// Live processes started as the worker of `name` under this root, by
-/// their command line (`--name NAME`, `--instance-dir DIR`).
-std::vector<int32_t> marked_workers(self_ptr self, const std::string& name) {
-  std::vector<int32_t> out;
-  auto dir = instance_dir(self, name).string();
+/// Live processes started as workers under this root, by instance, from
+/// their command lines (`--instance-dir ROOT/NAME`, `--name NAME`). Read
+/// once when the driver starts: a worker without a pid file can only come
+/// from an earlier branch (this driver records each worker it starts), and
+/// one pass over /proc keeps adoption O(processes), not O(instances x
+/// processes).
+std::map<std::string, std::vector<int32_t>> find_marked_workers(const fs::path& root) {
+  std::map<std::string, std::vector<int32_t>> out;
   std::error_code ec;
   for (auto& entry : fs::directory_iterator{"/proc", ec}) {
     auto text = entry.path().filename().string();
     if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
       continue;
     auto pid = static_cast<int32_t>(std::stol(text));
+    for (auto& dir : arguments_after(pid, "--instance-dir")) {
+      // Exactly as worker_args wrote it: ROOT / NAME.
+      auto name = fs::path{dir}.filename().string();
+      if (!name.empty() && (root / name).string() == dir
+          && has_argument_pair(pid, "--name", name))
+        out[name].push_back(pid);
+    }
+  }
+  return out;
+}
+
+/// The live processes started as the worker of `name` under this root
+/// that no pid file recorded (see find_marked_workers), rechecked now.
+std::vector<int32_t> marked_workers(self_ptr self, const std::string& name) {
+  std::vector<int32_t> out;
+  auto i = self->state.unrecorded.find(name);
+  if (i == self->state.unrecorded.end())
+    return out;
+  auto dir = instance_dir(self, name).string();
+  for (auto pid : i->second)
     if (has_argument_pair(pid, "--instance-dir", dir)
         && has_argument_pair(pid, "--name", name))
       out.push_back(pid);
-  }
+  self->state.unrecorded.erase(i);
   return out;
 }
 
@@ -644,12 +716,32 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
     self->send(listener, exited_atom::value, ev);
   for (auto& rp : waiters)
     rp.deliver(pid);
+  if (st.closing && st.workers.empty()) {
+    for (auto& rp : st.close_waiters)
+      rp.deliver(st.stopped_on_close);
+    st.close_waiters.clear();
+  }
+}
+
+/// Asks `w` to end (SIGTERM now, SIGKILL when the grace period is over).
+void request_stop(self_ptr self, const std::string& name, worker_process& w) {
+  if (w.stop_requested)
+    return;
+  w.stop_requested = true;
+  signal_worker(w, SIGTERM);
+  self->delayed_send(caf::actor_cast<driver_impl>(self),
+                     self->state.settings.stop_grace, grace_over_atom::value,
+                     name, w.pid);
 }
 
 driver_impl::behavior_type driver_behavior(self_ptr self,
                                            process_driver_settings settings,
-                                           std::shared_ptr<exit_watcher> w) {
+                                           std::shared_ptr<exit_watcher> w,
+                                           uint64_t fd_limit,
+                                           std::map<std::string, std::vector<int32_t>> unrecorded) {
   self->state.settings = std::move(settings);
+  self->state.unrecorded = std::move(unrecorded);
+  self->state.fd_limit = fd_limit;
   self->state.watcher = std::move(w);
   self->state.watcher->set_target(self->address());
   // A listener that ended is forgotten.
@@ -667,6 +759,24 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
         return err;
       if (auto problem = spec_problem(spec); !problem.empty())
         return caf::make_error(cyme_errc::invalid_argument, problem);
+      auto& st = self->state;
+      if (st.closing)
+        return caf::make_error(cyme_errc::process_failure,
+                               "the branch is stopping: instance '" + spec.name
+                                 + "' is not started");
+      // Each worker holds a descriptor here (its pidfd); past the limit,
+      // pid files and logs could not be opened and workers would be lost
+      // track of. Refuse, saying what to raise.
+      if (st.workers.count(spec.name) == 0
+          && st.workers.size() + 1 + fd_reserve > st.fd_limit)
+        return caf::make_error(
+          cyme_errc::process_failure,
+          "instance '" + spec.name + "' not started: "
+            + std::to_string(st.workers.size())
+            + " workers run and the open-file limit (RLIMIT_NOFILE) is "
+            + std::to_string(st.fd_limit)
+            + "; each worker needs a descriptor: raise the limit "
+              "(LimitNOFILE= in the unit, ulimit -n)");
       if (auto* w = find_running(self, spec.name))
         return caf::make_error(cyme_errc::process_failure,
                                "instance '" + spec.name + "' already runs (pid "
@@ -682,13 +792,21 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
         return int32_t{0};
       auto rp = self->make_response_promise<int32_t>();
       w->stop_waiters.push_back(rp);
-      if (!w->stop_requested) {
-        w->stop_requested = true;
-        signal_worker(*w, SIGTERM);
-        self->delayed_send(caf::actor_cast<driver_impl>(self),
-                           self->state.settings.stop_grace,
-                           grace_over_atom::value, name, w->pid);
+      request_stop(self, name, *w);
+      return rp;
+    },
+    [=](stop_atom) -> caf::result<uint32_t> {
+      auto& st = self->state;
+      if (!st.closing) {
+        st.closing = true;
+        st.stopped_on_close = static_cast<uint32_t>(st.workers.size());
       }
+      if (st.workers.empty())
+        return st.stopped_on_close;
+      for (auto& [name, w] : st.workers)
+        request_stop(self, name, w);
+      auto rp = self->make_response_promise<uint32_t>();
+      st.close_waiters.push_back(rp);
       return rp;
     },
     [=](alive_atom, const std::string& name) -> caf::result<int32_t> {
@@ -774,8 +892,13 @@ spawn_process_driver(caf::actor_system& sys, process_driver_settings settings) {
   auto watcher = exit_watcher::make(error);
   if (!watcher)
     return caf::make_error(cyme_errc::process_failure, error);
+  rlimit lim{};
+  uint64_t fd_limit = ::getrlimit(RLIMIT_NOFILE, &lim) == 0
+                        ? static_cast<uint64_t>(lim.rlim_cur)
+                        : 1024;
+  auto unrecorded = find_marked_workers(settings.root);
   auto impl = sys.spawn(driver_behavior, std::move(settings),
-                        std::move(watcher));
+                        std::move(watcher), fd_limit, std::move(unrecorded));
   return caf::actor_cast<process_driver_actor>(impl);
 }
 

@@ -19,17 +19,34 @@ task_results::~task_results() {
 
 void task_results::run() {
   std::unique_ptr<kafka::topic_reader> reader;
+  std::string last_error;
   while (!stop_) {
     if (!reader) {
+      std::string err;
       try {
-        reader = std::make_unique<kafka::topic_reader>(cfg_, topic_, 5000, true);
+        // The topic appears with a fleet's first result; creating it here
+        // lets the reader start on a fleet that has none yet.
+        kafka::producer admin{cfg_};
+        err = admin.ensure_topics({topic_}, 1, 5000);
+        if (err.empty())
+          reader = std::make_unique<kafka::topic_reader>(cfg_, topic_, 5000,
+                                                         true);
       } catch (const std::exception& e) {
-        std::cerr << "task results: " << e.what() << "\n";
+        err = e.what();
+      }
+      if (!reader) {
+        if (err != last_error)
+          std::cerr << "task results: cannot read " << topic_ << ": " << err
+                    << " (retrying every second)\n";
+        last_error = err;
         // Retry after a pause, still answering stop requests promptly.
         for (int i = 0; i < 10 && !stop_; ++i)
           std::this_thread::sleep_for(std::chrono::milliseconds{100});
         continue;
       }
+      if (!last_error.empty())
+        std::cerr << "task results: reading " << topic_ << " again\n";
+      last_error.clear();
     }
     auto m = reader->poll(100);
     if (!m)

@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <spawn.h>
 #include <sys/stat.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -511,6 +512,74 @@ BOOST_AUTO_TEST_CASE(concurrent_stops_all_get_the_answer) {
   BOOST_REQUIRE(e);
   BOOST_CHECK(e->requested);
   BOOST_CHECK_EQUAL(exits->reports_of(pid), 1u);
+}
+
+// Closing stops every worker at once, answers with the count once all are
+// gone, and refuses every later start.
+BOOST_AUTO_TEST_CASE(closing_stops_all_at_once_and_refuses_starts) {
+  auto s = settings();
+  s.stop_grace = 300ms;
+  auto d = spawn_driver(s);
+  std::vector<int32_t> pids;
+  for (auto name : {"c1", "c2", "c3"})
+    pids.push_back(start(d, spec(name)));
+  for (auto name : {"c1", "c2", "c3"})
+    BOOST_REQUIRE_NE(sleeper_line(name), "");
+  auto t0 = clock_type::now();
+  uint32_t stopped = 0;
+  self->request(d, 10s, stop_atom::value)
+    .receive([&](uint32_t n) { stopped = n; },
+             [&](caf::error& err) { BOOST_ERROR("close failed: " << describe(err)); });
+  BOOST_CHECK_EQUAL(stopped, 3u);
+  // At once, not one after the other: well within three grace periods.
+  BOOST_CHECK_LT(ms_since(t0), 2000);
+  for (auto pid : pids) {
+    auto e = exits->wait_exit(pid);
+    BOOST_REQUIRE(e);
+    BOOST_CHECK(e->requested);
+  }
+  for (auto name : {"c1", "c2", "c3"}) {
+    BOOST_CHECK_EQUAL(alive(d, name), 0);
+    BOOST_CHECK(!fs::exists(pid_file(name)));
+  }
+  auto late = ask(d, start_atom::value, spec("c4"));
+  BOOST_REQUIRE(!late);
+  BOOST_CHECK_EQUAL(late.error().code(),
+                    static_cast<uint8_t>(cyme_errc::process_failure));
+  BOOST_CHECK_EQUAL(alive(d, "c4"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("c4")));
+}
+
+// A start that would take the driver past its open-file limit (a
+// descriptor per worker and a reserve) is refused with a clear error
+// naming the limit, and nothing starts; the workers it has keep running.
+BOOST_AUTO_TEST_CASE(start_beyond_the_open_file_limit_is_refused) {
+  rlimit saved{};
+  BOOST_REQUIRE_EQUAL(::getrlimit(RLIMIT_NOFILE, &saved), 0);
+  rlimit low = saved;
+  low.rlim_cur = 512 + 3; // room for three workers
+  BOOST_REQUIRE_EQUAL(::setrlimit(RLIMIT_NOFILE, &low), 0);
+  auto d = spawn_driver(); // reads the limit now
+  BOOST_REQUIRE_EQUAL(::setrlimit(RLIMIT_NOFILE, &saved), 0);
+  std::vector<int32_t> pids;
+  for (auto name : {"f1", "f2", "f3"})
+    pids.push_back(start(d, spec(name)));
+  auto refused = ask(d, start_atom::value, spec("f4"));
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK_EQUAL(refused.error().code(),
+                    static_cast<uint8_t>(cyme_errc::process_failure));
+  BOOST_CHECK_NE(describe(refused.error()).find("RLIMIT_NOFILE"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(alive(d, "f4"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("f4")));
+  for (size_t i = 0; i < pids.size(); ++i)
+    BOOST_CHECK_EQUAL(alive(d, std::string{"f"} + std::to_string(i + 1)), pids[i]);
+  // Stopping one makes room for another.
+  BOOST_CHECK_EQUAL(stop(d, "f1"), pids[0]);
+  auto pid4 = start(d, spec("f4"));
+  BOOST_CHECK_GT(pid4, 0);
+  for (auto name : {"f2", "f3", "f4"})
+    stop(d, name);
 }
 
 // Stopping an instance that does not run answers 0 at once.

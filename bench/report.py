@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+"""Turns the JSON lines bench/run.sh gathers into markdown tables (printed)
+and, for the fleet, the growth plot (gnuplot, PNG).
+
+    report.py PART RESULTS.jsonl OUTDIR
+"""
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+
+def lines(path):
+    with open(path) as f:
+        return [json.loads(l) for l in f if l.strip().startswith("{")]
+
+
+def ms(x):
+    return f"{x:.2f} ms"
+
+
+def table(header, rows):
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for r in rows:
+        out.append("| " + " | ".join(str(c) for c in r) + " |")
+    return "\n".join(out)
+
+
+def restart(items, outdir):
+    rows = [[i["system"], i["figure"].replace("_", " "), i["n"], ms(i["median_ms"]),
+             ms(i["p90_ms"]), ms(i["p99_ms"])] for i in items]
+    print("## Restart latency after kill -9\n")
+    print(table(["system", "figure", "n", "median", "p90", "p99"], rows))
+    print()
+
+
+def rtt(items, outdir):
+    rows = []
+    for i in items:
+        if i["figure"] == "control_rtt":
+            rows.append([i["label"], i["n"], ms(i["median_ms"]), ms(i["p90_ms"]),
+                         ms(i["p99_ms"]), i.get("worker_cpu", "")])
+    print("## Control round trip (ping -> pong)\n")
+    print(table(["broker, fetch wait", "n", "median", "p90", "p99",
+                 "idle CPU of one worker (% of a core)"], rows))
+    print()
+
+
+def fleet(items, outdir):
+    base = [i["branch_rss_kb"] for i in items if i["instances"] == 0]
+    base_kb = statistics.median(base) if base else 0
+    sizes = sorted({i["instances"] for i in items if i["instances"] > 0})
+    rows, dat = [], []
+    for n in sizes:
+        its = [i for i in items if i["instances"] == n]
+        round_ms = statistics.median(i["round_ms"] for i in its)
+        msgs = statistics.median(i["commands"] + i["replies"] for i in its)
+        cmds = statistics.median(i["commands"] for i in its)
+        rss = statistics.median(i["branch_rss_kb"] for i in its)
+        per = (rss - base_kb) / n
+        rows.append([n, f"{round_ms:.1f} ms", f"{msgs:.0f}", f"{cmds:.0f}",
+                     f"{msgs - 2 * n:+.0f}", f"{rss / 1024:.1f} MiB",
+                     f"{per:.1f} KB"])
+        dat.append((n, round_ms, msgs, rss / 1024, per))
+    print("## Verification round against fleet size\n")
+    print(f"Branch with no instances: {base_kb / 1024:.1f} MiB resident. "
+          "Medians of rounds 2-4 (round 1 starts the fleet).\n")
+    print(table(["instances", "round", "messages", "of them commands",
+                 "messages - 2N", "branch RSS", "RSS per instance"], rows))
+    print()
+    if not dat:
+        return
+    path = os.path.join(outdir, "growth.dat")
+    with open(path, "w") as f:
+        f.write("# instances round_ms messages rss_mib kb_per_instance\n")
+        for d in dat:
+            f.write(" ".join(str(x) for x in d) + "\n")
+    png = os.path.join(outdir, "growth.png")
+    script = f"""
+set terminal pngcairo size 1200,420 font ",10"
+set output "{png}"
+set multiplot layout 1,3 title "cyme branch: one verification round against fleet size (real Kafka broker)"
+set logscale xy
+set grid
+set key top left
+set xlabel "instances"
+set ylabel "ms"
+set title "round time"
+plot "{path}" using 1:2 with linespoints lw 2 pt 7 title "round", \\
+     "{path}" using 1:($1*0.2) with lines dt 2 title "0.2 ms x N (linear)"
+set ylabel "messages"
+set title "control messages per round"
+plot "{path}" using 1:3 with linespoints lw 2 pt 7 title "commands + replies", \\
+     "{path}" using 1:(2*$1+2) with lines dt 2 title "2N + 2"
+unset logscale y
+set ylabel "KB"
+set title "branch memory per instance"
+set yrange [0:*]
+plot "{path}" using 1:5 with linespoints lw 2 pt 7 title "RSS per instance", \\
+     20 with lines dt 2 title "20 KB target"
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print("Plot: `bench/results/growth.png`\n")
+
+
+def idle(items, outdir):
+    rows = [[i["label"], f"{i['seconds']:.0f} s", f"{i['cpu_seconds']:.2f} s",
+             f"{i['percent_of_core']:.2f} %", f"{i['rss_kb'] / 1024:.1f} MiB"]
+            for i in items]
+    print("## Idle cost of a branch\n")
+    print(table(["setup", "measured", "CPU time", "CPU (% of one core)", "RSS"],
+                rows))
+    print()
+
+
+def throughput(items, outdir):
+    rows = [[i["label"], i["tasks"], f"{i['span_s']:.2f} s",
+             f"{i['tasks_per_s']:.0f}"] for i in items]
+    print("## Worker throughput (no-op tasks)\n")
+    print(table(["reader", "tasks", "time", "tasks/s"], rows))
+    print()
+
+
+def main():
+    if len(sys.argv) != 4:
+        sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
+    part, path, outdir = sys.argv[1:]
+    parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
+             "throughput": throughput}
+    if part not in parts:
+        sys.exit(f"report.py: unknown part {part}")
+    parts[part](lines(path), outdir)
+
+
+if __name__ == "__main__":
+    main()

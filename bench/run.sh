@@ -1,0 +1,201 @@
+#!/usr/bin/env bash
+# The benchmark runner: installs what it compares against, builds, starts
+# a real Apache Kafka broker (deploy/kafka) and runs every benchmark in one
+# go. Figures go to bench/results/ (JSON lines, a markdown summary and the
+# growth plot); BENCHMARKS.md quotes them.
+#
+#   bench/run.sh [PART ...]
+#
+# PARTs (default: all, in this order):
+#   restart     kill -9 -> new process / answering ping: cyme, supervisord,
+#               runit, s6 and a bare respawn loop, same worker binary
+#   rtt         control round trip on the embedded cluster (against its
+#               fetch wait, with idle CPU) and on the real broker
+#   fleet       verification rounds at 100, 1,000 and 10,000 instances on a
+#               real branch and broker, answered by cyme-fleet-sim; round
+#               time, messages per round, branch memory; the growth plot
+#   idle        branch CPU over 60 s supervising 100 instances at the
+#               default interval (real broker and embedded cluster)
+#   throughput  no-op tasks per second through one worker at concurrency 1
+#               and 4, against kcat reading the same topic
+#
+# Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
+# BENCH_PINGS (1000), BENCH_FLEET_SIZES ("100 1000 10000"),
+# BENCH_IDLE_SECONDS (60), BENCH_TASKS (20000).
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+top="$(cd "$here/.." && pwd)"
+cd "$top"
+
+build="${CYME_BUILD:-build}"
+kills="${BENCH_KILLS:-100}"
+pings="${BENCH_PINGS:-1000}"
+fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
+idle_seconds="${BENCH_IDLE_SECONDS:-60}"
+tasks="${BENCH_TASKS:-20000}"
+out="$here/results"
+all_parts=(restart rtt fleet idle throughput)
+
+parts=("$@")
+if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
+for p in "${parts[@]}"; do
+  case " ${all_parts[*]} " in
+    *" $p "*) ;;
+    *) echo "bench/run.sh: unknown part '$p' (parts: ${all_parts[*]})" >&2; exit 2 ;;
+  esac
+done
+
+die() {
+  echo "bench/run.sh: $*" >&2
+  exit 1
+}
+
+log() {
+  echo "== $*" >&2
+}
+
+# -- setup -----------------------------------------------------------------------
+
+bash deploy/install-deps.sh --bench
+cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j "$(nproc)" --target cyme-branch cyme-worker \
+  cyme-embedded-kafka cyme cyme-bench cyme-fleet-sim cyme-sim-instance \
+  cyme-bench-respawn
+bin="$(cd "$build" && pwd)"
+mkdir -p "$out"
+
+# A branch holds a descriptor per worker it supervises.
+ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)"
+
+work="$(mktemp -d /tmp/cyme-bench.XXXXXX)"
+pids=()
+cleanup() {
+  local rc=$?
+  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+  for p in "${pids[@]}"; do
+    for _ in $(seq 1 300); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$p" 2>/dev/null || true
+  done
+  pkill -KILL -f "$bin/cyme-sim-instance" 2>/dev/null || true
+  if [ -f "$work/kafka/kafka.pid" ]; then
+    bash deploy/kafka/kafka.sh stop "$work/kafka" >/dev/null 2>&1 || true
+  fi
+  rm -rf "$work"
+  exit "$rc"
+}
+trap cleanup EXIT INT TERM
+
+# Waits up to $1 seconds for the command after it to succeed.
+wait_for() {
+  local limit=$1
+  shift
+  local deadline=$((SECONDS + limit))
+  until "$@"; do
+    [ $SECONDS -lt "$deadline" ] || return 1
+    sleep 0.1
+  done
+}
+
+free_port() {
+  bash deploy/kafka/kafka.sh free-port
+}
+
+bash deploy/kafka/kafka.sh fetch
+broker="127.0.0.1:$(free_port)"
+bash deploy/kafka/kafka.sh start "$work/kafka" "$broker"
+
+machine="$(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
+stamp="$(date -u +%Y-%m-%dT%H:%MZ)"
+summary="$out/summary.md"
+{
+  echo "# Benchmark run of $stamp"
+  echo
+  echo "Machine: $machine. Command: \`bench/run.sh ${parts[*]}\`."
+  echo "Real broker: Apache Kafka $(ls deploy/kafka/lib | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p' | head -1) (KRaft, one node, loopback)."
+  echo
+} > "$summary"
+
+# JSON helpers (python3 is part of Debian's base system).
+json_get() { # FILE KEY
+  python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
+}
+
+# -- fleet -----------------------------------------------------------------------
+
+# Branch status field over HTTP.
+status_field() { # PORT KEY
+  curl -sf "http://127.0.0.1:$1/supervisor/" \
+    | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
+rounds_at_least() { # PORT K
+  local r
+  r=$(status_field "$1" rounds_completed 2>/dev/null) || return 1
+  [ "$r" -ge "$2" ]
+}
+
+rss_kb() {
+  awk '/^VmRSS:/ {print $2}' "/proc/$1/status"
+}
+
+# Starts a branch supervising N stand-ins answered by cyme-fleet-sim, lets
+# three rounds pass after the first (which starts them all) and records
+# each round's time, the messages it cost and the branch's memory.
+fleet_once() { # N
+  local n=$1 dir="$work/fleet-$1" port sim branch
+  mkdir -p "$dir"
+  "$bin/cyme-bench" seed --db "$dir/model.db" --count "$n" >/dev/null
+  "$bin/cyme-fleet-sim" --broker "$broker" --program "$bin/cyme-sim-instance" \
+    --counters "$dir/counters.json" 2>"$dir/sim.log" &
+  sim=$!
+  pids+=("$sim")
+  wait_for 30 test -s "$dir/counters.json" || die "fleet simulator did not start"
+  port=$(free_port)
+  "$bin/cyme-branch" --id "bench-$n" --kafka "$broker" --root "$dir" \
+    --http "127.0.0.1:$port" --interval 10 --worker "$bin/cyme-sim-instance" \
+    >"$dir/branch.log" 2>&1 &
+  branch=$!
+  pids+=("$branch")
+  # Round 1 starts every instance; the rounds after it are the steady state.
+  wait_for 600 rounds_at_least "$port" 1 \
+    || die "branch with $n instances finished no round in 600 s"
+  local running
+  running=$(pgrep -c -f "^$bin/cyme-sim-instance --name" || true)
+  [ "$running" -eq "$n" ] || die "$running stand-ins run, expected $n"
+  for k in 2 3 4; do
+    cp "$dir/counters.json" "$dir/before.json"
+    wait_for 120 rounds_at_least "$port" "$k" \
+      || die "round $k did not finish"
+    # The round ends when the branch has every reply; the simulator wrote
+    # its counts after sending them.
+    local ms cmds replies
+    ms=$(status_field "$port" last_round_ms)
+    cmds=$(( $(json_get "$dir/counters.json" commands) - $(json_get "$dir/before.json" commands) ))
+    replies=$(( $(json_get "$dir/counters.json" replies) - $(json_get "$dir/before.json" replies) ))
+    echo "{\"figure\":\"fleet_round\",\"instances\":$n,\"round\":$k,\"round_ms\":$ms,\"commands\":$cmds,\"replies\":$replies,\"branch_rss_kb\":$(rss_kb "$branch")}"
+  done
+  kill -TERM "$branch"
+  wait_for 300 bash -c "! kill -0 $branch 2>/dev/null" || die "branch did not stop"
+  kill -TERM "$sim"
+  wait "$sim" 2>/dev/null || true
+  local left
+  left=$(pgrep -c -f "^$bin/cyme-sim-instance --name" || true)
+  [ "$left" -eq 0 ] || die "$left stand-ins left after the branch stopped"
+}
+
+run_fleet() {
+  log "fleet: verification rounds at $fleet_sizes instances"
+  local res="$out/fleet.jsonl"
+  : > "$res"
+  for n in 0 $fleet_sizes; do
+    fleet_once "$n" >> "$res"
+    tail -n 3 "$res" >&2
+  done
+  python3 "$here/report.py" fleet "$res" "$out" >> "$summary"
+}
+
+for p in "${parts[@]}"; do
+  "run_$p"
+done
+log "done: $summary"
