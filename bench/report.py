@@ -65,7 +65,7 @@ def fleet(items, outdir):
         dat.append((n, round_ms, msgs, rss / 1024, per))
     print("## Verification round against fleet size\n")
     print(f"Branch with no instances: {base_kb / 1024:.1f} MiB resident. "
-          "Medians of rounds 2-4 (round 1 starts the fleet).\n")
+          "Medians of rounds 3-5 (round 1 starts the fleet; round 2 still meets instances finishing their start).\n")
     print(table(["instances", "round", "messages", "of them commands",
                  "messages - 2N", "branch RSS", "RSS per instance"], rows))
     print()

@@ -140,7 +140,8 @@ rss_kb() {
 }
 
 # Starts a branch supervising N stand-ins answered by cyme-fleet-sim, lets
-# three rounds pass after the first (which starts them all) and records
+# three rounds pass after the first two (the first starts them all; the
+# second still meets instances finishing their start) and records
 # each round's time, the messages it cost and the branch's memory.
 fleet_once() { # N
   local n=$1 dir="$work/fleet-$1" port sim branch
@@ -163,7 +164,7 @@ fleet_once() { # N
   local running
   running=$(pgrep -c -f "^$bin/cyme-sim-instance --name" || true)
   [ "$running" -eq "$n" ] || die "$running stand-ins run, expected $n"
-  for k in 2 3 4; do
+  for k in 3 4 5; do
     cp "$dir/counters.json" "$dir/before.json"
     wait_for 120 rounds_at_least "$port" "$k" \
       || die "round $k did not finish"
@@ -193,6 +194,129 @@ run_fleet() {
     tail -n 3 "$res" >&2
   done
   python3 "$here/report.py" fleet "$res" "$out" >> "$summary"
+}
+
+# -- control round trip -------------------------------------------------------------
+
+# Starts a cyme-worker NAME on BROKER with control fetch wait W; prints its pid.
+start_worker() { # NAME BROKER W [ARGS...]
+  local name=$1 b=$2 w=$3
+  shift 3
+  "$bin/cyme-worker" --name "$name" --app bench --broker "$b" \
+    --control-fetch-wait-ms "$w" "$@" >"$work/$name.log" 2>&1 &
+  local pid=$!
+  pids+=("$pid")
+  wait_for 60 grep -q "ready, pid" "$work/$name.log" \
+    || die "worker $name did not get ready: $(tail -3 "$work/$name.log")"
+  echo "$pid"
+}
+
+stop_pid() {
+  kill -TERM "$1" 2>/dev/null || true
+  wait "$1" 2>/dev/null || true
+}
+
+# Worker idle CPU, then ping round trips, for one broker and fetch wait.
+rtt_case() { # LABEL BROKER W
+  local label=$1 b=$2 w=$3 name pid cpu
+  name="rtt-$RANDOM"
+  pid=$(start_worker "$name" "$b" "$w")
+  cpu=$("$bin/cyme-bench" cpu --pid "$pid" --seconds 10 --label "$label" \
+    | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["percent_of_core"], 2))')
+  "$bin/cyme-bench" rtt --broker "$b" --instance "$name" --pings "$pings" \
+    --fetch-wait-ms "$w" --label "$label" \
+    | python3 -c 'import json,sys; j=json.load(sys.stdin); j["worker_cpu"]=float(sys.argv[1]); print(json.dumps(j))' "$cpu"
+  stop_pid "$pid"
+}
+
+run_rtt() {
+  log "rtt: control round trips"
+  local res="$out/rtt.jsonl" ek
+  : > "$res"
+  "$bin/cyme-embedded-kafka" --bootstrap-file "$work/embedded.addr" \
+    >"$work/embedded.log" 2>&1 &
+  ek=$!
+  pids+=("$ek")
+  wait_for 30 test -s "$work/embedded.addr" || die "embedded cluster did not start"
+  local eb
+  eb=$(cat "$work/embedded.addr")
+  for w in 1 5 10 50 100; do
+    rtt_case "embedded, fetch wait $w ms" "$eb" "$w" >> "$res"
+    tail -n 1 "$res" >&2
+  done
+  stop_pid "$ek"
+  rtt_case "real broker, fetch wait 500 ms" "$broker" 500 >> "$res"
+  tail -n 1 "$res" >&2
+  python3 "$here/report.py" rtt "$res" "$out" >> "$summary"
+}
+
+# -- idle cost ----------------------------------------------------------------------
+
+# A branch at the default interval (60 s) supervising 100 stand-ins on
+# BROKER, measured over idle_seconds after its first round.
+idle_case() { # LABEL KAFKA-FLAG
+  local label=$1 kafka=$2 dir="$work/idle-$RANDOM" port sim branch b
+  mkdir -p "$dir"
+  "$bin/cyme-bench" seed --db "$dir/model.db" --count 100 >/dev/null
+  port=$(free_port)
+  "$bin/cyme-branch" --id "idle" --kafka "$kafka" --root "$dir" \
+    --http "127.0.0.1:$port" --worker "$bin/cyme-sim-instance" \
+    >"$dir/branch.log" 2>&1 &
+  branch=$!
+  pids+=("$branch")
+  wait_for 60 grep -q "serving http" "$dir/branch.log" || die "idle branch did not start"
+  b=$(sed -n 's/.*, kafka \(.*\))$/\1/p' "$dir/branch.log" | head -1)
+  "$bin/cyme-fleet-sim" --broker "$b" --program "$bin/cyme-sim-instance" \
+    --counters "$dir/counters.json" 2>"$dir/sim.log" &
+  sim=$!
+  pids+=("$sim")
+  wait_for 120 rounds_at_least "$port" 1 || die "idle branch finished no round"
+  "$bin/cyme-bench" cpu --pid "$branch" --seconds "$idle_seconds" --label "$label"
+  kill -TERM "$branch"
+  wait "$branch" 2>/dev/null || true
+  stop_pid "$sim"
+}
+
+run_idle() {
+  log "idle: branch CPU over $idle_seconds s with 100 instances"
+  local res="$out/idle.jsonl"
+  : > "$res"
+  idle_case "real broker, 100 instances, interval 60 s" "$broker" >> "$res"
+  tail -n 1 "$res" >&2
+  idle_case "embedded cluster, 100 instances, interval 60 s" embedded >> "$res"
+  tail -n 1 "$res" >&2
+  python3 "$here/report.py" idle "$res" "$out" >> "$summary"
+}
+
+# -- worker throughput ----------------------------------------------------------------
+
+throughput_case() { # CONCURRENCY
+  local c=$1 q="tp$1x$RANDOM" pid reader
+  "$bin/cyme-bench" produce --broker "$broker" --topic "$q" --count "$tasks" >/dev/null
+  local t0 t1
+  t0=$(date +%s%N)
+  kcat -C -b "$broker" -t "$q" -o beginning -e -q -c "$tasks" >/dev/null
+  t1=$(date +%s%N)
+  python3 -c 'import json,sys; n=int(sys.argv[1]); s=(int(sys.argv[3])-int(sys.argv[2]))/1e9; print(json.dumps({"figure":"throughput","label":"kcat (ceiling), same topic","tasks":n,"span_s":s,"tasks_per_s":n/s}))' \
+    "$tasks" "$t0" "$t1"
+  "$bin/cyme-bench" results --broker "$broker" --queue "$q" --count "$tasks" \
+    --label "cyme-worker, concurrency $c" 2>"$work/results-$c.log" &
+  reader=$!
+  wait_for 30 grep -q "reading cyme.results" "$work/results-$c.log" || die "results reader did not start"
+  pid=$(start_worker "tpw$c" "$broker" 500 --queues "$q" --min "$c" --max "$c")
+  wait "$reader" || die "results of concurrency $c incomplete"
+  stop_pid "$pid"
+}
+
+run_throughput() {
+  log "throughput: $tasks no-op tasks through one worker"
+  local res="$out/throughput.jsonl"
+  : > "$res"
+  for c in 1 4; do
+    throughput_case "$c" >> "$res"
+    tail -n 2 "$res" >&2
+  done
+  python3 "$here/report.py" throughput "$res" "$out" >> "$summary"
 }
 
 for p in "${parts[@]}"; do

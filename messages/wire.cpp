@@ -208,6 +208,33 @@ std::string encode_command(const command_envelope& env) {
   return doc.dump();
 }
 
+std::vector<std::string> encode_command_messages(const command_envelope& env) {
+  auto whole = encode_command(env);
+  if (whole.size() <= max_wire_message)
+    return {std::move(whole)};
+  const auto& to = env.command.destinations;
+  // Shares of about equal size; more of them while one is still too big
+  // (names differ in length). A share of one name always fits: names are
+  // at most 64 characters.
+  auto parts = whole.size() / max_wire_message + 1;
+  for (;;) {
+    std::vector<std::string> out;
+    auto per = (to.size() + parts - 1) / parts;
+    bool fits = true;
+    for (size_t first = 0; first < to.size() && fits; first += per) {
+      auto share = env;
+      auto last = std::min(to.size(), first + per);
+      share.command.destinations.assign(to.begin() + static_cast<std::ptrdiff_t>(first),
+                                        to.begin() + static_cast<std::ptrdiff_t>(last));
+      out.push_back(encode_command(share));
+      fits = out.back().size() <= max_wire_message;
+    }
+    if (fits || per == 1)
+      return out;
+    parts += parts / 4 + 1;
+  }
+}
+
 decoded<command_envelope> decode_command(std::string_view bytes) {
   decoded<command_envelope> out;
   auto doc = parse_object(bytes, "command", out);

@@ -47,6 +47,11 @@ struct command_envelope {
 std::string encode_command(const command_envelope& env);
 decoded<command_envelope> decode_command(std::string_view bytes);
 
+/// The messages that carry `env`: one, or, when naming every destination
+/// would pass max_wire_message, several of at most that size, each with
+/// the same id and a share of the destinations (in order, each once).
+std::vector<std::string> encode_command_messages(const command_envelope& env);
+
 /// A reply as it travels on a branch's reply topic.
 struct reply_envelope {
   std::string id;

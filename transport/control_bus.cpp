@@ -205,15 +205,17 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         return std::vector<control_reply>{};
       auto id = st.settings.branch_id + "-" + std::to_string(st.next_id++);
       command_envelope env{id, reply_topic(st.settings.branch_id), cmd};
-      auto bytes = encode_command(env);
       auto& p = st.pending[id];
       p.promise = self->make_response_promise();
       p.waiting_for.insert(cmd.destinations.begin(), cmd.destinations.end());
       self->delayed_send(self, cmd.timeout, expire_atom::value, id);
-      if (st.ready)
-        publish(self, id, bytes);
-      else
-        st.backlog.emplace_back(id, std::move(bytes));
+      // One message, or a few for a fleet too large to name in one.
+      for (auto& bytes : encode_command_messages(env)) {
+        if (st.ready)
+          publish(self, id, bytes);
+        else
+          st.backlog.emplace_back(id, std::move(bytes));
+      }
       return caf::delegated<std::vector<control_reply>>{};
     },
     [=](reply_atom, const std::string& bytes) {

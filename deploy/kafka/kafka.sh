@@ -8,6 +8,7 @@
 #                                  PLAINTEXT on HOST:PORT; returns once it
 #                                  answers Kafka requests (90 s deadline)
 #   kafka.sh stop DIR              SIGTERM, then SIGKILL after 30 s
+#   kafka.sh kill DIR              SIGKILL (a crash); start DIR restarts it
 #   kafka.sh pause DIR             SIGSTOP the broker (a hung broker)
 #   kafka.sh resume DIR            SIGCONT it
 #   kafka.sh status DIR            running / paused / stopped (exit 0 / 0 / 3)
@@ -27,7 +28,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -233,6 +234,18 @@ EOF
 
 # -- stop, pause, resume, status ----------------------------------------------
 
+# Waits until broker PID of DIR is gone (or a zombie), then forgets it.
+wait_gone() { # DIR PID
+  local dir="$1" pid="$2"
+  # Reaped by its parent, or by init once kafka.sh (its parent) exited.
+  local reap=$((SECONDS + 10))
+  while [ -n "$(broker_pid "$dir")" ] && [ "$(proc_state "$pid")" != Z ] \
+        && [ "$SECONDS" -lt "$reap" ]; do
+    sleep 0.1
+  done
+  rm -f "$dir/kafka.pid"
+}
+
 cmd_stop() {
   [ $# -eq 1 ] || usage
   local dir pid
@@ -254,14 +267,20 @@ cmd_stop() {
     fi
     sleep 0.1
   done
-  # Reaped by its parent, or by init once kafka.sh (its parent) exited.
-  local reap=$((SECONDS + 10))
-  while [ -n "$(broker_pid "$dir")" ] && [ "$(proc_state "$pid")" != Z ] \
-        && [ "$SECONDS" -lt "$reap" ]; do
-    sleep 0.1
-  done
-  rm -f "$dir/kafka.pid"
+  wait_gone "$dir" "$pid"
   echo "kafka.sh: broker pid $pid stopped"
+}
+
+# A crash: SIGKILL, no shutdown. `start` on the same DIR brings the broker
+# back with its data (a process crash loses nothing the kernel took).
+cmd_kill() {
+  [ $# -eq 1 ] || usage
+  local dir pid
+  dir="$(abs_dir "$1")"
+  pid="$(running_pid "$dir")"
+  kill -KILL "$pid"
+  wait_gone "$dir" "$pid"
+  echo "kafka.sh: broker pid $pid killed"
 }
 
 running_pid() {
@@ -312,6 +331,7 @@ case "$sub" in
   free-port) cmd_free_port "$@" ;;
   start) cmd_start "$@" ;;
   stop) cmd_stop "$@" ;;
+  kill) cmd_kill "$@" ;;
   pause) cmd_pause "$@" ;;
   resume) cmd_resume "$@" ;;
   status) cmd_status "$@" ;;

@@ -32,6 +32,43 @@ BOOST_AUTO_TEST_CASE(commands_round_trip) {
   BOOST_TEST(back.value->command.queue == "q1");
 }
 
+BOOST_AUTO_TEST_CASE(commands_for_large_fleets_are_split_under_the_limit) {
+  // A command that fits is one message, the same bytes encode_command makes.
+  command_envelope env;
+  env.id = "b1-9";
+  env.reply_to = "cyme.reply.b1";
+  env.command.op = control_op::ping;
+  env.command.destinations = {"w1", "w2"};
+  auto one = encode_command_messages(env);
+  BOOST_TEST(one.size() == 1u);
+  BOOST_TEST(one.front() == encode_command(env));
+  // 10,000 names of 8 characters and 2,000 of 64 do not fit in one: each
+  // share fits, carries the id and op, and together they name everyone
+  // once, in order.
+  for (auto [count, length] : {std::pair<int, size_t>{10000, 8}, {2000, 64}}) {
+    env.command.destinations.clear();
+    for (int i = 0; i < count; ++i) {
+      auto n = std::to_string(i);
+      env.command.destinations.push_back(std::string(length - n.size(), 'w') + n);
+    }
+    BOOST_TEST(encode_command(env).size() > max_wire_message);
+    auto parts = encode_command_messages(env);
+    BOOST_TEST(parts.size() > 1u);
+    BOOST_TEST(parts.size() <= encode_command(env).size() / max_wire_message + 2);
+    std::vector<std::string> seen;
+    for (auto& bytes : parts) {
+      BOOST_TEST(bytes.size() <= max_wire_message);
+      auto back = decode_command(bytes);
+      BOOST_REQUIRE_MESSAGE(back, back.error);
+      BOOST_TEST(back.value->id == "b1-9");
+      BOOST_TEST(to_string(back.value->command.op) == "ping");
+      auto& to = back.value->command.destinations;
+      seen.insert(seen.end(), to.begin(), to.end());
+    }
+    BOOST_TEST(seen == env.command.destinations);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(replies_round_trip) {
   // A stats reply keeps every field; an error reply keeps its message.
   reply_envelope env;
