@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   app.add_option("--wait-after-broker-revived", o.wait_after_broker_revived,
                  "seconds without restarts after a broker comes back");
   app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
-                 "fetch.wait.max.ms of control readers (default 10 embedded, "
+                 "fetch.wait.max.ms of control readers (default 4 embedded, "
                  "500 real Kafka)");
   app.add_flag("--keep-instances", o.keep_instances,
                "on SIGTERM, leave the instances (and the embedded cluster) "
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
       die("--kafka: " + (p.empty() ? std::string{"empty"} : p));
   if (o.control_fetch_wait_ms == 0)
-    o.control_fetch_wait_ms = embedded ? 10 : 500;
+    o.control_fetch_wait_ms = embedded ? 4 : 500;
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
     die("--control-fetch-wait-ms must be 1 to 10000");
   supervisor_settings settings;
@@ -252,6 +252,16 @@ int main(int argc, char** argv) {
   }
 
   caf::actor_system_config cfg;
+  // After each piece of work a scheduler thread polls for more, 500 times
+  // 50 us apart by default, then sleeps until work arrives or
+  // relaxed-sleep-duration (10 ms) passes, to steal. With a few timers a
+  // second that cost a branch with nothing to do about 2 % of a core. Work
+  // sent to a sleeping thread wakes it at once, so shorter polling and a
+  // longer sleep only delay stealing, which supervision does not need
+  // within milliseconds (BENCHMARKS.md, idle cost).
+  cfg.set("work-stealing.moderate-poll-attempts", size_t{10});
+  cfg.set("work-stealing.relaxed-sleep-duration",
+          caf::timespan{std::chrono::milliseconds{100}});
   if (node) {
     cfg.load<caf::io::middleman>();
     add_message_types(cfg);

@@ -216,16 +216,17 @@ stop_pid() {
   wait "$1" 2>/dev/null || true
 }
 
-# Worker idle CPU, then ping round trips, for one broker and fetch wait.
-rtt_case() { # LABEL BROKER W
-  local label=$1 b=$2 w=$3 name pid cpu
+# Idle CPU of a worker and of its broker, then ping round trips, for one
+# broker and fetch wait.
+rtt_case() { # LABEL BROKER BROKER-PID W
+  local label=$1 b=$2 bpid=$3 w=$4 name pid cpu
   name="rtt-$RANDOM"
   pid=$(start_worker "$name" "$b" "$w")
-  cpu=$("$bin/cyme-bench" cpu --pid "$pid" --seconds 10 --label "$label" \
-    | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["percent_of_core"], 2))')
+  cpu=$("$bin/cyme-bench" cpu --pid "$pid" --pid "$bpid" --seconds 10 --label "$label" \
+    | python3 -c 'import json,sys; print(" ".join(str(round(json.loads(l)["percent_of_core"], 2)) for l in sys.stdin))')
   "$bin/cyme-bench" rtt --broker "$b" --instance "$name" --pings "$pings" \
     --fetch-wait-ms "$w" --label "$label" \
-    | python3 -c 'import json,sys; j=json.load(sys.stdin); j["worker_cpu"]=float(sys.argv[1]); print(json.dumps(j))' "$cpu"
+    | python3 -c 'import json,sys; j=json.load(sys.stdin); c=sys.argv[1].split(); j["worker_cpu"]=float(c[0]); j["broker_cpu"]=float(c[1]); print(json.dumps(j))' "$cpu"
   stop_pid "$pid"
 }
 
@@ -240,12 +241,12 @@ run_rtt() {
   wait_for 30 test -s "$work/embedded.addr" || die "embedded cluster did not start"
   local eb
   eb=$(cat "$work/embedded.addr")
-  for w in 1 5 10 50 100; do
-    rtt_case "embedded, fetch wait $w ms" "$eb" "$w" >> "$res"
+  for w in 1 2 3 4 5 10 50 100; do
+    rtt_case "embedded, fetch wait $w ms" "$eb" "$ek" "$w" >> "$res"
     tail -n 1 "$res" >&2
   done
   stop_pid "$ek"
-  rtt_case "real broker, fetch wait 500 ms" "$broker" 500 >> "$res"
+  rtt_case "real broker, fetch wait 500 ms" "$broker" "$(cat "$work/kafka/kafka.pid")" 500 >> "$res"
   tail -n 1 "$res" >&2
   python3 "$here/report.py" rtt "$res" "$out" >> "$summary"
 }
@@ -293,12 +294,16 @@ run_idle() {
 throughput_case() { # CONCURRENCY
   local c=$1 q="tp$1x$RANDOM" pid reader
   "$bin/cyme-bench" produce --broker "$broker" --topic "$q" --count "$tasks" >/dev/null
-  local t0 t1
+  # kcat's own start (connection, metadata) is taken out: the time to read
+  # one message is subtracted from the time to read them all.
+  local t0 t1 t2
   t0=$(date +%s%N)
-  kcat -C -b "$broker" -t "$q" -o beginning -e -q -c "$tasks" >/dev/null
+  kcat -C -b "$broker" -t "$q" -o beginning -e -q -c 1 >/dev/null
   t1=$(date +%s%N)
-  python3 -c 'import json,sys; n=int(sys.argv[1]); s=(int(sys.argv[3])-int(sys.argv[2]))/1e9; print(json.dumps({"figure":"throughput","label":"kcat (ceiling), same topic","tasks":n,"span_s":s,"tasks_per_s":n/s}))' \
-    "$tasks" "$t0" "$t1"
+  kcat -C -b "$broker" -t "$q" -o beginning -e -q -c "$tasks" >/dev/null
+  t2=$(date +%s%N)
+  python3 -c 'import json,sys; n=int(sys.argv[1]); a,b,c=map(int,sys.argv[2:]); s=((c-b)-(b-a))/1e9; print(json.dumps({"figure":"throughput","label":"kcat (ceiling), same topic","tasks":n,"span_s":s,"tasks_per_s":(n-1)/s}))' \
+    "$tasks" "$t0" "$t1" "$t2"
   "$bin/cyme-bench" results --broker "$broker" --queue "$q" --count "$tasks" \
     --label "cyme-worker, concurrency $c" 2>"$work/results-$c.log" &
   reader=$!
