@@ -14,6 +14,10 @@ trap 'rm -rf "$scratch"' EXIT
 for target in wire names http; do
   mkdir -p "$scratch/$target"
   echo "== fuzz $target: ${seconds}s"
+  seeds=("$corpus/$target")
+  if [ -d "$corpus/../regressions/$target" ]; then
+    seeds+=("$corpus/../regressions/$target")
+  fi
   (cd "$scratch" && "$bin/cyme-fuzz-$target" -max_total_time="$seconds" \
-     -max_len=4096 -print_final_stats=1 "$scratch/$target" "$corpus/$target")
+     -max_len=4096 -print_final_stats=1 "$scratch/$target" "${seeds[@]}")
 done
