@@ -196,6 +196,17 @@ run_fleet() {
   python3 "$here/report.py" fleet "$res" "$out" >> "$summary"
 }
 
+# -- restart latency ---------------------------------------------------------------
+
+run_restart() {
+  log "restart: kill -9, $kills times per system"
+  CYME_BUILD="$build" bash "$here/restart.sh" --broker "$broker" \
+    --kills "$kills" --out "$work" >&2
+  python3 -c 'import json,sys; [print(json.dumps(x)) for x in json.load(open(sys.argv[1]))]' \
+    "$work/restart.json" > "$out/restart.jsonl"
+  python3 "$here/report.py" restart "$out/restart.jsonl" "$out" >> "$summary"
+}
+
 # -- control round trip -------------------------------------------------------------
 
 # Starts a cyme-worker NAME on BROKER with control fetch wait W; prints its pid.

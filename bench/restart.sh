@@ -1,0 +1,389 @@
+#!/usr/bin/env bash
+# Restart latency after kill -9: cyme beside supervisord, runit, s6 and a
+# bare fork/execve/waitpid loop, in one run, all supervising the same
+# cyme-worker binary on the same Kafka broker.
+#
+#   bench/restart.sh --broker HOST:PORT --kills N --out DIR
+#                    [--gap-ms MS] [--systems LIST]
+#
+#   --broker    a real Kafka broker (e.g. deploy/kafka/kafka.sh start ...)
+#   --kills     kill -9 rounds per system (default 100)
+#   --out       DIR/restart.json gets every figure (a JSON array)
+#   --gap-ms    settle time between kills, plus a random 0-200 ms
+#               (default 1000: runsv waits 1 s before restarting a service
+#               that ran less than 1 s, and that rule is not what is
+#               measured here)
+#   --systems   comma-separated subset of cyme,supervisord,runit,s6,bare
+#               (default all, in that order)
+#
+# Per system, cyme-bench-respawn kills the worker and times death -> a new
+# process holds the worker's name (all systems) and death -> the new
+# worker answers ping through Kafka (cyme). A markdown table of the
+# figures goes to stdout, progress to stderr. Everything started here is
+# stopped at the end, on error and on interrupt.
+#
+# Environment: CYME_BUILD (build dir, default build; relative to the
+# repository) with cyme-bench-respawn, cyme-branch and cyme-worker built.
+# The peers come from deploy/install-deps.sh --bench.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+top="$(cd "$here/.." && pwd)"
+cd "$top"
+
+usage() {
+  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  exit 2
+}
+
+bad() {
+  echo "bench/restart.sh: $*" >&2
+  exit 2
+}
+
+die() {
+  echo "bench/restart.sh: $*" >&2
+  exit 1
+}
+
+log() {
+  echo "== $*" >&2
+}
+
+# -- flags -----------------------------------------------------------------------
+
+broker=""
+kills=100
+out=""
+gap_ms=1000
+all_systems=(cyme supervisord runit s6 bare)
+systems_flag="$(IFS=,; echo "${all_systems[*]}")"
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --broker|--kills|--out|--gap-ms|--systems)
+      [ $# -ge 2 ] || bad "$1 needs a value"
+      case "$1" in
+        --broker) broker="$2" ;;
+        --kills) kills="$2" ;;
+        --out) out="$2" ;;
+        --gap-ms) gap_ms="$2" ;;
+        --systems) systems_flag="$2" ;;
+      esac
+      shift 2
+      ;;
+    -h|--help) usage ;;
+    *) bad "unknown argument '$1' (see --help)" ;;
+  esac
+done
+[ -n "$broker" ] || bad "--broker HOST:PORT is required"
+[ -n "$out" ] || bad "--out DIR is required"
+# The broker goes into a supervisord config and a run script: plain
+# host:port pairs only.
+[[ "$broker" =~ ^[A-Za-z0-9._-]+:[0-9]{1,5}(,[A-Za-z0-9._-]+:[0-9]{1,5})*$ ]] \
+  || bad "--broker must be HOST:PORT[,HOST:PORT...], got '$broker'"
+[[ "$kills" =~ ^[1-9][0-9]{0,5}$ ]] || bad "--kills must be a positive number, got '$kills'"
+[[ "$gap_ms" =~ ^[0-9]{1,6}$ ]] || bad "--gap-ms must be a number of milliseconds, got '$gap_ms'"
+systems=()
+IFS=, read -r -a wanted <<< "$systems_flag"
+for s in "${wanted[@]}"; do
+  case " ${all_systems[*]} " in
+    *" $s "*) systems+=("$s") ;;
+    *) bad "unknown system '$s' (systems: ${all_systems[*]})" ;;
+  esac
+done
+[ ${#systems[@]} -gt 0 ] || bad "--systems is empty"
+has() { case " ${systems[*]} " in *" $1 "*) return 0 ;; esac; return 1; }
+
+build="${CYME_BUILD:-build}"
+[ -d "$build" ] || die "no build dir '$build' (set CYME_BUILD)"
+bin="$(cd "$build" && pwd)"
+# The worker's path goes into a supervisord config and a run script.
+[[ "$bin" =~ ^[A-Za-z0-9/._+-]+$ ]] || die "the build dir's path '$bin' has characters this script does not quote"
+for p in cyme-bench-respawn cyme-worker; do
+  [ -x "$bin/$p" ] || die "$bin/$p is missing: cmake --build $build --target $p"
+done
+if has cyme; then
+  [ -x "$bin/cyme-branch" ] || die "$bin/cyme-branch is missing: cmake --build $build --target cyme-branch"
+fi
+need() { # PROGRAM SYSTEM
+  command -v "$1" >/dev/null || die "$1 not found (${2}: deploy/install-deps.sh --bench installs it)"
+}
+need python3 "figures"
+if has cyme; then need curl cyme; fi
+if has supervisord; then need supervisord supervisor; fi
+if has runit; then need runsv runit; fi
+if has s6; then need s6-supervise s6; fi
+need pgrep procps
+
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+
+first="${broker%%,*}"
+timeout 5 bash -c 'exec 3<>"/dev/tcp/$1/$2"' _ "${first%:*}" "${first##*:}" 2>/dev/null \
+  || die "nothing accepts connections on $first"
+
+# -- processes -------------------------------------------------------------------
+
+# Every name and path of this run holds the tag followed by '-' or '.', so
+# what is left of it can be found by it (and not that of another run).
+tag="rsb$$"
+app="$tag"
+work="$(mktemp -d "/tmp/cyme-restart-$tag.XXXXXX")"
+started=()   # pids of the supervisors started here, in order
+probe=""     # pid of the running probe
+
+# Whether PID runs (is neither gone nor a zombie).
+running() {
+  local st
+  st="$(ps -o stat= -p "$1" 2>/dev/null)" || return 1
+  [[ "$st" != Z* ]]
+}
+
+# Polls every 50 ms, up to LIMIT seconds, until the command succeeds.
+wait_for() { # LIMIT COMMAND...
+  local deadline=$((SECONDS + $1))
+  shift
+  until "$@"; do
+    [ "$SECONDS" -lt "$deadline" ] || return 1
+    sleep 0.05
+  done
+}
+
+not_running() { ! running "$1"; }
+
+# SIGTERM, up to LIMIT seconds to end, then SIGKILL; reaps it.
+stop_pid() { # PID LIMIT
+  local pid=$1
+  if running "$pid"; then
+    kill -TERM "$pid" 2>/dev/null || true
+    if ! wait_for "$2" not_running "$pid"; then
+      echo "bench/restart.sh: pid $pid ignored SIGTERM for $2 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+      wait_for 10 not_running "$pid" || true
+    fi
+  fi
+  wait "$pid" 2>/dev/null || true
+}
+
+# Stops one of the supervisors started here and forgets its pid.
+stop_started() { # PID LIMIT
+  stop_pid "$1" "$2"
+  local keep=() p
+  for p in "${started[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+  started=("${keep[@]}")
+}
+
+# Pids of processes of this run still there (the script itself aside).
+leftovers() {
+  pgrep -f -- "$tag[-.]" | grep -vx "$$" || true
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [ -n "$probe" ]; then stop_pid "$probe" 10; fi
+  local i
+  for ((i = ${#started[@]} - 1; i >= 0; i--)); do
+    stop_pid "${started[$i]}" 60
+  done
+  local left
+  left="$(leftovers)"
+  if [ -n "$left" ]; then
+    echo "bench/restart.sh: killing what is left of this run: $(echo $left)" >&2
+    # shellcheck disable=SC2086
+    kill -KILL $left 2>/dev/null || true
+    wait_for 10 test -z "$(leftovers)" || true
+    left="$(leftovers)"
+    if [ -n "$left" ]; then
+      echo "bench/restart.sh: processes still running: $(echo $left)" >&2
+      rc=1
+    fi
+  fi
+  if [ "$rc" -eq 0 ]; then
+    rm -rf "$work"
+  else
+    echo "bench/restart.sh: logs kept in $work" >&2
+  fi
+  exit "$rc"
+}
+trap cleanup EXIT
+trap 'echo "bench/restart.sh: interrupted" >&2; exit 130' INT
+trap 'echo "bench/restart.sh: terminated" >&2; exit 143' TERM
+
+# The worker's command line for instance NAME, as the branch starts it.
+worker_args() { # NAME
+  printf '%s\n' "$bin/cyme-worker" --name "$1" --app "$app" --broker "$broker" \
+    --min 1 --max 1 --control-fetch-wait-ms 500
+}
+
+# Runs the probe for SYSTEM; its figures go to $work/figures.jsonl.
+run_probe() { # SYSTEM PROBE-ARGS...
+  local sys=$1
+  shift
+  local procs
+  procs="$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)"
+  log "$sys: $kills kills, $gap_ms-$((gap_ms + 200)) ms apart (load $(cut -d' ' -f1-3 /proc/loadavg), $procs processes)"
+  "$bin/cyme-bench-respawn" --system "$sys" --kills "$kills" --gap-ms "$gap_ms" \
+    --gap-jitter-ms 200 "$@" >"$work/$sys.jsonl" 2>"$work/$sys.probe.log" &
+  probe=$!
+  local rc=0
+  wait "$probe" || rc=$?
+  probe=""
+  if [ "$rc" -ne 0 ]; then
+    tail -n 5 "$work/$sys.probe.log" >&2
+    die "$sys: the probe failed (exit $rc)"
+  fi
+  cat "$work/$sys.jsonl" >> "$work/figures.jsonl"
+  python3 - "$work/$sys.jsonl" <<'PY' >&2
+import json, sys
+for line in open(sys.argv[1]):
+    f = json.loads(line)
+    print(f"   {f['figure']}: median {f['median_ms']:.2f} ms, p90 {f['p90_ms']:.2f} ms"
+          + (f" ({f['note']})" if f['note'] and f['figure'] == 'death_to_new_pid' else ""))
+PY
+}
+
+# A run script for runsv and s6-supervise: sh execs the worker.
+write_run_script() { # FILE NAME LOG
+  local args q=""
+  mapfile -t args < <(worker_args "$2")
+  for a in "${args[@]}"; do q+=" '$a'"; done
+  printf '#!/bin/sh\nexec%s >>'"'"'%s'"'"' 2>&1\n' "$q" "$3" > "$1"
+  chmod +x "$1"
+}
+
+# -- systems ---------------------------------------------------------------------
+
+http_ok() { # URL
+  curl -sf --max-time 5 -o /dev/null "$1"
+}
+
+instance_field() { # URL KEY
+  curl -sf --max-time 10 "$1" | python3 -c 'import json,sys; print(json.load(sys.stdin)[sys.argv[1]])' "$2"
+}
+
+instance_running() { # URL
+  [ "$(instance_field "$1" state 2>/dev/null)" = running ]
+}
+
+run_cyme() {
+  local name="$tag-cyme" port url branch
+  port="$(bash deploy/kafka/kafka.sh free-port)"
+  url="http://127.0.0.1:$port"
+  "$bin/cyme-branch" --id "$tag" --kafka "$broker" --root "$work/cyme" \
+    --http "127.0.0.1:$port" --restart-max-rate 1000/s \
+    --worker "$bin/cyme-worker" >"$work/cyme-branch.log" 2>&1 &
+  branch=$!
+  started+=("$branch")
+  branch_answers() { running "$branch" && http_ok "$url/supervisor/"; }
+  wait_for 60 branch_answers || die "cyme-branch does not answer on $url (see $work/cyme-branch.log)"
+  curl -sf --max-time 30 -X PUT -d '' "$url/$app/" >/dev/null || die "cannot create app $app"
+  curl -sf --max-time 60 -X PUT -H 'Content-Type: application/json' \
+    -d '{"max_concurrency": 1, "min_concurrency": 1}' \
+    "$url/$app/instances/$name/" >/dev/null || die "cannot create instance $name"
+  wait_for 60 instance_running "$url/$app/instances/$name/" \
+    || die "instance $name is not running (see $work/cyme-branch.log)"
+  run_probe cyme --match "$name" --ping-broker "$broker" --ping-name "$name"
+  local state restarts
+  state="$(instance_field "$url/$app/instances/$name/" state)"
+  restarts="$(instance_field "$url/$app/instances/$name/" restarts)"
+  echo "   the branch reports $name $state after $restarts restarts" >&2
+  stop_started "$branch" 60
+}
+
+run_supervisord() {
+  local name="$tag-supervisord" d="$work/supervisord" args
+  mkdir -p "$d"
+  mapfile -t args < <(worker_args "$name")
+  cat > "$d/supervisord.conf" <<EOF
+[unix_http_server]
+file=$d/supervisor.sock
+
+[supervisord]
+nodaemon=true
+pidfile=$d/supervisord.pid
+logfile=$d/supervisord.log
+childlogdir=$d
+
+[rpcinterface:supervisor]
+supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface
+
+[supervisorctl]
+serverurl=unix://$d/supervisor.sock
+
+[program:$name]
+command=${args[*]}
+startsecs=0
+autorestart=true
+stopwaitsecs=30
+stdout_logfile=$d/worker.log
+redirect_stderr=true
+EOF
+  supervisord -n -c "$d/supervisord.conf" >"$d/out.log" 2>&1 &
+  local sv=$!
+  started+=("$sv")
+  run_probe supervisord --match "$name"
+  stop_started "$sv" 60
+}
+
+run_runit() {
+  local name="$tag-runit" d="$work/runit/svc"
+  mkdir -p "$d"
+  write_run_script "$d/run" "$name" "$work/runit/worker.log"
+  runsv "$d" >"$work/runit/runsv.log" 2>&1 &
+  local sv=$!
+  started+=("$sv")
+  run_probe runit --match "$name"
+  stop_started "$sv" 60
+}
+
+run_s6() {
+  local name="$tag-s6" d="$work/s6/svc"
+  mkdir -p "$d"
+  write_run_script "$d/run" "$name" "$work/s6/worker.log"
+  s6-supervise "$d" >"$work/s6/s6-supervise.log" 2>&1 &
+  local sv=$!
+  started+=("$sv")
+  run_probe s6 --match "$name"
+  stop_started "$sv" 60
+}
+
+run_bare() {
+  local name="$tag-bare" args
+  mapfile -t args < <(worker_args "$name")
+  run_probe bare --match "$name" --bare --bare-log "$work/bare-worker.log" -- "${args[@]}"
+}
+
+# -- run -------------------------------------------------------------------------
+
+: > "$work/figures.jsonl"
+log "restart latency: ${systems[*]}; broker $broker; worker $bin/cyme-worker"
+for s in "${systems[@]}"; do
+  "run_$s"
+  left="$(leftovers)"
+  [ -z "$left" ] || die "$s: processes left after stopping it: $(echo $left)"
+done
+
+python3 - "$work/figures.jsonl" "$out/restart.json" <<'PY'
+import json, sys
+figures = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+with open(sys.argv[2], "w") as f:
+    json.dump(figures, f, indent=1)
+    f.write("\n")
+print("| system | figure | n | median | p90 | p99 |")
+print("|---|---|---|---|---|---|")
+for x in figures:
+    print(f"| {x['system']} | {x['figure']} | {x['n']} | {x['median_ms']:.2f} ms"
+          f" | {x['p90_ms']:.2f} ms | {x['p99_ms']:.2f} ms |")
+notes = [x for x in figures if x["figure"] == "death_to_new_pid" and x["note"]]
+if notes:
+    print()
+    for x in notes:
+        print(f"- {x['system']}: {x['note']}")
+if figures:
+    x = figures[0]
+    print()
+    print(f"Kills {x['gap_ms']}-{x['gap_ms'] + x['gap_jitter_ms']} ms apart;"
+          f" /proc polled every {x['poll_us']} us.")
+PY
+log "figures in $out/restart.json"
