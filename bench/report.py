@@ -40,10 +40,13 @@ def rtt(items, outdir):
     for i in items:
         if i["figure"] == "control_rtt":
             rows.append([i["label"], i["n"], ms(i["median_ms"]), ms(i["p90_ms"]),
-                         ms(i["p99_ms"]), i.get("worker_cpu", "")])
+                         ms(i["p99_ms"]), f"{i['worker_cpu']:.2f} %",
+                         f"{i['broker_cpu']:.2f} %"])
     print("## Control round trip (ping -> pong)\n")
+    print("Idle CPU over 10 s before the pings, in % of one core: the worker, "
+          "and the broker process serving it alone.\n")
     print(table(["broker, fetch wait", "n", "median", "p90", "p99",
-                 "idle CPU of one worker (% of a core)"], rows))
+                 "worker idle CPU", "broker idle CPU"], rows))
     print()
 
 
