@@ -21,7 +21,7 @@
 #
 # Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
 # BENCH_PINGS (1000), BENCH_FLEET_SIZES ("100 1000 10000"),
-# BENCH_IDLE_SECONDS (60), BENCH_TASKS (20000).
+# BENCH_IDLE_SECONDS (60), BENCH_TASKS (100000).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +33,7 @@ kills="${BENCH_KILLS:-100}"
 pings="${BENCH_PINGS:-1000}"
 fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
-tasks="${BENCH_TASKS:-20000}"
+tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
 all_parts=(restart rtt fleet idle throughput)
 
@@ -106,15 +106,32 @@ broker="127.0.0.1:$(free_port)"
 bash deploy/kafka/kafka.sh start "$work/kafka" "$broker"
 
 machine="$(nproc) vCPU $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(free -g | awk '/Mem:/ {print $2}') GiB, Linux $(uname -r)"
-stamp="$(date -u +%Y-%m-%dT%H:%MZ)"
+kafka_version="$(ls deploy/kafka/lib | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p' | head -1)"
 summary="$out/summary.md"
-{
-  echo "# Benchmark run of $stamp"
-  echo
-  echo "Machine: $machine. Command: \`bench/run.sh ${parts[*]}\`."
-  echo "Real broker: Apache Kafka $(ls deploy/kafka/lib | sed -n 's/^kafka_2.13-\(.*\)\.jar$/\1/p' | head -1) (KRaft, one node, loopback)."
-  echo
-} > "$summary"
+
+# Each part keeps its figures (PART.jsonl) and when and where they were
+# taken (PART.run); summary.md is rebuilt from all of them after each run,
+# so parts can be run again one at a time.
+part_done() { # PART
+  echo "$(date -u +%Y-%m-%dT%H:%MZ); $machine; Apache Kafka $kafka_version (KRaft, one node, loopback)" \
+    > "$out/$1.run"
+}
+
+write_summary() {
+  {
+    echo "# Benchmark figures"
+    echo
+    echo "Written by \`bench/run.sh\` (see BENCHMARKS.md). Each part: when it ran,"
+    echo "on what machine, against which real broker."
+    echo
+    for p in "${all_parts[@]}"; do
+      [ -f "$out/$p.jsonl" ] && [ -f "$out/$p.run" ] || continue
+      python3 "$here/report.py" "$p" "$out/$p.jsonl" "$out"
+      echo "Run: $(cat "$out/$p.run")."
+      echo
+    done
+  } > "$summary"
+}
 
 # JSON helpers (python3 is part of Debian's base system).
 json_get() { # FILE KEY
@@ -161,6 +178,7 @@ fleet_once() { # N
   # Round 1 starts every instance; the rounds after it are the steady state.
   wait_for 600 rounds_at_least "$port" 1 \
     || die "branch with $n instances finished no round in 600 s"
+  wait_for 120 rounds_at_least "$port" 2 || die "round 2 did not finish"
   local running
   running=$(pgrep -c -f "^$bin/cyme-sim-instance --name" || true)
   [ "$running" -eq "$n" ] || die "$running stand-ins run, expected $n"
@@ -193,7 +211,7 @@ run_fleet() {
     fleet_once "$n" >> "$res"
     tail -n 3 "$res" >&2
   done
-  python3 "$here/report.py" fleet "$res" "$out" >> "$summary"
+  part_done fleet
 }
 
 # -- restart latency ---------------------------------------------------------------
@@ -204,7 +222,7 @@ run_restart() {
     --kills "$kills" --out "$work" >&2
   python3 -c 'import json,sys; [print(json.dumps(x)) for x in json.load(open(sys.argv[1]))]' \
     "$work/restart.json" > "$out/restart.jsonl"
-  python3 "$here/report.py" restart "$out/restart.jsonl" "$out" >> "$summary"
+  part_done restart
 }
 
 # -- control round trip -------------------------------------------------------------
@@ -217,7 +235,7 @@ start_worker() { # NAME BROKER W [ARGS...]
     --control-fetch-wait-ms "$w" "$@" >"$work/$name.log" 2>&1 &
   local pid=$!
   pids+=("$pid")
-  wait_for 60 grep -q "ready, pid" "$work/$name.log" \
+  wait_for 60 grep -qs "ready, pid" "$work/$name.log" \
     || die "worker $name did not get ready: $(tail -3 "$work/$name.log")"
   echo "$pid"
 }
@@ -259,7 +277,7 @@ run_rtt() {
   stop_pid "$ek"
   rtt_case "real broker, fetch wait 500 ms" "$broker" "$(cat "$work/kafka/kafka.pid")" 500 >> "$res"
   tail -n 1 "$res" >&2
-  python3 "$here/report.py" rtt "$res" "$out" >> "$summary"
+  part_done rtt
 }
 
 # -- idle cost ----------------------------------------------------------------------
@@ -297,7 +315,7 @@ run_idle() {
   tail -n 1 "$res" >&2
   idle_case "embedded cluster, 100 instances, interval 60 s" embedded >> "$res"
   tail -n 1 "$res" >&2
-  python3 "$here/report.py" idle "$res" "$out" >> "$summary"
+  part_done idle
 }
 
 # -- worker throughput ----------------------------------------------------------------
@@ -305,20 +323,26 @@ run_idle() {
 throughput_case() { # CONCURRENCY
   local c=$1 q="tp$1x$RANDOM" pid reader
   "$bin/cyme-bench" produce --broker "$broker" --topic "$q" --count "$tasks" >/dev/null
-  # kcat's own start (connection, metadata) is taken out: the time to read
-  # one message is subtracted from the time to read them all.
-  local t0 t1 t2
-  t0=$(date +%s%N)
-  kcat -C -b "$broker" -t "$q" -o beginning -e -q -c 1 >/dev/null
-  t1=$(date +%s%N)
-  kcat -C -b "$broker" -t "$q" -o beginning -e -q -c "$tasks" >/dev/null
-  t2=$(date +%s%N)
-  python3 -c 'import json,sys; n=int(sys.argv[1]); a,b,c=map(int,sys.argv[2:]); s=((c-b)-(b-a))/1e9; print(json.dumps({"figure":"throughput","label":"kcat (ceiling), same topic","tasks":n,"span_s":s,"tasks_per_s":(n-1)/s}))' \
-    "$tasks" "$t0" "$t1" "$t2"
+  # kcat's own start (connection, metadata) is taken out: the median time
+  # to read one message is subtracted from the median time to read them
+  # all (five runs each).
+  local one=() all=() t0 t1 i
+  for i in 1 2 3 4 5; do
+    t0=$(date +%s%N)
+    kcat -C -b "$broker" -t "$q" -o beginning -e -q -c 1 >/dev/null
+    t1=$(date +%s%N)
+    one+=($((t1 - t0)))
+    t0=$(date +%s%N)
+    kcat -C -b "$broker" -t "$q" -o beginning -e -q -c "$tasks" >/dev/null
+    t1=$(date +%s%N)
+    all+=($((t1 - t0)))
+  done
+  python3 -c 'import json,statistics,sys; n=int(sys.argv[1]); one=statistics.median(map(int,sys.argv[2].split())); full=statistics.median(map(int,sys.argv[3].split())); s=(full-one)/1e9; print(json.dumps({"figure":"throughput","label":"kcat (ceiling), same topic","tasks":n,"span_s":s,"tasks_per_s":(n-1)/s}))' \
+    "$tasks" "${one[*]}" "${all[*]}"
   "$bin/cyme-bench" results --broker "$broker" --queue "$q" --count "$tasks" \
     --label "cyme-worker, concurrency $c" 2>"$work/results-$c.log" &
   reader=$!
-  wait_for 30 grep -q "reading cyme.results" "$work/results-$c.log" || die "results reader did not start"
+  wait_for 30 grep -qs "reading cyme.results" "$work/results-$c.log" || die "results reader did not start"
   pid=$(start_worker "tpw$c" "$broker" 500 --queues "$q" --min "$c" --max "$c")
   wait "$reader" || die "results of concurrency $c incomplete"
   stop_pid "$pid"
@@ -332,10 +356,11 @@ run_throughput() {
     throughput_case "$c" >> "$res"
     tail -n 2 "$res" >&2
   done
-  python3 "$here/report.py" throughput "$res" "$out" >> "$summary"
+  part_done throughput
 }
 
 for p in "${parts[@]}"; do
   "run_$p"
 done
+write_summary
 log "done: $summary"
