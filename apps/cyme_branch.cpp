@@ -152,7 +152,7 @@ int main(int argc, char** argv) {
   app.add_option("--wait-after-broker-revived", o.wait_after_broker_revived,
                  "seconds without restarts after a broker comes back");
   app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
-                 "fetch.wait.max.ms of control readers (default 2 embedded, "
+                 "fetch.wait.max.ms of control readers (default 10 embedded, "
                  "500 real Kafka)");
   app.add_flag("--keep-instances", o.keep_instances,
                "on SIGTERM, leave the instances (and the embedded cluster) "
@@ -196,7 +196,7 @@ int main(int argc, char** argv) {
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
       die("--kafka: " + (p.empty() ? std::string{"empty"} : p));
   if (o.control_fetch_wait_ms == 0)
-    o.control_fetch_wait_ms = embedded ? 2 : 500;
+    o.control_fetch_wait_ms = embedded ? 10 : 500;
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
     die("--control-fetch-wait-ms must be 1 to 10000");
   supervisor_settings settings;

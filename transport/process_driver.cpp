@@ -799,6 +799,14 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
       auto& st = self->state;
       if (!st.closing) {
         st.closing = true;
+        // Workers of this root not looked at yet (a restarted branch adopts
+        // lazily) are adopted first, so that none is left running.
+        std::error_code ec;
+        for (auto& e : fs::directory_iterator{st.settings.root, ec}) {
+          auto name = e.path().filename().string();
+          if (e.is_directory(ec) && name_problem("instance", name).empty())
+            find_running(self, name);
+        }
         st.stopped_on_close = static_cast<uint32_t>(st.workers.size());
       }
       if (st.workers.empty())

@@ -550,6 +550,28 @@ BOOST_AUTO_TEST_CASE(closing_stops_all_at_once_and_refuses_starts) {
   BOOST_CHECK(!fs::exists(pid_file("c4")));
 }
 
+// A restarted driver adopts lazily; closing it still stops the workers of
+// its root it has not looked at yet, recorded or not.
+BOOST_AUTO_TEST_CASE(closing_stops_workers_not_yet_adopted) {
+  auto a = spawn_driver();
+  auto recorded = start(a, spec("lazy1"));
+  auto unrecorded = start(a, spec("lazy2"));
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  fs::remove(pid_file("lazy2"));
+  auto b = spawn_driver();
+  uint32_t stopped = 0;
+  self->request(b, 10s, stop_atom::value)
+    .receive([&](uint32_t n) { stopped = n; },
+             [&](caf::error& err) { BOOST_ERROR("close failed: " << describe(err)); });
+  BOOST_CHECK_EQUAL(stopped, 2u);
+  for (auto pid : {recorded, unrecorded}) {
+    int status = 0;
+    // Children of this test process: reaped here once gone.
+    BOOST_CHECK_EQUAL(::waitpid(pid, &status, 0), pid);
+  }
+}
+
 // A start that would take the driver past its open-file limit (a
 // descriptor per worker and a reserve) is refused with a clear error
 // naming the limit, and nothing starts; the workers it has keep running.
