@@ -31,6 +31,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "bench/percentile.hpp"
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
 #include "store/model_db.hpp"
@@ -39,16 +40,9 @@
 using namespace cyme;
 using clock_type = std::chrono::steady_clock;
 using json = nlohmann::json;
+using cyme::bench::percentile;
 
 namespace {
-
-double percentile(std::vector<double> xs, double p) {
-  if (xs.empty())
-    return 0;
-  std::sort(xs.begin(), xs.end());
-  auto idx = static_cast<size_t>(p * static_cast<double>(xs.size() - 1) + 0.5);
-  return xs[std::min(idx, xs.size() - 1)];
-}
 
 [[noreturn]] void fail(const std::string& why) {
   std::fprintf(stderr, "cyme-bench: %s\n", why.c_str());

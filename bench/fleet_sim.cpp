@@ -59,19 +59,6 @@ struct sim_instance {
   clock_type::time_point started = clock_type::now();
 };
 
-std::vector<std::string> split_args(const std::string& cmdline) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start < cmdline.size()) {
-    auto end = cmdline.find('\0', start);
-    if (end == std::string::npos)
-      end = cmdline.size();
-    out.push_back(cmdline.substr(start, end - start));
-    start = end + 1;
-  }
-  return out;
-}
-
 std::vector<std::string> split_commas(const std::string& text) {
   std::vector<std::string> out;
   size_t start = 0;
@@ -128,12 +115,7 @@ private:
       long pid = std::strtol(e->d_name, &end, 10);
       if (pid <= 0 || *end != '\0')
         continue;
-      std::string cmdline;
-      if (!read_capped(proc_path(static_cast<int32_t>(pid), "cmdline"),
-                       64 * 1024, cmdline)
-             .empty())
-        continue;
-      auto args = split_args(cmdline);
+      auto args = command_line(static_cast<int32_t>(pid));
       if (args.empty() || args[0] != program_)
         continue;
       std::string name;

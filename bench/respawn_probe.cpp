@@ -58,6 +58,7 @@
 #include <librdkafka/rdkafka.h>
 #include <nlohmann/json.hpp>
 
+#include "bench/percentile.hpp"
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
@@ -68,6 +69,7 @@ namespace {
 
 using clock_type = std::chrono::steady_clock;
 using json = nlohmann::ordered_json;
+using cyme::bench::percentile;
 
 double ms_between(clock_type::time_point a, clock_type::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
@@ -464,14 +466,6 @@ private:
 };
 
 // -- statistics ---------------------------------------------------------------
-
-double percentile(std::vector<double> xs, double p) {
-  if (xs.empty())
-    return 0;
-  std::sort(xs.begin(), xs.end());
-  auto idx = static_cast<size_t>(p * static_cast<double>(xs.size() - 1) + 0.5);
-  return xs[std::min(idx, xs.size() - 1)];
-}
 
 double round3(double x) {
   return std::round(x * 1000.0) / 1000.0;

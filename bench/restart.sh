@@ -326,26 +326,25 @@ EOF
   stop_started "$sv" 60
 }
 
-run_runit() {
-  local name="$tag-runit" d="$work/runit/svc"
+# runit and s6 both supervise a service folder whose run script execs the
+# worker: SYSTEM PROGRAM.
+run_service_dir() {
+  local system=$1 program=$2 name="$tag-$1" d="$work/$1/svc"
   mkdir -p "$d"
-  write_run_script "$d/run" "$name" "$work/runit/worker.log"
-  runsv "$d" >"$work/runit/runsv.log" 2>&1 &
+  write_run_script "$d/run" "$name" "$work/$system/worker.log"
+  "$program" "$d" >"$work/$system/$program.log" 2>&1 &
   local sv=$!
   started+=("$sv")
-  run_probe runit --match "$name"
+  run_probe "$system" --match "$name"
   stop_started "$sv" 60
 }
 
+run_runit() {
+  run_service_dir runit runsv
+}
+
 run_s6() {
-  local name="$tag-s6" d="$work/s6/svc"
-  mkdir -p "$d"
-  write_run_script "$d/run" "$name" "$work/s6/worker.log"
-  s6-supervise "$d" >"$work/s6/s6-supervise.log" 2>&1 &
-  local sv=$!
-  started+=("$sv")
-  run_probe s6 --match "$name"
-  stop_started "$sv" 60
+  run_service_dir s6 s6-supervise
 }
 
 run_bare() {

@@ -120,27 +120,37 @@ std::optional<uint64_t> start_time_of(int32_t pid) {
 
 bool has_argument_pair(int32_t pid, std::string_view flag,
                        std::string_view value) {
-  auto args = arguments_after(pid, flag);
-  return std::find(args.begin(), args.end(), value) != args.end();
+  return has_argument_pair(command_line(pid), flag, value);
 }
 
-std::vector<std::string> arguments_after(int32_t pid, std::string_view flag) {
+bool has_argument_pair(const std::vector<std::string>& args,
+                       std::string_view flag, std::string_view value) {
+  auto values = arguments_after(args, flag);
+  return std::find(values.begin(), values.end(), value) != values.end();
+}
+
+std::vector<std::string> command_line(int32_t pid) {
   std::vector<std::string> out;
   std::string raw;
   if (!read_capped(proc_path(pid, "cmdline"), cmdline_cap, raw).empty())
     return out;
   std::string_view rest{raw};
-  bool after_flag = false;
   while (!rest.empty()) {
     auto end = rest.find('\0');
-    auto arg = rest.substr(0, end);
-    if (after_flag)
-      out.emplace_back(arg);
-    after_flag = arg == flag;
+    out.emplace_back(rest.substr(0, end));
     if (end == std::string_view::npos)
       break;
     rest.remove_prefix(end + 1);
   }
+  return out;
+}
+
+std::vector<std::string> arguments_after(const std::vector<std::string>& args,
+                                         std::string_view flag) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i + 1 < args.size(); ++i)
+    if (args[i] == flag)
+      out.push_back(args[i + 1]);
   return out;
 }
 

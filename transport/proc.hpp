@@ -91,9 +91,17 @@ std::optional<uint64_t> start_time_of(int32_t pid);
 bool has_argument_pair(int32_t pid, std::string_view flag,
                        std::string_view value);
 
-/// Every argument of `pid`'s command line that directly follows `flag`
-/// (empty when none does or the process is gone).
-std::vector<std::string> arguments_after(int32_t pid, std::string_view flag);
+/// The command line of `pid`, one string per argument (empty when the
+/// process is gone or its command line unreadable).
+std::vector<std::string> command_line(int32_t pid);
+
+/// Every argument of `args` that directly follows `flag`.
+std::vector<std::string> arguments_after(const std::vector<std::string>& args,
+                                         std::string_view flag);
+
+/// Whether `args` holds `flag` directly followed by `value`.
+bool has_argument_pair(const std::vector<std::string>& args,
+                       std::string_view flag, std::string_view value);
 
 /// What a pid file says: one line "<pid> <starttime>\n".
 struct pid_record {

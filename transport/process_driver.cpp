@@ -499,11 +499,12 @@ std::map<std::string, std::vector<int32_t>> find_marked_workers(const fs::path& 
     if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
       continue;
     auto pid = static_cast<int32_t>(std::stol(text));
-    for (auto& dir : arguments_after(pid, "--instance-dir")) {
+    auto args = command_line(pid);
+    for (auto& dir : arguments_after(args, "--instance-dir")) {
       // Exactly as worker_args wrote it: ROOT / NAME.
       auto name = fs::path{dir}.filename().string();
       if (!name.empty() && (root / name).string() == dir
-          && has_argument_pair(pid, "--name", name))
+          && has_argument_pair(args, "--name", name))
         out[name].push_back(pid);
     }
   }
@@ -518,10 +519,12 @@ std::vector<int32_t> marked_workers(self_ptr self, const std::string& name) {
   if (i == self->state.unrecorded.end())
     return out;
   auto dir = instance_dir(self, name).string();
-  for (auto pid : i->second)
-    if (has_argument_pair(pid, "--instance-dir", dir)
-        && has_argument_pair(pid, "--name", name))
+  for (auto pid : i->second) {
+    auto args = command_line(pid);
+    if (has_argument_pair(args, "--instance-dir", dir)
+        && has_argument_pair(args, "--name", name))
       out.push_back(pid);
+  }
   self->state.unrecorded.erase(i);
   return out;
 }

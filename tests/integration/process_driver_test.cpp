@@ -286,6 +286,17 @@ struct driver_fixture {
     return *pid;
   }
 
+  /// Closes the driver (stop every worker); the count it stopped.
+  uint32_t close(const process_driver_actor& d) {
+    uint32_t stopped = 0;
+    self->request(d, 10s, stop_atom::value)
+      .receive([&](uint32_t n) { stopped = n; },
+               [&](caf::error& err) {
+                 BOOST_ERROR("close failed: " << describe(err));
+               });
+    return stopped;
+  }
+
   int32_t stop(const process_driver_actor& d, const std::string& name) {
     auto pid = ask(d, stop_atom::value, name);
     BOOST_REQUIRE_MESSAGE(pid, "stop failed: " << problem_of(pid));
@@ -526,10 +537,7 @@ BOOST_AUTO_TEST_CASE(closing_stops_all_at_once_and_refuses_starts) {
   for (auto name : {"c1", "c2", "c3"})
     BOOST_REQUIRE_NE(sleeper_line(name), "");
   auto t0 = clock_type::now();
-  uint32_t stopped = 0;
-  self->request(d, 10s, stop_atom::value)
-    .receive([&](uint32_t n) { stopped = n; },
-             [&](caf::error& err) { BOOST_ERROR("close failed: " << describe(err)); });
+  auto stopped = close(d);
   BOOST_CHECK_EQUAL(stopped, 3u);
   // At once, not one after the other: well within three grace periods.
   BOOST_CHECK_LT(ms_since(t0), 2000);
@@ -560,10 +568,7 @@ BOOST_AUTO_TEST_CASE(closing_stops_workers_not_yet_adopted) {
   self->wait_for(a);
   fs::remove(pid_file("lazy2"));
   auto b = spawn_driver();
-  uint32_t stopped = 0;
-  self->request(b, 10s, stop_atom::value)
-    .receive([&](uint32_t n) { stopped = n; },
-             [&](caf::error& err) { BOOST_ERROR("close failed: " << describe(err)); });
+  auto stopped = close(b);
   BOOST_CHECK_EQUAL(stopped, 2u);
   for (auto pid : {recorded, unrecorded}) {
     int status = 0;
