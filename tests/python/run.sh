@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The Python worker's fleet test: makes (or reuses) a venv at
+# BUILD_DIR/python-venv with clients/python installed from this source tree
+# (pip brings confluent-kafka from PyPI), then runs test_fleet.py with it
+# against BUILD_DIR's cyme-branch and cyme-worker.
+#
+#   tests/python/run.sh BUILD_DIR
+set -euo pipefail
+
+[ $# -eq 1 ] || { echo "usage: $0 BUILD_DIR" >&2; exit 2; }
+build="$(cd "$1" && pwd)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+client="$(cd "$here/../../clients/python" && pwd)"
+venv="$build/python-venv"
+# The venv is complete once it holds this source tree's package: a stamp of
+# the client's files, written after pip succeeded.
+stamp="$venv/.cyme-worker-source"
+digest="$(cd "$client" && find pyproject.toml README.md src -type f -not -path '*/__pycache__/*' \
+            -not -path '*.egg-info*' -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)"
+
+if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  echo "run.sh: installing clients/python into $venv"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  # A copy, so the install leaves no build files in the source tree.
+  work="$(mktemp -d)"
+  trap 'rm -rf "$work"' EXIT
+  cp -r "$client" "$work/client"
+  rm -rf "$work/client"/src/*.egg-info "$work/client/build"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check "$work/client"
+  echo "$digest" >"$stamp"
+fi
+
+exec "$venv/bin/python" "$here/test_fleet.py" "$build"
