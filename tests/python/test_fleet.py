@@ -1,16 +1,20 @@
 """The fleet tour with a Python worker beside cyme-worker.
 
-Starts a real cyme-branch (embedded Kafka) and drives it over HTTP: one app,
+Starts a real cyme-branch and drives it over HTTP: one app,
 one shared queue, a cyme-worker instance and a Python instance
 (``python -m cyme_worker``) on it. The tests run in order, each on the
 state the previous left, and stop at the first failure. Every wait is a
 condition with a deadline.
 
     python test_fleet.py BUILD_DIR      (tests/python/run.sh sets it up)
+
+The branch uses the embedded Kafka, or the broker CYME_TEST_KAFKA names
+(HOST:PORT, e.g. one deploy/kafka/kafka.sh runs).
 """
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -23,7 +27,7 @@ import urllib.request
 import uuid
 from pathlib import Path
 
-from confluent_kafka import Consumer, Producer, TopicPartition
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 
 HERE = Path(__file__).resolve().parent
 TASKS_MODULE = HERE / "fleet_tasks.py"
@@ -63,18 +67,19 @@ def wait_for(what: str, probe, timeout: float = DEADLINE_S):
 
 
 class Branch:
-    """A cyme-branch process on a root of its own, with the embedded Kafka."""
+    """A cyme-branch process on a root of its own, on `kafka` ("embedded"
+    or HOST:PORT)."""
 
-    def __init__(self, build: Path, venv_bin: Path):
+    def __init__(self, build: Path, venv_bin: Path, kafka: str):
         self.root = Path(tempfile.mkdtemp(prefix="cyme-python-fleet-"))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(self.root / "branch.log", "wb")
         self.process = subprocess.Popen(
             [str(build / "cyme-branch"), "--root", str(self.root), "--http", self.url[len("http://"):],
-             "--kafka", "embedded", "--interval", "2", "--allow-program", str(venv_bin)],
+             "--kafka", kafka, "--interval", "2", "--allow-program", str(venv_bin)],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_for("the branch's HTTP API", lambda: self._answers(), timeout=30)
-        self.bootstrap = (self.root / "kafka" / "bootstrap").read_text().strip()
+        self.bootstrap = kafka if kafka != "embedded" else (self.root / "kafka" / "bootstrap").read_text().strip()
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:
@@ -140,16 +145,23 @@ class Control:
         self.producer = Producer({**quiet, "linger.ms": 0})
         self.reader = Consumer({**quiet, "group.id": "cyme.reader",
                                 "enable.auto.commit": False, "fetch.wait.max.ms": 10})
-        # On the embedded cluster a metadata request naming a topic creates it.
-        topic = wait_for("the reply topic", lambda: self._topic(self.REPLY_TOPIC), timeout=20)
-        self.reader.assign([TopicPartition(self.REPLY_TOPIC, p, self._end(p)) for p in topic.partitions])
+        # A producer's metadata request naming a topic creates it, on the
+        # embedded cluster and on a broker that creates topics on demand; a
+        # new topic serves once its partitions have leaders.
+        self.reader.assign(wait_for("the reply topic", self._ends, timeout=30))
 
-    def _topic(self, name: str):
-        found = self.reader.list_topics(topic=name, timeout=5).topics.get(name)
-        return found if found is not None and found.error is None and found.partitions else None
-
-    def _end(self, partition: int) -> int:
-        return self.reader.get_watermark_offsets(TopicPartition(self.REPLY_TOPIC, partition), timeout=5)[1]
+    def _ends(self) -> list[TopicPartition] | None:
+        """Every partition of the reply topic at its end, or None while the
+        topic is not served yet."""
+        topic = self.REPLY_TOPIC
+        try:
+            found = self.producer.list_topics(topic=topic, timeout=5).topics.get(topic)
+            if found is None or found.error is not None or not found.partitions:
+                return None
+            return [TopicPartition(topic, p, self.reader.get_watermark_offsets(TopicPartition(topic, p), timeout=5)[1])
+                    for p in found.partitions]
+        except KafkaException:
+            return None
 
     def publish(self, value: bytes, key: str = "test") -> None:
         self.producer.produce("cyme.control", key=key.encode(), value=value)
@@ -199,7 +211,7 @@ class FleetTour(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.venv_bin = Path(sys.executable).parent
-        cls.branch = Branch(BUILD_DIR, cls.venv_bin)
+        cls.branch = Branch(BUILD_DIR, cls.venv_bin, os.environ.get("CYME_TEST_KAFKA") or "embedded")
         cls.control = Control(cls.branch.bootstrap)
 
     @classmethod
@@ -328,9 +340,11 @@ class FleetTour(unittest.TestCase):
             "CYME_INSTANCE": PY, "CYME_APP": APP, "CYME_BROKER": self.branch.bootstrap,
             "CYME_INSTANCE_DIR": instance_dir, "FLEET_TEST_MARK": "from-the-model"}})
         # A task that cannot be run but carries an id is answered, not dropped.
-        self.control.producer.produce(dq, key=b"bad-task", value=b'{"v": 1, "id": "bad-task", "handler": 5}')
+        bad_id = f"bad-task-{uuid.uuid4().hex}"
+        self.control.producer.produce(dq, key=bad_id.encode(),
+                                      value=json.dumps({"v": 1, "id": bad_id, "handler": 5}).encode())
         self.control.producer.flush(10)
-        result = self.result("bad-task")
+        result = self.result(bad_id)
         self.assertEqual((result["state"], result["instance"]), ("FAILURE", PY))
         self.assertEqual(result["error"], 'invalid task: "handler" is not a string')
 
@@ -395,4 +409,11 @@ if __name__ == "__main__":
     if len(sys.argv) != 2:
         sys.exit(f"usage: {sys.argv[0]} BUILD_DIR")
     BUILD_DIR = Path(sys.argv[1]).resolve()
-    unittest.main(argv=sys.argv[:1], failfast=True, verbosity=2)
+    outcome = unittest.main(argv=sys.argv[:1], failfast=True, verbosity=2, exit=False).result
+    branch = getattr(FleetTour, "branch", None)
+    if branch is not None:
+        if outcome.wasSuccessful():
+            shutil.rmtree(branch.root)
+        else:
+            print(f"the branch's root, with every log, is kept: {branch.root}", file=sys.stderr)
+    sys.exit(0 if outcome.wasSuccessful() else 1)
