@@ -334,6 +334,18 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
               else
                 st.restarts += 1;
               st.disabled_reason.clear();
+              if (spec.launch.kind == instance_kind::process) {
+                // Liveness is the process alive: started is running.
+                st.state = instance_state::running;
+                publish(self);
+                if (!first_start)
+                  emit(self, event_kind::restarted,
+                       "pid " + std::to_string(pid));
+                done(report(self,
+                            first_start ? outcome::started : outcome::restarted,
+                            {}));
+                return;
+              }
               publish(self);
               ping_until_answer(self, spec, 0, first_start, done);
             },
@@ -452,6 +464,13 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
         self->state.status.pid = pid;
         if (pid == 0) {
           restart_if_permitted(self, spec, ratelimit, "not running", done);
+          return;
+        }
+        if (spec.launch.kind == instance_kind::process) {
+          // Alive is all a process is judged by; it has no bus commands.
+          self->state.status.state = instance_state::running;
+          publish(self);
+          done(report(self, outcome::verified));
           return;
         }
         if (probe.probed) {

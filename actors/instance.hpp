@@ -3,7 +3,8 @@
 /// The instance actor: one per model instance, spawned and monitored by the
 /// supervisor. It decides for its instance: judges liveness, restarts it
 /// (after asking the supervisor for a permit), pings it until it answers,
-/// reconciles its consumers and concurrency, and stops it. It runs one
+/// reconciles its consumers and concurrency, and stops it. An instance of
+/// kind `process` is judged by its process alone: no ping, no reconcile. It runs one
 /// operation at a time; a verify arriving while another verify waits is
 /// merged into it.
 ///

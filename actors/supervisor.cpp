@@ -323,7 +323,7 @@ void handle_batch(self_ptr self, request_kind kind,
       dispatch(self, b, i, kind, spec, {}, ratelimit);
     } else if (self->state.paused()) {
       settle(b, i, action_report{name, outcome::paused, {}});
-    } else if (spec.enabled) {
+    } else if (spec.enabled && spec.launch.kind == instance_kind::worker) {
       to_probe.emplace_back(i, spec);
     } else {
       dispatch(self, b, i, kind, spec, {}, ratelimit);
@@ -652,7 +652,9 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       }
       if (st.paused())
         return granted(restart_permit::paused);
-      if (st.reviving(c.spec.broker, now))
+      // A process does not use the broker: nothing to wait for.
+      if (c.spec.launch.kind == instance_kind::worker
+          && st.reviving(c.spec.broker, now))
         return granted(restart_permit::broker_reviving);
       if (!c.ever_started) {
         c.ever_started = true;

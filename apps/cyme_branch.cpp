@@ -15,6 +15,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include <sys/resource.h>
 #include <unistd.h>
@@ -71,6 +72,7 @@ struct branch_options {
   int control_fetch_wait_ms = 0;
   bool keep_instances = false;
   std::string worker;
+  std::vector<std::string> allow_program;
   std::string node;
   std::string node_cert;
   std::string node_key;
@@ -172,6 +174,11 @@ int main(int argc, char** argv) {
     ->envname("CYME_TOKEN");
   app.add_option("--worker", o.worker,
                  "the cyme-worker program (default: next to cyme-branch)");
+  app.add_option("--allow-program", o.allow_program,
+                 "a program (file) or a folder of programs that instances "
+                 "may run besides the worker; repeatable. Naming a program "
+                 "over HTTP runs it on this host: allow only what operators "
+                 "may run");
   CLI11_PARSE(app, argc, argv);
 
   if (auto p = name_problem("branch id", o.id); !p.empty())
@@ -216,8 +223,14 @@ int main(int argc, char** argv) {
   fs::create_directories(root, ec);
   if (ec)
     die("cannot create --root " + root.string() + ": " + ec.message());
-  fs::path worker = o.worker.empty() ? sibling(argv[0], "cyme-worker")
-                                     : fs::path{o.worker};
+  fs::path worker = fs::absolute(o.worker.empty()
+                                   ? sibling(argv[0], "cyme-worker")
+                                   : fs::path{o.worker})
+                      .lexically_normal();
+  program_allow_list programs;
+  for (auto& path : o.allow_program)
+    if (auto p = programs.allow(path); !p.empty())
+      die("--allow-program: " + p);
 
   // Each supervised worker costs the process driver a descriptor: use
   // all the descriptors the hard limit allows.
@@ -289,6 +302,7 @@ int main(int argc, char** argv) {
   process_driver_settings driver_settings;
   driver_settings.root = root / "instances";
   driver_settings.worker_program = worker;
+  driver_settings.allowed_programs = programs;
   driver_settings.default_broker = bootstrap;
   driver_settings.extra_args = {"--control-fetch-wait-ms",
                                 std::to_string(o.control_fetch_wait_ms)};
@@ -337,7 +351,10 @@ int main(int argc, char** argv) {
         me.load = load[0];
       return me;
     }};
-  http_parts parts{&sys, *sup, *store, *bus, bootstrap, &results, o.id, &branches};
+  http_parts parts{&sys,     *sup,   *store,    *bus,
+                   bootstrap, &results, o.id, &branches,
+                   &programs, worker.string(),
+                   (root / "instances").string()};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;
@@ -348,7 +365,8 @@ int main(int argc, char** argv) {
   http_bound = api.port();
   log_line("cyme-branch " + o.id + " serving http://" + http_host + ":"
            + std::to_string(api.port()) + "/ (root " + root.string()
-           + ", kafka " + bootstrap + ")");
+           + ", kafka " + bootstrap + "; programs allowed: " + worker.string()
+           + ", " + programs.describe() + ")");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);

@@ -7,7 +7,8 @@ namespace cyme {
 bool operator==(const instance_spec& x, const instance_spec& y) {
   auto tie = [](const instance_spec& s) {
     return std::tie(s.name, s.app, s.queues, s.max_concurrency,
-                    s.min_concurrency, s.enabled, s.broker, s.disabled_reason);
+                    s.min_concurrency, s.enabled, s.broker, s.disabled_reason,
+                    s.launch, s.launch_overrides);
   };
   return tie(x) == tie(y);
 }

@@ -11,6 +11,8 @@
 
 #include <caf/meta/type_name.hpp>
 
+#include "messages/launch.hpp"
+
 namespace cyme {
 
 /// One worker instance as the durable model describes it.
@@ -26,13 +28,17 @@ struct instance_spec {
   std::string broker;
   /// Why the instance was disabled, when the supervisor disabled it.
   std::string disabled_reason;
+  /// What it runs: its app's defaults overlaid with its own overrides.
+  launch_spec launch;
+  /// Its own overrides, as stored (a JSON object of launch fields).
+  std::string launch_overrides = "{}";
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, instance_spec& x) {
   return f(caf::meta::type_name("instance_spec"), x.name, x.app, x.queues,
            x.max_concurrency, x.min_concurrency, x.enabled, x.broker,
-           x.disabled_reason);
+           x.disabled_reason, x.launch, x.launch_overrides);
 }
 
 bool operator==(const instance_spec& x, const instance_spec& y);

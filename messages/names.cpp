@@ -90,6 +90,10 @@ std::string spec_problem(const instance_spec& spec) {
     if (!seen.insert(q).second)
       return "queue " + quoted(q) + " is listed twice";
   }
+  if (spec.launch.kind == instance_kind::process && !spec.queues.empty())
+    return "an instance of kind 'process' consumes no queues";
+  if (auto p = launch_problem(spec.launch); !p.empty())
+    return p;
   if (spec.min_concurrency == 0)
     return "min_concurrency must be at least 1";
   if (spec.max_concurrency < spec.min_concurrency)

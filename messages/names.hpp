@@ -24,8 +24,9 @@ std::string name_problem(std::string_view what, std::string_view name);
 std::string broker_problem(std::string_view servers);
 
 /// Returns an empty string when the spec is valid, else the first problem:
-/// bad names, a queue listed twice, the direct queue listed, max < min,
-/// zero concurrency, a bad broker.
+/// bad names, a queue listed twice, the direct queue listed, queues on a
+/// process, a launch that cannot run (launch_problem), max < min, zero
+/// concurrency, a bad broker.
 std::string spec_problem(const instance_spec& spec);
 
 } // namespace cyme

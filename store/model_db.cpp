@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sqlite3.h>
 
+#include "messages/launch.hpp"
 #include "messages/names.hpp"
 
 namespace cyme {
@@ -65,6 +66,16 @@ const migration migrations[] = {
       UNIQUE (instance, queue)
     ) WITHOUT ROWID;
     CREATE INDEX instance_queues_by_queue ON instance_queues(queue);
+  )sql"},
+  {"launch settings of apps and instances; extra_args become launch args",
+   R"sql(
+    ALTER TABLE apps ADD COLUMN launch TEXT NOT NULL DEFAULT '{}'
+      CHECK (json_valid(launch) AND json_type(launch) = 'object');
+    ALTER TABLE instances ADD COLUMN launch TEXT NOT NULL DEFAULT '{}'
+      CHECK (json_valid(launch) AND json_type(launch) = 'object');
+    UPDATE instances SET launch = json_object('args', json(extra_args))
+      WHERE extra_args != '[]';
+    ALTER TABLE instances DROP COLUMN extra_args;
   )sql"},
 };
 
@@ -287,7 +298,17 @@ model_error no_app(const std::string& name) {
               "app " + quoted(name) + " does not exist");
 }
 
-instance_spec spec_from_row(const statement& st) {
+/// The query spec_from_row reads, an instance joined with its app, with
+/// `where` appended.
+std::string instance_query(const char* where) {
+  return std::string{"SELECT i.name, i.app, i.max_concurrency, "
+                     "i.min_concurrency, i.enabled, i.broker, "
+                     "i.disabled_reason, i.launch, a.launch FROM instances i "
+                     "JOIN apps a ON a.name = i.app "}
+         + where;
+}
+
+model_result<instance_spec> spec_from_row(const statement& st) {
   instance_spec s;
   s.name = st.text(0);
   s.app = st.text(1);
@@ -296,22 +317,27 @@ instance_spec spec_from_row(const statement& st) {
   s.enabled = st.integer(4) != 0;
   s.broker = st.text(5);
   s.disabled_reason = st.text(6);
+  s.launch_overrides = st.text(7);
+  if (auto p = resolve_launch(st.text(8), s.launch_overrides, s.launch);
+      !p.empty())
+    return fail(model_fault::storage, "instance '" + s.name + "': " + p);
   return s;
 }
 
 /// Reads one instance with its queues; nothing when it does not exist.
 model_result<std::optional<instance_spec>>
 read_instance(sqlite3* db, const std::string& name) {
-  statement st{db, "SELECT name, app, max_concurrency, min_concurrency, "
-                   "enabled, broker, disabled_reason FROM instances "
-                   "WHERE name = ?1"};
+  statement st{db, instance_query("WHERE i.name = ?1").c_str()};
   st.bind(1, name);
   auto rc = st.step();
   if (rc == SQLITE_DONE)
     return std::optional<instance_spec>{};
   if (rc != SQLITE_ROW)
     return storage_error(db, "read instance " + quoted(name));
-  auto spec = spec_from_row(st);
+  auto row = spec_from_row(st);
+  if (!row)
+    return row.error();
+  auto spec = std::move(row.value());
   statement qs{db, "SELECT queue FROM instance_queues WHERE instance = ?1 "
                    "ORDER BY position"};
   qs.bind(1, name);
@@ -422,10 +448,14 @@ int model_db::latest_schema_version() {
 // -- apps ---------------------------------------------------------------------
 
 model_result<bool> model_db::put_app(const std::string& name,
-                                     const std::string& broker) {
+                                     const std::string& broker,
+                                     const std::string& launch) {
   if (auto p = name_problem("app", name); !p.empty())
     return invalid(p);
   if (auto p = broker_problem(broker); !p.empty())
+    return invalid(p);
+  std::string overrides;
+  if (auto p = merge_launch_overrides("{}", launch, overrides); !p.empty())
     return invalid(p);
   transaction tx{db_, true};
   if (!tx.began())
@@ -433,12 +463,28 @@ model_result<bool> model_db::put_app(const std::string& name,
   auto exists = app_exists(db_, name);
   if (!exists)
     return exists.error();
-  statement st{db_, "INSERT INTO apps (name, broker) VALUES (?1, ?2) "
+  statement st{db_, "INSERT INTO apps (name, broker, launch) VALUES (?1, ?2, ?3) "
                     "ON CONFLICT (name) DO UPDATE "
-                    "SET broker = excluded.broker"};
-  st.bind(1, name).bind(2, broker);
+                    "SET broker = excluded.broker, launch = excluded.launch"};
+  st.bind(1, name).bind(2, broker).bind(3, overrides);
   if (auto r = st.run("put app " + quoted(name)); !r)
     return r.error();
+  // The app's launch is inherited: every instance must still be runnable.
+  statement inst{db_, "SELECT name FROM instances WHERE app = ?1"};
+  inst.bind(1, name);
+  auto names = collect_names(db_, inst, "list instances of " + quoted(name));
+  if (!names)
+    return names.error();
+  for (const auto& instance : names.value()) {
+    auto spec = read_instance(db_, instance);
+    if (!spec)
+      return spec.error();
+    if (!spec.value())
+      continue;
+    if (auto p = spec_problem(*spec.value()); !p.empty())
+      return invalid("instance " + quoted(instance)
+                     + " of the app would not be runnable: " + p);
+  }
   if (auto r = tx.commit(); !r)
     return r.error();
   return !exists.value();
@@ -447,14 +493,14 @@ model_result<bool> model_db::put_app(const std::string& name,
 model_result<app_record> model_db::get_app(const std::string& name) const {
   if (auto p = name_problem("app", name); !p.empty())
     return invalid(p);
-  statement st{db_, "SELECT name, broker FROM apps WHERE name = ?1"};
+  statement st{db_, "SELECT name, broker, launch FROM apps WHERE name = ?1"};
   st.bind(1, name);
   auto rc = st.step();
   if (rc == SQLITE_DONE)
     return no_app(name);
   if (rc != SQLITE_ROW)
     return storage_error(db_, "read app " + quoted(name));
-  return app_record{st.text(0), st.text(1)};
+  return app_record{st.text(0), st.text(1), st.text(2)};
 }
 
 model_result<std::vector<std::string>> model_db::list_apps() const {
@@ -563,7 +609,15 @@ model_result<void> model_db::delete_queue(const std::string& app,
 // -- instances ----------------------------------------------------------------
 
 model_result<instance_spec> model_db::put_instance(const instance_spec& spec) {
-  if (auto p = spec_problem(spec); !p.empty())
+  // The launch is resolved (and the whole spec checked again) once the
+  // app's defaults are at hand, below.
+  auto basic = spec;
+  basic.launch = launch_spec{};
+  if (auto p = spec_problem(basic); !p.empty())
+    return invalid(p);
+  std::string overrides;
+  if (auto p = merge_launch_overrides("{}", spec.launch_overrides, overrides);
+      !p.empty())
     return invalid(p);
   transaction tx{db_, true};
   if (!tx.began())
@@ -574,23 +628,25 @@ model_result<instance_spec> model_db::put_instance(const instance_spec& spec) {
   if (auto r = app.run("create app " + quoted(spec.app)); !r)
     return r.error();
   // An upsert rather than INSERT OR REPLACE: REPLACE deletes the row first,
-  // which would cascade to its queues and lose its extra_args.
+  // which would cascade to its queues.
   statement st{db_,
                "INSERT INTO instances (name, app, max_concurrency, "
-               "min_concurrency, enabled, broker, disabled_reason) "
-               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) "
+               "min_concurrency, enabled, broker, disabled_reason, launch) "
+               "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) "
                "ON CONFLICT (name) DO UPDATE SET app = excluded.app, "
                "max_concurrency = excluded.max_concurrency, "
                "min_concurrency = excluded.min_concurrency, "
                "enabled = excluded.enabled, broker = excluded.broker, "
-               "disabled_reason = excluded.disabled_reason"};
+               "disabled_reason = excluded.disabled_reason, "
+               "launch = excluded.launch"};
   st.bind(1, spec.name)
     .bind(2, spec.app)
     .bind(3, static_cast<int64_t>(spec.max_concurrency))
     .bind(4, static_cast<int64_t>(spec.min_concurrency))
     .bind(5, int64_t{spec.enabled ? 1 : 0})
     .bind(6, spec.broker)
-    .bind(7, spec.enabled ? std::string{} : spec.disabled_reason);
+    .bind(7, spec.enabled ? std::string{} : spec.disabled_reason)
+    .bind(8, overrides);
   if (auto r = st.run("put instance " + quoted(spec.name)); !r)
     return r.error();
   statement clear{db_, "DELETE FROM instance_queues WHERE instance = ?1"};
@@ -620,6 +676,8 @@ model_result<instance_spec> model_db::put_instance(const instance_spec& spec) {
   if (!stored.value())
     return fail(model_fault::storage,
                 "instance " + quoted(spec.name) + " vanished while written");
+  if (auto p = spec_problem(*stored.value()); !p.empty())
+    return invalid(p);
   if (auto r = tx.commit(); !r)
     return r.error();
   return std::move(*stored.value());
@@ -667,13 +725,14 @@ model_result<std::vector<instance_spec>> model_db::list_instances() const {
     return storage_error(db_, "begin");
   std::vector<instance_spec> out;
   std::map<std::string, size_t> index;
-  statement st{db_, "SELECT name, app, max_concurrency, min_concurrency, "
-                    "enabled, broker, disabled_reason FROM instances "
-                    "ORDER BY name"};
+  statement st{db_, instance_query("ORDER BY i.name").c_str()};
   int rc;
   while ((rc = st.step()) == SQLITE_ROW) {
-    index.emplace(st.text(0), out.size());
-    out.push_back(spec_from_row(st));
+    auto row = spec_from_row(st);
+    if (!row)
+      return row.error();
+    index.emplace(row.value().name, out.size());
+    out.push_back(std::move(row.value()));
   }
   if (rc != SQLITE_DONE)
     return storage_error(db_, "list instances");
@@ -728,64 +787,6 @@ model_result<instance_spec> model_db::set_enabled(const std::string& name,
   if (auto r = tx.commit(); !r)
     return r.error();
   return std::move(*stored.value());
-}
-
-model_result<std::vector<std::string>>
-model_db::extra_args(const std::string& name) const {
-  if (auto p = name_problem("instance", name); !p.empty())
-    return invalid(p);
-  statement st{db_, "SELECT extra_args FROM instances WHERE name = ?1"};
-  st.bind(1, name);
-  auto rc = st.step();
-  if (rc == SQLITE_DONE)
-    return no_instance(name);
-  if (rc != SQLITE_ROW)
-    return storage_error(db_, "read extra_args of " + quoted(name));
-  // Parsed without exceptions: a hand-edited file must not throw out of here.
-  auto parsed = nlohmann::json::parse(st.text(0), nullptr, false);
-  bool well_formed = parsed.is_array();
-  std::vector<std::string> out;
-  if (well_formed) {
-    for (auto& arg : parsed) {
-      if (!arg.is_string()) {
-        well_formed = false;
-        break;
-      }
-      out.push_back(arg.get<std::string>());
-    }
-  }
-  if (!well_formed)
-    return fail(model_fault::storage, "extra_args of " + quoted(name)
-                                        + " is not a JSON array of strings");
-  return out;
-}
-
-model_result<void>
-model_db::set_extra_args(const std::string& name,
-                         const std::vector<std::string>& args) {
-  if (auto p = name_problem("instance", name); !p.empty())
-    return invalid(p);
-  for (size_t i = 0; i < args.size(); ++i)
-    if (args[i].find('\0') != std::string::npos)
-      return invalid("extra argument " + std::to_string(i + 1)
-                     + " holds a NUL byte");
-  std::string text;
-  try {
-    text = nlohmann::json(args).dump();
-  } catch (const nlohmann::json::exception&) {
-    // dump() throws on strings that are not UTF-8.
-    return invalid("extra arguments must be UTF-8 text");
-  }
-  transaction tx{db_, true};
-  if (!tx.began())
-    return storage_error(db_, "begin");
-  statement st{db_, "UPDATE instances SET extra_args = ?2 WHERE name = ?1"};
-  st.bind(1, name).bind(2, text);
-  if (auto r = st.run("set extra_args of " + quoted(name)); !r)
-    return r;
-  if (sqlite3_changes(db_) == 0)
-    return no_instance(name);
-  return tx.commit();
 }
 
 } // namespace cyme

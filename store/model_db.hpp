@@ -14,14 +14,18 @@
 ///   survives a `kill -9` of the branch and a power loss alike (model writes
 ///   are operator actions, rare enough that the extra fsync costs nothing).
 ///
-/// Schema (version 1):
-/// - apps(name PK, broker): broker "" means the branch's default broker.
+/// Schema (version 2):
+/// - apps(name PK, broker, launch): broker "" means the branch's default
+///   broker; launch = JSON object of the launch fields its instances
+///   inherit (messages/launch.hpp).
 /// - brokers(name PK = bootstrap servers, settings = JSON object of client
 ///   settings). Kept for the Kafka slice; no method here writes it yet.
 /// - queues(app FK, name), unique per app: the queues an app declares.
 ///   Deleted with their app.
 /// - instances(name PK, app FK, max/min_concurrency, enabled, broker,
-///   disabled_reason, extra_args = JSON array of strings).
+///   disabled_reason, launch = JSON object of its own launch fields).
+///   Version 1 had extra_args (a JSON array); migration 2 moved them into
+///   launch.args.
 /// - instance_queues(instance FK, position, queue): the queues an instance
 ///   consumes, in order. A table rather than a JSON column so SQL enforces
 ///   "no queue twice per instance", keeps the order, and "which instances
@@ -133,7 +137,14 @@ struct app_record {
   std::string name;
   /// Default broker of its instances; empty: the branch's default.
   std::string broker;
+  /// Launch fields its instances inherit, as a JSON object.
+  std::string launch = "{}";
 };
+
+template <class Inspector>
+typename Inspector::result_type inspect(Inspector& f, app_record& x) {
+  return f(caf::meta::type_name("app_record"), x.name, x.broker, x.launch);
+}
 
 /// One open model database. Movable, not copyable; not thread-safe (one
 /// owner, the model store actor).
@@ -169,10 +180,13 @@ public:
 
   // -- apps -------------------------------------------------------------------
 
-  /// Creates the app, or sets the broker of an existing one. Returns true
-  /// when it created the app.
+  /// Creates the app, or sets the broker and launch defaults of an
+  /// existing one. Refused (invalid) when a launch field is invalid or an
+  /// instance of the app would no longer be runnable. Returns true when it
+  /// created the app.
   model_result<bool> put_app(const std::string& name,
-                             const std::string& broker);
+                             const std::string& broker,
+                             const std::string& launch = "{}");
 
   /// The app named `name` (not_found if none).
   model_result<app_record> get_app(const std::string& name) const;
@@ -204,9 +218,10 @@ public:
   /// accepts it. Its app is created, with the default broker, when missing:
   /// an instance names its app (as `PUT /<app>/instances/<name>/` does), and
   /// refusing until someone PUTs the app first would only add a step.
-  /// Replacing keeps the instance's extra arguments, which a spec does not
-  /// carry. An enabled instance has no disabled_reason: one given is
-  /// dropped. Returns the spec as stored.
+  /// Its launch is `spec.launch_overrides` over its app's defaults; the
+  /// resolved spec must pass `spec_problem`. An enabled instance has no
+  /// disabled_reason: one given is dropped. Returns the spec as stored,
+  /// with its launch resolved.
   model_result<instance_spec> put_instance(const instance_spec& spec);
 
   /// The instance named `name` (not_found if none).
@@ -228,16 +243,6 @@ public:
   model_result<instance_spec> set_enabled(const std::string& name,
                                           bool enabled,
                                           const std::string& reason);
-
-  /// Extra command-line arguments the instance's worker is started with.
-  model_result<std::vector<std::string>>
-  extra_args(const std::string& name) const;
-
-  /// Replaces the instance's extra arguments. Each becomes one execve
-  /// argument, never shell text, so only what execve cannot carry (a NUL
-  /// byte) or JSON cannot store (invalid UTF-8) is refused.
-  model_result<void> set_extra_args(const std::string& name,
-                                    const std::vector<std::string>& args);
 
 private:
   model_db(sqlite3* db, std::string path);

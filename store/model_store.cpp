@@ -90,15 +90,13 @@ model_admin_actor::behavior_type model_store(self_ptr self,
       return reply(db_ref.set_enabled(name, enabled, reason),
                    subject::instance);
     },
-    [&db_ref](put_app_atom, const std::string& name,
-              const std::string& broker) -> caf::result<bool> {
-      return reply(db_ref.put_app(name, broker), subject::app);
+    [&db_ref](put_app_atom, const app_record& app) -> caf::result<bool> {
+      return reply(db_ref.put_app(app.name, app.broker, app.launch),
+                   subject::app);
     },
-    [&db_ref](get_app_atom, const std::string& name) -> caf::result<std::string> {
-      auto r = db_ref.get_app(name);
-      if (!r)
-        return to_error(r.error(), subject::app);
-      return r.value().broker;
+    [&db_ref](get_app_atom, const std::string& name)
+      -> caf::result<app_record> {
+      return reply(db_ref.get_app(name), subject::app);
     },
     [&db_ref](list_apps_atom) -> caf::result<std::vector<std::string>> {
       return reply(db_ref.list_apps(), subject::app);

@@ -23,6 +23,7 @@
 #include "actors/seams.hpp"
 #include "messages/atoms.hpp"
 #include "messages/instance.hpp"
+#include "store/model_db.hpp"
 
 namespace cyme {
 
@@ -34,8 +35,9 @@ namespace cyme {
 /// - delete_instance(name) -> true.
 /// - set_enabled(name, enabled, reason) -> the updated spec; enabling
 ///   clears the reason.
-/// - put_app(name, broker) -> true when created, false when it existed and
-///   its broker was set.
+/// - put_app(app) -> true when created, false when it existed and its
+///   broker and launch defaults were set.
+/// - get_app(name) -> the app.
 /// - list_apps -> app names, sorted.
 /// - delete_app(name) -> true; refused while it has instances.
 /// - put_queue(app, name) -> true; refused when declared already.
@@ -48,9 +50,9 @@ using model_admin_actor = model_store_actor::extend<
   caf::replies_to<delete_instance_atom, std::string>::with<bool>,
   caf::replies_to<set_enabled_atom, std::string, bool, std::string>::with<
     instance_spec>,
-  caf::replies_to<put_app_atom, std::string, std::string>::with<bool>,
+  caf::replies_to<put_app_atom, app_record>::with<bool>,
   caf::replies_to<list_apps_atom>::with<std::vector<std::string>>,
-  caf::replies_to<get_app_atom, std::string>::with<std::string>,
+  caf::replies_to<get_app_atom, std::string>::with<app_record>,
   caf::replies_to<delete_app_atom, std::string>::with<bool>,
   caf::replies_to<put_queue_atom, std::string, std::string>::with<bool>,
   caf::replies_to<list_queues_atom, std::string>::with<

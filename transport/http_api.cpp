@@ -15,6 +15,7 @@
 #include <caf/send.hpp>
 
 #include "messages/errors.hpp"
+#include "messages/launch.hpp"
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
 
@@ -189,24 +190,45 @@ std::string new_uuid() {
   return buf;
 }
 
+/// The launch fields a request may set, as named in JSON.
+const char* launch_fields[] = {"program", "args", "env", "cwd",
+                               "stop_signal", "stop_grace_s", "kind"};
+
 json instance_json(const instance_spec& spec, const instance_status& st,
-                   const std::string& branch) {
-  return json{{"name", spec.name},
-              {"branch", branch},
-              {"app", spec.app},
-              {"queues", spec.queues},
-              {"max_concurrency", spec.max_concurrency},
-              {"min_concurrency", spec.min_concurrency},
-              {"is_enabled", spec.enabled},
-              {"broker", spec.broker},
-              {"state", to_string(st.state)},
-              {"pid", st.pid},
-              {"restarts", st.restarts},
-              {"consuming_from", st.consuming_from},
-              {"concurrency", st.concurrency},
-              {"autoscale", {{"max", st.autoscale_max}, {"min", st.autoscale_min}}},
-              {"disabled_reason", spec.disabled_reason},
-              {"supervised", st.supervised}};
+                   const http_parts& parts) {
+  auto launch = json::parse(launch_json_text(spec.launch));
+  if (spec.launch.program.empty())
+    launch["program"] = parts.worker_program;
+  if (spec.launch.cwd.empty())
+    launch["cwd"] = parts.instances_root + "/" + spec.name;
+  auto own = json::parse(spec.launch_overrides, nullptr, false);
+  json out{{"name", spec.name},
+           {"branch", parts.branch_id},
+           {"app", spec.app},
+           {"queues", spec.queues},
+           {"max_concurrency", spec.max_concurrency},
+           {"min_concurrency", spec.min_concurrency},
+           {"is_enabled", spec.enabled},
+           {"broker", spec.broker},
+           {"state", to_string(st.state)},
+           {"pid", st.pid},
+           {"restarts", st.restarts},
+           {"consuming_from", st.consuming_from},
+           {"concurrency", st.concurrency},
+           {"autoscale", {{"max", st.autoscale_max}, {"min", st.autoscale_min}}},
+           {"disabled_reason", spec.disabled_reason},
+           {"supervised", st.supervised},
+           {"launch_overrides", own.is_object() ? own : json::object()}};
+  out.update(launch);
+  return out;
+}
+
+/// An app: its broker and the launch fields its instances inherit.
+json app_json(const app_record& app) {
+  auto launch = json::parse(app.launch, nullptr, false);
+  return json{{"name", app.name},
+              {"broker", app.broker},
+              {"launch", launch.is_object() ? launch : json::object()}};
 }
 
 json supervisor_json(const supervisor_status& s) {
@@ -275,9 +297,82 @@ struct http_api::impl {
 
   // -- model helpers ----------------------------------------------------------
 
-  std::string app_broker(const std::string& app) {
+  app_record get_app(const std::string& app) {
     check_name("app", app);
-    return ask<std::string>(parts.store, get_app_atom::value, app);
+    return ask<app_record>(parts.store, get_app_atom::value, app);
+  }
+
+  std::string app_broker(const std::string& app) {
+    return get_app(app).broker;
+  }
+
+  /// The launch fields a request sets, as one JSON object (null members
+  /// included: they mean "inherit again").
+  static std::string launch_changes(const params& p) {
+    json changes = json::object();
+    for (auto* key : launch_fields)
+      if (auto v = p.value(key))
+        changes[key] = *v;
+    return changes.dump();
+  }
+
+  /// Applies a request's launch fields to stored overrides; 400 when one
+  /// is invalid.
+  static std::string merged_overrides(const std::string& overrides,
+                                      const params& p) {
+    std::string out;
+    if (auto prob = merge_launch_overrides(overrides, launch_changes(p), out);
+        !prob.empty())
+      fail(400, prob);
+    return out;
+  }
+
+  /// 403 unless the branch may run `launch`'s program; 400 when it cannot
+  /// be run.
+  void check_program(const launch_spec& launch) const {
+    const auto& program = launch.program;
+    if (program.empty() || program == parts.worker_program)
+      return;
+    if (parts.programs == nullptr || !parts.programs->allows(program))
+      fail(403, "program " + program
+                  + " is not on this branch's allow-list (cyme-branch "
+                    "--allow-program PATH); allowed: "
+                  + parts.worker_program
+                  + (parts.programs ? ", " + parts.programs->describe() : ""));
+    if (auto prob = program_allow_list::runnable_problem(program);
+        !prob.empty())
+      fail(400, prob);
+  }
+
+  /// Names of the instances of `app` whose launch differs in `after`.
+  static std::vector<std::string>
+  launch_changed(const std::vector<instance_spec>& before,
+                 const std::vector<instance_spec>& after,
+                 const std::string& app) {
+    std::map<std::string, const launch_spec*> old;
+    for (auto& s : before)
+      if (s.app == app)
+        old[s.name] = &s.launch;
+    std::vector<std::string> out;
+    for (auto& s : after)
+      if (s.app == app && s.enabled)
+        if (auto i = old.find(s.name); i != old.end() && *i->second != s.launch)
+          out.push_back(s.name);
+    return out;
+  }
+
+  /// Restarts instances whose launch an operator changed: once, not rate
+  /// limited. Returns the reports unless `nowait`.
+  std::vector<action_report> restart_changed(std::vector<std::string> names,
+                                             bool nowait) {
+    if (names.empty())
+      return {};
+    if (nowait) {
+      caf::anon_send(parts.sup, restart_atom::value, std::move(names));
+      return {};
+    }
+    return ask<std::vector<action_report>>(parts.sup, restart_atom::value,
+                                           std::move(names));
   }
 
   std::optional<instance_spec> find_spec(const std::string& name) {
@@ -311,7 +406,7 @@ struct http_api::impl {
   }
 
   json instance_view(const instance_spec& spec) {
-    return instance_json(spec, status_of_instance(spec.name), parts.branch_id);
+    return instance_json(spec, status_of_instance(spec.name), parts);
   }
 
   /// Lets the supervisor act on `name` unless `nowait`; returns its report.
@@ -328,12 +423,21 @@ struct http_api::impl {
     return reports.front();
   }
 
-  /// Stores `spec`, lets the supervisor act, answers the instance.
+  /// Stores `spec`, lets the supervisor act (a restart when what it runs
+  /// changed), answers the instance.
   void store_and_settle(const instance_spec& spec, const params& p,
-                        httplib::Response& res, int created_status) {
+                        httplib::Response& res, int created_status,
+                        const launch_spec* launch_before = nullptr) {
     auto stored = ask<instance_spec>(parts.store, put_instance_atom::value, spec);
     auto nowait = p.flag("nowait");
-    auto report = settle(stored.name, nowait);
+    std::optional<action_report> report;
+    if (launch_before && *launch_before != stored.launch && stored.enabled) {
+      auto reports = restart_changed({stored.name}, nowait);
+      if (!reports.empty())
+        report = reports.front();
+    } else {
+      report = settle(stored.name, nowait);
+    }
     auto out = instance_view(stored);
     if (report)
       out["outcome"] = report_json(*report);
@@ -475,14 +579,39 @@ struct http_api::impl {
     if (app == "supervisor")
       fail(400, "the app name 'supervisor' is reserved");
     if (method == "GET") {
-      auto broker = app_broker(app);
-      reply(res, 200, json{{"name", app}, {"broker", broker}});
+      reply(res, 200, app_json(get_app(app)));
     } else if (method == "PUT" || method == "POST") {
-      auto broker = p.text("broker").value_or("");
-      if (auto prob = broker_problem(broker); !prob.empty())
+      // Fields not given keep their value; a new app starts from none.
+      app_record rec{app, "", "{}"};
+      caf::scoped_actor self{*parts.sys};
+      self->request(parts.store, caf::timespan{settings.request_timeout},
+                    get_app_atom::value, app)
+        .receive([&](app_record& x) { rec = std::move(x); },
+                 [&](caf::error&) {});
+      if (auto b = p.text("broker"))
+        rec.broker = *b;
+      if (auto prob = broker_problem(rec.broker); !prob.empty())
         fail(400, prob);
-      auto created = ask<bool>(parts.store, put_app_atom::value, app, broker);
-      reply(res, created ? 201 : 200, json{{"name", app}, {"broker", broker}});
+      rec.launch = merged_overrides(rec.launch, p);
+      launch_spec defaults;
+      if (auto prob = resolve_launch(rec.launch, "{}", defaults); !prob.empty())
+        fail(400, prob);
+      check_program(defaults);
+      auto before = ask<std::vector<instance_spec>>(parts.store, list_atom::value);
+      auto created = ask<bool>(parts.store, put_app_atom::value, rec);
+      auto after = ask<std::vector<instance_spec>>(parts.store, list_atom::value);
+      auto out = app_json(rec);
+      auto changed = launch_changed(before, after, app);
+      auto nowait = p.flag("nowait");
+      auto reports = restart_changed(changed, nowait);
+      if (!changed.empty()) {
+        out["restarted"] = changed;
+        json outcomes = json::array();
+        for (auto& r : reports)
+          outcomes.push_back(report_json(r));
+        out["outcomes"] = outcomes;
+      }
+      reply(res, created ? 201 : 200, out);
     } else if (method == "DELETE") {
       ask<bool>(parts.store, delete_app_atom::value, app);
       reply(res, 200, json{{"ok", true}});
@@ -508,7 +637,7 @@ struct http_api::impl {
           continue;
         auto st = by_name.count(spec.name) ? by_name[spec.name]
                                            : instance_status{spec.name};
-        out.push_back(instance_json(spec, st, parts.branch_id));
+        out.push_back(instance_json(spec, st, parts));
       }
       if (clustered(p))
         for (auto& peer : peers()) {
@@ -546,19 +675,39 @@ struct http_api::impl {
     auto existing = find_spec(name);
     if (existing && existing->app != app)
       fail(409, "instance '" + name + "' belongs to app '" + existing->app + "'");
+    // An unknown app is created with the default broker and no launch
+    // defaults.
+    app_record app_rec{app, "", "{}"};
+    {
+      caf::scoped_actor self{*parts.sys};
+      self->request(parts.store, caf::timespan{settings.request_timeout},
+                    get_app_atom::value, app)
+        .receive([&](app_record& x) { app_rec = std::move(x); },
+                 [&](caf::error&) {});
+    }
     instance_spec spec;
     if (existing) {
       spec = *existing;
     } else {
       spec.name = name;
       spec.app = app;
-      // The app's broker unless one is given; an unknown app is created
-      // with the default broker.
-      caf::scoped_actor self{*parts.sys};
-      self->request(parts.store, caf::timespan{settings.request_timeout},
-                    get_app_atom::value, app)
-        .receive([&](std::string& broker) { spec.broker = broker; },
-                 [&](caf::error&) {});
+      // The app's broker unless one is given.
+      spec.broker = app_rec.broker;
+    }
+    spec.launch_overrides = merged_overrides(spec.launch_overrides, p);
+    if (auto prob = resolve_launch(app_rec.launch, spec.launch_overrides,
+                                   spec.launch);
+        !prob.empty())
+      fail(400, prob);
+    bool process = spec.launch.kind == instance_kind::process;
+    if (process && (p.has("queues") || p.has("max_concurrency")
+                    || p.has("min_concurrency")))
+      fail(400, "instance '" + name + "' is of kind 'process': it has no "
+                "queues and no concurrency to set");
+    if (process) {
+      // Any queues it had as a worker go: a process consumes none.
+      spec.queues.clear();
+      spec.max_concurrency = spec.min_concurrency = 1;
     }
     if (auto qs = p.list("queues"))
       spec.queues = *qs;
@@ -570,7 +719,17 @@ struct http_api::impl {
       spec.broker = *b;
     if (auto prob = spec_problem(spec); !prob.empty())
       fail(400, prob);
-    store_and_settle(spec, p, res, existing ? 200 : 201);
+    check_program(spec.launch);
+    store_and_settle(spec, p, res, existing ? 200 : 201,
+                     existing ? &existing->launch : nullptr);
+  }
+
+  /// 400 for a request that needs the control protocol of a process.
+  static void require_worker(const instance_spec& spec, const char* what) {
+    if (spec.launch.kind == instance_kind::process)
+      fail(400, "instance '" + spec.name + "' is of kind 'process': it has no "
+                + std::string{what} + " (only workers speak the control "
+                  "protocol)");
   }
 
   void instance(const std::string& method, const std::string& app,
@@ -602,6 +761,7 @@ struct http_api::impl {
       if (method != "GET")
         fail(405, "method not allowed");
       auto spec = spec_in(app, name);
+      require_worker(spec, "stats");
       control_command cmd;
       cmd.op = control_op::stats;
       cmd.broker = spec.broker;
@@ -623,6 +783,7 @@ struct http_api::impl {
       }
       if (method != "POST" && method != "PUT")
         fail(405, "method not allowed");
+      require_worker(spec, "concurrency to autoscale");
       auto max = p.count("max");
       auto min = p.count("min");
       if (!max && !min)
@@ -665,6 +826,7 @@ struct http_api::impl {
                 const params& p, httplib::Response& res) {
     check_name("queue", queue);
     auto spec = spec_in(app, name);
+    require_worker(spec, "queues to consume");
     auto& qs = spec.queues;
     bool has = std::find(qs.begin(), qs.end(), queue) != qs.end();
     if (method == "PUT" || method == "POST") {

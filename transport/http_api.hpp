@@ -19,6 +19,7 @@
 #include "store/model_store.hpp"
 #include "transport/kafka.hpp"
 #include "transport/presence.hpp"
+#include "transport/program_allow_list.hpp"
 #include "transport/task_results.hpp"
 
 namespace httplib {
@@ -53,6 +54,12 @@ struct http_parts {
   std::string branch_id;
   /// The cluster view; without it the API serves this branch only.
   presence* cluster = nullptr;
+  /// Programs an instance may name (403 for others), besides the worker.
+  const program_allow_list* programs = nullptr;
+  /// What an instance whose launch names no program runs.
+  std::string worker_program;
+  /// Where instance folders are: an instance's default working folder.
+  std::string instances_root;
 };
 
 class http_api {

@@ -129,10 +129,13 @@ bool has_argument_pair(const std::vector<std::string>& args,
   return std::find(values.begin(), values.end(), value) != values.end();
 }
 
-std::vector<std::string> command_line(int32_t pid) {
+namespace {
+
+/// The NUL-separated strings of /proc/<pid>/<entry>.
+std::vector<std::string> nul_separated(int32_t pid, const char* entry) {
   std::vector<std::string> out;
   std::string raw;
-  if (!read_capped(proc_path(pid, "cmdline"), cmdline_cap, raw).empty())
+  if (!read_capped(proc_path(pid, entry), cmdline_cap, raw).empty())
     return out;
   std::string_view rest{raw};
   while (!rest.empty()) {
@@ -143,6 +146,16 @@ std::vector<std::string> command_line(int32_t pid) {
     rest.remove_prefix(end + 1);
   }
   return out;
+}
+
+} // namespace
+
+std::vector<std::string> command_line(int32_t pid) {
+  return nul_separated(pid, "cmdline");
+}
+
+std::vector<std::string> environment_of(int32_t pid) {
+  return nul_separated(pid, "environ");
 }
 
 std::vector<std::string> arguments_after(const std::vector<std::string>& args,
@@ -207,26 +220,29 @@ std::string parse_pid_record(std::string_view text, pid_record& out) {
 /// Writes a pid file atomically: a temporary file in the same folder,
 /// fsynced, renamed over the old one, and the folder fsynced so the rename
 /// survives a crash. Returns why it failed, empty on success.
-std::string write_pid_file(const fs::path& dir, const std::string& file_name,
-                           const std::string& temp_name,
-                           const pid_record& rec) {
+std::string write_file_atomically(const fs::path& dir,
+                                  const std::string& file_name,
+                                  const std::string& temp_name,
+                                  std::string_view text, mode_t mode) {
   auto tmp = dir / temp_name;
   auto dst = dir / file_name;
   unique_fd fd{::open(tmp.c_str(),
                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
-                      0640)};
+                      mode)};
   if (!fd)
     return "cannot create " + tmp.string() + ": " + errno_text(errno);
   auto fail = [&](const std::string& what) {
-    auto text = what + " " + tmp.string() + ": " + errno_text(errno);
+    auto why = what + " " + tmp.string() + ": " + errno_text(errno);
     fd.reset();
     ::unlink(tmp.c_str());
-    return text;
+    return why;
   };
-  auto line = format_pid_record(rec);
+  // A temp file left by an earlier attempt keeps its mode through O_CREAT.
+  if (::fchmod(fd.get(), mode) != 0)
+    return fail("cannot set the mode of");
   size_t done = 0;
-  while (done < line.size()) {
-    auto n = ::write(fd.get(), line.data() + done, line.size() - done);
+  while (done < text.size()) {
+    auto n = ::write(fd.get(), text.data() + done, text.size() - done);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
@@ -236,19 +252,26 @@ std::string write_pid_file(const fs::path& dir, const std::string& file_name,
   if (::fsync(fd.get()) != 0)
     return fail("cannot fsync");
   if (::close(fd.release()) != 0) {
-    auto text = "cannot close " + tmp.string() + ": " + errno_text(errno);
+    auto why = "cannot close " + tmp.string() + ": " + errno_text(errno);
     ::unlink(tmp.c_str());
-    return text;
+    return why;
   }
   if (::rename(tmp.c_str(), dst.c_str()) != 0) {
-    auto text = "cannot rename " + tmp.string() + ": " + errno_text(errno);
+    auto why = "cannot rename " + tmp.string() + ": " + errno_text(errno);
     ::unlink(tmp.c_str());
-    return text;
+    return why;
   }
   unique_fd dir_fd{::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC)};
   if (dir_fd)
     ::fsync(dir_fd.get());
   return {};
+}
+
+std::string write_pid_file(const fs::path& dir, const std::string& file_name,
+                           const std::string& temp_name,
+                           const pid_record& rec) {
+  return write_file_atomically(dir, file_name, temp_name,
+                               format_pid_record(rec), 0640);
 }
 
 } // namespace cyme

@@ -95,6 +95,10 @@ bool has_argument_pair(int32_t pid, std::string_view flag,
 /// process is gone or its command line unreadable).
 std::vector<std::string> command_line(int32_t pid);
 
+/// The environment `pid` started with, one "KEY=VALUE" per entry (empty
+/// when the process is gone or not ours to read).
+std::vector<std::string> environment_of(int32_t pid);
+
 /// Every argument of `args` that directly follows `flag`.
 std::vector<std::string> arguments_after(const std::vector<std::string>& args,
                                          std::string_view flag);
@@ -115,8 +119,15 @@ std::string format_pid_record(const pid_record& r);
 /// not.
 std::string parse_pid_record(std::string_view text, pid_record& out);
 
-/// Writes `dir/file_name` atomically (through `dir/temp_name`, fsynced,
-/// renamed, folder fsynced). Returns why it failed, empty on success.
+/// Writes `text` to `dir/file_name` atomically (through `dir/temp_name`,
+/// created with `mode`, fsynced, renamed, folder fsynced). Returns why it
+/// failed, empty on success.
+std::string write_file_atomically(const std::filesystem::path& dir,
+                                  const std::string& file_name,
+                                  const std::string& temp_name,
+                                  std::string_view text, mode_t mode);
+
+/// write_file_atomically of a pid record, mode 0640.
 std::string write_pid_file(const std::filesystem::path& dir,
                            const std::string& file_name,
                            const std::string& temp_name,

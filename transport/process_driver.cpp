@@ -50,7 +50,7 @@ namespace fs = std::filesystem;
 ///
 /// - child_exit(name, pid): the pidfd of that process became readable (or,
 ///   without a pidfd, it is time to look again).
-/// - grace_over(name, pid): the SIGTERM of a stop was not enough.
+/// - grace_over(name, pid): the stop signal of a stop was not enough.
 using driver_impl = process_driver_actor::extend<
   caf::reacts_to<child_exit_atom, std::string, int32_t>,
   caf::reacts_to<grace_over_atom, std::string, int32_t>>;
@@ -62,6 +62,10 @@ constexpr auto exit_poll_interval = std::chrono::milliseconds{20};
 constexpr const char* pid_file_name = "worker.pid";
 constexpr const char* pid_temp_name = ".worker.pid.tmp";
 constexpr const char* log_file_name = "worker.log";
+constexpr const char* stop_file_name = "worker.stop";
+constexpr const char* stop_temp_name = ".worker.stop.tmp";
+/// Marks every process started here with its instance folder.
+constexpr const char* instance_dir_variable = "CYME_INSTANCE_DIR";
 
 /// One line on stderr, written at once so lines of threads do not mix.
 void log_line(const std::string& text) {
@@ -70,11 +74,28 @@ void log_line(const std::string& text) {
 
 // -- pid files ----------------------------------------------------------------
 
-/// Checks that the process a record names is the worker of `name`; on
-/// success hands out a pidfd that refers to exactly that process. Returns
-/// why it is not trusted, empty when it is.
-std::string check_process(const std::string& name, const pid_record& rec,
+/// The instance folder that `pid`'s environment marks it with, if any.
+std::string marked_dir(int32_t pid) {
+  auto prefix = std::string{instance_dir_variable} + "=";
+  for (auto& entry : environment_of(pid))
+    if (entry.rfind(prefix, 0) == 0)
+      return entry.substr(prefix.size());
+  return {};
+}
+
+/// Whether `pid` was started as the instance whose folder is `dir`: marked
+/// in its environment, or (a worker) on its command line.
+bool is_marked(int32_t pid, const fs::path& dir) {
+  return marked_dir(pid) == dir.string()
+         || has_argument_pair(pid, "--name", dir.filename().string());
+}
+
+/// Checks that the process a record names is the instance whose folder is
+/// `dir`; on success hands out a pidfd that refers to exactly that
+/// process. Returns why it is not trusted, empty when it is.
+std::string check_process(const fs::path& dir, const pid_record& rec,
                           unique_fd& pidfd_out) {
+  auto name = dir.filename().string();
   auto pid = std::to_string(rec.pid);
   if (::kill(rec.pid, 0) != 0) {
     if (errno == ESRCH)
@@ -93,9 +114,10 @@ std::string check_process(const std::string& name, const pid_record& rec,
     return "pid " + pid + " was recycled (process started at "
            + std::to_string(*start_time) + ", not "
            + std::to_string(rec.start_time) + ")";
-  if (!has_argument_pair(rec.pid, "--name", name))
-    return "process " + pid + " is not the worker of '" + name
-           + "' (no '--name " + name + "' on its command line)";
+  if (!is_marked(rec.pid, dir))
+    return "process " + pid + " is not the instance '" + name + "' (no "
+           + instance_dir_variable + " marker for it, nor '--name " + name
+           + "' on its command line)";
   pidfd_out = std::move(pidfd);
   return {};
 }
@@ -118,17 +140,23 @@ std::string make_instance_dir(const fs::path& dir) {
 
 // -- spawning -----------------------------------------------------------------
 
-/// The worker's command line, as documented in the header.
-std::vector<std::string> worker_args(const process_driver_settings& settings,
+/// The program an instance runs.
+fs::path program_of(const process_driver_settings& settings,
+                    const instance_spec& spec) {
+  return spec.launch.program.empty() ? settings.worker_program
+                                     : fs::path{spec.launch.program};
+}
+
+/// The instance's command line, as documented in the header.
+std::vector<std::string> launch_args(const process_driver_settings& settings,
                                      const instance_spec& spec) {
-  std::vector<std::string> args{settings.worker_program.string(),
-                                "--name",
-                                spec.name,
-                                "--app",
-                                spec.app,
-                                "--broker",
-                                spec.broker.empty() ? settings.default_broker
-                                                    : spec.broker};
+  std::vector<std::string> args{program_of(settings, spec).string()};
+  args.insert(args.end(), spec.launch.args.begin(), spec.launch.args.end());
+  if (spec.launch.kind == instance_kind::process)
+    return args;
+  args.insert(args.end(), {"--name", spec.name, "--app", spec.app, "--broker",
+                           spec.broker.empty() ? settings.default_broker
+                                               : spec.broker});
   if (!spec.queues.empty()) {
     std::string joined;
     for (auto& q : spec.queues) {
@@ -152,17 +180,49 @@ std::vector<std::string> worker_args(const process_driver_settings& settings,
   return args;
 }
 
-/// posix_spawn with the worker's process setup: it leads a new process
-/// group, starts with no blocked signal and default dispositions, reads
-/// /dev/null, writes to `log_fd` and inherits no other descriptor. Returns 0
-/// or an errno value.
+/// The instance's environment, as documented in the header.
+std::vector<std::string> launch_env(const process_driver_settings& settings,
+                                    const instance_spec& spec) {
+  std::map<std::string, std::string> vars;
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry{*e};
+    auto eq = entry.find('=');
+    if (eq != std::string_view::npos)
+      vars[std::string{entry.substr(0, eq)}] = std::string{entry.substr(eq + 1)};
+  }
+  for (auto& [key, value] : spec.launch.env)
+    vars[key] = value;
+  vars["CYME_INSTANCE"] = spec.name;
+  vars["CYME_APP"] = spec.app;
+  vars["CYME_BROKER"] = spec.broker.empty() ? settings.default_broker
+                                            : spec.broker;
+  vars[instance_dir_variable] = (settings.root / spec.name).string();
+  std::vector<std::string> out;
+  out.reserve(vars.size());
+  for (auto& [key, value] : vars)
+    out.push_back(key + "=" + value);
+  return out;
+}
+
+/// The NULL-terminated pointers execve takes, into `strings`.
+std::vector<char*> c_strings(std::vector<std::string>& strings) {
+  std::vector<char*> out;
+  out.reserve(strings.size() + 1);
+  for (auto& x : strings)
+    out.push_back(x.data());
+  out.push_back(nullptr);
+  return out;
+}
+
+/// posix_spawn with the instance's process setup: it leads a new process
+/// group, starts with no blocked signal and default dispositions in `cwd`,
+/// reads /dev/null, writes to `log_fd` and inherits no other descriptor.
+/// Returns 0 or an errno value.
 int spawn_worker(const fs::path& program, std::vector<std::string>& args,
+                 std::vector<std::string>& env, const fs::path& cwd,
                  int log_fd, pid_t& pid) {
-  std::vector<char*> argv;
-  argv.reserve(args.size() + 1);
-  for (auto& a : args)
-    argv.push_back(a.data());
-  argv.push_back(nullptr);
+  auto argv = c_strings(args);
+  auto envp = c_strings(env);
   posix_spawn_file_actions_t actions;
   posix_spawnattr_t attr;
   if (int err = posix_spawn_file_actions_init(&actions); err != 0)
@@ -195,8 +255,10 @@ int spawn_worker(const fs::path& program, std::vector<std::string>& args,
   if (err == 0)
     err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (err == 0)
+    err = posix_spawn_file_actions_addchdir_np(&actions, cwd.c_str());
+  if (err == 0)
     err = posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(),
-                      environ);
+                      envp.data());
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   return err;
@@ -391,7 +453,40 @@ struct worker_process {
   unique_fd pidfd;
   bool stop_requested = false;
   std::vector<caf::typed_response_promise<int32_t>> stop_waiters;
+  /// How it is stopped: this signal, then SIGKILL after the grace.
+  int stop_signal = SIGTERM;
+  std::string stop_signal_name = "TERM";
+  std::chrono::milliseconds stop_grace{launch_spec{}.stop_grace_ms};
 };
+
+/// Sets how `w` is stopped from a launch's stop_signal and grace.
+void set_stop_policy(worker_process& w, const std::string& signal,
+                     uint32_t grace_ms) {
+  if (int sig = stop_signal_number(signal); sig != 0) {
+    w.stop_signal = sig;
+    w.stop_signal_name = signal;
+  }
+  w.stop_grace = std::chrono::milliseconds{grace_ms};
+}
+
+/// Reads how an adopted process is stopped from its worker.stop file; the
+/// defaults when the file is missing or malformed.
+void read_stop_policy(const fs::path& dir, worker_process& w) {
+  std::string text;
+  if (!read_capped((dir / stop_file_name).string(), 64, text).empty())
+    return;
+  auto space = text.find(' ');
+  if (space == std::string::npos || text.empty() || text.back() != '\n')
+    return;
+  auto grace_text = text.substr(space + 1, text.size() - space - 2);
+  uint32_t grace = 0;
+  auto [end, ec] = std::from_chars(grace_text.data(),
+                                   grace_text.data() + grace_text.size(), grace);
+  if (ec != std::errc{} || end != grace_text.data() + grace_text.size()
+      || grace > max_stop_grace_ms)
+    return;
+  set_stop_policy(w, text.substr(0, space), grace);
+}
 
 struct driver_state {
   process_driver_settings settings;
@@ -486,7 +581,9 @@ void distrust(const fs::path& path, const std::string& why) {
 }
 
 /// Live processes started as workers under this root, by instance, from
-/// their command lines (`--instance-dir ROOT/NAME`, `--name NAME`). Read
+/// their environment (CYME_INSTANCE_DIR=ROOT/NAME) or, workers of earlier
+/// versions, their command lines (`--instance-dir ROOT/NAME`, `--name
+/// NAME`). Read
 /// once when the driver starts: a worker without a pid file can only come
 /// from an earlier branch (this driver records each worker it starts), and
 /// one pass over /proc keeps adoption O(processes), not O(instances x
@@ -499,6 +596,10 @@ std::map<std::string, std::vector<int32_t>> find_marked_workers(const fs::path& 
     if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
       continue;
     auto pid = static_cast<int32_t>(std::stol(text));
+    if (auto dir = fs::path{marked_dir(pid)}; dir.parent_path() == root) {
+      out[dir.filename().string()].push_back(pid);
+      continue;
+    }
     auto args = command_line(pid);
     for (auto& dir : arguments_after(args, "--instance-dir")) {
       // Exactly as worker_args wrote it: ROOT / NAME.
@@ -521,8 +622,9 @@ std::vector<int32_t> marked_workers(self_ptr self, const std::string& name) {
   auto dir = instance_dir(self, name).string();
   for (auto pid : i->second) {
     auto args = command_line(pid);
-    if (has_argument_pair(args, "--instance-dir", dir)
-        && has_argument_pair(args, "--name", name))
+    if (marked_dir(pid) == dir
+        || (has_argument_pair(args, "--instance-dir", dir)
+            && has_argument_pair(args, "--name", name)))
       out.push_back(pid);
   }
   self->state.unrecorded.erase(i);
@@ -587,7 +689,7 @@ worker_process* adopt_from_pid_file(self_ptr self, const std::string& name) {
     problem = "unreadable: " + problem;
   unique_fd pidfd;
   if (problem.empty())
-    problem = check_process(name, rec, pidfd);
+    problem = check_process(instance_dir(self, name), rec, pidfd);
   if (!problem.empty()) {
     distrust(path, problem);
     return nullptr;
@@ -597,6 +699,7 @@ worker_process* adopt_from_pid_file(self_ptr self, const std::string& name) {
   w.start_time = rec.start_time;
   w.own = false;
   w.pidfd = std::move(pidfd);
+  read_stop_policy(instance_dir(self, name), w);
   auto& entry = self->state.workers.emplace(name, std::move(w)).first->second;
   watch_exit(self, name, entry);
   log_line("adopted pid " + std::to_string(rec.pid) + " of instance '" + name
@@ -646,16 +749,29 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
       return failure("cannot duplicate the log descriptor: "
                      + errno_text(errno));
   }
-  auto args = worker_args(st.settings, spec);
+  auto program = program_of(st.settings, spec);
+  if (program != st.settings.worker_program
+      && !st.settings.allowed_programs.allows(program.string()))
+    return failure("program " + program.string()
+                   + " is not on this branch's allow-list (--allow-program)");
+  auto policy = spec.launch.stop_signal + " "
+                + std::to_string(spec.launch.stop_grace_ms) + "\n";
+  if (auto problem = write_file_atomically(dir, stop_file_name, stop_temp_name,
+                                           policy, 0640);
+      !problem.empty())
+    return failure(problem);
+  auto args = launch_args(st.settings, spec);
+  auto env = launch_env(st.settings, spec);
+  auto cwd = spec.launch.cwd.empty() ? dir : fs::path{spec.launch.cwd};
   pid_t pid = 0;
-  if (int err = spawn_worker(st.settings.worker_program, args, log.get(), pid);
-      err != 0)
-    return failure("cannot start " + st.settings.worker_program.string()
+  if (int err = spawn_worker(program, args, env, cwd, log.get(), pid); err != 0)
+    return failure("cannot start " + program.string() + " in " + cwd.string()
                    + ": " + errno_text(err));
   log.reset();
   worker_process w;
   w.pid = pid;
   w.own = true;
+  set_stop_policy(w, spec.launch.stop_signal, spec.launch.stop_grace_ms);
   w.pidfd.reset(pidfd_open(pid));
   auto pidfd_errno = errno;
   auto start_time = start_time_of(pid);
@@ -726,14 +842,14 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
   }
 }
 
-/// Asks `w` to end (SIGTERM now, SIGKILL when the grace period is over).
+/// Asks `w` to end (its stop signal now, SIGKILL when its grace is over).
 void request_stop(self_ptr self, const std::string& name, worker_process& w) {
   if (w.stop_requested)
     return;
   w.stop_requested = true;
-  signal_worker(w, SIGTERM);
-  self->delayed_send(caf::actor_cast<driver_impl>(self),
-                     self->state.settings.stop_grace, grace_over_atom::value,
+  signal_worker(w, w.stop_signal);
+  self->delayed_send(caf::actor_cast<driver_impl>(self), w.stop_grace,
+                     grace_over_atom::value,
                      name, w.pid);
 }
 
@@ -840,11 +956,10 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
       auto i = self->state.workers.find(name);
       if (i == self->state.workers.end() || i->second.pid != pid)
         return;
-      auto grace = std::chrono::duration_cast<std::chrono::milliseconds>(
-        self->state.settings.stop_grace);
+      auto& w = i->second;
       log_line("instance '" + name + "' (pid " + std::to_string(pid)
-               + ") still runs " + std::to_string(grace.count())
-               + " ms after SIGTERM; sending SIGKILL");
+               + ") still runs " + std::to_string(w.stop_grace.count())
+               + " ms after SIG" + w.stop_signal_name + "; sending SIGKILL");
       signal_worker(i->second, SIGKILL);
     },
   };
@@ -881,8 +996,6 @@ std::string check_settings(process_driver_settings& s) {
            + " is not executable: " + errno_text(errno);
   if (auto problem = broker_problem(s.default_broker); !problem.empty())
     return "default broker: " + problem;
-  if (s.stop_grace.count() < 0)
-    return "stop grace must not be negative";
   for (auto& arg : s.extra_args)
     if (arg.find('\0') != std::string::npos)
       return "an extra argument holds a NUL character";

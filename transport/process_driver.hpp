@@ -11,6 +11,9 @@
 ///   <root>/<name>/worker.pid  one line "<pid> <starttime>\n", written
 ///                             atomically (temp file, fsync, rename) once
 ///                             the process runs; removed after it exits
+///   <root>/<name>/worker.stop one line "<SIGNAL> <grace_ms>\n": how its
+///                             process is stopped, kept for the driver of
+///                             a restarted branch
 ///
 /// `<starttime>` is field 22 of /proc/<pid>/stat (clock ticks since boot):
 /// with the pid it names one process for the life of the machine, so a
@@ -18,7 +21,9 @@
 ///
 /// A pid file is trusted only when it is one well-formed line of at most
 /// 256 bytes, its process exists (kill(pid, 0)), has the recorded start
-/// time, and its /proc/<pid>/cmdline holds the pair `--name`, `<name>`.
+/// time, and is marked as this instance's: its environment holds
+/// `CYME_INSTANCE_DIR=<root>/<name>` (every process started here), or its
+/// /proc/<pid>/cmdline the pair `--name`, `<name>` (workers).
 /// Anything else (stale, corrupt, truncated, oversized, negative, foreign)
 /// is logged in one line on stderr, treated as "not running" and removed;
 /// the pid in it is never signalled.
@@ -43,6 +48,7 @@
 #include <caf/timespan.hpp>
 
 #include "actors/seams.hpp"
+#include "transport/program_allow_list.hpp"
 
 namespace cyme {
 
@@ -50,34 +56,42 @@ namespace cyme {
 struct process_driver_settings {
   /// Branch root: one folder per instance is made under it.
   std::filesystem::path root;
-  /// The worker executable (`cyme-worker`), started with execve.
+  /// The worker executable (`cyme-worker`), started with execve when a
+  /// launch names no program.
   std::filesystem::path worker_program;
+  /// Programs a launch may name besides the worker program.
+  program_allow_list allowed_programs;
   /// Passed as `--broker` when a spec names no broker.
   std::string default_broker;
-  /// Appended to every worker's command line.
+  /// Appended to every worker-kind instance's command line.
   std::vector<std::string> extra_args;
-  /// Time between SIGTERM and SIGKILL when stopping a worker.
-  caf::timespan stop_grace = std::chrono::seconds{10};
 };
 
 /// Spawns a process driver after validating `settings`: the root must be
 /// creatable (it is created) and writable, the worker program must exist
-/// and be executable, the default broker well-formed and the grace not
-/// negative. Otherwise answers an `invalid_argument` error and spawns
-/// nothing.
+/// and be executable, the default broker well-formed. Otherwise answers an
+/// `invalid_argument` error and spawns nothing.
 ///
-/// A worker is started as (execve, never a shell, the branch's environment
-/// passed through, stdin from /dev/null, stdout and stderr appended to its
-/// log, no other descriptor inherited, leading its own process group):
+/// An instance is started from its launch (messages/launch.hpp) with
+/// execve, never a shell; stdin from /dev/null, stdout and stderr appended
+/// to its log, no other descriptor inherited, leading its own process
+/// group, in its launch's `cwd` (default: its folder). Its environment is
+/// the branch's, then its launch's `env`, then CYME_INSTANCE (name),
+/// CYME_APP, CYME_BROKER and CYME_INSTANCE_DIR. A worker-kind instance is
+/// started as
 ///
-///   <worker_program> --name <name> --app <app> --broker <broker>
+///   <program> <args...> --name <name> --app <app> --broker <broker>
 ///     [--queues <q1,q2,...>] --min <min_concurrency>
-///     --max <max_concurrency> <extra_args...>
+///     --max <max_concurrency> --instance-dir <root>/<name> <extra_args...>
 ///
-/// Stopping sends SIGTERM to the worker's process group, then SIGKILL to it
-/// after `stop_grace`, and answers once the exit was observed. When an own
-/// worker exits, what is left of its process group is killed, so no pool
-/// process outlives its worker.
+/// (program: the launch's, or `worker_program`); a process-kind instance as
+/// `<program> <args...>`. A program that is neither the worker program nor
+/// allowed by `allowed_programs` is refused.
+///
+/// Stopping sends the launch's stop signal to the process group, then
+/// SIGKILL after its stop grace, and answers once the exit was observed.
+/// When an own process exits, what is left of its group is killed, so no
+/// pool process outlives its worker.
 caf::expected<process_driver_actor>
 spawn_process_driver(caf::actor_system& sys, process_driver_settings settings);
 

@@ -236,8 +236,6 @@ struct driver_fixture {
     s.root = root;
     s.worker_program = CYME_TEST_SLEEPER;
     s.default_broker = "127.0.0.1:9092";
-    // Long enough that a worker ended by SIGKILL instead of SIGTERM shows.
-    s.stop_grace = 5s;
     return s;
   }
 
@@ -253,12 +251,16 @@ struct driver_fixture {
     return spawn_driver(settings());
   }
 
-  static instance_spec spec(const std::string& name) {
+  /// The default grace is long enough that a worker ended by SIGKILL
+  /// instead of its stop signal shows.
+  static instance_spec spec(const std::string& name,
+                            std::chrono::milliseconds grace = 5s) {
     instance_spec s;
     s.name = name;
     s.app = "demo";
     s.min_concurrency = 1;
     s.max_concurrency = 2;
+    s.launch.stop_grace_ms = static_cast<uint32_t>(grace.count());
     return s;
   }
 
@@ -503,9 +505,8 @@ BOOST_AUTO_TEST_CASE(stop_terminates_with_sigterm_and_reports_requested_exit) {
 BOOST_AUTO_TEST_CASE(concurrent_stops_all_get_the_answer) {
   auto s = settings();
   s.extra_args = {"--ignore-term"};
-  s.stop_grace = 300ms;
   auto d = spawn_driver(s);
-  auto pid = start(d, spec("gamma"));
+  auto pid = start(d, spec("gamma", 300ms));
   BOOST_REQUIRE_NE(sleeper_line("gamma"), "");
   auto h1 = self->request(d, 10s, stop_atom::value, std::string{"gamma"});
   auto h2 = self->request(d, 10s, stop_atom::value, std::string{"gamma"});
@@ -528,12 +529,10 @@ BOOST_AUTO_TEST_CASE(concurrent_stops_all_get_the_answer) {
 // Closing stops every worker at once, answers with the count once all are
 // gone, and refuses every later start.
 BOOST_AUTO_TEST_CASE(closing_stops_all_at_once_and_refuses_starts) {
-  auto s = settings();
-  s.stop_grace = 300ms;
-  auto d = spawn_driver(s);
+  auto d = spawn_driver(settings());
   std::vector<int32_t> pids;
   for (auto name : {"c1", "c2", "c3"})
-    pids.push_back(start(d, spec(name)));
+    pids.push_back(start(d, spec(name, 300ms)));
   for (auto name : {"c1", "c2", "c3"})
     BOOST_REQUIRE_NE(sleeper_line(name), "");
   auto t0 = clock_type::now();
@@ -622,9 +621,8 @@ BOOST_AUTO_TEST_CASE(stop_of_an_instance_not_running_answers_zero) {
 BOOST_AUTO_TEST_CASE(sigterm_ignoring_worker_is_killed_after_grace) {
   auto s = settings();
   s.extra_args = {"--ignore-term"};
-  s.stop_grace = 200ms;
   auto d = spawn_driver(s);
-  auto pid = start(d, spec("stubborn"));
+  auto pid = start(d, spec("stubborn", 200ms));
   BOOST_REQUIRE_NE(sleeper_line("stubborn"), "");
   auto t0 = clock_type::now();
   BOOST_CHECK_EQUAL(stop(d, "stubborn"), pid);
@@ -939,9 +937,6 @@ BOOST_AUTO_TEST_CASE(bad_settings_are_refused) {
   s.default_broker = "no port";
   expect_refused(s, "bad default broker");
   s = settings();
-  s.stop_grace = -1s;
-  expect_refused(s, "negative grace");
-  s = settings();
   s.root = root / "fresh" / "deep";
   auto ok = spawn_process_driver(sys, s);
   BOOST_REQUIRE(ok);
@@ -955,9 +950,8 @@ BOOST_AUTO_TEST_CASE(bad_settings_are_refused) {
 BOOST_AUTO_TEST_CASE(pending_stop_is_answered_when_the_driver_exits) {
   auto s = settings();
   s.extra_args = {"--ignore-term"};
-  s.stop_grace = 60s;
   auto d = spawn_driver(s);
-  auto pid = start(d, spec("held"));
+  auto pid = start(d, spec("held", 60s));
   BOOST_REQUIRE_NE(sleeper_line("held"), "");
   auto pending = self->request(d, 10s, stop_atom::value, std::string{"held"});
   // Answered after the stop, from the same sender: the stop was handled.

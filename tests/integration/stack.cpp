@@ -162,7 +162,6 @@ stack::stack(supervisor_settings settings, std::string worker_program)
   driver_settings.extra_args = {"--control-fetch-wait-ms", "5",
                                 "--keepalive-ms", "500", "--exec", "/bin/cat",
                                 "--exec-timeout-ms", "5000"};
-  driver_settings.stop_grace = 10s;
   driver = unwrap(spawn_process_driver(sys, driver_settings), "driver");
   settings.set_as_current = false;
   sup = unwrap(spawn_supervisor(sys, settings,

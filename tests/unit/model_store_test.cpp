@@ -85,7 +85,9 @@ std::string render(const instance_spec& s) {
     out << q << ",";
   out << "] max=" << s.max_concurrency << " min=" << s.min_concurrency
       << " enabled=" << s.enabled << " broker=" << s.broker
-      << " reason=" << s.disabled_reason;
+      << " reason=" << s.disabled_reason
+      << " launch=" << launch_json_text(s.launch)
+      << " overrides=" << s.launch_overrides;
   return out.str();
 }
 
@@ -97,7 +99,8 @@ std::string snapshot(const model_db& db) {
   for (auto& name : apps.value()) {
     auto app = db.get_app(name);
     BOOST_REQUIRE(app.ok());
-    out << "app " << name << " broker=" << app.value().broker << "\n";
+    out << "app " << name << " broker=" << app.value().broker
+        << " launch=" << app.value().launch << "\n";
     auto queues = db.list_queues(name);
     BOOST_REQUIRE(queues.ok());
     for (auto& q : queues.value())
@@ -105,14 +108,8 @@ std::string snapshot(const model_db& db) {
   }
   auto instances = db.list_instances();
   BOOST_REQUIRE(instances.ok());
-  for (auto& s : instances.value()) {
-    out << "instance " << render(s) << " args=[";
-    auto args = db.extra_args(s.name);
-    BOOST_REQUIRE(args.ok());
-    for (auto& a : args.value())
-      out << a << "|";
-    out << "]\n";
-  }
+  for (auto& s : instances.value())
+    out << "instance " << render(s) << "\n";
   return out.str();
 }
 
@@ -123,8 +120,9 @@ void populate(model_db& db) {
   BOOST_REQUIRE(db.put_queue("shop", "orders").ok());
   BOOST_REQUIRE(db.put_queue("shop", "emails").ok());
   BOOST_REQUIRE(db.put_instance(full_spec()).ok());
-  BOOST_REQUIRE(db.put_instance(small_spec("w2", "shop")).ok());
-  BOOST_REQUIRE(db.set_extra_args("w2", {"--loglevel", "debug"}).ok());
+  auto w2 = small_spec("w2", "shop");
+  w2.launch_overrides = R"({"args": ["--loglevel", "debug"]})";
+  BOOST_REQUIRE(db.put_instance(w2).ok());
 }
 
 std::vector<std::string> names_of(const std::vector<instance_spec>& xs) {
@@ -139,7 +137,7 @@ std::vector<std::string> names_of(const std::vector<instance_spec>& xs) {
 BOOST_FIXTURE_TEST_SUITE(model_database, temp_dir)
 
 BOOST_AUTO_TEST_CASE(every_field_round_trips) {
-  // What put stores, get and list return field for field, extra args too.
+  // What put stores, get and list return field for field, its launch too.
   auto db = open_db(db_path());
   auto spec = full_spec();
   auto put = db.put_instance(spec);
@@ -154,10 +152,19 @@ BOOST_AUTO_TEST_CASE(every_field_round_trips) {
   BOOST_TEST((all.value().front() == spec));
   std::vector<std::string> args{"--pool", "prefork", "a b 'c' \"d\" $(id)",
                                 "ünïcode", ""};
-  BOOST_REQUIRE(db.set_extra_args("w1", args).ok());
-  auto stored_args = db.extra_args("w1");
-  BOOST_REQUIRE(stored_args.ok());
-  BOOST_TEST(stored_args.value() == args);
+  spec.launch_overrides
+    = R"js({"program": "/usr/bin/env", "args": ["--pool", "prefork", "a b 'c' \"d\" $(id)", "ünïcode", ""], "env": {"A_B": "x y"}, "cwd": "/tmp", "stop_signal": "INT", "stop_grace_s": 2.5})js";
+  auto with_launch = db.put_instance(spec);
+  BOOST_REQUIRE_MESSAGE(with_launch.ok(),
+                        (with_launch.ok() ? "" : with_launch.error().text));
+  auto launch = db.get_instance("w1").value().launch;
+  BOOST_TEST(launch.program == "/usr/bin/env");
+  BOOST_TEST(launch.args == args);
+  BOOST_TEST(launch.env.at("A_B") == "x y");
+  BOOST_TEST(launch.cwd == "/tmp");
+  BOOST_TEST(launch.stop_signal == "INT");
+  BOOST_TEST(launch.stop_grace_ms == 2500u);
+  BOOST_TEST((launch.kind == instance_kind::worker));
   BOOST_REQUIRE(db.put_app("other", "broker-1:9092").ok());
   auto app = db.get_app("other");
   BOOST_REQUIRE(app.ok());
@@ -186,12 +193,12 @@ BOOST_AUTO_TEST_CASE(put_instance_creates_its_app_with_the_default_broker) {
   BOOST_TEST(fresh.value());
 }
 
-BOOST_AUTO_TEST_CASE(replacing_an_instance_replaces_queues_and_keeps_args) {
-  // A second put replaces every spec field and the queue list; the extra
-  // args, which a spec does not carry, stay.
+BOOST_AUTO_TEST_CASE(replacing_an_instance_replaces_every_field) {
+  // A second put replaces every spec field, the queue list and the launch.
   auto db = open_db(db_path());
-  BOOST_REQUIRE(db.put_instance(full_spec()).ok());
-  BOOST_REQUIRE(db.set_extra_args("w1", {"-O", "fair"}).ok());
+  auto first = full_spec();
+  first.launch_overrides = R"({"args": ["-O", "fair"]})";
+  BOOST_REQUIRE(db.put_instance(first).ok());
   auto spec = full_spec();
   spec.queues = {"emails"};
   spec.max_concurrency = 2;
@@ -204,8 +211,54 @@ BOOST_AUTO_TEST_CASE(replacing_an_instance_replaces_queues_and_keeps_args) {
   spec.disabled_reason.clear();
   BOOST_TEST((put.value() == spec), render(put.value()));
   BOOST_TEST((db.get_instance("w1").value() == spec));
-  BOOST_TEST(db.extra_args("w1").value()
-             == (std::vector<std::string>{"-O", "fair"}));
+  BOOST_TEST(db.get_instance("w1").value().launch.args.empty());
+}
+
+BOOST_AUTO_TEST_CASE(instances_inherit_their_apps_launch) {
+  // An app's launch fields reach every instance that does not set them;
+  // an instance's own win; a change of the app reaches them all.
+  auto db = open_db(db_path());
+  BOOST_REQUIRE(
+    db.put_app("legacy", "", R"({"kind": "process", "program": "/bin/sleep", "args": ["60"], "stop_signal": "HUP"})")
+      .ok());
+  auto a = small_spec("a", "legacy");
+  a.queues.clear();
+  auto b = a;
+  b.name = "b";
+  b.launch_overrides = R"({"args": ["30"], "stop_grace_s": 1})";
+  BOOST_REQUIRE(db.put_instance(a).ok());
+  BOOST_REQUIRE(db.put_instance(b).ok());
+  auto la = db.get_instance("a").value().launch;
+  auto lb = db.get_instance("b").value().launch;
+  BOOST_TEST((la.kind == instance_kind::process));
+  BOOST_TEST(la.program == "/bin/sleep");
+  BOOST_TEST(la.args == std::vector<std::string>{"60"});
+  BOOST_TEST(la.stop_signal == "HUP");
+  BOOST_TEST(lb.args == std::vector<std::string>{"30"});
+  BOOST_TEST(lb.stop_grace_ms == 1000u);
+  BOOST_TEST(lb.stop_signal == "HUP");
+  BOOST_REQUIRE(
+    db.put_app("legacy", "", R"({"kind": "process", "program": "/bin/true"})")
+      .ok());
+  BOOST_TEST(db.get_instance("a").value().launch.program == "/bin/true");
+  BOOST_TEST(db.get_instance("a").value().launch.stop_signal == "TERM");
+}
+
+BOOST_AUTO_TEST_CASE(an_app_change_that_breaks_an_instance_is_refused) {
+  // Making an app's instances processes while one consumes queues, or
+  // giving a worker's args a branch flag, changes nothing.
+  auto db = open_db(db_path());
+  populate(db);
+  auto before = snapshot(db);
+  auto to_process = db.put_app("shop", "localhost:9092",
+                               R"({"kind": "process", "program": "/bin/true"})");
+  BOOST_REQUIRE(!to_process.ok());
+  BOOST_TEST((to_process.error().fault == model_fault::invalid));
+  BOOST_TEST(to_process.error().text.find("consumes no queues")
+             != std::string::npos, to_process.error().text);
+  auto flag = db.put_app("shop", "localhost:9092", R"({"args": ["--name", "x"]})");
+  BOOST_REQUIRE(!flag.ok());
+  BOOST_TEST(snapshot(db) == before);
 }
 
 BOOST_AUTO_TEST_CASE(model_survives_reopen) {
@@ -345,8 +398,12 @@ BOOST_AUTO_TEST_CASE(bad_names_are_rejected_and_change_nothing) {
   keep(db.get_instance("a\nb"));
   keep(db.delete_instance("_x"));
   keep(db.set_enabled("a b", false, "x"));
-  keep(db.extra_args(""));
-  keep(db.set_extra_args("w/2", {"x"}));
+  auto relative = small_spec("w9", "shop");
+  relative.launch_overrides = R"({"program": "bin/worker"})";
+  keep(db.put_instance(relative));
+  auto walks_out = small_spec("w9", "shop");
+  walks_out.launch_overrides = R"({"cwd": "/srv/../etc"})";
+  keep(db.put_instance(walks_out));
   BOOST_TEST(errors.size() == 18u);
   for (auto& e : errors) {
     BOOST_TEST((e.fault == model_fault::invalid), e.text);
@@ -453,23 +510,88 @@ BOOST_AUTO_TEST_CASE(unknown_instance_cannot_be_enabled_or_deleted) {
   BOOST_REQUIRE(!del.ok());
   BOOST_TEST((del.error().fault == model_fault::not_found));
   BOOST_TEST(!db.get_instance("ghost").ok());
-  BOOST_TEST(!db.set_extra_args("ghost", {"x"}).ok());
-  BOOST_TEST(!db.extra_args("ghost").ok());
   BOOST_TEST(snapshot(db) == before);
 }
 
-BOOST_AUTO_TEST_CASE(extra_args_execve_cannot_carry_are_rejected) {
-  // A NUL byte or invalid UTF-8 in an extra argument is refused as invalid.
+BOOST_AUTO_TEST_CASE(launch_fields_execve_cannot_carry_are_rejected) {
+  // A NUL byte in an argument, a bad or reserved environment key, a
+  // process with queues or without a program: refused as invalid.
   auto db = open_db(db_path());
   populate(db);
   auto before = snapshot(db);
-  auto nul = db.set_extra_args("w2", {"ok", std::string{"a\0b", 3}});
-  BOOST_REQUIRE(!nul.ok());
-  BOOST_TEST((nul.error().fault == model_fault::invalid));
-  auto utf8 = db.set_extra_args("w2", {std::string{"\xff\xfe"}});
-  BOOST_REQUIRE(!utf8.ok());
-  BOOST_TEST((utf8.error().fault == model_fault::invalid));
+  for (auto overrides :
+       {std::string{R"({"args": ["ok", "a\u0000b"]})"},
+        std::string{R"({"env": {"1X": "y"}})"},
+        std::string{R"({"env": {"CYME_APP": "y"}})"},
+        std::string{R"({"env": {"X": 1}})"},
+        std::string{R"({"kind": "process", "program": "/bin/true"})"},
+        std::string{R"({"kind": "daemon"})"},
+        std::string{R"({"stop_signal": "KILL"})"},
+        std::string{R"({"stop_grace_s": -1})"},
+        std::string{R"({"args": ["--broker=evil:1"]})"},
+        std::string{"not json"}}) {
+    auto w2 = small_spec("w2", "shop");
+    w2.launch_overrides = overrides;
+    auto r = db.put_instance(w2);
+    BOOST_REQUIRE_MESSAGE(!r.ok(), overrides);
+    BOOST_TEST((r.error().fault == model_fault::invalid), r.error().text);
+  }
+  auto no_program = small_spec("w3", "shop");
+  no_program.queues.clear();
+  no_program.launch_overrides = R"({"kind": "process"})";
+  BOOST_TEST(!db.put_instance(no_program).ok());
   BOOST_TEST(snapshot(db) == before);
+}
+
+BOOST_AUTO_TEST_CASE(migration_moves_extra_args_into_the_launch) {
+  // A version 1 file, with an instance's extra_args set, opens at the
+  // latest version with those arguments as its launch args.
+  sqlite3* raw = nullptr;
+  BOOST_REQUIRE(sqlite3_open(db_path().c_str(), &raw) == SQLITE_OK);
+  auto exec = [&](const char* sql) {
+    BOOST_REQUIRE_MESSAGE(sqlite3_exec(raw, sql, nullptr, nullptr, nullptr)
+                            == SQLITE_OK,
+                          sqlite3_errmsg(raw));
+  };
+  exec("CREATE TABLE apps (name TEXT NOT NULL PRIMARY KEY, broker TEXT NOT "
+       "NULL DEFAULT '') WITHOUT ROWID;"
+       "CREATE TABLE brokers (name TEXT NOT NULL PRIMARY KEY, settings TEXT "
+       "NOT NULL DEFAULT '{}') WITHOUT ROWID;"
+       "CREATE TABLE queues (app TEXT NOT NULL REFERENCES apps(name) ON "
+       "DELETE CASCADE, name TEXT NOT NULL, PRIMARY KEY (app, name)) WITHOUT "
+       "ROWID;"
+       "CREATE TABLE instances (name TEXT NOT NULL PRIMARY KEY, app TEXT NOT "
+       "NULL REFERENCES apps(name) ON DELETE RESTRICT, max_concurrency "
+       "INTEGER NOT NULL, min_concurrency INTEGER NOT NULL, enabled INTEGER "
+       "NOT NULL CHECK (enabled IN (0, 1)), broker TEXT NOT NULL DEFAULT '', "
+       "disabled_reason TEXT NOT NULL DEFAULT '', extra_args TEXT NOT NULL "
+       "DEFAULT '[]' CHECK (json_valid(extra_args) AND json_type(extra_args) "
+       "= 'array'), CHECK (min_concurrency >= 1 AND max_concurrency >= "
+       "min_concurrency AND max_concurrency <= 4294967295)) WITHOUT ROWID;"
+       "CREATE INDEX instances_by_app ON instances(app);"
+       "CREATE TABLE instance_queues (instance TEXT NOT NULL REFERENCES "
+       "instances(name) ON DELETE CASCADE, position INTEGER NOT NULL, queue "
+       "TEXT NOT NULL, PRIMARY KEY (instance, position), UNIQUE (instance, "
+       "queue)) WITHOUT ROWID;"
+       "INSERT INTO apps VALUES ('shop', '');"
+       "INSERT INTO instances VALUES ('w1', 'shop', 4, 2, 1, '', '', "
+       "'[\"--exec\", \"/bin/cat\"]');"
+       "INSERT INTO instances VALUES ('w2', 'shop', 1, 1, 0, '', 'off', '[]');"
+       "INSERT INTO instance_queues VALUES ('w1', 0, 'orders');"
+       "PRAGMA user_version = 1;");
+  sqlite3_close(raw);
+  auto db = open_db(db_path());
+  BOOST_TEST(db.migrations_applied() == model_db::latest_schema_version() - 1);
+  auto w1 = db.get_instance("w1");
+  BOOST_REQUIRE(w1.ok());
+  BOOST_TEST(w1.value().launch.args
+             == (std::vector<std::string>{"--exec", "/bin/cat"}));
+  BOOST_TEST(w1.value().queues == std::vector<std::string>{"orders"});
+  BOOST_TEST(w1.value().max_concurrency == 4u);
+  auto w2 = db.get_instance("w2");
+  BOOST_REQUIRE(w2.ok());
+  BOOST_TEST(w2.value().launch.args.empty());
+  BOOST_TEST(w2.value().disabled_reason == "off");
 }
 
 BOOST_AUTO_TEST_CASE(disabling_records_the_reason_and_enabling_clears_it) {
@@ -548,8 +670,10 @@ BOOST_AUTO_TEST_CASE(sql_injection_is_inert) {
   auto off = db.set_enabled("w1", false, evil_reason);
   BOOST_REQUIRE(off.ok());
   BOOST_TEST(db.get_instance("w1").value().disabled_reason == evil_reason);
-  BOOST_REQUIRE(db.set_extra_args("w2", {"\"]; DROP TABLE apps; --"}).ok());
-  BOOST_TEST(db.extra_args("w2").value().front()
+  auto w2 = small_spec("w2", "shop");
+  w2.launch_overrides = R"({"args": ["\"]; DROP TABLE apps; --"]})";
+  BOOST_REQUIRE(db.put_instance(w2).ok());
+  BOOST_TEST(db.get_instance("w2").value().launch.args.front()
              == "\"]; DROP TABLE apps; --");
   BOOST_TEST(db.list_instances().value().size() == 2u);
   BOOST_TEST(db.list_apps().value().size() == 2u);
@@ -643,8 +767,8 @@ BOOST_AUTO_TEST_CASE(store_actor_serves_list_get_and_disable) {
              == static_cast<uint8_t>(cyme_errc::invalid_argument));
   failure.reset();
   bool created = false;
-  self->request(*admin, 10s, put_app_atom::value, std::string{"fresh"},
-                std::string{"localhost:9092"})
+  self->request(*admin, 10s, put_app_atom::value,
+                app_record{"fresh", "localhost:9092", "{}"})
     .receive([&](bool x) { created = x; }, on_error);
   BOOST_REQUIRE(!failure);
   BOOST_TEST(created);
