@@ -80,6 +80,17 @@ struct arguments {
   std::string task_args;
   /// 0 means "not given": the branch's default applies.
   int wait_s = 0;
+  /// What an instance (or an app's instances) runs; empty: not given.
+  std::string program;
+  std::vector<std::string> launch_args;
+  std::vector<std::string> env;
+  std::string cwd;
+  std::string stop_signal;
+  /// Negative means "not given".
+  double stop_grace_s = -1;
+  std::string kind;
+  /// Launch fields set back to "inherit" (null).
+  std::vector<std::string> inherit;
 };
 
 /// Checks a name for a `what` (app, instance, queue, task) with the same
@@ -260,6 +271,83 @@ void add_nowait_flag(CLI::App* command, arguments& a) {
                     "waiting for the supervisor to act");
 }
 
+/// The launch fields, as the branch names them.
+const std::vector<std::string> launch_field_names{
+  "program", "args", "env", "cwd", "stop_signal", "stop_grace_s", "kind"};
+
+void add_launch_options(CLI::App* command, arguments& a) {
+  command->add_option("--program", a.program,
+                      "program to run, an absolute path on the branch's "
+                      "allow-list (default: cyme-worker)");
+  command
+    ->add_option("--arg", a.launch_args,
+                 "one argument of the program; repeatable, in order (write "
+                 "--arg=--flag for one that starts with a dash)")
+    ->allow_extra_args(false);
+  command
+    ->add_option("--env", a.env,
+                 "KEY=VALUE added to the program's environment; repeatable")
+    ->allow_extra_args(false)
+    ->check(CLI::Validator(
+      [](std::string& value) -> std::string {
+        auto eq = value.find('=');
+        if (eq == std::string::npos || eq == 0)
+          return "--env takes KEY=VALUE";
+        return {};
+      },
+      ""));
+  command->add_option("--cwd", a.cwd,
+                      "working folder, an absolute path (default: the "
+                      "instance's folder)");
+  command
+    ->add_option("--stop-signal", a.stop_signal,
+                 "signal that stops it: TERM (default), INT, QUIT, HUP, "
+                 "USR1 or USR2")
+    ->check(CLI::IsMember({"TERM", "INT", "QUIT", "HUP", "USR1", "USR2"}));
+  command
+    ->add_option("--stop-grace", a.stop_grace_s,
+                 "seconds between the stop signal and SIGKILL (default 10)")
+    ->check(CLI::Range(0.0, 3600.0));
+  command
+    ->add_option("--kind", a.kind,
+                 "worker (speaks the control protocol; default) or process "
+                 "(any program, supervised by liveness)")
+    ->check(CLI::IsMember({"worker", "process"}));
+  command
+    ->add_option("--inherit", a.inherit,
+                 "launch field to clear, so it is inherited again (program, "
+                 "args, env, cwd, stop_signal, stop_grace_s, kind); "
+                 "repeatable")
+    ->allow_extra_args(false)
+    ->check(CLI::IsMember(launch_field_names));
+}
+
+/// Adds the launch fields given on the command line to a request body.
+void put_launch(const arguments& a, json& body) {
+  for (auto& field : a.inherit)
+    body[field] = nullptr;
+  if (!a.program.empty())
+    body["program"] = a.program;
+  if (!a.launch_args.empty())
+    body["args"] = a.launch_args;
+  if (!a.env.empty()) {
+    json env = json::object();
+    for (auto& kv : a.env) {
+      auto eq = kv.find('=');
+      env[kv.substr(0, eq)] = kv.substr(eq + 1);
+    }
+    body["env"] = env;
+  }
+  if (!a.cwd.empty())
+    body["cwd"] = a.cwd;
+  if (!a.stop_signal.empty())
+    body["stop_signal"] = a.stop_signal;
+  if (a.stop_grace_s >= 0)
+    body["stop_grace_s"] = a.stop_grace_s;
+  if (!a.kind.empty())
+    body["kind"] = a.kind;
+}
+
 void define_apps(CLI::App& root, arguments& a, command_table& table) {
   auto* apps = root.add_subcommand(
     "apps", "list apps (GET /), or manage one with a subcommand");
@@ -272,10 +360,14 @@ void define_apps(CLI::App& root, arguments& a, command_table& table) {
   add->add_option("--broker", a.broker,
                   "the app's broker, HOST:PORT[,HOST:PORT...]")
     ->check(broker_rule());
+  add_launch_options(add, a);
+  add_nowait_flag(add, a);
   table.add(add, [&a] {
     auto c = call("PUT", {a.app});
     if (!a.broker.empty())
       (*c.body)["broker"] = a.broker;
+    put_launch(a, *c.body);
+    add_nowait(c, a.nowait);
     return c;
   });
 
@@ -316,6 +408,7 @@ void define_instances(CLI::App& root, arguments& a, command_table& table) {
   add->add_option("--broker", a.broker,
                   "the instance's broker, HOST:PORT[,HOST:PORT...]")
     ->check(broker_rule());
+  add_launch_options(add, a);
   add_nowait_flag(add, a);
   table.add(add, [&a] {
     check_bounds(a);
@@ -330,6 +423,7 @@ void define_instances(CLI::App& root, arguments& a, command_table& table) {
       body["min_concurrency"] = a.min_concurrency;
     if (!a.broker.empty())
       body["broker"] = a.broker;
+    put_launch(a, body);
     add_nowait(c, a.nowait);
     return c;
   });

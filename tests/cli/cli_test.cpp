@@ -520,6 +520,39 @@ BOOST_AUTO_TEST_CASE(instances_add_without_a_name_posts_to_the_collection) {
   BOOST_TEST(r.params.empty());
 }
 
+BOOST_AUTO_TEST_CASE(instances_add_sends_what_the_instance_runs) {
+  // --program, --arg (repeatable, in order), --env K=V (repeatable),
+  // --cwd, --stop-signal, --stop-grace and --kind become the launch fields;
+  // --inherit sends a field as null.
+  branch.answer("PUT", "/demo/instances/web/", 201, instance_w1);
+  auto run = cyme({"instances", "add", "demo", "web", "--program",
+                   "/usr/bin/python3", "--arg", "-m", "--arg", "http.server",
+                   "--arg=--bind", "--env", "A=1", "--env", "B=x=y", "--cwd",
+                   "/srv", "--stop-signal", "INT", "--stop-grace", "2.5",
+                   "--kind", "process", "--inherit", "stop_signal"});
+  BOOST_TEST(run.exit_code == 0, run);
+  check_json_request(only_request(), "PUT", "/demo/instances/web/",
+                     json{{"program", "/usr/bin/python3"},
+                          {"args", {"-m", "http.server", "--bind"}},
+                          {"env", {{"A", "1"}, {"B", "x=y"}}},
+                          {"cwd", "/srv"},
+                          {"stop_signal", "INT"},
+                          {"stop_grace_s", 2.5},
+                          {"kind", "process"}});
+}
+
+BOOST_AUTO_TEST_CASE(apps_add_sends_the_launch_its_instances_inherit) {
+  // The same launch options on an app set its instances' defaults.
+  branch.answer("PUT", "/demo/", 200, R"({"name": "demo"})");
+  auto run = cyme({"apps", "add", "demo", "--program", "/opt/w/bin/worker",
+                   "--arg=--verbose", "--inherit", "cwd"});
+  BOOST_TEST(run.exit_code == 0, run);
+  check_json_request(only_request(), "PUT", "/demo/",
+                     json{{"program", "/opt/w/bin/worker"},
+                          {"args", {"--verbose"}},
+                          {"cwd", nullptr}});
+}
+
 BOOST_AUTO_TEST_CASE(a_name_after_queues_stays_the_instance_name) {
   // --queues takes one comma list per occurrence (repeatable), so a NAME
   // following it is not swallowed as another queue.
@@ -849,6 +882,12 @@ BOOST_AUTO_TEST_CASE(a_bad_flag_exits_2_and_sends_nothing) {
          {},
          {"instances", "add", "demo", "--max", "zero"},
          {"instances", "add", "demo", "--max", "0"},
+         {"instances", "add", "demo", "--env", "NOVALUE"},
+         {"instances", "add", "demo", "--env", "=x"},
+         {"instances", "add", "demo", "--stop-signal", "KILL"},
+         {"instances", "add", "demo", "--stop-grace", "-1"},
+         {"instances", "add", "demo", "--kind", "daemon"},
+         {"apps", "add", "demo", "--inherit", "queues"},
          {"tasks", "wait", "demo", "t1", "--timeout", "301"},
          {"--timeout", "0", "apps"},
          {"frobnicate"}}) {
