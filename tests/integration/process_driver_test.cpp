@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -34,6 +35,7 @@
 
 #include "actors/seams.hpp"
 #include "messages/errors.hpp"
+#include "transport/proc.hpp"
 #include "transport/process_driver.hpp"
 
 extern char** environ;
@@ -459,6 +461,123 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
                                 want2.end());
   stop(d, "q1");
   stop(d, "q2");
+}
+
+/// The environment `pid` started with, as KEY -> VALUE.
+std::map<std::string, std::string> environment_map(int32_t pid) {
+  std::map<std::string, std::string> out;
+  for (auto& entry : environment_of(pid))
+    if (auto eq = entry.find('='); eq != std::string::npos)
+      out[entry.substr(0, eq)] = entry.substr(eq + 1);
+  return out;
+}
+
+// A process-kind instance runs exactly its program and arguments (no
+// worker flags), with its env over the branch's plus the CYME_* entries,
+// in its cwd; a worker-kind instance gets its own arguments before the
+// branch's flags, and runs in its folder by default.
+BOOST_AUTO_TEST_CASE(launch_sets_program_args_env_and_cwd) {
+  auto s = settings();
+  auto d = spawn_driver(s);
+  auto sleeper = fs::path{CYME_TEST_SLEEPER}.string();
+  auto proc = spec("web");
+  proc.launch.kind = instance_kind::process;
+  proc.launch.program = sleeper;
+  proc.launch.args = {"--name", "web", "a b", "$(id)"};
+  proc.launch.env = {{"GREETING", "hello world"}, {"HOME", "/nowhere"}};
+  proc.launch.cwd = "/tmp";
+  auto p1 = start(d, proc);
+  auto args = cmdline_of(p1);
+  std::vector<std::string> want{sleeper, "--name", "web", "a b", "$(id)"};
+  BOOST_CHECK_EQUAL_COLLECTIONS(args.begin(), args.end(), want.begin(),
+                                want.end());
+  auto env = environment_map(p1);
+  BOOST_CHECK_EQUAL(env["GREETING"], "hello world");
+  BOOST_CHECK_EQUAL(env["HOME"], "/nowhere");
+  BOOST_CHECK_EQUAL(env["CYME_INSTANCE"], "web");
+  BOOST_CHECK_EQUAL(env["CYME_APP"], "demo");
+  BOOST_CHECK_EQUAL(env["CYME_BROKER"], "127.0.0.1:9092");
+  BOOST_CHECK_EQUAL(env["CYME_INSTANCE_DIR"], (s.root / "web").string());
+  BOOST_CHECK(env.count("PATH") == 1u); // the branch's own, passed through
+  BOOST_CHECK_EQUAL(fs::read_symlink(proc_path(p1, "cwd")).string(), "/tmp");
+  auto worker = spec("w");
+  worker.launch.args = {"--ignore-term"};
+  auto p2 = start(d, worker);
+  auto wargs = cmdline_of(p2);
+  BOOST_REQUIRE_GE(wargs.size(), 4u);
+  BOOST_CHECK_EQUAL(wargs[1], "--ignore-term");
+  BOOST_CHECK_EQUAL(wargs[2], "--name");
+  BOOST_CHECK_EQUAL(fs::read_symlink(proc_path(p2, "cwd")).string(),
+                    (s.root / "w").string());
+  stop(d, "web");
+  BOOST_CHECK_EQUAL(stop(d, "w"), p2);
+}
+
+// A program that is neither the worker program nor on the allow-list is
+// refused, naming the allow-list, and nothing starts; allowing its folder
+// lets it run.
+BOOST_AUTO_TEST_CASE(programs_off_the_allow_list_are_refused) {
+  auto s = settings();
+  auto d = spawn_driver(s);
+  auto other = spec("other");
+  other.launch.kind = instance_kind::process;
+  other.launch.program = "/bin/sleep";
+  other.launch.args = {"60"};
+  auto refused = ask(d, start_atom::value, other);
+  BOOST_REQUIRE(!refused);
+  BOOST_CHECK_NE(describe(refused.error()).find("allow-list"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(alive(d, "other"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("other")));
+  auto allowing = settings();
+  BOOST_REQUIRE_EQUAL(allowing.allowed_programs.allow("/bin"), "");
+  auto d2 = spawn_driver(allowing);
+  auto pid = start(d2, other);
+  BOOST_CHECK_EQUAL(cmdline_of(pid).front(), "/bin/sleep");
+  BOOST_CHECK_EQUAL(stop(d2, "other"), pid);
+}
+
+// Stopping sends the launch's stop signal: a sleeper ignoring SIGTERM
+// ends at once on SIGINT, long before its grace.
+BOOST_AUTO_TEST_CASE(stop_sends_the_launch_stop_signal) {
+  auto d = spawn_driver();
+  auto s = spec("gentle", 60s);
+  s.launch.args = {"--ignore-term"};
+  s.launch.stop_signal = "INT";
+  auto pid = start(d, s);
+  BOOST_REQUIRE_NE(sleeper_line("gentle"), "");
+  BOOST_CHECK_EQUAL(slurp(dir("gentle") / "worker.stop"), "INT 60000\n");
+  auto t0 = clock_type::now();
+  BOOST_CHECK_EQUAL(stop(d, "gentle"), pid);
+  BOOST_CHECK_LT(ms_since(t0), 5000);
+  auto e = exits->wait_exit(pid);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(WIFSIGNALED(e->status));
+  BOOST_CHECK_EQUAL(WTERMSIG(e->status), SIGINT);
+}
+
+// A restarted driver adopts a process-kind instance (no worker flags on its
+// command line) by the marker in its environment, and stops it with the
+// signal its launch named, read back from worker.stop.
+BOOST_AUTO_TEST_CASE(restarted_driver_adopts_a_process_and_keeps_its_stop) {
+  auto a = spawn_driver();
+  auto s = spec("legacy", 60s);
+  s.launch.kind = instance_kind::process;
+  s.launch.program = fs::path{CYME_TEST_SLEEPER}.string();
+  // Not its instance name: only the environment marks it.
+  s.launch.args = {"--name", "not-the-instance", "--ignore-term"};
+  s.launch.stop_signal = "INT";
+  auto pid = start(a, s);
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  auto b = spawn_driver();
+  BOOST_CHECK_EQUAL(alive(b, "legacy"), pid);
+  auto t0 = clock_type::now();
+  BOOST_CHECK_EQUAL(stop(b, "legacy"), pid);
+  BOOST_CHECK_LT(ms_since(t0), 5000);
+  int status = 0;
+  BOOST_CHECK_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGINT);
 }
 
 // A worker leads its own process group, reads /dev/null and inherits no
