@@ -321,6 +321,7 @@ class FleetTour(unittest.TestCase):
 
     def test_06_python_handlers(self):
         dq = f"dq.{PY}"
+        before = self.branch.stats(PY)["tasks"]
         result = self.result(self.send(dq, "reverse", "abc"))
         self.assertEqual((result["state"], result["result"], result["instance"]), ("SUCCESS", "cba", PY))
         result = self.result(self.send(dq, "py.raise", 7))
@@ -347,6 +348,9 @@ class FleetTour(unittest.TestCase):
         result = self.result(bad_id)
         self.assertEqual((result["state"], result["instance"]), ("FAILURE", PY))
         self.assertEqual(result["error"], 'invalid task: "handler" is not a string')
+        # Counted by the state published: the result too large is a failure.
+        after = self.branch.stats(PY)["tasks"]
+        self.assertEqual((after["done"] - before["done"], after["failed"] - before["failed"]), (3, 5))
 
     def test_07_kill_9_is_repaired(self):
         old = self.branch.instance(PY)["pid"]

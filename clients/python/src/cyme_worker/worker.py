@@ -232,8 +232,8 @@ class Worker:
         try:
             task = decode_task(message.value() or b"")
         except InvalidTask as e:
-            self._count(failed=True)
             if e.task_id is None:
+                self._count(failed=True)
                 self._logger.warning("dropped task at %s: %s", _where(message), e)
                 return
             self._logger.warning("invalid task %s at %s: %s", e.task_id, _where(message), e)
@@ -252,10 +252,11 @@ class Worker:
             except BaseException as e:  # noqa: BLE001
                 result.error = str(e) or type(e).__name__
         result.finished_at_ms = _now_ms()
-        self._count(failed=result.error is not None)
         self._publish_result(result)
 
     def _publish_result(self, result: Result) -> None:
+        """Publishes `result`, or a FAILURE saying why it cannot be, and
+        counts the task by the state published."""
         try:
             payload = result.encode()
         except (ValueError, TypeError) as e:
@@ -265,6 +266,7 @@ class Worker:
             # Receivers drop messages over the limit: say so instead.
             result.result, result.error = None, f"result of {len(payload)} bytes exceeds the limit of {MAX_MESSAGE}"
             payload = result.encode()
+        self._count(failed=result.error is not None)
         if problem := self._publish(RESULTS_TOPIC, result.id, payload):
             self._logger.warning("result of %s not published: %s", result.id, problem)
 
