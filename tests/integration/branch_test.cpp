@@ -12,6 +12,7 @@
 #include <spawn.h>
 #include <sys/wait.h>
 #include <thread>
+#include <tuple>
 
 #include <httplib.h>
 #include <caf/io/middleman.hpp>
@@ -21,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stack.hpp"
+#include "transport/proc.hpp"
 
 extern char** environ;
 
@@ -463,6 +465,19 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_error_and_changes_nothing) {
     {"DELETE", "/demo/", json::object(), 409},
     {"GET", "/demo/query/x/wait/?timeout=9999", json::object(), 400},
     {"POST", "/demo/queue/bad$queue/", json::object(), 400},
+    {"PUT", "/demo/instances/bad1/", {{"program", "/bin/sh"}}, 403},
+    {"PUT", "/demo/instances/bad1/", {{"program", "bin/worker"}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"cwd", "/srv/../etc"}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"args", {"--name", "evil"}}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"args", "not a list"}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"env", {{"BAD KEY", "x"}}}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"env", {{"CYME_APP", "x"}}}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"stop_signal", "KILL"}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"stop_grace_s", 99999}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"kind", "daemon"}}, 400},
+    {"PUT", "/demo/instances/bad1/", {{"kind", "process"}}, 400},
+    {"PUT", "/demo/", {{"program", "/usr/bin/yes"}}, 403},
+    {"PUT", "/demo/", {{"kind", "process"}, {"program", "/usr/bin/yes"}}, 403},
   };
   for (auto& x : cases) {
     auto r = call(c, x.method, x.path, x.body);
@@ -479,6 +494,82 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_error_and_changes_nothing) {
   BOOST_TEST(r->status == 413);
   BOOST_TEST(call(c, "GET", "/demo/instances/").body == before);
   BOOST_TEST(processes_named("bad1") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(any_allowed_program_runs_as_a_process_instance) {
+  // A process instance runs its program (from its app's defaults, its own
+  // overrides on top), is restarted after kill -9 by liveness alone, takes
+  // no queues, autoscale or stats, and restarts once when what it runs
+  // changes, its own launch or its app's; programs off the allow-list get
+  // 403 and change nothing.
+  temp_dir dir;
+  branch b{dir.path / "root", {"--allow-program", "/bin/sleep"}};
+  auto c = b.client();
+  auto app = call(c, "PUT", "/legacy/",
+                  {{"kind", "process"}, {"program", "/bin/sleep"},
+                   {"args", {"300"}}});
+  BOOST_TEST_REQUIRE(app.status == 201, app.body.dump());
+  BOOST_TEST(app.body["launch"]["program"] == "/bin/sleep");
+  auto put = call(c, "PUT", "/legacy/instances/p1/", {{"env", {{"MODE", "x"}}}});
+  BOOST_TEST_REQUIRE(put.status == 201, put.body.dump());
+  BOOST_TEST(put.body["kind"] == "process");
+  BOOST_TEST(put.body["program"] == "/bin/sleep");
+  BOOST_TEST(put.body["args"] == json({"300"}));
+  BOOST_TEST(put.body["env"]["MODE"] == "x");
+  BOOST_TEST(put.body["state"] == "running");
+  auto pid = put.body["pid"].get<int>();
+  BOOST_TEST_REQUIRE(pid > 0);
+  BOOST_TEST(command_line(pid) == (std::vector<std::string>{"/bin/sleep", "300"}));
+  auto pid_of = [&] {
+    return call(c, "GET", "/legacy/instances/p1/").body["pid"].get<int>();
+  };
+  for (auto& [method, path, body] : std::vector<std::tuple<std::string, std::string, json>>{
+         {"PUT", "/legacy/instances/p1/", {{"queues", {"q"}}}},
+         {"PUT", "/legacy/instances/p1/", {{"max_concurrency", 2}}},
+         {"POST", "/legacy/instances/p1/autoscale/", {{"max", 2}}},
+         {"PUT", "/legacy/instances/p1/queues/q/", json::object()},
+         {"GET", "/legacy/instances/p1/stats/", json::object()}}) {
+    auto r = call(c, method, path, body);
+    BOOST_TEST(r.status == 400, method << " " << path << " " << r.body.dump());
+  }
+  auto refused = call(c, "PUT", "/legacy/instances/p1/", {{"program", "/bin/cat"}});
+  BOOST_TEST(refused.status == 403, refused.body.dump());
+  BOOST_TEST(refused.body["error"].get<std::string>().find("allow-list")
+             != std::string::npos);
+  BOOST_TEST(call(c, "PUT", "/legacy/instances/p2/", {{"program", "/bin/cat"}}).status == 403);
+  BOOST_TEST(call(c, "GET", "/legacy/instances/p2/").status == 404);
+  BOOST_TEST(pid_of() == pid);
+
+  // What it runs changed: restarted once, with the new arguments.
+  auto changed = call(c, "PUT", "/legacy/instances/p1/", {{"args", {"301"}}});
+  BOOST_TEST_REQUIRE(changed.status == 200, changed.body.dump());
+  BOOST_TEST(changed.body["outcome"]["outcome"] == "restarted", changed.body.dump());
+  auto pid2 = changed.body["pid"].get<int>();
+  BOOST_TEST(pid2 != pid);
+  BOOST_TEST(::kill(pid, 0) != 0);
+  BOOST_TEST(command_line(pid2) == (std::vector<std::string>{"/bin/sleep", "301"}));
+
+  // Killed: restarted by liveness alone.
+  BOOST_TEST_REQUIRE(::kill(pid2, SIGKILL) == 0);
+  int pid3 = 0;
+  BOOST_TEST_REQUIRE(wait_until([&] {
+    pid3 = pid_of();
+    return pid3 > 0 && pid3 != pid2;
+  }, 10s));
+
+  // The app's stop signal changes what p1 runs: restarted once more.
+  auto app_change = call(c, "PUT", "/legacy/", {{"stop_signal", "INT"}});
+  BOOST_TEST_REQUIRE(app_change.status == 200, app_change.body.dump());
+  BOOST_TEST(app_change.body["restarted"] == json({"p1"}));
+  auto shown = call(c, "GET", "/legacy/instances/p1/").body;
+  BOOST_TEST(shown["stop_signal"] == "INT");
+  BOOST_TEST(shown["pid"].get<int>() != pid3);
+  BOOST_TEST(shown["restarts"].get<int>() >= 3);
+
+  auto del = call(c, "DELETE", "/legacy/instances/p1/");
+  BOOST_TEST(del.status == 200, del.body.dump());
+  auto last = shown["pid"].get<int>();
+  BOOST_TEST(wait_until([&] { return ::kill(last, 0) != 0; }, 10s));
 }
 
 BOOST_AUTO_TEST_CASE(a_branch_killed_hard_readopts_its_instances) {
