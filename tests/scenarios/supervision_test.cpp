@@ -342,4 +342,31 @@ BOOST_AUTO_TEST_CASE(status_of_an_unknown_instance_is_an_error) {
   BOOST_TEST(describe(err).find("unknown instance") == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_process_is_judged_by_liveness_alone) {
+  // An instance of kind `process` is started, kept and repaired without a
+  // single bus command: a process that never answers a ping is running, a
+  // killed one is restarted, rounds probe only the workers beside it.
+  add_instance("w1", {"q1"});
+  auto& p = add_instance("p1");
+  p.launch.kind = instance_kind::process;
+  p.launch.program = "/usr/bin/daemon";
+  world.workers["p1"].hangs = true;
+  start();
+  advance(1s);
+  BOOST_TEST(world.workers["p1"].starts == 1u);
+  BOOST_TEST(to_string(status_of("p1").state) == "running");
+  advance(5min);
+  BOOST_TEST(world.workers["p1"].starts == 1u);
+  BOOST_TEST(to_string(status_of("p1").state) == "running");
+  kill("p1", true);
+  advance(1s);
+  BOOST_TEST(world.workers["p1"].starts == 2u);
+  BOOST_TEST(status_of("p1").restarts == 1u);
+  BOOST_TEST(to_string(status_of("p1").state) == "running");
+  for (auto op : {control_op::ping, control_op::stats, control_op::add_consumer,
+                  control_op::cancel_consumer, control_op::autoscale})
+    BOOST_TEST(world.count(op, "p1") == 0u, to_string(op));
+  BOOST_TEST(world.count(control_op::ping, "w1") > 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
