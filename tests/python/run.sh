@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# The Python worker's fleet test: makes (or reuses) a venv at
-# BUILD_DIR/python-venv with clients/python installed from this source tree
-# (pip brings confluent-kafka from PyPI), then runs test_fleet.py with it
-# against BUILD_DIR's cyme-branch and cyme-worker. With CYME_TEST_KAFKA
+# The Python worker's tests: makes (or reuses) a venv at BUILD_DIR/python-venv
+# with clients/python installed from this source tree (pip brings
+# confluent-kafka from PyPI), then runs with it test_units.py (the library's
+# parts) and test_fleet.py (against BUILD_DIR's cyme-branch and cyme-worker). With CYME_TEST_KAFKA
 # (HOST:PORT) set, the branch uses that broker instead of the embedded one.
 #
 #   tests/python/run.sh BUILD_DIR
@@ -41,4 +41,5 @@ if [ ! -x "$venv/bin/python" ] || [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]
 fi
 flock -u 9
 
+(cd "$here" && "$venv/bin/python" -m unittest test_units)
 exec "$venv/bin/python" "$here/test_fleet.py" "$build"
