@@ -52,6 +52,8 @@ def _import(module: str) -> None:
     ``python -m`` would), or a .py file by path."""
     if module.endswith(".py") or os.sep in module:
         path = Path(module).resolve()
+        if path.stem in sys.modules:
+            raise ImportError(f"a module named {path.stem!r} is already loaded: rename {path}")
         spec = importlib.util.spec_from_file_location(path.stem, path)
         if spec is None or spec.loader is None:
             raise ImportError(f"{path} is not a Python file")

@@ -105,6 +105,13 @@ class Kafka:
     def group_consumer(self, group: str) -> Consumer:
         return self._client(Consumer, self.config({"group.id": group, **GROUP_SETTINGS}))
 
+    def check_config(self) -> None:
+        """Raises KafkaConfigError when librdkafka refuses the configuration
+        of a producer or a consumer, so that bad input is found at start,
+        not when the first queue is added."""
+        self.producer()
+        self.group_consumer("cyme.config-check").close()
+
     def ensure_topics(self, topics: list[str], partitions: int, timeout: float) -> None:
         """Creates those of `topics` that are missing. A broker whose
         controller takes CreateTopics gets one with `partitions` partitions

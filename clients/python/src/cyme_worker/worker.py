@@ -66,6 +66,7 @@ class Worker:
             for signum in (signal.SIGTERM, signal.SIGINT):
                 signal.signal(signum, lambda *_: self._stopping.set())
         try:
+            self._kafka.check_config()
             self._producer = self._kafka.producer()
         except KafkaConfigError as e:
             self._logger.error("%s", e)
