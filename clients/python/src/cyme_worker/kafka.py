@@ -15,7 +15,7 @@ from confluent_kafka.admin import AdminClient, NewTopic
 
 #: Partitions of the topics cyme itself uses (control, results, direct
 #: queues) when this worker creates them on a broker that takes CreateTopics.
-CONTROL_PARTITIONS = 1
+OWN_TOPIC_PARTITIONS = 1
 #: Partitions of a queue topic this worker creates there.
 QUEUE_PARTITIONS = 4
 

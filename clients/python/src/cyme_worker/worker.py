@@ -12,7 +12,7 @@ from confluent_kafka import KafkaError, KafkaException, Message
 
 from .consumer import QueueConsumer
 from .handlers import Registry
-from .kafka import CONTROL_PARTITIONS, QUEUE_PARTITIONS, Kafka, KafkaConfigError, KafkaProblem
+from .kafka import OWN_TOPIC_PARTITIONS, QUEUE_PARTITIONS, Kafka, KafkaConfigError, KafkaProblem
 from .names import direct_queue
 from .options import Options
 from .pool import TaskPool
@@ -27,7 +27,7 @@ CONTROL_POLL_S = 0.05
 #: How long topic creation for add_consumer may take.
 TOPIC_TIMEOUT_S = 5.0
 
-EXIT_OK, EXIT_NO_BROKER, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_CANNOT_START, EXIT_USAGE = 0, 1, 2
 
 
 def _now_ms() -> int:
@@ -73,7 +73,7 @@ class Worker:
             return EXIT_USAGE
         reader = self._connect()
         if reader is None:
-            return EXIT_OK if self._stopping.is_set() else EXIT_NO_BROKER
+            return EXIT_OK if self._stopping.is_set() else EXIT_CANNOT_START
         try:
             return self._serve(reader)
         finally:
@@ -87,7 +87,7 @@ class Worker:
         while True:
             timeout = max(0.5, min(5.0, deadline - time.monotonic()))
             try:
-                self._kafka.ensure_topics([CONTROL_TOPIC, RESULTS_TOPIC], CONTROL_PARTITIONS, timeout)
+                self._kafka.ensure_topics([CONTROL_TOPIC, RESULTS_TOPIC], OWN_TOPIC_PARTITIONS, timeout)
                 return self._kafka.control_reader(CONTROL_TOPIC, self._options.control_fetch_wait_ms, timeout)
             except KafkaProblem as e:
                 problem = str(e)
@@ -107,10 +107,10 @@ class Worker:
     def _serve(self, reader) -> int:
         self._pool = TaskPool(self._options.max, self._options.min)
         dq = direct_queue(self._options.name)
-        if problem := self._add_consumer(dq, CONTROL_PARTITIONS):
+        if problem := self._add_consumer(dq, OWN_TOPIC_PARTITIONS):
             self._logger.error("cannot consume %s: %s", dq, problem)
             self._pool.stop()
-            return EXIT_NO_BROKER
+            return EXIT_CANNOT_START
         for queue in self._options.queues:
             if problem := self._add_consumer(queue, QUEUE_PARTITIONS):
                 self._logger.error("cannot consume %s: %s", queue, problem)
