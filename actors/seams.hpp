@@ -42,9 +42,10 @@ using process_driver_actor = caf::typed_actor<
   caf::reacts_to<subscribe_atom, exit_listener>>;
 
 /// Receives broker health from a control bus. Brokers are named by the
-/// `broker` string of the specs that use them (empty: the default broker).
+/// `broker` string of the specs that use them (empty: the default broker);
+/// a broker down comes with the reason, in one sentence.
 using broker_listener
-  = caf::typed_actor<caf::reacts_to<broker_down_atom, std::string>,
+  = caf::typed_actor<caf::reacts_to<broker_down_atom, std::string, std::string>,
                      caf::reacts_to<broker_up_atom, std::string>>;
 
 /// Sends control commands to instances and gathers their replies.

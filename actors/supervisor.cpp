@@ -45,7 +45,8 @@ struct supervisor_state {
   supervisor_seams seams;
   std::map<std::string, child_entry> children;
   bool operator_paused = false;
-  std::set<std::string> brokers_down;
+  /// Brokers down, with why.
+  std::map<std::string, std::string> brokers_down;
   std::map<std::string, time_point> revived_at;
   /// Ticks carrying an older generation are stale: pausing bumps it.
   uint64_t timer_generation = 0;
@@ -111,7 +112,10 @@ supervisor_status status_of(self_ptr self) {
   supervisor_status s;
   s.paused = st.paused();
   s.paused_by_operator = st.operator_paused;
-  s.brokers_down.assign(st.brokers_down.begin(), st.brokers_down.end());
+  for (auto& [broker, why] : st.brokers_down) {
+    s.brokers_down.push_back(broker);
+    s.broker_errors[broker] = why;
+  }
   auto now = self->clock().now();
   for (auto& [broker, at] : st.revived_at)
     if (st.reviving(broker, now))
@@ -568,15 +572,15 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
     [=](subscribe_atom, event_listener& listener) {
       self->state.listeners.push_back(std::move(listener));
     },
-    [=](broker_down_atom, std::string& broker) {
+    [=](broker_down_atom, std::string& broker, std::string& reason) {
       auto& st = self->state;
       bool was_paused = st.paused();
-      if (!st.brokers_down.insert(broker).second)
+      if (!st.brokers_down.emplace(broker, reason).second)
         return;
       ++st.timer_generation;
-      emit(self, event_kind::broker_down, {}, broker);
+      emit(self, event_kind::broker_down, {}, reason);
       if (!was_paused)
-        emit(self, event_kind::paused, {}, "broker '" + broker + "' down");
+        emit(self, event_kind::paused, {}, "broker down: " + reason);
     },
     [=](broker_up_atom, std::string& broker) {
       auto& st = self->state;

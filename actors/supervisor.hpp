@@ -58,7 +58,7 @@ using supervisor_actor = caf::typed_actor<
   caf::replies_to<child_atom, std::string>::with<instance_actor>,
   caf::reacts_to<subscribe_atom, event_listener>,
   // From the control bus.
-  caf::reacts_to<broker_down_atom, std::string>,
+  caf::reacts_to<broker_down_atom, std::string, std::string>,
   caf::reacts_to<broker_up_atom, std::string>,
   // From the process driver.
   caf::reacts_to<exited_atom, process_exit>,

@@ -5,6 +5,7 @@
 /// events it publishes on every transition.
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -82,6 +83,8 @@ struct supervisor_status {
   /// Paused by an operator (as opposed to by a broker outage).
   bool paused_by_operator = false;
   std::vector<std::string> brokers_down;
+  /// Why each broker down is down (librdkafka's last error).
+  std::map<std::string, std::string> broker_errors;
   /// Brokers revived less than wait_after_broker_revived ago.
   std::vector<std::string> brokers_reviving;
   caf::timespan interval{0};
@@ -96,7 +99,8 @@ struct supervisor_status {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_status& x) {
   return f(caf::meta::type_name("supervisor_status"), x.paused,
-           x.paused_by_operator, x.brokers_down, x.brokers_reviving,
+           x.paused_by_operator, x.brokers_down, x.broker_errors,
+           x.brokers_reviving,
            x.interval, x.round_in_progress, x.rounds_completed, x.last_round,
            x.last_round_instances, x.instances);
 }

@@ -165,6 +165,7 @@ std::string status_json_text(const supervisor_status& s) {
     {"paused", s.paused},
     {"paused_by_operator", s.paused_by_operator},
     {"brokers_down", s.brokers_down},
+    {"broker_errors", s.broker_errors},
     {"brokers_reviving", s.brokers_reviving},
     {"interval_s",
      std::chrono::duration_cast<std::chrono::duration<double>>(s.interval)

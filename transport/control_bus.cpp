@@ -67,6 +67,15 @@ private:
       if (now >= next_probe) {
         next_probe = now + interval_;
         bool ok = prober_->reachable(static_cast<int>(interval_.count()));
+        std::string why;
+        if (!ok) {
+          // Served by poll: an authentication failure, a refused connection.
+          prober_->poll(0);
+          why = prober_->last_error();
+          if (why.empty())
+            why = "no answer to a metadata request within "
+                  + std::to_string(interval_.count()) + " ms";
+        }
         if (ok && !reader) {
           auto err = prober_->ensure_topics({topic_}, 1, 5000);
           if (err.empty()) {
@@ -74,15 +83,15 @@ private:
               reader = std::make_unique<kafka::topic_reader>(cfg_, topic_);
               tell(ready_atom::value);
             } catch (const std::exception& e) {
-              log_line(e.what());
+              why = e.what();
               ok = false;
             }
           } else {
-            log_line(err);
+            why = err;
             ok = false;
           }
         }
-        tell(health_atom::value, ok);
+        tell(health_atom::value, ok, why);
       }
       prober_->poll(0);
       if (!reader) {
@@ -176,7 +185,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   st.key = std::move(key);
   st.router = std::move(router);
   st.bootstrap = st.key.empty() ? st.settings.default_broker : st.key;
-  auto cfg = kafka::base_config(st.bootstrap);
+  auto cfg = kafka::base_config(st.bootstrap, st.settings.properties);
   auto producer_cfg = cfg;
   // A command the broker did not take within seconds is stale: fail it
   // rather than deliver it late.
@@ -258,7 +267,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         if (st.pending.count(id) > 0)
           publish(self, id, bytes);
     },
-    [=](health_atom, bool ok) {
+    [=](health_atom, bool ok, const std::string& why) {
       auto& st = self->state;
       st.producer->poll(0);
       if (ok) {
@@ -272,8 +281,9 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       }
       if (++st.failures >= st.settings.health_failures && !st.down) {
         st.down = true;
-        log_line("broker " + st.bootstrap + " unreachable");
-        self->send(st.router, broker_down_atom::value, st.key);
+        auto reason = st.bootstrap + ": " + why;
+        log_line("broker " + reason);
+        self->send(st.router, broker_down_atom::value, st.key, reason);
         // Commands in flight cannot be answered now.
         for (auto& [id, p] : st.pending)
           p.promise.deliver(
@@ -325,9 +335,9 @@ caf::behavior router(router_ptr self, control_bus_settings settings) {
     [=](subscribe_atom, broker_listener& l) {
       self->state.listeners.push_back(std::move(l));
     },
-    [=](broker_down_atom a, std::string& key) {
+    [=](broker_down_atom a, std::string& key, std::string& reason) {
       for (auto& l : self->state.listeners)
-        self->send(l, a, key);
+        self->send(l, a, key, reason);
     },
     [=](broker_up_atom a, std::string& key) {
       for (auto& l : self->state.listeners)

@@ -7,9 +7,12 @@
 /// own, routes each reply to the waiting request by correlation id, and
 /// answers with whatever arrived when every destination replied or the
 /// command's timeout ran out. It probes its broker once a `health_interval`
-/// and reports loss and recovery to subscribers as broker_down / broker_up.
+/// and reports loss (with the reason: librdkafka's last error, such as a
+/// failed SASL authentication) and recovery to subscribers as broker_down /
+/// broker_up.
 
 #include <chrono>
+#include <map>
 #include <string>
 
 #include <caf/fwd.hpp>
@@ -30,6 +33,8 @@ struct control_bus_settings {
   std::chrono::milliseconds health_interval{1000};
   /// Failed probes in a row before the broker counts as down.
   int health_failures = 2;
+  /// librdkafka properties of every client (security, SASL, TLS).
+  std::map<std::string, std::string> properties;
 };
 
 /// The reply topic of a branch.

@@ -4,15 +4,29 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
+#include <memory>
 
 namespace cyme::kafka {
 
 namespace {
 
+void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
+  static_cast<client*>(opaque)->note_error(
+    std::string{rd_kafka_err2str(static_cast<rd_kafka_resp_err_t>(err))}
+    + ": " + reason);
+}
+
+/// Creates a client with `cfg`; `owner`, when given, is the opaque of every
+/// callback and hears librdkafka's errors.
 rd_kafka_t* create(rd_kafka_type_t type, const config_map& cfg,
+                   client* owner = nullptr,
                    const std::function<void(rd_kafka_conf_t*)>& extra = {}) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
+  if (owner != nullptr) {
+    rd_kafka_conf_set_opaque(conf, owner);
+    rd_kafka_conf_set_error_cb(conf, &on_error);
+  }
   for (auto& [key, value] : cfg) {
     if (rd_kafka_conf_set(conf, key.c_str(), value.c_str(), err, sizeof(err))
         != RD_KAFKA_CONF_OK) {
@@ -171,6 +185,16 @@ std::string client::ensure_topics(const std::vector<std::string>& topics,
   return create_on_demand(rk_, missing, timeout_ms);
 }
 
+void client::note_error(std::string text) {
+  std::lock_guard<std::mutex> guard{error_mtx_};
+  last_error_ = std::move(text);
+}
+
+std::string client::last_error() const {
+  std::lock_guard<std::mutex> guard{error_mtx_};
+  return last_error_;
+}
+
 bool client::reachable(int timeout_ms) {
   const rd_kafka_metadata_t* md = nullptr;
   auto err = rd_kafka_metadata(rk_, 0, nullptr, &md, timeout_ms);
@@ -184,7 +208,7 @@ bool client::reachable(int timeout_ms) {
 struct delivery_hook {
   static void on_delivery(rd_kafka_t*, const rd_kafka_message_t* m,
                           void* opaque) {
-    auto* self = static_cast<producer*>(opaque);
+    auto* self = static_cast<producer*>(static_cast<client*>(opaque));
     if (!self->on_delivery_)
       return;
     std::string key;
@@ -195,9 +219,8 @@ struct delivery_hook {
 };
 
 producer::producer(const config_map& cfg, delivery_fn on_delivery)
-  : client(create(RD_KAFKA_PRODUCER, cfg,
-                  [this](rd_kafka_conf_t* conf) {
-                    rd_kafka_conf_set_opaque(conf, this);
+  : client(create(RD_KAFKA_PRODUCER, cfg, this,
+                  [](rd_kafka_conf_t* conf) {
                     rd_kafka_conf_set_dr_msg_cb(conf,
                                                 &delivery_hook::on_delivery);
                   })),
@@ -273,7 +296,7 @@ config_map reader_config(config_map cfg) {
 
 topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
                            int timeout_ms, bool from_beginning)
-  : client(create(RD_KAFKA_CONSUMER, reader_config(cfg))) {
+  : client(create(RD_KAFKA_CONSUMER, reader_config(cfg), this)) {
   rd_kafka_poll_set_consumer(rk_);
   auto* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
   const rd_kafka_metadata_t* md = nullptr;
@@ -322,7 +345,7 @@ struct rebalance_hook {
   static void on_rebalance(rd_kafka_t* rk, rd_kafka_resp_err_t err,
                            rd_kafka_topic_partition_list_t* partitions,
                            void* opaque) {
-    auto* self = static_cast<group_consumer*>(opaque);
+    auto* self = static_cast<group_consumer*>(static_cast<client*>(opaque));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
       rd_kafka_assign(rk, partitions);
       self->assigned_ = static_cast<uint32_t>(partitions->cnt);
@@ -354,9 +377,8 @@ config_map group_config(config_map cfg) {
 group_consumer::group_consumer(const config_map& cfg,
                                const std::vector<std::string>& topics,
                                revoke_fn on_revoke)
-  : client(create(RD_KAFKA_CONSUMER, group_config(cfg),
-                  [this](rd_kafka_conf_t* conf) {
-                    rd_kafka_conf_set_opaque(conf, this);
+  : client(create(RD_KAFKA_CONSUMER, group_config(cfg), this,
+                  [](rd_kafka_conf_t* conf) {
                     rd_kafka_conf_set_rebalance_cb(
                       conf, &rebalance_hook::on_rebalance);
                   })),
@@ -462,11 +484,78 @@ std::optional<int64_t> committed_total(const config_map& cfg,
   return total;
 }
 
-config_map base_config(const std::string& bootstrap) {
-  return {{"bootstrap.servers", bootstrap},
-          {"client.id", "cyme"},
-          {"socket.nagle.disable", "true"},
-          {"log.connection.close", "false"}};
+config_map base_config(const std::string& bootstrap,
+                       const config_map& properties) {
+  config_map out = properties;
+  // Ours, whatever the properties say.
+  out["bootstrap.servers"] = bootstrap;
+  out["client.id"] = "cyme";
+  out.emplace("socket.nagle.disable", "true");
+  out.emplace("log.connection.close", "false");
+  return out;
+}
+
+bool is_secret_property(const std::string& key) {
+  for (auto* part : {"password", "secret", "jaas", "key.pem", "oauthbearer.config"})
+    if (key.find(part) != std::string::npos)
+      return true;
+  return false;
+}
+
+std::string properties_problem(const config_map& properties) {
+  std::unique_ptr<rd_kafka_conf_t, void (*)(rd_kafka_conf_t*)> conf{
+    rd_kafka_conf_new(), rd_kafka_conf_destroy};
+  for (auto& [key, value] : properties) {
+    if (key == "bootstrap.servers" || key == "client.id")
+      return "Kafka property '" + key + "' is set by cyme";
+    if (key.empty() || value.find_first_of("\n\r") != std::string::npos
+        || value.find('\0') != std::string::npos
+        || key.find_first_of("=\n\r \t") != std::string::npos)
+      return "Kafka property '" + key + "' is not one key=value line";
+    char err[512];
+    if (rd_kafka_conf_set(conf.get(), key.c_str(), value.c_str(), err,
+                          sizeof(err))
+        != RD_KAFKA_CONF_OK)
+      return is_secret_property(key)
+               ? "Kafka property '" + key + "' is not accepted by librdkafka"
+               : "Kafka property '" + key + "': " + err;
+  }
+  return {};
+}
+
+std::string format_properties(const config_map& properties) {
+  std::string out;
+  for (auto& [key, value] : properties)
+    out += key + "=" + value + "\n";
+  return out;
+}
+
+std::string parse_properties(std::string_view text, config_map& out) {
+  config_map parsed;
+  size_t line_no = 0;
+  while (!text.empty()) {
+    ++line_no;
+    auto end = text.find('\n');
+    auto line = text.substr(0, end);
+    text = end == std::string_view::npos ? std::string_view{}
+                                         : text.substr(end + 1);
+    auto first = line.find_first_not_of(" \t");
+    if (first == std::string_view::npos || line[first] == '#')
+      continue;
+    auto eq = line.find('=');
+    if (eq == std::string_view::npos)
+      return "line " + std::to_string(line_no) + " is not key=value";
+    auto key = line.substr(first, eq - first);
+    while (!key.empty() && (key.back() == ' ' || key.back() == '\t'))
+      key.remove_suffix(1);
+    if (key.empty())
+      return "line " + std::to_string(line_no) + " has no key";
+    parsed[std::string{key}] = std::string{line.substr(eq + 1)};
+  }
+  if (auto p = properties_problem(parsed); !p.empty())
+    return p;
+  out = std::move(parsed);
+  return {};
 }
 
 } // namespace cyme::kafka

@@ -10,9 +10,11 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 struct rd_kafka_s;
@@ -55,11 +57,22 @@ public:
   /// Whether a broker answered a metadata request within `timeout_ms`.
   bool reachable(int timeout_ms);
 
+  /// The last error librdkafka reported for this client (a broker it
+  /// cannot reach, a failed SASL authentication), empty when none yet.
+  std::string last_error() const;
+
+  /// Records an error (librdkafka's error callback).
+  void note_error(std::string text);
+
 protected:
   /// Takes ownership of a created handle.
   explicit client(rd_kafka_s* rk) : rk_(rk) {
   }
   rd_kafka_s* rk_ = nullptr;
+
+private:
+  mutable std::mutex error_mtx_;
+  std::string last_error_;
 };
 
 /// Produces messages; deliveries are reported by `poll`.
@@ -182,8 +195,27 @@ std::optional<int64_t> committed_total(const config_map& cfg,
                                        const std::string& topic,
                                        int timeout_ms);
 
-/// Client settings shared by all cyme clients of one broker: bootstrap
-/// servers plus the latency knob (fetch.wait.max.ms) of control readers.
-config_map base_config(const std::string& bootstrap);
+/// Client settings shared by all cyme clients of one broker: the operator's
+/// `properties` (security.protocol, sasl.*, ssl.*, ...), then bootstrap
+/// servers and cyme's own.
+config_map base_config(const std::string& bootstrap,
+                       const config_map& properties = {});
+
+/// Whether a librdkafka property holds a secret: its value never goes on a
+/// command line or into a log.
+bool is_secret_property(const std::string& key);
+
+/// Empty when librdkafka accepts every property (tried on a scratch
+/// configuration), else which one and why; a secret's value is never
+/// quoted. bootstrap.servers and client.id are cyme's to set.
+std::string properties_problem(const config_map& properties);
+
+/// A properties file: one `key=value` line each.
+std::string format_properties(const config_map& properties);
+
+/// Parses a properties file (`key=value` lines; blank lines and lines
+/// starting with '#' skipped) and checks it as `properties_problem` does.
+/// Empty on success, with `out` set; else why not.
+std::string parse_properties(std::string_view text, config_map& out);
 
 } // namespace cyme::kafka

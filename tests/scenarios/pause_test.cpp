@@ -69,12 +69,15 @@ BOOST_AUTO_TEST_CASE(broker_outage_pauses_and_revival_waits_before_restarts) {
   s.interval = 10s;
   start(s);
   advance(1s);
-  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"});
+  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"},
+                 std::string{"k1:9092: Local: Broker transport failure"});
   sched.run();
   auto st = supervisor();
   BOOST_TEST(st.paused);
   BOOST_TEST(!st.paused_by_operator);
   BOOST_TEST(st.brokers_down.size() == 1u);
+  BOOST_TEST(st.broker_errors["k1:9092"]
+             == "k1:9092: Local: Broker transport failure");
   // Workers cannot answer while their broker is gone.
   world.workers["w1"].responsive = false;
   world.workers["w2"].responsive = false;
@@ -111,7 +114,8 @@ BOOST_AUTO_TEST_CASE(reported_death_during_revival_is_deferred) {
   add_instance("w1", {}, "k1:9092");
   start();
   advance(1s);
-  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"});
+  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"},
+                 std::string{"k1:9092: Local: Broker transport failure"});
   caf::anon_send(sup, broker_up_atom::value, std::string{"k1:9092"});
   sched.run();
   kill("w1", true);
@@ -128,7 +132,8 @@ BOOST_AUTO_TEST_CASE(other_brokers_are_not_held_back_by_a_revival) {
   add_instance("w2", {}, "k2:9092");
   start();
   advance(1s);
-  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"});
+  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"},
+                 std::string{"k1:9092: Local: Broker transport failure"});
   caf::anon_send(sup, broker_up_atom::value, std::string{"k1:9092"});
   sched.run();
   kill("w2", true);
@@ -142,7 +147,8 @@ BOOST_AUTO_TEST_CASE(operator_pause_outlives_a_broker_revival) {
   start();
   advance(1s);
   ask<supervisor_status>(pause_atom::value);
-  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"});
+  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"},
+                 std::string{"k1:9092: Local: Broker transport failure"});
   caf::anon_send(sup, broker_up_atom::value, std::string{"k1:9092"});
   sched.run();
   BOOST_TEST(supervisor().paused);
