@@ -18,6 +18,7 @@
 #include <vector>
 
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -41,6 +42,7 @@
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
 #include "transport/http_api.hpp"
+#include "transport/kafka.hpp"
 #include "transport/presence.hpp"
 #include "transport/process_driver.hpp"
 #include "transport/task_results.hpp"
@@ -73,6 +75,7 @@ struct branch_options {
   bool keep_instances = false;
   std::string worker;
   std::vector<std::string> allow_program;
+  std::vector<std::string> kafka_property;
   std::string node;
   std::string node_cert;
   std::string node_key;
@@ -129,6 +132,65 @@ std::optional<T> ask(caf::actor_system& sys, const Handle& dest, Ts&&... xs) {
   return out;
 }
 
+/// The branch's Kafka client properties: `--kafka-property KEY=VALUE`
+/// flags (never a secret: a command line is visible in ps) and the [kafka]
+/// section of the --config file (which, holding a secret, must be readable
+/// by its owner only). Dies with a clear error on anything else.
+kafka::config_map kafka_properties(const CLI::App& app,
+                                   const branch_options& o) {
+  kafka::config_map props;
+  for (auto& kv : o.kafka_property) {
+    auto eq = kv.find('=');
+    if (eq == std::string::npos || eq == 0)
+      die("--kafka-property takes KEY=VALUE, not '" + kv.substr(0, 64) + "'");
+    auto key = kv.substr(0, eq);
+    if (kafka::is_secret_property(key))
+      die("--kafka-property " + key
+          + ": a secret never goes on the command line (ps shows it); put "
+            "it in the [kafka] section of the --config file, readable by "
+            "the branch's user only");
+    props[key] = kv.substr(eq + 1);
+  }
+  auto* config = app.get_config_ptr();
+  if (config != nullptr && config->count() > 0) {
+    auto path = config->as<std::string>();
+    std::vector<CLI::ConfigItem> items;
+    try {
+      items = CLI::ConfigTOML().from_file(path);
+    } catch (const CLI::Error& e) {
+      die("--config " + path + ": " + e.what());
+    }
+    bool secrets = false;
+    for (auto& item : items) {
+      if (item.name == "++" || item.name == "--")
+        continue; // section markers
+      if (item.parents.empty()) {
+        if (app.get_option_no_throw("--" + item.name) == nullptr)
+          die("--config " + path + ": unknown setting '" + item.name + "'");
+        continue;
+      }
+      if (item.parents.front() != "kafka")
+        die("--config " + path + ": unknown section [" + item.parents.front()
+            + "]; the only section is [kafka]");
+      std::string key;
+      for (size_t i = 1; i < item.parents.size(); ++i)
+        key += item.parents[i] + ".";
+      key += item.name;
+      if (item.inputs.size() != 1)
+        die("--config " + path + ": [kafka] " + key + " takes one value");
+      secrets = secrets || kafka::is_secret_property(key);
+      props[key] = item.inputs.front();
+    }
+    struct stat st {};
+    if (secrets && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
+      die("--config " + path + " holds a Kafka secret but others may read "
+          "it: chmod 600 it");
+  }
+  if (auto p = kafka::properties_problem(props); !p.empty())
+    die(p);
+  return props;
+}
+
 } // namespace
 
 int main(int argc, char** argv) {
@@ -137,7 +199,11 @@ int main(int argc, char** argv) {
                "state the model describes"};
   app.set_config("--config", "",
                  "read these flags from a TOML/INI file (key = value, names "
-                 "without dashes; see deploy/examples/)");
+                 "without dashes; librdkafka properties in a [kafka] "
+                 "section; see deploy/examples/)");
+  // The [kafka] section is read by kafka_properties(), which also refuses
+  // unknown settings.
+  app.allow_config_extras(CLI::config_extras_mode::ignore);
   app.add_option("--id", o.id,
                  "branch id, unique per Kafka cluster (names its reply topic; "
                  "default: the host name)");
@@ -174,6 +240,12 @@ int main(int argc, char** argv) {
     ->envname("CYME_TOKEN");
   app.add_option("--worker", o.worker,
                  "the cyme-worker program (default: next to cyme-branch)");
+  app.add_option("--kafka-property", o.kafka_property,
+                 "KEY=VALUE librdkafka property for every Kafka client of "
+                 "the branch and its workers (security.protocol, "
+                 "sasl.mechanism, ssl.ca.location, ...); repeatable. Secrets "
+                 "(sasl.password, ...) only in the [kafka] section of "
+                 "--config");
   app.add_option("--allow-program", o.allow_program,
                  "a program (file) or a folder of programs that instances "
                  "may run besides the worker; repeatable. Naming a program "
@@ -183,6 +255,7 @@ int main(int argc, char** argv) {
 
   if (auto p = name_problem("branch id", o.id); !p.empty())
     die(p);
+  auto kafka_props = kafka_properties(app, o);
   auto [http_host, http_port] = host_port("--http", o.http);
   std::optional<std::pair<std::string, uint16_t>> node;
   if (!o.node.empty())
@@ -296,6 +369,7 @@ int main(int argc, char** argv) {
   bus_settings.default_broker = bootstrap;
   bus_settings.branch_id = o.id;
   bus_settings.reply_fetch_wait_ms = o.control_fetch_wait_ms;
+  bus_settings.properties = kafka_props;
   auto bus = spawn_control_bus(sys, bus_settings);
   if (!bus)
     die(describe(bus.error()));
@@ -304,6 +378,7 @@ int main(int argc, char** argv) {
   driver_settings.worker_program = worker;
   driver_settings.allowed_programs = programs;
   driver_settings.default_broker = bootstrap;
+  driver_settings.kafka_properties = kafka_props;
   driver_settings.extra_args = {"--control-fetch-wait-ms",
                                 std::to_string(o.control_fetch_wait_ms)};
   auto driver = spawn_process_driver(sys, driver_settings);
@@ -331,14 +406,16 @@ int main(int argc, char** argv) {
              + (node_tls ? " (TLS)" : ""));
   }
 
-  task_results results{kafka::base_config(bootstrap), "cyme.results"};
+  task_results results{kafka::base_config(bootstrap, kafka_props),
+                       "cyme.results"};
   // Announced to the other branches on the bus; the HTTP port is known
   // once bound.
   std::atomic<uint16_t> http_bound{0};
   auto advertised_host = http_host == "0.0.0.0" ? default_id() : http_host;
   auto supervisor = *sup;
   presence branches{
-    kafka::base_config(bootstrap), presence_settings{}, [&, supervisor] {
+    kafka::base_config(bootstrap, kafka_props), presence_settings{},
+    [&, supervisor] {
       branch_info me;
       me.id = o.id;
       me.http = "http://" + advertised_host + ":"
@@ -354,7 +431,7 @@ int main(int argc, char** argv) {
   http_parts parts{&sys,     *sup,   *store,    *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
-                   (root / "instances").string()};
+                   (root / "instances").string(), kafka_props};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;

@@ -885,7 +885,7 @@ struct http_api::impl {
     std::lock_guard<std::mutex> guard{producers_mtx};
     auto& p = producers[broker];
     if (!p) {
-      auto cfg = kafka::base_config(broker);
+      auto cfg = kafka::base_config(broker, parts.kafka_properties);
       cfg["message.timeout.ms"] = "10000";
       p = std::make_unique<kafka::producer>(cfg);
     }

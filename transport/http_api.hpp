@@ -60,6 +60,8 @@ struct http_parts {
   std::string worker_program;
   /// Where instance folders are: an instance's default working folder.
   std::string instances_root;
+  /// librdkafka properties of the task producers.
+  kafka::config_map kafka_properties;
 };
 
 class http_api {

@@ -35,6 +35,7 @@
 
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
+#include "transport/kafka.hpp"
 #include "transport/proc.hpp"
 
 extern char** environ;
@@ -63,6 +64,8 @@ constexpr const char* pid_file_name = "worker.pid";
 constexpr const char* pid_temp_name = ".worker.pid.tmp";
 constexpr const char* log_file_name = "worker.log";
 constexpr const char* stop_file_name = "worker.stop";
+constexpr const char* kafka_file_name = "kafka.properties";
+constexpr const char* kafka_temp_name = ".kafka.properties.tmp";
 constexpr const char* stop_temp_name = ".worker.stop.tmp";
 /// Marks every process started here with its instance folder.
 constexpr const char* instance_dir_variable = "CYME_INSTANCE_DIR";
@@ -175,6 +178,10 @@ std::vector<std::string> launch_args(const process_driver_settings& settings,
   // finds it even when a crash came between its start and its pid file.
   args.emplace_back("--instance-dir");
   args.push_back((settings.root / spec.name).string());
+  if (!settings.kafka_properties.empty()) {
+    args.emplace_back("--kafka-config");
+    args.push_back((settings.root / spec.name / kafka_file_name).string());
+  }
   args.insert(args.end(), settings.extra_args.begin(),
               settings.extra_args.end());
   return args;
@@ -760,6 +767,13 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
                                            policy, 0640);
       !problem.empty())
     return failure(problem);
+  if (spec.launch.kind == instance_kind::worker
+      && !st.settings.kafka_properties.empty())
+    if (auto problem = write_file_atomically(
+          dir, kafka_file_name, kafka_temp_name,
+          kafka::format_properties(st.settings.kafka_properties), 0600);
+        !problem.empty())
+      return failure(problem);
   auto args = launch_args(st.settings, spec);
   auto env = launch_env(st.settings, spec);
   auto cwd = spec.launch.cwd.empty() ? dir : fs::path{spec.launch.cwd};

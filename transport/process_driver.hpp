@@ -40,6 +40,7 @@
 
 #include <chrono>
 #include <filesystem>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -65,6 +66,10 @@ struct process_driver_settings {
   std::string default_broker;
   /// Appended to every worker-kind instance's command line.
   std::vector<std::string> extra_args;
+  /// librdkafka properties for workers (SASL, TLS): written, mode 0600, to
+  /// `<root>/<name>/kafka.properties` and named by `--kafka-config`, so no
+  /// secret is on a command line.
+  std::map<std::string, std::string> kafka_properties;
 };
 
 /// Spawns a process driver after validating `settings`: the root must be
@@ -82,7 +87,8 @@ struct process_driver_settings {
 ///
 ///   <program> <args...> --name <name> --app <app> --broker <broker>
 ///     [--queues <q1,q2,...>] --min <min_concurrency>
-///     --max <max_concurrency> --instance-dir <root>/<name> <extra_args...>
+///     --max <max_concurrency> --instance-dir <root>/<name>
+///     [--kafka-config <root>/<name>/kafka.properties] <extra_args...>
 ///
 /// (program: the launch's, or `worker_program`); a process-kind instance as
 /// `<program> <args...>`. A program that is neither the worker program nor

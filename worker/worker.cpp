@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <ctime>
+#include <fstream>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -61,7 +62,7 @@ struct worker_context {
   worker_context(const worker_options& o, const handler_registry& h)
     : opts(o),
       handlers(h),
-      base(kafka::base_config(o.broker)),
+      base(kafka::base_config(o.broker, o.kafka_properties)),
       producer(reply_config(base)),
       pool(o.max_concurrency, o.min_concurrency, o.keepalive) {
   }
@@ -442,6 +443,10 @@ worker_options parse_worker_options(int argc, char** argv) {
                  "program the exec handler runs (absolute path)");
   app.add_option("--exec-timeout-ms", exec_timeout_ms,
                  "time limit of an exec task");
+  std::string kafka_config;
+  app.add_option("--kafka-config", kafka_config,
+                 "file of librdkafka properties (key=value lines) for every "
+                 "Kafka client: security.protocol, sasl.*, ssl.*");
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
@@ -449,6 +454,22 @@ worker_options parse_worker_options(int argc, char** argv) {
   }
   o.keepalive = std::chrono::milliseconds{keepalive_ms};
   o.exec.timeout = std::chrono::milliseconds{exec_timeout_ms};
+  if (!kafka_config.empty()) {
+    std::ifstream in{kafka_config, std::ios::binary};
+    std::string text(64 * 1024 + 1, '\0');
+    in.read(text.data(), static_cast<std::streamsize>(text.size()));
+    text.resize(static_cast<size_t>(in.gcount()));
+    std::string problem;
+    if (!in.eof())
+      problem = in.is_open() ? "larger than 64 KiB" : "cannot be read";
+    else
+      problem = kafka::parse_properties(text, o.kafka_properties);
+    if (!problem.empty()) {
+      std::cerr << "cyme-worker: --kafka-config " << kafka_config << ": "
+                << problem << "\n";
+      std::exit(2);
+    }
+  }
   if (auto p = options_problem(o); !p.empty()) {
     std::cerr << "cyme-worker: " << p << "\n";
     std::exit(2);

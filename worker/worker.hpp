@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -35,6 +36,8 @@ struct worker_options {
   /// Set by the process driver: the folder of this instance under the
   /// branch root. Only identifies the process; the worker does not use it.
   std::string instance_dir;
+  /// librdkafka properties of every client (from --kafka-config FILE).
+  std::map<std::string, std::string> kafka_properties;
 };
 
 /// Parses the command line. On --help prints usage and exits 0; on bad

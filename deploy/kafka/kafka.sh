@@ -4,8 +4,12 @@
 #
 #   kafka.sh fetch                 copy the broker's classpath into lib/ (once)
 #   kafka.sh free-port [HOST]      print a TCP port nothing listens on
-#   kafka.sh start DIR HOST:PORT   format DIR and start a broker serving
-#                                  PLAINTEXT on HOST:PORT; returns once it
+#   kafka.sh start DIR HOST:PORT [SASL_HOST:PORT USER PASSWORD_FILE]
+#                                  format DIR and start a broker serving
+#                                  PLAINTEXT on HOST:PORT (and, if given,
+#                                  SASL_PLAINTEXT with mechanism PLAIN for
+#                                  USER, whose password is the first line
+#                                  of PASSWORD_FILE); returns once it
 #                                  answers Kafka requests (90 s deadline)
 #   kafka.sh stop DIR              SIGTERM, then SIGKILL after 30 s
 #   kafka.sh kill DIR              SIGKILL (a crash); start DIR restarts it
@@ -28,7 +32,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,18p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -140,10 +144,31 @@ abs_dir() {
 # -- start ---------------------------------------------------------------------
 
 cmd_start() {
-  [ $# -eq 2 ] || usage
+  [ $# -eq 2 ] || [ $# -eq 5 ] || usage
   require_fetched
   local dir host port
   dir="$(abs_dir "$1")"
+  # An optional SASL_PLAINTEXT listener beside the PLAINTEXT one.
+  local sasl_listener="" sasl_advertised="" sasl_map="" sasl_settings=""
+  local sasl_port=""
+  if [ $# -eq 5 ]; then
+    split_address "$3"
+    local sasl_address="$host:$port" user="$4" password
+    sasl_port="$port"
+    [[ "$user" =~ ^[A-Za-z0-9_.-]{1,64}$ ]] || die "bad SASL user '$user'"
+    [ -r "$5" ] || die "cannot read the password file $5"
+    password="$(head -n 1 "$5")"
+    [[ "$password" =~ ^[A-Za-z0-9_.-]{1,128}$ ]] \
+      || die "the password in $5 must be 1 to 128 of [A-Za-z0-9_.-]"
+    if listening "$host" "$port"; then
+      die "$sasl_address is already in use"
+    fi
+    sasl_listener=",SASL_PLAINTEXT://$sasl_address"
+    sasl_advertised=",SASL_PLAINTEXT://$sasl_address"
+    sasl_map=",SASL_PLAINTEXT:SASL_PLAINTEXT"
+    sasl_settings="sasl.enabled.mechanisms=PLAIN
+listener.name.sasl_plaintext.plain.sasl.jaas.config=org.apache.kafka.common.security.plain.PlainLoginModule required user_$user=\"$password\";"
+  fi
   split_address "$2"
   if [ -n "$(broker_pid "$dir")" ]; then
     die "a broker already runs in $dir (pid $(broker_pid "$dir"))"
@@ -153,16 +178,21 @@ cmd_start() {
   fi
   local cport
   cport="$(cmd_free_port "$host")"
-  while [ "$cport" = "$port" ]; do cport="$(cmd_free_port "$host")"; done
+  while [ "$cport" = "$port" ] || [ "$cport" = "$sasl_port" ]; do
+    cport="$(cmd_free_port "$host")"
+  done
 
+  # It may hold a password.
+  (umask 077 && : >"$dir/server.properties")
   cat >"$dir/server.properties" <<EOF
 # Written by deploy/kafka/kafka.sh: a single-node KRaft broker for tests.
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@$host:$cport
-listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport
-advertised.listeners=PLAINTEXT://$host:$port
-listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT
+listeners=PLAINTEXT://$host:$port,CONTROLLER://$host:$cport$sasl_listener
+advertised.listeners=PLAINTEXT://$host:$port$sasl_advertised
+listener.security.protocol.map=PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT$sasl_map
+$sasl_settings
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
 log.dirs=$dir/data

@@ -349,8 +349,10 @@ class FleetTour(unittest.TestCase):
         self.assertEqual((result["state"], result["instance"]), ("FAILURE", PY))
         self.assertEqual(result["error"], 'invalid task: "handler" is not a string')
         # Counted by the state published: the result too large is a failure.
+        # (A redelivered task of the shared queue may add to "done" only.)
         after = self.branch.stats(PY)["tasks"]
-        self.assertEqual((after["done"] - before["done"], after["failed"] - before["failed"]), (3, 5))
+        self.assertEqual(after["failed"] - before["failed"], 5)
+        self.assertGreaterEqual(after["done"] - before["done"], 3)
 
     def test_07_kill_9_is_repaired(self):
         old = self.branch.instance(PY)["pid"]
