@@ -29,9 +29,20 @@ stop_kafka() {
 trap stop_kafka EXIT
 trap 'exit 130' INT TERM
 kafka_address="127.0.0.1:$(./deploy/kafka/kafka.sh free-port 127.0.0.1)"
-./deploy/kafka/kafka.sh start "$kafka_dir" "$kafka_address"
-echo "== integration-real-kafka: broker at $kafka_address ($kafka_dir)"
+# A SASL_PLAINTEXT listener beside it, for the Kafka security tests; its
+# password is made here and lives in a file only this user can read.
+sasl_address="127.0.0.1:$(./deploy/kafka/kafka.sh free-port 127.0.0.1)"
+while [ "$sasl_address" = "$kafka_address" ]; do
+  sasl_address="127.0.0.1:$(./deploy/kafka/kafka.sh free-port 127.0.0.1)"
+done
+sasl_password_file="$kafka_dir/sasl-password"
+(umask 077 && head -c 18 /dev/urandom | base64 | tr '+/' '._' >"$sasl_password_file")
+./deploy/kafka/kafka.sh start "$kafka_dir" "$kafka_address" \
+  "$sasl_address" cyme "$sasl_password_file"
+echo "== integration-real-kafka: broker at $kafka_address, SASL at $sasl_address ($kafka_dir)"
 CYME_TEST_KAFKA="$kafka_address" CYME_TEST_KAFKA_DIR="$kafka_dir" \
+CYME_TEST_KAFKA_SASL="$sasl_address" CYME_TEST_KAFKA_SASL_USER=cyme \
+CYME_TEST_KAFKA_SASL_PASSWORD_FILE="$sasl_password_file" \
   ctest --test-dir build --output-on-failure --no-tests=error -L real-kafka
 stop_kafka
 trap - EXIT INT TERM
