@@ -406,8 +406,13 @@ int main(int argc, char** argv) {
              + (node_tls ? " (TLS)" : ""));
   }
 
-  task_results results{kafka::base_config(bootstrap, kafka_props),
-                       "cyme.results"};
+  task_result_readers results{
+    [&kafka_props](const std::string& broker) {
+      return kafka::base_config(broker, kafka_props);
+    },
+    "cyme.results"};
+  // The default broker's results are read from the start.
+  results.of(bootstrap);
   // Announced to the other branches on the bus; the HTTP port is known
   // once bound.
   std::atomic<uint16_t> http_bound{0};

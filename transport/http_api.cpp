@@ -925,25 +925,38 @@ struct http_api::impl {
     reply(res, 202, json{{"id", task.id}});
   }
 
-  void query(const std::string& method, const std::string& id,
-             const std::string& what, const params& p, httplib::Response& res) {
+  void query(const std::string& method, const std::string& app,
+             const std::string& id, const std::string& what, const params& p,
+             httplib::Response& res) {
     if (method != "GET")
       fail(405, "method not allowed");
     if (id.empty() || id.size() > 128)
       fail(400, "task ids hold 1 to 128 characters");
     if (parts.results == nullptr)
       fail(503, "task results are not available");
+    // Results come on the broker the app's tasks went to; an app not in the
+    // model (deleted since) is asked of the default broker.
+    std::string broker;
+    {
+      caf::scoped_actor self{*parts.sys};
+      self->request(parts.store, caf::timespan{settings.request_timeout},
+                    get_app_atom::value, app)
+        .receive([&](app_record& x) { broker = x.broker; },
+                 [&](caf::error&) {});
+    }
+    auto& results = parts.results->of(broker.empty() ? parts.default_broker
+                                                     : broker);
     if (what == "state") {
-      auto r = parts.results->find(id);
+      auto r = results.find(id);
       reply(res, 200, json{{"id", id},
                            {"state", r ? to_string(r->state) : "PENDING"}});
     } else if (what == "result") {
-      reply(res, 200, result_json(id, parts.results->find(id)));
+      reply(res, 200, result_json(id, results.find(id)));
     } else if (what == "wait") {
       auto timeout = p.count("timeout").value_or(10);
       if (timeout > 300)
         fail(400, "'timeout' is at most 300 seconds");
-      auto r = parts.results->wait(id, seconds{timeout});
+      auto r = results.wait(id, seconds{timeout});
       reply(res, r ? 200 : 504, result_json(id, r));
     } else {
       fail(404, "no such path");
@@ -1002,7 +1015,7 @@ struct http_api::impl {
       return send_task(m, app_name, seg[2], p, res);
     } else if (seg[1] == "query" && n == 4) {
       check_name("app", app_name);
-      return query(m, seg[2], seg[3], p, res);
+      return query(m, app_name, seg[2], seg[3], p, res);
     }
     fail(404, "no such path");
   }
@@ -1049,6 +1062,20 @@ http_api::http_api(http_parts parts, http_settings settings)
   server_->Post(".*", h);
   server_->Put(".*", h);
   server_->Delete(".*", h);
+  // A request with neither Content-Length nor Transfer-Encoding has no
+  // body (RFC 9112, 6.3); httplib would answer 400 trying to read one, so
+  // such requests are served here, before it does.
+  server_->set_pre_routing_handler(
+    [this](const httplib::Request& req, httplib::Response& res) {
+      if (req.method == "GET" || req.has_header("Content-Length")
+          || req.has_header("Transfer-Encoding"))
+        return httplib::Server::HandlerResponse::Unhandled;
+      if (req.method == "PATCH")
+        impl::reply(res, 405, json{{"error", "method not allowed"}});
+      else
+        impl_->handle(req, res);
+      return httplib::Server::HandlerResponse::Handled;
+    });
   server_->Patch(".*", [](const httplib::Request&, httplib::Response& res) {
     impl::reply(res, 405, json{{"error", "method not allowed"}});
   });

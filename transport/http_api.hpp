@@ -49,7 +49,8 @@ struct http_parts {
   /// Bootstrap servers of the branch's default broker (tasks of apps with
   /// no broker of their own go there).
   std::string default_broker;
-  task_results* results = nullptr;
+  /// Task results, per broker.
+  task_result_readers* results = nullptr;
   /// This branch's id, shown with every instance.
   std::string branch_id;
   /// The cluster view; without it the API serves this branch only.

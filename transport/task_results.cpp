@@ -89,4 +89,18 @@ task_results::wait(const std::string& id,
   return i->second;
 }
 
+task_result_readers::task_result_readers(
+  std::function<kafka::config_map(const std::string&)> config_for,
+  std::string topic)
+  : config_for_(std::move(config_for)), topic_(std::move(topic)) {
+}
+
+task_results& task_result_readers::of(const std::string& bootstrap) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& r = readers_[bootstrap];
+  if (!r)
+    r = std::make_unique<task_results>(config_for_(bootstrap), topic_);
+  return *r;
+}
+
 } // namespace cyme

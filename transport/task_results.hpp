@@ -8,6 +8,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <memory>
 #include <map>
 #include <mutex>
 #include <optional>
@@ -49,6 +51,26 @@ private:
   std::deque<std::string> order_;
   std::atomic<bool> stop_{false};
   std::thread thread_;
+};
+
+/// The task results of every broker the branch's apps use: one
+/// `task_results` per broker, made at its first use. A reader follows its
+/// topic from the beginning, so a result that came before is found.
+class task_result_readers {
+public:
+  /// `config_for(bootstrap)`: the client settings of a broker.
+  task_result_readers(
+    std::function<kafka::config_map(const std::string&)> config_for,
+    std::string topic);
+
+  /// The results of broker `bootstrap`.
+  task_results& of(const std::string& bootstrap);
+
+private:
+  std::function<kafka::config_map(const std::string&)> config_for_;
+  std::string topic_;
+  std::mutex mtx_;
+  std::map<std::string, std::unique_ptr<task_results>> readers_;
 };
 
 } // namespace cyme

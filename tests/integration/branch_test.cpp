@@ -6,7 +6,10 @@
 #include <atomic>
 #include <mutex>
 #include <csignal>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <fstream>
 #include <set>
 #include <spawn.h>
@@ -22,6 +25,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stack.hpp"
+#include "transport/kafka.hpp"
 #include "transport/proc.hpp"
 
 extern char** environ;
@@ -931,6 +935,60 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
     if (kafka_pid > 0)
       ::kill(kafka_pid, SIGKILL);
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_app_on_its_own_broker_gets_its_task_results) {
+  // An app that names its own broker sends its tasks there and its
+  // results come back from there (the branch reads that broker's results).
+  kafka::embedded_cluster other;
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto c = b.client();
+  BOOST_TEST_REQUIRE(call(c, "PUT", "/away/", {{"broker", other.bootstrap()}}).status == 201);
+  auto put = call(c, "PUT", "/away/instances/a1/", {{"queues", {"far"}}});
+  BOOST_TEST_REQUIRE(put.status == 201, put.body.dump());
+  BOOST_TEST(put.body["broker"] == other.bootstrap());
+  BOOST_TEST(put.body["state"] == "running", put.body.dump());
+  auto sent = call(c, "POST", "/away/queue/far/", {{"handler", "echo"}, {"args", 5}});
+  BOOST_TEST_REQUIRE(sent.status == 202, sent.body.dump());
+  auto id = sent.body["id"].get<std::string>();
+  auto r = call(c, "GET", "/away/query/" + id + "/wait/?timeout=60");
+  BOOST_TEST(r.status == 200, r.body.dump());
+  BOOST_TEST(r.body["state"] == "SUCCESS", r.body.dump());
+  BOOST_TEST(r.body["instance"] == "a1");
+  BOOST_TEST(r.body["result"] == 5);
+}
+
+BOOST_AUTO_TEST_CASE(a_change_with_no_body_needs_no_content_length) {
+  // PUT, POST and DELETE with neither a body nor Content-Length (as curl
+  // -X PUT sends them) are served like an empty body.
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto raw = [&](const std::string& method, const std::string& path) {
+    int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(static_cast<uint16_t>(b.port()));
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    BOOST_REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    auto request = method + " " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    BOOST_REQUIRE(::write(fd, request.data(), request.size())
+                  == static_cast<ssize_t>(request.size()));
+    std::string answer;
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(fd, buf, sizeof buf)) > 0)
+      answer.append(buf, static_cast<size_t>(n));
+    ::close(fd);
+    return answer.substr(0, answer.find("\r\n"));
+  };
+  BOOST_TEST(raw("PUT", "/plain/") == "HTTP/1.1 201 Created");
+  BOOST_TEST(raw("PUT", "/plain/instances/n1/") == "HTTP/1.1 201 Created");
+  BOOST_TEST(raw("POST", "/plain/instances/n1/restart/") == "HTTP/1.1 200 OK");
+  BOOST_TEST(raw("DELETE", "/plain/instances/n1/") == "HTTP/1.1 200 OK");
+  BOOST_TEST(raw("PATCH", "/plain/") == "HTTP/1.1 405 Method Not Allowed");
+  auto c = b.client();
+  BOOST_TEST(call(c, "GET", "/plain/instances/n1/").status == 404);
 }
 
 BOOST_AUTO_TEST_CASE(kafka_secrets_never_go_on_the_command_line) {
