@@ -327,12 +327,20 @@ struct http_api::impl {
     return out;
   }
 
-  /// 403 unless the branch may run `launch`'s program; 400 when it cannot
-  /// be run.
+  /// 403 unless the branch may run `launch`'s program (and, for
+  /// cyme-worker, its --exec programs); 400 when one cannot be run.
   void check_program(const launch_spec& launch) const {
     const auto& program = launch.program;
-    if (program.empty() || program == parts.worker_program)
+    if (program.empty() || program == parts.worker_program) {
+      if (launch.kind == instance_kind::worker)
+        for (auto& exec : exec_programs(launch.args))
+          check_allowed(exec);
       return;
+    }
+    check_allowed(program);
+  }
+
+  void check_allowed(const std::string& program) const {
     if (parts.programs == nullptr || !parts.programs->allows(program))
       fail(403, "program " + program
                   + " is not on this branch's allow-list (cyme-branch "

@@ -757,10 +757,13 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
                      + errno_text(errno));
   }
   auto program = program_of(st.settings, spec);
-  if (program != st.settings.worker_program
-      && !st.settings.allowed_programs.allows(program.string()))
-    return failure("program " + program.string()
-                   + " is not on this branch's allow-list (--allow-program)");
+  auto programs = program == st.settings.worker_program
+                    ? exec_programs(spec.launch.args)
+                    : std::vector<std::string>{program.string()};
+  for (auto& p : programs)
+    if (!st.settings.allowed_programs.allows(p))
+      return failure("program " + p
+                     + " is not on this branch's allow-list (--allow-program)");
   auto policy = spec.launch.stop_signal + " "
                 + std::to_string(spec.launch.stop_grace_ms) + "\n";
   if (auto problem = write_file_atomically(dir, stop_file_name, stop_temp_name,

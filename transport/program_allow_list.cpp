@@ -12,6 +12,18 @@ namespace cyme {
 
 namespace fs = std::filesystem;
 
+std::vector<std::string> exec_programs(const std::vector<std::string>& args) {
+  std::vector<std::string> out;
+  const std::string flag = "--exec";
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == flag && i + 1 < args.size())
+      out.push_back(args[i + 1]);
+    else if (args[i].rfind(flag + "=", 0) == 0)
+      out.push_back(args[i].substr(flag.size() + 1));
+  }
+  return out;
+}
+
 std::string program_allow_list::allow(const std::string& path) {
   std::error_code ec;
   auto p = fs::absolute(path, ec).lexically_normal().string();

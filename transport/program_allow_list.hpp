@@ -4,7 +4,7 @@
 /// code on the host, so an instance's `program` must be one of the files,
 /// or lie under one of the folders, that the operator allowed
 /// (`cyme-branch --allow-program PATH`); the worker program is always
-/// allowed. Paths are compared as written, absolute and lexically normal
+/// allowed. So must be a cyme-worker's `--exec` program. Paths are compared as written, absolute and lexically normal
 /// (messages/launch.hpp), so no ".." walks out of an allowed folder; links
 /// inside an allowed folder are the operator's own.
 
@@ -12,6 +12,11 @@
 #include <vector>
 
 namespace cyme {
+
+/// The programs that cyme-worker arguments make it run besides itself: the
+/// value of every `--exec PROGRAM` (or `--exec=PROGRAM`), which the exec
+/// handler runs for tasks anyone may send.
+std::vector<std::string> exec_programs(const std::vector<std::string>& args);
 
 class program_allow_list {
 public:

@@ -60,19 +60,41 @@ json sleep_handler(const json& args) {
 
 } // namespace
 
+namespace {
+
+/// Most of a program's stderr that a FAILURE result quotes: its end.
+constexpr size_t stderr_tail = 2048;
+
+/// " (stderr: ...)" with the end of what the program wrote there, if any.
+std::string stderr_note(std::string err) {
+  while (!err.empty() && (err.back() == '\n' || err.back() == '\r'))
+    err.pop_back();
+  if (err.empty())
+    return {};
+  if (err.size() > stderr_tail)
+    err = "..." + err.substr(err.size() - stderr_tail);
+  return ": " + err;
+}
+
+} // namespace
+
 std::string run_program(const std::string& program, const std::string& input,
                         std::chrono::milliseconds timeout) {
-  int in_pipe[2], out_pipe[2];
+  int in_pipe[2], out_pipe[2], err_pipe[2];
   if (::pipe2(in_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
   fd_guard in_read{in_pipe[0]}, in_write{in_pipe[1]};
   if (::pipe2(out_pipe, O_CLOEXEC) != 0)
     throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
   fd_guard out_read{out_pipe[0]}, out_write{out_pipe[1]};
+  if (::pipe2(err_pipe, O_CLOEXEC) != 0)
+    throw std::runtime_error(std::string{"pipe: "} + std::strerror(errno));
+  fd_guard err_read{err_pipe[0]}, err_write{err_pipe[1]};
   posix_spawn_file_actions_t actions;
   posix_spawn_file_actions_init(&actions);
   posix_spawn_file_actions_adddup2(&actions, in_read.fd, 0);
   posix_spawn_file_actions_adddup2(&actions, out_write.fd, 1);
+  posix_spawn_file_actions_adddup2(&actions, err_write.fd, 2);
   posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   char* argv[] = {const_cast<char*>(program.c_str()), nullptr};
   pid_t pid = 0;
@@ -84,26 +106,39 @@ std::string run_program(const std::string& program, const std::string& input,
                              + std::strerror(rc));
   in_read.reset();
   out_write.reset();
+  err_write.reset();
   ::fcntl(in_write.fd, F_SETFL, O_NONBLOCK);
   std::string output;
+  std::string errors;
   size_t written = 0;
   if (input.empty())
     in_write.reset();
   auto deadline = clock_type::now() + timeout;
   bool timed_out = false;
-  while (out_read.fd >= 0) {
+  // Reads what is there on `fd` into `into`; closes it at its end.
+  auto drain = [](fd_guard& fd, std::string& into) {
+    char buf[4096];
+    auto r = ::read(fd.fd, buf, sizeof(buf));
+    if (r > 0)
+      into.append(buf, static_cast<size_t>(r));
+    else if (r == 0 || errno != EINTR)
+      fd.reset();
+  };
+  while (out_read.fd >= 0 || err_read.fd >= 0) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(
       deadline - clock_type::now());
     if (left.count() <= 0) {
       timed_out = true;
       break;
     }
-    pollfd fds[2] = {{out_read.fd, POLLIN, 0}, {in_write.fd, POLLOUT, 0}};
-    int n = ::poll(fds, in_write.fd >= 0 ? 2 : 1,
-                   static_cast<int>(left.count()));
+    // A closed descriptor (-1) is skipped by poll.
+    pollfd fds[3] = {{out_read.fd, POLLIN, 0},
+                     {err_read.fd, POLLIN, 0},
+                     {in_write.fd, POLLOUT, 0}};
+    int n = ::poll(fds, 3, static_cast<int>(left.count()));
     if (n < 0 && errno != EINTR)
       break;
-    if (in_write.fd >= 0 && (fds[1].revents & (POLLOUT | POLLERR | POLLHUP))) {
+    if (in_write.fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
       auto w = ::write(in_write.fd, input.data() + written,
                        input.size() - written);
       if (w > 0)
@@ -114,19 +149,17 @@ std::string run_program(const std::string& program, const std::string& input,
         in_write.reset();
     }
     if (fds[0].revents & (POLLIN | POLLHUP | POLLERR)) {
-      char buf[4096];
-      auto r = ::read(out_read.fd, buf, sizeof(buf));
-      if (r > 0) {
-        output.append(buf, static_cast<size_t>(r));
-        if (output.size() > 1024 * 1024) {
-          timed_out = false;
-          ::kill(pid, SIGKILL);
-          ::waitpid(pid, nullptr, 0);
-          throw std::runtime_error(program + " wrote more than 1 MiB");
-        }
-      } else if (r == 0 || errno != EINTR) {
-        out_read.reset();
+      drain(out_read, output);
+      if (output.size() > 1024 * 1024) {
+        ::kill(pid, SIGKILL);
+        ::waitpid(pid, nullptr, 0);
+        throw std::runtime_error(program + " wrote more than 1 MiB");
       }
+    }
+    if (fds[1].revents & (POLLIN | POLLHUP | POLLERR)) {
+      drain(err_read, errors);
+      if (errors.size() > 2 * stderr_tail)
+        errors.erase(0, errors.size() - stderr_tail);
     }
   }
   if (timed_out)
@@ -136,13 +169,16 @@ std::string run_program(const std::string& program, const std::string& input,
   }
   if (timed_out)
     throw std::runtime_error(program + " timed out after "
-                             + std::to_string(timeout.count()) + " ms");
+                             + std::to_string(timeout.count()) + " ms"
+                             + stderr_note(errors));
   if (WIFSIGNALED(status))
     throw std::runtime_error(program + " killed by signal "
-                             + std::to_string(WTERMSIG(status)));
+                             + std::to_string(WTERMSIG(status))
+                             + stderr_note(errors));
   if (WEXITSTATUS(status) != 0)
     throw std::runtime_error(program + " exited with status "
-                             + std::to_string(WEXITSTATUS(status)));
+                             + std::to_string(WEXITSTATUS(status))
+                             + stderr_note(errors));
   return output;
 }
 

@@ -46,12 +46,15 @@ struct exec_settings {
 /// Adds echo (returns its arguments), sleep (seconds as a number, or
 /// {"ms": N}), fail (throws, with args["message"] if given) and exec (runs
 /// `exec.program` with execve, never a shell, the task's arguments as JSON
-/// on stdin, its stdout as the result, killed after `exec.timeout`). A
+/// on stdin, its stdout as the result: JSON when it parses, else a
+/// string; see run_program for failures). A
 /// handler already registered under one of these names is kept.
 void add_builtin_handlers(handler_registry& registry, exec_settings exec);
 
 /// Runs `program` with no arguments, `input` on stdin; returns stdout.
-/// Throws when it cannot start, exits non-zero or runs past `timeout`.
+/// Throws when it cannot start, exits non-zero, is killed by a signal, runs
+/// past `timeout` (then SIGKILLed) or writes more than 1 MiB; the message
+/// ends with the last 2 KiB of its stderr, if it wrote any.
 std::string run_program(const std::string& program, const std::string& input,
                         std::chrono::milliseconds timeout);
 

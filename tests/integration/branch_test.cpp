@@ -937,6 +937,40 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(an_instance_serves_tasks_with_its_own_exec_program) {
+  // A cyme-worker instance given --exec PROGRAM in its args serves `exec`
+  // tasks with it: stdout is the result, a non-zero exit a FAILURE; an
+  // --exec program off the allow-list gets 403.
+  temp_dir dir;
+  branch b{dir.path / "root",
+           {"--allow-program", "/bin/cat", "--allow-program", "/bin/false"}};
+  auto c = b.client();
+  auto refused = call(c, "PUT", "/ex/instances/e0/", {{"args", {"--exec=/bin/sh"}}});
+  BOOST_TEST(refused.status == 403, refused.body.dump());
+  BOOST_TEST(call(c, "GET", "/ex/instances/e0/").status == 404);
+  auto cat = call(c, "PUT", "/ex/instances/e1/",
+                  {{"queues", {"cat-q"}},
+                   {"args", {"--exec", "/bin/cat", "--exec-timeout-ms", "5000"}}});
+  BOOST_TEST_REQUIRE(cat.status == 201, cat.body.dump());
+  BOOST_TEST(cat.body["state"] == "running", cat.body.dump());
+  auto fail = call(c, "PUT", "/ex/instances/e2/",
+                   {{"queues", {"false-q"}}, {"args", {"--exec", "/bin/false"}}});
+  BOOST_TEST_REQUIRE(fail.status == 201, fail.body.dump());
+  auto run = [&](const std::string& queue) {
+    auto sent = call(c, "POST", "/ex/queue/" + queue + "/",
+                     {{"handler", "exec"}, {"args", {{"order", 42}}}});
+    BOOST_REQUIRE(sent.status == 202);
+    return call(c, "GET", "/ex/query/" + sent.body["id"].get<std::string>()
+                            + "/wait/?timeout=60").body;
+  };
+  auto ok = run("cat-q");
+  BOOST_TEST(ok["state"] == "SUCCESS", ok.dump());
+  BOOST_TEST(ok["result"] == json({{"order", 42}}), ok.dump());
+  auto bad = run("false-q");
+  BOOST_TEST(bad["state"] == "FAILURE", bad.dump());
+  BOOST_TEST(bad["error"] == "/bin/false exited with status 1", bad.dump());
+}
+
 BOOST_AUTO_TEST_CASE(an_app_on_its_own_broker_gets_its_task_results) {
   // An app that names its own broker sends its tasks there and its
   // results come back from there (the branch reads that broker's results).

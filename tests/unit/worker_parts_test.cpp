@@ -105,6 +105,37 @@ BOOST_AUTO_TEST_CASE(exec_runs_a_program_without_a_shell) {
   BOOST_CHECK_THROW(run_program("/usr/bin/yes", "", 5s), std::runtime_error);
 }
 
+BOOST_AUTO_TEST_CASE(exec_failures_say_why_with_the_end_of_stderr) {
+  // A non-zero exit, a signal or a timeout fails with what happened and
+  // the end of the program's stderr; stderr is never part of a result.
+  auto message = [](const std::string& program, const std::string& input,
+                    std::chrono::milliseconds timeout) {
+    try {
+      run_program(program, input, timeout);
+    } catch (const std::runtime_error& e) {
+      return std::string{e.what()};
+    }
+    return std::string{"no failure"};
+  };
+  auto exited = message("/usr/bin/python3",
+                        "import sys\nsys.stderr.write('boom\\n')\nsys.exit(3)\n",
+                        10s);
+  BOOST_TEST(exited == "/usr/bin/python3 exited with status 3: boom");
+  auto killed = message("/usr/bin/python3",
+                        "import os, signal\nos.kill(os.getpid(), signal.SIGTERM)\n",
+                        10s);
+  BOOST_TEST(killed == "/usr/bin/python3 killed by signal 15");
+  auto slow = message("/usr/bin/python3",
+                      "import sys, time\nsys.stderr.write('waiting')\n"
+                      "sys.stderr.flush()\ntime.sleep(30)\n",
+                      1s);
+  BOOST_TEST(slow == "/usr/bin/python3 timed out after 1000 ms: waiting");
+  BOOST_TEST(run_program("/usr/bin/python3",
+                         "import sys\nsys.stderr.write('noise')\nprint('{}')\n",
+                         10s)
+             == "{}\n");
+}
+
 BOOST_AUTO_TEST_CASE(builtin_handlers_and_own_handlers) {
   // echo echoes, fail throws, a program's own handler wins over a builtin.
   handler_registry r;
