@@ -422,6 +422,17 @@ decoded<task_message> decode_task(std::string_view bytes) {
   return out;
 }
 
+std::string task_id_of(std::string_view bytes) {
+  auto doc = json::parse(bytes.begin(), bytes.end(), nullptr, false);
+  if (!doc.is_object())
+    return {};
+  auto id = doc.find("id");
+  if (id == doc.end() || !id->is_string())
+    return {};
+  auto text = id->get<std::string>();
+  return text.size() <= 128 ? text : std::string{};
+}
+
 std::string to_string(task_state x) {
   return x == task_state::success ? "SUCCESS" : "FAILURE";
 }

@@ -78,6 +78,11 @@ struct task_message {
 std::string encode_task(const task_message& task);
 decoded<task_message> decode_task(std::string_view bytes);
 
+/// The id of a task that did not decode, when the bytes still hold one (a
+/// JSON object with an "id" string of 1 to 128 bytes), so its sender can be
+/// told; empty otherwise.
+std::string task_id_of(std::string_view bytes);
+
 enum class task_state : uint8_t { success, failure };
 
 std::string to_string(task_state x);

@@ -72,21 +72,49 @@ struct worker_context {
   }
 };
 
+/// Publishes a task's result. One that would pass the wire limit is
+/// replaced by a FAILURE saying so: a branch would drop it.
+void publish_result(worker_context& ctx, task_result r) {
+  auto bytes = encode_result(r);
+  if (bytes.size() > max_wire_message) {
+    r.state = task_state::failure;
+    r.result_json = "null";
+    r.error = "result of " + std::to_string(bytes.size())
+              + " bytes exceeds the limit of "
+              + std::to_string(max_wire_message);
+    bytes = encode_result(r);
+  }
+  // Counted by the state published.
+  (r.state == task_state::success ? ctx.done : ctx.failed) += 1;
+  if (auto err = ctx.producer.produce(ctx.opts.results_topic, r.id, bytes);
+      !err.empty())
+    ctx.log("result of " + r.id + " not published: " + err);
+}
+
 /// Runs one task and publishes its result.
 void run_task(worker_context& ctx, const std::string& queue,
               const kafka::message& m) {
-  auto task = decode_task(m.value);
-  if (!task) {
-    ctx.failed += 1;
-    ctx.log("dropped task at " + queue + "/" + std::to_string(m.partition) + "@"
-            + std::to_string(m.offset) + ": " + task.error);
-    return;
-  }
   task_result r;
-  r.id = task.value->id;
   r.instance = ctx.opts.name;
   r.queue = queue;
   r.started_at_ms = wall_ms();
+  auto task = decode_task(m.value);
+  if (!task) {
+    ctx.log("invalid task at " + queue + "/" + std::to_string(m.partition)
+            + "@" + std::to_string(m.offset) + ": " + task.error);
+    r.id = task_id_of(m.value);
+    if (r.id.empty()) {
+      // No id to answer to: counted, committed past.
+      ctx.failed += 1;
+      return;
+    }
+    r.state = task_state::failure;
+    r.error = "invalid task: " + task.error;
+    r.finished_at_ms = wall_ms();
+    publish_result(ctx, std::move(r));
+    return;
+  }
+  r.id = task.value->id;
   auto* handler = ctx.handlers.find(task.value->handler);
   if (handler == nullptr) {
     r.state = task_state::failure;
@@ -104,11 +132,7 @@ void run_task(worker_context& ctx, const std::string& queue,
     }
   }
   r.finished_at_ms = wall_ms();
-  (r.state == task_state::success ? ctx.done : ctx.failed) += 1;
-  if (auto err = ctx.producer.produce(ctx.opts.results_topic, r.id,
-                                      encode_result(r));
-      !err.empty())
-    ctx.log("result of " + r.id + " not published: " + err);
+  publish_result(ctx, std::move(r));
 }
 
 /// Consumes one queue as a member of its consumer group: hands each task to

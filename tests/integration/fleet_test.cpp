@@ -10,11 +10,15 @@
 #include <fstream>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
+#include "messages/wire.hpp"
 #include "stack.hpp"
 
 using namespace cyme;
 using namespace cyme::test;
 using namespace std::chrono_literals;
+using json = nlohmann::json;
 using names = std::vector<std::string>;
 
 namespace {
@@ -218,6 +222,44 @@ BOOST_AUTO_TEST_CASE(failing_and_unknown_tasks_fail_without_harm) {
   BOOST_TEST(s.results[exec[0]].front().result_json == R"({"through":"cat"})");
   BOOST_TEST(s.pings("w1"));
   BOOST_TEST(s.stats("w1").tasks_failed == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(invalid_tasks_and_oversized_results_answer_with_failure) {
+  // A task that does not decode but carries an id, and a result that would
+  // pass the 64 KiB wire limit, are answered with FAILURE saying why, so
+  // their senders never wait forever; a task without an id is only
+  // counted. The worker goes on.
+  stack s;
+  s.put("w1", {"strict"});
+  start_all(s, {"w1"});
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] { return s.stats("w1").partitions["strict"] > 0; }, 30s));
+  auto tag = std::to_string(::getpid()) + "-" + std::to_string(std::rand());
+  auto no_handler = "inv-h-" + tag;
+  auto wrong_v = "inv-v-" + tag;
+  s.send_raw("strict", no_handler,
+             R"({"v": 1, "id": ")" + no_handler + R"(", "handler": 7})");
+  s.send_raw("strict", wrong_v,
+             R"({"v": 2, "id": ")" + wrong_v + R"(", "handler": "echo"})");
+  s.send_raw("strict", "no-id", "not json at all");
+  // Just under the limit as a task, just over it as a result.
+  auto big = s.send_tasks("strict", 1, "echo",
+                          json(std::string(max_wire_message - 120, 'x')).dump());
+  auto fine = s.send_tasks("strict", 1, "echo", "1");
+  BOOST_TEST_REQUIRE(s.wait_for_results({no_handler, wrong_v, big[0], fine[0]}, 30s));
+  auto& h = s.results[no_handler].front();
+  BOOST_TEST(to_string(h.state) == "FAILURE");
+  BOOST_TEST(h.error == R"(invalid task: "handler" is not a string)");
+  auto& v = s.results[wrong_v].front();
+  BOOST_TEST(to_string(v.state) == "FAILURE");
+  BOOST_TEST(v.error.rfind("invalid task: ", 0) == 0u, v.error);
+  auto& b = s.results[big[0]].front();
+  BOOST_TEST(to_string(b.state) == "FAILURE");
+  BOOST_TEST(b.error.find("exceeds the limit of 65536") != std::string::npos,
+             b.error);
+  BOOST_TEST(b.result_json == "null");
+  BOOST_TEST(to_string(s.results[fine[0]].front().state) == "SUCCESS");
+  BOOST_TEST(s.stats("w1").tasks_failed == 4u);
 }
 
 BOOST_AUTO_TEST_CASE(bad_control_messages_are_dropped_and_change_nothing) {

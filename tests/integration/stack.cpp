@@ -328,6 +328,15 @@ std::vector<std::string> stack::send_tasks(const std::string& queue, size_t n,
   return ids;
 }
 
+void stack::send_raw(const std::string& queue, const std::string& key,
+                     const std::string& bytes) {
+  if (baseline_.count(queue) == 0)
+    baseline_[queue] = end_offsets(producer_.handle(), queue);
+  if (auto err = producer_.produce(queue, key, bytes); !err.empty())
+    throw std::runtime_error("produce: " + err);
+  producer_.flush(10000);
+}
+
 void stack::collect_results(std::chrono::milliseconds for_at_most) {
   auto deadline = std::chrono::steady_clock::now() + for_at_most;
   while (std::chrono::steady_clock::now() < deadline) {

@@ -99,6 +99,9 @@ public:
   std::vector<std::string> send_tasks(const std::string& queue, size_t n,
                                       const std::string& handler,
                                       const std::string& args_json);
+  /// Produces raw bytes on `queue` (malformed tasks).
+  void send_raw(const std::string& queue, const std::string& key,
+                const std::string& bytes);
   /// Reads the results topic into `results` (by task id, every delivery).
   void collect_results(std::chrono::milliseconds for_at_most);
   std::map<std::string, std::vector<task_result>> results;

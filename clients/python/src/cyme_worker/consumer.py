@@ -4,6 +4,11 @@ A thread polls the queue and hands each task to the pool. A task's offset is
 stored (and committed by librdkafka's auto-commit, on revocation and on close)
 only once it and every earlier task of its partition finished, so a worker
 killed mid-task leaves its unfinished tasks to another member: at-least-once.
+
+Only the consumer's own thread calls the Kafka consumer. confluent-kafka lets
+one thread at a time into a consumer handle, and a runner's call waiting for
+a thread that polls in a loop may wait for ever; so runners leave the offsets
+to store with the consumer thread, which stores them between polls.
 """
 
 import logging
@@ -29,6 +34,8 @@ class QueueConsumer:
         self._logger = logger
         self._idle = threading.Condition()
         self._tracker = OffsetTracker()
+        #: Next offset to store, by partition: what finished tasks allow.
+        self._storable: dict[int, int] = {}
         self._pending = 0
         self._assigned = 0
         self._stop = threading.Event()
@@ -60,6 +67,7 @@ class QueueConsumer:
     def _loop(self) -> None:
         last_error = None
         while not self._stop.is_set():
+            self._store_offsets()
             message = self._consumer.poll(POLL_S)
             if message is None:
                 continue
@@ -82,6 +90,7 @@ class QueueConsumer:
                     self._idle.notify_all()
                 break
         self._wait_idle()
+        self._store_offsets()
         self._consumer.close()
         self._finished.set()
 
@@ -95,15 +104,23 @@ class QueueConsumer:
         with self._idle:
             following = self._tracker.finished(partition, offset)
             if following is not None:
-                try:
-                    self._consumer.store_offsets(offsets=[TopicPartition(self.queue, partition, following)])
-                except KafkaException as e:
-                    # The partition was lost (session timed out): its tasks
-                    # from `following` on will be delivered again.
-                    self._logger.warning("offset %s of %s/%s not stored: %s",
-                                         following, self.queue, partition, e.args[0].str())
+                self._storable[partition] = following
             self._pending -= 1
             self._idle.notify_all()
+
+    def _store_offsets(self) -> None:
+        """Stores what finished tasks allow; on the consumer thread only."""
+        with self._idle:
+            storable, self._storable = self._storable, {}
+        if not storable:
+            return
+        try:
+            self._consumer.store_offsets(
+                offsets=[TopicPartition(self.queue, p, offset) for p, offset in storable.items()])
+        except KafkaException as e:
+            # A partition was lost (the session timed out): its tasks from
+            # these offsets on will be delivered again.
+            self._logger.warning("offsets of %s not stored: %s", self.queue, e.args[0].str())
 
     def _wait_idle(self) -> None:
         with self._idle:
@@ -116,6 +133,7 @@ class QueueConsumer:
         """Partitions go to another member: finish and commit what was taken
         from them first, so nothing done is delivered again."""
         self._wait_idle()
+        self._store_offsets()
         try:
             consumer.commit(asynchronous=False)
         except KafkaException as e:
