@@ -110,14 +110,21 @@ class CommandLine(unittest.TestCase):
     def test_kafka_config_file(self):
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "kafka.properties"
-            path.write_text("# comment\n\n security.protocol = SASL_SSL \nsasl.password=p=w#d\n")
+            path.write_text("# comment\n\n  # indented comment\n security.protocol = SASL_SSL\n"
+                            "sasl.password= p=w#d \n")
             self.assertEqual(read_kafka_config(str(path)),
-                             {"security.protocol": "SASL_SSL", "sasl.password": "p=w#d"})
-            path.write_text("sasl.password=secret\njust words\n")
-            with self.assertRaisesRegex(KafkaConfigError, "line 2: not key=value") as caught:
-                read_kafka_config(str(path))
-            self.assertNotIn("secret", str(caught.exception))
-            with self.assertRaises(KafkaConfigError):
+                             {"security.protocol": " SASL_SSL", "sasl.password": " p=w#d "})
+            for text, problem in (("sasl.password=secret\njust words\n", "line 2 is not key=value"),
+                                  ("=secret\n", "line 1 has no key"),
+                                  ("client.id=x\n", "'client.id' is set by cyme"),
+                                  ("bootstrap.servers=h:1\n", "'bootstrap.servers' is set by cyme"),
+                                  ("sasl.password=secret\r\n", "'sasl.password' is not one key=value line"),
+                                  ("x" * (64 * 1024 + 1), "larger than 64 KiB")):
+                path.write_text(text)
+                with self.assertRaisesRegex(KafkaConfigError, problem) as caught:
+                    read_kafka_config(str(path))
+                self.assertNotIn("secret", str(caught.exception))
+            with self.assertRaisesRegex(KafkaConfigError, "cannot be read"):
                 read_kafka_config(str(Path(folder) / "missing"))
 
 

@@ -7,7 +7,6 @@ never appear in what the worker prints.
 """
 
 import logging
-from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Producer, TopicPartition
@@ -18,6 +17,9 @@ from confluent_kafka.admin import AdminClient, NewTopic
 OWN_TOPIC_PARTITIONS = 1
 #: Partitions of a queue topic this worker creates there.
 QUEUE_PARTITIONS = 4
+
+#: Largest --kafka-config file, as cyme-worker reads it.
+MAX_CONFIG_BYTES = 64 * 1024
 
 #: The queue consumers' group settings. Every member of a group must agree
 #: on the assignment strategy, so these are cyme-worker's, not defaults.
@@ -38,23 +40,35 @@ class KafkaConfigError(ValueError):
 
 
 def read_kafka_config(path: str) -> dict[str, str]:
-    """librdkafka properties from `path`: one ``key=value`` a line, the key
-    and value stripped of surrounding blanks; blank lines and lines starting
-    with ``#`` are skipped."""
+    """librdkafka properties from `path`, read as cyme-worker reads them:
+    one ``key=value`` a line; blank lines and lines whose first non-blank is
+    ``#`` are skipped; the key is stripped of blanks, the value is everything
+    after the first ``=``, kept as it is (a password may hold any character
+    but a line break). The branch sets bootstrap.servers and client.id."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        with open(path, "rb") as f:
+            raw = f.read(MAX_CONFIG_BYTES + 1)
+        text = raw.decode("utf-8")
     except (OSError, UnicodeDecodeError) as e:
-        raise KafkaConfigError(f"--kafka-config {path}: cannot read: {e}") from None
+        raise KafkaConfigError(f"--kafka-config {path}: cannot be read: {e}") from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        raise KafkaConfigError(f"--kafka-config {path}: larger than 64 KiB")
     properties = {}
-    for number, line in enumerate(text.splitlines(), start=1):
-        line = line.strip()
-        if not line or line.startswith("#"):
+    for number, line in enumerate(text.split("\n"), start=1):
+        content = line.lstrip(" \t")
+        if not content or content.startswith("#"):
             continue
-        key, equals, value = line.partition("=")
-        key = key.strip()
-        if not equals or not key:
-            raise KafkaConfigError(f"--kafka-config {path} line {number}: not key=value")
-        properties[key] = value.strip()
+        key, equals, value = content.partition("=")
+        key = key.rstrip(" \t")
+        if not equals:
+            raise KafkaConfigError(f"--kafka-config {path}: line {number} is not key=value")
+        if not key:
+            raise KafkaConfigError(f"--kafka-config {path}: line {number} has no key")
+        if key in ("bootstrap.servers", "client.id"):
+            raise KafkaConfigError(f"--kafka-config {path}: Kafka property '{key}' is set by cyme")
+        if any(c in key for c in "\r \t") or any(c in value for c in "\r\0"):
+            raise KafkaConfigError(f"--kafka-config {path}: Kafka property '{key}' is not one key=value line")
+        properties[key] = value
     return properties
 
 
