@@ -76,7 +76,9 @@ class Branch:
         self.log = open(self.root / "branch.log", "wb")
         self.process = subprocess.Popen(
             [str(build / "cyme-branch"), "--root", str(self.root), "--http", self.url[len("http://"):],
-             "--kafka", kafka, "--interval", "2", "--allow-program", str(venv_bin)],
+             "--kafka", kafka, "--interval", "2", "--allow-program", str(venv_bin),
+             # Any property makes the branch hand its workers --kafka-config.
+             "--kafka-property", "socket.keepalive.enable=true"],
             stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         wait_for("the branch's HTTP API", lambda: self._answers(), timeout=30)
         self.bootstrap = kafka if kafka != "embedded" else (self.root / "kafka" / "bootstrap").read_text().strip()
@@ -257,6 +259,10 @@ class FleetTour(unittest.TestCase):
         for name in (CW, PY):
             instance = wait_for(f"{name} running", lambda n=name: self.running(n))
             self.assertTrue(alive(instance["pid"]))
+            argv = Path(f"/proc/{instance['pid']}/cmdline").read_bytes().split(b"\0")
+            properties = self.branch.root / "instances" / name / "kafka.properties"
+            self.assertIn(str(properties).encode(), argv, "the worker was given --kafka-config")
+            self.assertEqual(properties.stat().st_mode & 0o777, 0o600)
             wait_for(f"{name} consuming dq.{name} and {QUEUE}",
                      lambda n=name: self.branch.instance(n)["consuming_from"] == [f"dq.{n}", QUEUE])
 
