@@ -8,8 +8,12 @@ condition with a deadline.
 
     python test_fleet.py BUILD_DIR      (tests/python/run.sh sets it up)
 
-The branch uses the embedded Kafka, or the broker CYME_TEST_KAFKA names
-(HOST:PORT, e.g. one deploy/kafka/kafka.sh runs).
+The branch uses the embedded Kafka; or the broker CYME_TEST_KAFKA names
+(HOST:PORT, e.g. one deploy/kafka/kafka.sh runs); or, when
+CYME_TEST_KAFKA_SASL, CYME_TEST_KAFKA_SASL_USER and
+CYME_TEST_KAFKA_SASL_PASSWORD_FILE name one (deploy/test.sh starts it), that
+broker's SASL_PLAINTEXT listener, so that the workers reach Kafka only
+through the credentials the branch hands them in --kafka-config.
 """
 
 import json
@@ -25,6 +29,7 @@ import unittest
 import urllib.error
 import urllib.request
 import uuid
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
@@ -66,22 +71,51 @@ def wait_for(what: str, probe, timeout: float = DEADLINE_S):
         time.sleep(0.1)
 
 
-class Branch:
-    """A cyme-branch process on a root of its own, on `kafka` ("embedded"
-    or HOST:PORT)."""
+@dataclass
+class Broker:
+    """The Kafka the branch uses ("embedded" or HOST:PORT) and the client
+    properties that reach it."""
 
-    def __init__(self, build: Path, venv_bin: Path, kafka: str):
+    kafka: str = "embedded"
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def password(self) -> str | None:
+        return self.properties.get("sasl.password")
+
+    @classmethod
+    def from_environment(cls) -> "Broker":
+        if sasl := os.environ.get("CYME_TEST_KAFKA_SASL"):
+            password = Path(os.environ["CYME_TEST_KAFKA_SASL_PASSWORD_FILE"]).read_text().strip()
+            return cls(sasl, {"security.protocol": "SASL_PLAINTEXT", "sasl.mechanism": "PLAIN",
+                              "sasl.username": os.environ["CYME_TEST_KAFKA_SASL_USER"],
+                              "sasl.password": password})
+        return cls(os.environ.get("CYME_TEST_KAFKA") or "embedded")
+
+
+class Branch:
+    """A cyme-branch process on a root of its own, on `broker`."""
+
+    def __init__(self, build: Path, venv_bin: Path, broker: Broker):
         self.root = Path(tempfile.mkdtemp(prefix="cyme-python-fleet-"))
         self.url = f"http://127.0.0.1:{free_port()}"
         self.log = open(self.root / "branch.log", "wb")
-        self.process = subprocess.Popen(
-            [str(build / "cyme-branch"), "--root", str(self.root), "--http", self.url[len("http://"):],
-             "--kafka", kafka, "--interval", "2", "--allow-program", str(venv_bin),
-             # Any property makes the branch hand its workers --kafka-config.
-             "--kafka-property", "socket.keepalive.enable=true"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        # Any property makes the branch hand its workers --kafka-config.
+        command = [str(build / "cyme-branch"), "--root", str(self.root), "--http", self.url[len("http://"):],
+                   "--kafka", broker.kafka, "--interval", "2", "--allow-program", str(venv_bin),
+                   "--kafka-property", "socket.keepalive.enable=true"]
+        if broker.properties:
+            # Secrets only in a config file the others cannot read.
+            config = self.root / "branch.toml"
+            config.touch(mode=0o600)
+            config.write_text("[kafka]\n" + "".join(f"{key} = {json.dumps(value)}\n"
+                                                    for key, value in broker.properties.items()))
+            command += ["--config", str(config)]
+        self.process = subprocess.Popen(command, stdout=self.log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL)
         wait_for("the branch's HTTP API", lambda: self._answers(), timeout=30)
-        self.bootstrap = kafka if kafka != "embedded" else (self.root / "kafka" / "bootstrap").read_text().strip()
+        self.bootstrap = (broker.kafka if broker.kafka != "embedded"
+                          else (self.root / "kafka" / "bootstrap").read_text().strip())
 
     def _answers(self) -> bool:
         if self.process.poll() is not None:
@@ -142,8 +176,8 @@ class Control:
 
     REPLY_TOPIC = "cyme.reply.python-fleet-test"
 
-    def __init__(self, bootstrap: str):
-        quiet = {"bootstrap.servers": bootstrap, "log.connection.close": False}
+    def __init__(self, bootstrap: str, properties: dict[str, str]):
+        quiet = {"bootstrap.servers": bootstrap, "log.connection.close": False, **properties}
         self.producer = Producer({**quiet, "linger.ms": 0})
         self.reader = Consumer({**quiet, "group.id": "cyme.reader",
                                 "enable.auto.commit": False, "fetch.wait.max.ms": 10})
@@ -213,8 +247,9 @@ class FleetTour(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.venv_bin = Path(sys.executable).parent
-        cls.branch = Branch(BUILD_DIR, cls.venv_bin, os.environ.get("CYME_TEST_KAFKA") or "embedded")
-        cls.control = Control(cls.branch.bootstrap)
+        cls.broker = Broker.from_environment()
+        cls.branch = Branch(BUILD_DIR, cls.venv_bin, cls.broker)
+        cls.control = Control(cls.branch.bootstrap, cls.broker.properties)
 
     @classmethod
     def tearDownClass(cls):
@@ -263,6 +298,8 @@ class FleetTour(unittest.TestCase):
             properties = self.branch.root / "instances" / name / "kafka.properties"
             self.assertIn(str(properties).encode(), argv, "the worker was given --kafka-config")
             self.assertEqual(properties.stat().st_mode & 0o777, 0o600)
+            if self.broker.password:
+                self.assertNotIn(self.broker.password.encode(), b" ".join(argv))
             wait_for(f"{name} consuming dq.{name} and {QUEUE}",
                      lambda n=name: self.branch.instance(n)["consuming_from"] == [f"dq.{n}", QUEUE])
 
@@ -410,6 +447,8 @@ class FleetTour(unittest.TestCase):
         wait_for("py started again by verification", lambda: self.running(PY, other_than=old))
 
     def test_11_delete(self):
+        if self.broker.password:
+            self.assertNotIn(self.broker.password, self.branch.worker_log(PY), "the password stays secret")
         pid = self.branch.instance(PY)["pid"]
         self.branch.ok("DELETE", f"/{APP}/instances/{PY}/")
         wait_for("py's process gone", lambda: not alive(pid))
