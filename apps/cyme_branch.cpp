@@ -365,11 +365,19 @@ int main(int argc, char** argv) {
   auto store = spawn_model_store(sys, (root / "model.db").string());
   if (!store)
     die(describe(store.error()));
+  // The branch's Kafka properties, and those the model gives brokers.
+  auto properties = std::make_shared<kafka::property_book>(kafka_props);
+  if (auto brokers = ask<std::map<std::string, kafka::config_map>>(
+        sys, *store, list_brokers_atom::value))
+    for (auto& [broker, props] : *brokers)
+      properties->set_own(broker, props);
+  else
+    die("cannot read the brokers of the model");
   control_bus_settings bus_settings;
   bus_settings.default_broker = bootstrap;
   bus_settings.branch_id = o.id;
   bus_settings.reply_fetch_wait_ms = o.control_fetch_wait_ms;
-  bus_settings.properties = kafka_props;
+  bus_settings.properties = properties;
   auto bus = spawn_control_bus(sys, bus_settings);
   if (!bus)
     die(describe(bus.error()));
@@ -378,7 +386,7 @@ int main(int argc, char** argv) {
   driver_settings.worker_program = worker;
   driver_settings.allowed_programs = programs;
   driver_settings.default_broker = bootstrap;
-  driver_settings.kafka_properties = kafka_props;
+  driver_settings.kafka_properties = properties;
   driver_settings.extra_args = {"--control-fetch-wait-ms",
                                 std::to_string(o.control_fetch_wait_ms)};
   auto driver = spawn_process_driver(sys, driver_settings);
@@ -406,11 +414,7 @@ int main(int argc, char** argv) {
              + (node_tls ? " (TLS)" : ""));
   }
 
-  task_result_readers results{
-    [&kafka_props](const std::string& broker) {
-      return kafka::base_config(broker, kafka_props);
-    },
-    "cyme.results"};
+  task_result_readers results{properties, "cyme.results"};
   // The default broker's results are read from the start.
   results.of(bootstrap);
   // Announced to the other branches on the bus; the HTTP port is known
@@ -436,7 +440,7 @@ int main(int argc, char** argv) {
   http_parts parts{&sys,     *sup,   *store,    *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
-                   (root / "instances").string(), kafka_props};
+                   (root / "instances").string(), properties};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;

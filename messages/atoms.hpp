@@ -60,5 +60,7 @@ using delete_app_atom = caf::atom_constant<caf::atom("delapp")>;
 using put_queue_atom = caf::atom_constant<caf::atom("putqueue")>;
 using list_queues_atom = caf::atom_constant<caf::atom("listqueues")>;
 using delete_queue_atom = caf::atom_constant<caf::atom("delqueue")>;
+using put_broker_atom = caf::atom_constant<caf::atom("putbroker")>;
+using list_brokers_atom = caf::atom_constant<caf::atom("lsbrokers")>;
 
 } // namespace cyme

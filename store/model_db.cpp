@@ -1,5 +1,7 @@
 #include "store/model_db.hpp"
 
+#include <sys/stat.h>
+
 #include <climits>
 #include <map>
 #include <set>
@@ -403,6 +405,9 @@ model_result<model_db> model_db::open(const std::string& path) {
     return fail(model_fault::storage,
                 "open " + path + ": "
                   + (raw ? sqlite3_errmsg(raw) : "out of memory"));
+  // It may hold Kafka secrets (brokers): its owner's only, as SQLite gives
+  // the WAL files the database's mode.
+  ::chmod(path.c_str(), 0600);
   if (auto r = configure(raw); !r)
     return fail(model_fault::storage, path + ": " + r.error().text);
   auto applied = migrate(raw);
@@ -534,6 +539,65 @@ model_result<void> model_db::delete_app(const std::string& name) {
   if (auto r = st.run("delete app " + quoted(name)); !r)
     return r;
   return tx.commit();
+}
+
+// -- brokers ------------------------------------------------------------------
+
+model_result<void>
+model_db::put_broker(const std::string& name,
+                     const std::map<std::string, std::string>& properties) {
+  if (name.empty())
+    return invalid("a broker's properties need the broker's address");
+  if (auto p = broker_problem(name); !p.empty())
+    return invalid(p);
+  std::string text;
+  try {
+    text = nlohmann::json(properties).dump();
+  } catch (const nlohmann::json::exception&) {
+    return invalid("Kafka properties must be UTF-8 text");
+  }
+  transaction tx{db_, true};
+  if (!tx.began())
+    return storage_error(db_, "begin");
+  if (properties.empty()) {
+    statement st{db_, "DELETE FROM brokers WHERE name = ?1"};
+    st.bind(1, name);
+    if (auto r = st.run("remove broker " + quoted(name)); !r)
+      return r;
+  } else {
+    statement st{db_, "INSERT INTO brokers (name, settings) VALUES (?1, ?2) "
+                      "ON CONFLICT (name) DO UPDATE "
+                      "SET settings = excluded.settings"};
+    st.bind(1, name).bind(2, text);
+    if (auto r = st.run("put broker " + quoted(name)); !r)
+      return r;
+  }
+  return tx.commit();
+}
+
+model_result<std::map<std::string, std::map<std::string, std::string>>>
+model_db::list_brokers() const {
+  statement st{db_, "SELECT name, settings FROM brokers ORDER BY name"};
+  std::map<std::string, std::map<std::string, std::string>> out;
+  int rc;
+  while ((rc = st.step()) == SQLITE_ROW) {
+    auto doc = nlohmann::json::parse(st.text(1), nullptr, false);
+    auto& props = out[st.text(0)];
+    if (!doc.is_object())
+      return fail(model_fault::storage,
+                  "the properties of broker " + quoted(st.text(0))
+                    + " are not a JSON object");
+    for (auto& [key, value] : doc.items()) {
+      if (!value.is_string())
+        return fail(model_fault::storage,
+                    "property " + key + " of broker " + quoted(st.text(0))
+                      + " is not a string");
+      props[key] = value.get<std::string>();
+    }
+  }
+  if (rc != SQLITE_DONE)
+    return storage_error(db_, "list brokers");
+  return out;
 }
 
 // -- queues -------------------------------------------------------------------

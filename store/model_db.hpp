@@ -18,8 +18,10 @@
 /// - apps(name PK, broker, launch): broker "" means the branch's default
 ///   broker; launch = JSON object of the launch fields its instances
 ///   inherit (messages/launch.hpp).
-/// - brokers(name PK = bootstrap servers, settings = JSON object of client
-///   settings). Kept for the Kafka slice; no method here writes it yet.
+/// - brokers(name PK = bootstrap servers, settings = JSON object of
+///   librdkafka properties, strings): the client settings of a broker an
+///   app names, replacing the branch's own for it. The file may then hold
+///   secrets: it is made readable by its owner only.
 /// - queues(app FK, name), unique per app: the queues an app declares.
 ///   Deleted with their app.
 /// - instances(name PK, app FK, max/min_concurrency, enabled, broker,
@@ -38,6 +40,7 @@
 /// than this build is refused rather than misread.
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <utility>
@@ -197,6 +200,19 @@ public:
   /// Deletes the app and its queues; refused (conflict) while it has
   /// instances, so removing an app never orphans running workers.
   model_result<void> delete_app(const std::string& name);
+
+  // -- brokers ----------------------------------------------------------------
+
+  /// Sets the client properties of broker `name` (bootstrap servers);
+  /// empty removes them. Keys and values are checked by the caller against
+  /// librdkafka; here only that `name` is a broker list.
+  model_result<void>
+  put_broker(const std::string& name,
+             const std::map<std::string, std::string>& properties);
+
+  /// Every broker's properties, by broker.
+  model_result<std::map<std::string, std::map<std::string, std::string>>>
+  list_brokers() const;
 
   // -- queues -----------------------------------------------------------------
 

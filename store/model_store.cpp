@@ -116,6 +116,15 @@ model_admin_actor::behavior_type model_store(self_ptr self,
               const std::string& name) -> caf::result<bool> {
       return reply_done(db_ref.delete_queue(app, name), subject::app);
     },
+    [&db_ref](put_broker_atom, const std::string& name,
+              const std::map<std::string, std::string>& props)
+      -> caf::result<bool> {
+      return reply_done(db_ref.put_broker(name, props), subject::app);
+    },
+    [&db_ref](list_brokers_atom)
+      -> caf::result<std::map<std::string, std::map<std::string, std::string>>> {
+      return reply(db_ref.list_brokers(), subject::app);
+    },
   };
 }
 

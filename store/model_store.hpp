@@ -12,6 +12,7 @@
 /// - unknown_instance: the named instance is not in the model.
 /// - store_failure: SQLite could not read or write the file.
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,9 @@ namespace cyme {
 /// - put_queue(app, name) -> true; refused when declared already.
 /// - list_queues(app) -> queue names, sorted.
 /// - delete_queue(app, name) -> true.
+/// - put_broker(bootstrap, properties) -> true; empty properties remove
+///   the broker's own.
+/// - list_brokers -> every broker's own properties.
 /// Deleting what does not exist is an error, not `false`, so the HTTP API
 /// can answer 404.
 using model_admin_actor = model_store_actor::extend<
@@ -57,7 +61,11 @@ using model_admin_actor = model_store_actor::extend<
   caf::replies_to<put_queue_atom, std::string, std::string>::with<bool>,
   caf::replies_to<list_queues_atom, std::string>::with<
     std::vector<std::string>>,
-  caf::replies_to<delete_queue_atom, std::string, std::string>::with<bool>>;
+  caf::replies_to<delete_queue_atom, std::string, std::string>::with<bool>,
+  caf::replies_to<put_broker_atom, std::string,
+                  std::map<std::string, std::string>>::with<bool>,
+  caf::replies_to<list_brokers_atom>::with<
+    std::map<std::string, std::map<std::string, std::string>>>>;
 
 /// Opens (creating when missing) the model database at `path`, then spawns
 /// the store actor owning it. When the database cannot be opened, returns a

@@ -178,14 +178,34 @@ void publish(relay_ptr self, const std::string& id, const std::string& bytes) {
   }
 }
 
+/// The bootstrap servers of a broker key (empty: the default broker).
+std::string bootstrap_of(const control_bus_settings& settings,
+                         const std::string& key) {
+  return key.empty() ? settings.default_broker : key;
+}
+
+/// The properties of a broker's clients now, and their version.
+std::pair<kafka::config_map, uint64_t>
+properties_of(const control_bus_settings& settings,
+              const std::string& bootstrap) {
+  if (!settings.properties)
+    return {{}, 0};
+  return {settings.properties->for_broker(bootstrap),
+          settings.properties->version(bootstrap)};
+}
+
+/// `down`: the broker was reported down by the relay this one replaces, so
+/// its recovery is reported as such.
 caf::behavior relay(relay_ptr self, control_bus_settings settings,
-                    std::string key, caf::actor router) {
+                    std::string key, caf::actor router, bool down) {
   auto& st = self->state;
   st.settings = std::move(settings);
   st.key = std::move(key);
   st.router = std::move(router);
-  st.bootstrap = st.key.empty() ? st.settings.default_broker : st.key;
-  auto cfg = kafka::base_config(st.bootstrap, st.settings.properties);
+  st.down = down;
+  st.bootstrap = bootstrap_of(st.settings, st.key);
+  auto cfg = kafka::base_config(st.bootstrap,
+                                properties_of(st.settings, st.bootstrap).first);
   auto producer_cfg = cfg;
   // A command the broker did not take within seconds is stale: fail it
   // rather than deliver it late.
@@ -294,30 +314,62 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   };
 }
 
+/// A relay and what it was made with.
+struct relay_entry {
+  caf::actor actor;
+  /// The version of its broker's properties it uses.
+  uint64_t version = 0;
+  /// Whether it reported its broker down (and not up since).
+  bool down = false;
+};
+
 struct router_state {
   control_bus_settings settings;
-  std::map<std::string, caf::actor> relays;
+  std::map<std::string, relay_entry> relays;
   std::vector<broker_listener> listeners;
 
   static inline const char* name = "cyme.control_bus";
 
   ~router_state() {
     for (auto& [key, r] : relays)
-      caf::anon_send_exit(r, caf::exit_reason::user_shutdown);
+      caf::anon_send_exit(r.actor, caf::exit_reason::user_shutdown);
   }
 };
 
 using router_ptr = caf::stateful_actor<router_state>*;
 
+/// The relay of broker `key`, made (again, when its properties changed
+/// since) as needed.
 caf::actor relay_for(router_ptr self, const std::string& key) {
-  auto& relays = self->state.relays;
-  auto i = relays.find(key);
-  if (i != relays.end())
-    return i->second;
-  auto r = self->spawn(relay, self->state.settings, key,
-                       caf::actor_cast<caf::actor>(self));
-  relays.emplace(key, r);
+  auto& st = self->state;
+  auto version
+    = properties_of(st.settings, bootstrap_of(st.settings, key)).second;
+  auto i = st.relays.find(key);
+  if (i != st.relays.end() && i->second.version == version)
+    return i->second.actor;
+  bool down = false;
+  if (i != st.relays.end()) {
+    // Its commands in flight fail; the new relay takes over the broker's
+    // health, so a broker down is reported up once the new one reaches it.
+    down = i->second.down;
+    self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
+    log_line("broker " + bootstrap_of(st.settings, key)
+             + ": client properties changed; reconnecting");
+  }
+  auto r = self->spawn(relay, st.settings, key,
+                       caf::actor_cast<caf::actor>(self), down);
+  st.relays[key] = relay_entry{r, version, down};
   return r;
+}
+
+/// The entry of the relay that sent the current message, unless it was
+/// replaced since (a replaced relay's health no longer counts).
+relay_entry* current_relay(router_ptr self, const std::string& key) {
+  auto i = self->state.relays.find(key);
+  if (i == self->state.relays.end()
+      || i->second.actor.address() != self->current_sender())
+    return nullptr;
+  return &i->second;
 }
 
 caf::behavior router(router_ptr self, control_bus_settings settings) {
@@ -336,10 +388,18 @@ caf::behavior router(router_ptr self, control_bus_settings settings) {
       self->state.listeners.push_back(std::move(l));
     },
     [=](broker_down_atom a, std::string& key, std::string& reason) {
+      auto* r = current_relay(self, key);
+      if (r == nullptr)
+        return;
+      r->down = true;
       for (auto& l : self->state.listeners)
         self->send(l, a, key, reason);
     },
     [=](broker_up_atom a, std::string& key) {
+      auto* r = current_relay(self, key);
+      if (r == nullptr)
+        return;
+      r->down = false;
       for (auto& l : self->state.listeners)
         self->send(l, a, key);
     },

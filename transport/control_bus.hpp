@@ -12,12 +12,13 @@
 /// broker_up.
 
 #include <chrono>
-#include <map>
+#include <memory>
 #include <string>
 
 #include <caf/fwd.hpp>
 
 #include "actors/seams.hpp"
+#include "transport/property_book.hpp"
 
 namespace cyme {
 
@@ -33,8 +34,10 @@ struct control_bus_settings {
   std::chrono::milliseconds health_interval{1000};
   /// Failed probes in a row before the broker counts as down.
   int health_failures = 2;
-  /// librdkafka properties of every client (security, SASL, TLS).
-  std::map<std::string, std::string> properties;
+  /// librdkafka properties of each broker (security, SASL, TLS); none
+  /// when null. A relay made before its broker's properties changed is
+  /// replaced at the next command.
+  std::shared_ptr<const kafka::property_book> properties;
 };
 
 /// The reply topic of a branch.

@@ -278,7 +278,12 @@ struct http_api::impl {
   /// (broker, queue) pairs whose topic is known to exist: checked once,
   /// not with a metadata request per task.
   std::set<std::pair<std::string, std::string>> known_topics;
-  std::map<std::string, std::unique_ptr<kafka::producer>> producers;
+  struct task_producer {
+    std::unique_ptr<kafka::producer> client;
+    /// The version of its broker's properties it was made with.
+    uint64_t version = 0;
+  };
+  std::map<std::string, task_producer> producers;
 
   template <class T, class Handle, class... Ts>
   T ask(const Handle& dest, Ts&&... xs) {
@@ -350,6 +355,47 @@ struct http_api::impl {
     if (auto prob = program_allow_list::runnable_problem(program);
         !prob.empty())
       fail(400, prob);
+  }
+
+  /// The `kafka` field of an app request: librdkafka properties of the
+  /// app's own broker (null or {} removes them: the branch's apply again).
+  /// Nothing when not given; 400 when invalid or the app has no broker of
+  /// its own.
+  static std::optional<kafka::config_map> kafka_field(const params& p,
+                                                      const std::string& broker) {
+    auto v = p.value("kafka");
+    if (!v)
+      return std::nullopt;
+    if (broker.empty())
+      fail(400, "'kafka' sets the client properties of an app's own broker; "
+                "give 'broker' too (the branch's default broker takes "
+                "--kafka-property and the [kafka] section of --config)");
+    kafka::config_map props;
+    if (!v->is_null()) {
+      if (!v->is_object())
+        fail(400, "'kafka' must be an object of librdkafka properties");
+      for (auto& [key, value] : v->items()) {
+        if (!value.is_string())
+          fail(400, "Kafka property '" + key + "' must be a string");
+        props[key] = value.get<std::string>();
+      }
+    }
+    if (auto prob = kafka::properties_problem(props); !prob.empty())
+      fail(400, prob);
+    return props;
+  }
+
+  /// An app with its broker's own Kafka properties, secrets masked.
+  json app_view(const app_record& app) const {
+    auto out = app_json(app);
+    if (!app.broker.empty())
+      if (auto own = parts.kafka_properties->own(app.broker)) {
+        json props = json::object();
+        for (auto& [key, value] : *own)
+          props[key] = kafka::is_secret_property(key) ? "(secret)" : value;
+        out["kafka"] = props;
+      }
+    return out;
   }
 
   /// Names of the instances of `app` whose launch differs in `after`.
@@ -587,7 +633,7 @@ struct http_api::impl {
     if (app == "supervisor")
       fail(400, "the app name 'supervisor' is reserved");
     if (method == "GET") {
-      reply(res, 200, app_json(get_app(app)));
+      reply(res, 200, app_view(get_app(app)));
     } else if (method == "PUT" || method == "POST") {
       // Fields not given keep their value; a new app starts from none.
       app_record rec{app, "", "{}"};
@@ -605,10 +651,17 @@ struct http_api::impl {
       if (auto prob = resolve_launch(rec.launch, "{}", defaults); !prob.empty())
         fail(400, prob);
       check_program(defaults);
+      auto props = kafka_field(p, rec.broker);
       auto before = ask<std::vector<instance_spec>>(parts.store, list_atom::value);
       auto created = ask<bool>(parts.store, put_app_atom::value, rec);
+      if (props) {
+        ask<bool>(parts.store, put_broker_atom::value, rec.broker, *props);
+        parts.kafka_properties->set_own(
+          rec.broker, props->empty() ? std::nullopt
+                                     : std::optional<kafka::config_map>{*props});
+      }
       auto after = ask<std::vector<instance_spec>>(parts.store, list_atom::value);
-      auto out = app_json(rec);
+      auto out = app_view(rec);
       auto changed = launch_changed(before, after, app);
       auto nowait = p.flag("nowait");
       auto reports = restart_changed(changed, nowait);
@@ -889,15 +942,22 @@ struct http_api::impl {
     }
   }
 
+  /// The task producer of `broker`, made again when its client properties
+  /// changed. Called with producers_mtx held.
   kafka::producer& producer_for(const std::string& broker) {
-    std::lock_guard<std::mutex> guard{producers_mtx};
+    auto version = parts.kafka_properties->version(broker);
     auto& p = producers[broker];
-    if (!p) {
-      auto cfg = kafka::base_config(broker, parts.kafka_properties);
+    if (!p.client || p.version != version) {
+      auto cfg = kafka::base_config(broker,
+                                    parts.kafka_properties->for_broker(broker));
       cfg["message.timeout.ms"] = "10000";
-      p = std::make_unique<kafka::producer>(cfg);
+      p.client = std::make_unique<kafka::producer>(cfg);
+      p.version = version;
+      // Checked again on the new connection.
+      for (auto i = known_topics.begin(); i != known_topics.end();)
+        i = i->first == broker ? known_topics.erase(i) : std::next(i);
     }
-    return *p;
+    return *p.client;
   }
 
   void send_task(const std::string& method, const std::string& app,
@@ -919,8 +979,8 @@ struct http_api::impl {
     if (bytes.size() > max_wire_message)
       fail(413, "the task is larger than " + std::to_string(max_wire_message)
                   + " bytes");
-    auto& producer = producer_for(broker);
     std::lock_guard<std::mutex> guard{producers_mtx};
+    auto& producer = producer_for(broker);
     if (known_topics.count({broker, queue}) == 0) {
       if (auto err = producer.ensure_topics({queue}, 4, 5000); !err.empty())
         fail(503, err);
@@ -952,19 +1012,19 @@ struct http_api::impl {
         .receive([&](app_record& x) { broker = x.broker; },
                  [&](caf::error&) {});
     }
-    auto& results = parts.results->of(broker.empty() ? parts.default_broker
-                                                     : broker);
+    auto results = parts.results->of(broker.empty() ? parts.default_broker
+                                                    : broker);
     if (what == "state") {
-      auto r = results.find(id);
+      auto r = results->find(id);
       reply(res, 200, json{{"id", id},
                            {"state", r ? to_string(r->state) : "PENDING"}});
     } else if (what == "result") {
-      reply(res, 200, result_json(id, results.find(id)));
+      reply(res, 200, result_json(id, results->find(id)));
     } else if (what == "wait") {
       auto timeout = p.count("timeout").value_or(10);
       if (timeout > 300)
         fail(400, "'timeout' is at most 300 seconds");
-      auto r = results.wait(id, seconds{timeout});
+      auto r = results->wait(id, seconds{timeout});
       reply(res, r ? 200 : 504, result_json(id, r));
     } else {
       fail(404, "no such path");

@@ -19,6 +19,7 @@
 #include "store/model_store.hpp"
 #include "transport/kafka.hpp"
 #include "transport/presence.hpp"
+#include "transport/property_book.hpp"
 #include "transport/program_allow_list.hpp"
 #include "transport/task_results.hpp"
 
@@ -61,8 +62,9 @@ struct http_parts {
   std::string worker_program;
   /// Where instance folders are: an instance's default working folder.
   std::string instances_root;
-  /// librdkafka properties of the task producers.
-  kafka::config_map kafka_properties;
+  /// librdkafka properties of each broker; an app's `kafka` sets its
+  /// broker's own.
+  std::shared_ptr<kafka::property_book> kafka_properties;
 };
 
 class http_api {

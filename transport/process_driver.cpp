@@ -150,6 +150,20 @@ fs::path program_of(const process_driver_settings& settings,
                                      : fs::path{spec.launch.program};
 }
 
+/// The bootstrap servers of an instance's broker.
+std::string broker_of(const process_driver_settings& settings,
+                      const instance_spec& spec) {
+  return spec.broker.empty() ? settings.default_broker : spec.broker;
+}
+
+/// The Kafka properties a worker-kind instance is given; none for others.
+kafka::config_map kafka_properties_of(const process_driver_settings& settings,
+                                      const instance_spec& spec) {
+  if (spec.launch.kind != instance_kind::worker || !settings.kafka_properties)
+    return {};
+  return settings.kafka_properties->for_broker(broker_of(settings, spec));
+}
+
 /// The instance's command line, as documented in the header.
 std::vector<std::string> launch_args(const process_driver_settings& settings,
                                      const instance_spec& spec) {
@@ -158,8 +172,7 @@ std::vector<std::string> launch_args(const process_driver_settings& settings,
   if (spec.launch.kind == instance_kind::process)
     return args;
   args.insert(args.end(), {"--name", spec.name, "--app", spec.app, "--broker",
-                           spec.broker.empty() ? settings.default_broker
-                                               : spec.broker});
+                           broker_of(settings, spec)});
   if (!spec.queues.empty()) {
     std::string joined;
     for (auto& q : spec.queues) {
@@ -178,7 +191,7 @@ std::vector<std::string> launch_args(const process_driver_settings& settings,
   // finds it even when a crash came between its start and its pid file.
   args.emplace_back("--instance-dir");
   args.push_back((settings.root / spec.name).string());
-  if (!settings.kafka_properties.empty()) {
+  if (!kafka_properties_of(settings, spec).empty()) {
     args.emplace_back("--kafka-config");
     args.push_back((settings.root / spec.name / kafka_file_name).string());
   }
@@ -201,8 +214,7 @@ std::vector<std::string> launch_env(const process_driver_settings& settings,
     vars[key] = value;
   vars["CYME_INSTANCE"] = spec.name;
   vars["CYME_APP"] = spec.app;
-  vars["CYME_BROKER"] = spec.broker.empty() ? settings.default_broker
-                                            : spec.broker;
+  vars["CYME_BROKER"] = broker_of(settings, spec);
   vars[instance_dir_variable] = (settings.root / spec.name).string();
   std::vector<std::string> out;
   out.reserve(vars.size());
@@ -770,11 +782,11 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
                                            policy, 0640);
       !problem.empty())
     return failure(problem);
-  if (spec.launch.kind == instance_kind::worker
-      && !st.settings.kafka_properties.empty())
-    if (auto problem = write_file_atomically(
-          dir, kafka_file_name, kafka_temp_name,
-          kafka::format_properties(st.settings.kafka_properties), 0600);
+  if (auto props = kafka_properties_of(st.settings, spec); !props.empty())
+    if (auto problem = write_file_atomically(dir, kafka_file_name,
+                                             kafka_temp_name,
+                                             kafka::format_properties(props),
+                                             0600);
         !problem.empty())
       return failure(problem);
   auto args = launch_args(st.settings, spec);

@@ -40,7 +40,7 @@
 
 #include <chrono>
 #include <filesystem>
-#include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -50,6 +50,7 @@
 
 #include "actors/seams.hpp"
 #include "transport/program_allow_list.hpp"
+#include "transport/property_book.hpp"
 
 namespace cyme {
 
@@ -66,10 +67,10 @@ struct process_driver_settings {
   std::string default_broker;
   /// Appended to every worker-kind instance's command line.
   std::vector<std::string> extra_args;
-  /// librdkafka properties for workers (SASL, TLS): written, mode 0600, to
-  /// `<root>/<name>/kafka.properties` and named by `--kafka-config`, so no
-  /// secret is on a command line.
-  std::map<std::string, std::string> kafka_properties;
+  /// librdkafka properties of each broker (SASL, TLS) for the workers on
+  /// it: written, mode 0600, to `<root>/<name>/kafka.properties` and named
+  /// by `--kafka-config`, so no secret is on a command line. None when null.
+  std::shared_ptr<const kafka::property_book> kafka_properties;
 };
 
 /// Spawns a process driver after validating `settings`: the root must be

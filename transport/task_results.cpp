@@ -90,17 +90,22 @@ task_results::wait(const std::string& id,
 }
 
 task_result_readers::task_result_readers(
-  std::function<kafka::config_map(const std::string&)> config_for,
-  std::string topic)
-  : config_for_(std::move(config_for)), topic_(std::move(topic)) {
+  std::shared_ptr<const kafka::property_book> properties, std::string topic)
+  : properties_(std::move(properties)), topic_(std::move(topic)) {
 }
 
-task_results& task_result_readers::of(const std::string& bootstrap) {
+std::shared_ptr<task_results>
+task_result_readers::of(const std::string& bootstrap) {
   std::lock_guard<std::mutex> guard{mtx_};
+  auto version = properties_->version(bootstrap);
   auto& r = readers_[bootstrap];
-  if (!r)
-    r = std::make_unique<task_results>(config_for_(bootstrap), topic_);
-  return *r;
+  if (!r.results || r.version != version) {
+    r.results = std::make_shared<task_results>(
+      kafka::base_config(bootstrap, properties_->for_broker(bootstrap)),
+      topic_);
+    r.version = version;
+  }
+  return r.results;
 }
 
 } // namespace cyme

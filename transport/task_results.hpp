@@ -8,7 +8,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
-#include <functional>
 #include <memory>
 #include <map>
 #include <mutex>
@@ -19,6 +18,7 @@
 
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
+#include "transport/property_book.hpp"
 
 namespace cyme {
 
@@ -54,23 +54,26 @@ private:
 };
 
 /// The task results of every broker the branch's apps use: one
-/// `task_results` per broker, made at its first use. A reader follows its
-/// topic from the beginning, so a result that came before is found.
+/// `task_results` per broker, made at its first use, and made again when
+/// the broker's client properties change. A reader follows its topic from
+/// the beginning, so a result that came before is found.
 class task_result_readers {
 public:
-  /// `config_for(bootstrap)`: the client settings of a broker.
-  task_result_readers(
-    std::function<kafka::config_map(const std::string&)> config_for,
-    std::string topic);
+  task_result_readers(std::shared_ptr<const kafka::property_book> properties,
+                      std::string topic);
 
   /// The results of broker `bootstrap`.
-  task_results& of(const std::string& bootstrap);
+  std::shared_ptr<task_results> of(const std::string& bootstrap);
 
 private:
-  std::function<kafka::config_map(const std::string&)> config_for_;
+  struct reader {
+    std::shared_ptr<task_results> results;
+    uint64_t version = 0;
+  };
+  std::shared_ptr<const kafka::property_book> properties_;
   std::string topic_;
   std::mutex mtx_;
-  std::map<std::string, std::unique_ptr<task_results>> readers_;
+  std::map<std::string, reader> readers_;
 };
 
 } // namespace cyme
