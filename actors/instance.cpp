@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <deque>
 #include <functional>
+#include <limits>
 #include <memory>
 
 #include <caf/actor_cast.hpp>
@@ -32,6 +33,9 @@ struct pending_op {
 struct instance_actor_state {
   instance_config config;
   instance_status status;
+  /// When this actor last asked for its instance to be started (actor
+  /// clock, ns): probes sent before that are about an earlier process.
+  int64_t last_start_ns = std::numeric_limits<int64_t>::min();
   /// The operation running (front) and those waiting behind it.
   std::deque<pending_op> ops;
   uint64_t next_op = 0;
@@ -320,6 +324,8 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
       [=](int32_t) {
         if (stale(self, done))
           return;
+        self->state.last_start_ns
+          = self->clock().now().time_since_epoch().count();
         self
           ->request(self->state.config.driver, caf::infinite,
                     start_atom::value, spec)
@@ -473,7 +479,9 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
           done(report(self, outcome::verified));
           return;
         }
-        if (probe.probed) {
+        // A probe sent before the last start is about a process that is
+        // gone (a restart ran while the round's probe was out).
+        if (probe.probed && probe.sent_at_ns > self->state.last_start_ns) {
           if (probe.pong && probe.has_stats)
             reconcile(self, spec, probe.stats, outcome::verified, {}, done);
           else if (probe.pong)

@@ -39,12 +39,16 @@ struct probe_result {
   bool pong = false;
   bool has_stats = false;
   worker_stats stats;
+  /// When the probe was sent (the actor clock, in ns since its epoch): a
+  /// probe sent before the instance's last start describes a process that
+  /// is gone, and is not used.
+  int64_t sent_at_ns = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
   return f(caf::meta::type_name("probe_result"), x.probed, x.pong,
-           x.has_stats, x.stats);
+           x.has_stats, x.stats, x.sent_at_ns);
 }
 
 /// What an instance actor needs of its supervisor.

@@ -216,6 +216,7 @@ void probe(self_ptr self, const std::vector<instance_spec>& specs,
     by_broker[s.broker].push_back(s.name);
   auto results = std::make_shared<probe_map>();
   auto pending = std::make_shared<size_t>(by_broker.size() * 2);
+  auto sent_at = self->clock().now().time_since_epoch().count();
   auto one_done = [results, pending, then] {
     if (--*pending == 0)
       then(results);
@@ -229,9 +230,12 @@ void probe(self_ptr self, const std::vector<instance_spec>& specs,
     auto group = names;
     self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
       .then(
-        [results, group, one_done](std::vector<control_reply>& replies) {
-          for (auto& n : group)
-            (*results)[n].probed = true;
+        [results, group, one_done, sent_at](std::vector<control_reply>& replies) {
+          for (auto& n : group) {
+            auto& p = (*results)[n];
+            p.probed = true;
+            p.sent_at_ns = sent_at;
+          }
           for (auto& r : replies)
             if (auto i = results->find(r.instance); i != results->end())
               i->second.pong = true;

@@ -369,4 +369,31 @@ BOOST_AUTO_TEST_CASE(a_process_is_judged_by_liveness_alone) {
   BOOST_TEST(world.count(control_op::ping, "w1") > 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_probe_older_than_a_restart_is_not_believed) {
+  // A round's probe finds w1 silent; while it waits, w1 dies and is
+  // restarted at once. The probe's silence is about the process that is
+  // gone: the new one is asked itself, and is neither restarted again nor
+  // disabled for restarting too often.
+  add_instance("w1");
+  add_instance("w2");
+  start();
+  advance(1s);
+  world.workers["w1"].responsive = false;
+  // Round 1 ended at 1 s; round 2 starts 60 s after it, and its probe
+  // waits 1 s for the silent w1.
+  advance(60500ms);
+  BOOST_TEST_REQUIRE(supervisor().round_in_progress);
+  world.workers["w1"].responsive = true;
+  kill("w1", true);
+  advance(200ms);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  advance(5s); // the probe times out and the round verifies w1
+  BOOST_TEST(!supervisor().round_in_progress);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  BOOST_TEST(status_of("w1").restarts == 1u);
+  BOOST_TEST(to_string(status_of("w1").state) == "running");
+  BOOST_TEST(events(event_kind::disabled, "w1") == 0u);
+  BOOST_TEST(world.model["w1"].enabled);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
