@@ -286,7 +286,7 @@ namespace {
 config_map reader_config(config_map cfg) {
   // librdkafka wants a group id even for manual assignment; the reader
   // never joins it and never commits.
-  cfg.emplace("group.id", "cyme.reader");
+  cfg["group.id"] = "cyme.reader";
   cfg["enable.auto.commit"] = "false";
   cfg["enable.auto.offset.store"] = "false";
   return cfg;
@@ -365,10 +365,12 @@ namespace {
 
 config_map group_config(config_map cfg) {
   // Offsets are stored by the owner when a task is done, never on receipt.
+  // These are the protocol's (docs/PROTOCOL.md), not the operator's: every
+  // member of a queue's group must agree on them.
   cfg["enable.auto.offset.store"] = "false";
-  cfg.emplace("enable.auto.commit", "true");
-  cfg.emplace("auto.offset.reset", "earliest");
-  cfg.emplace("partition.assignment.strategy", "roundrobin");
+  cfg["enable.auto.commit"] = "true";
+  cfg["auto.offset.reset"] = "earliest";
+  cfg["partition.assignment.strategy"] = "roundrobin";
   return cfg;
 }
 

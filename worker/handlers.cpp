@@ -43,17 +43,21 @@ struct fd_guard {
 };
 
 json sleep_handler(const json& args) {
-  std::chrono::milliseconds d{0};
+  // Checked before any conversion: a huge or negative number must not
+  // overflow into a nonsense duration.
+  double ms = 0;
   if (args.is_number())
-    d = std::chrono::milliseconds{
-      static_cast<int64_t>(args.get<double>() * 1000)};
+    ms = args.get<double>() * 1000;
   else if (args.is_object() && args.contains("ms")
            && args["ms"].is_number_unsigned())
-    d = std::chrono::milliseconds{args["ms"].get<int64_t>()};
+    ms = static_cast<double>(args["ms"].get<uint64_t>());
   else
     throw std::invalid_argument("sleep takes seconds or {\"ms\": N}");
-  if (d > std::chrono::hours{1})
+  if (!(ms >= 0))
+    throw std::invalid_argument("sleep takes a duration of 0 or more");
+  if (ms > 3600.0 * 1000)
     throw std::invalid_argument("sleep is limited to one hour");
+  std::chrono::milliseconds d{static_cast<int64_t>(ms)};
   std::this_thread::sleep_for(d);
   return json{{"slept_ms", d.count()}};
 }

@@ -434,6 +434,8 @@ std::string options_problem(const worker_options& o) {
     return "--queue-partitions must be 1 to 1000";
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
     return "--control-fetch-wait-ms must be 1 to 10000";
+  if (o.max_concurrency > 10000)
+    return "--max must be at most 10000";
   if (o.exec.timeout.count() <= 0)
     return "--exec-timeout-ms must be positive";
   return {};
@@ -471,10 +473,15 @@ worker_options parse_worker_options(int argc, char** argv) {
   app.add_option("--kafka-config", kafka_config,
                  "file of librdkafka properties (key=value lines) for every "
                  "Kafka client: security.protocol, sasl.*, ssl.*");
+  // A branch may pass flags a worker of an older version does not know.
+  app.allow_extras();
   try {
     app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
+  } catch (const CLI::Success& e) {
     std::exit(app.exit(e));
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    std::exit(2);
   }
   o.keepalive = std::chrono::milliseconds{keepalive_ms};
   o.exec.timeout = std::chrono::milliseconds{exec_timeout_ms};
@@ -502,6 +509,9 @@ worker_options parse_worker_options(int argc, char** argv) {
 }
 
 int run_worker(const worker_options& opts, const handler_registry& handlers) {
+  // A program run by exec may exit without reading its stdin: the write
+  // fails with EPIPE instead of killing the worker.
+  ::signal(SIGPIPE, SIG_IGN);
   int term_fd = termination_fd();
   try {
     worker_context ctx{opts, handlers};
@@ -523,8 +533,12 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
           err = e.what();
         }
       }
-      if (std::chrono::steady_clock::now() >= give_up_at
-          || (term_fd >= 0 && terminated(term_fd))) {
+      if (term_fd >= 0 && terminated(term_fd)) {
+        ctx.log("terminated by signal while waiting for broker "
+                + opts.broker);
+        return 0;
+      }
+      if (std::chrono::steady_clock::now() >= give_up_at) {
         ctx.log("cannot reach broker " + opts.broker + ": " + err);
         return 1;
       }

@@ -6,11 +6,14 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "worker/handlers.hpp"
 #include "worker/offset_tracker.hpp"
 #include "worker/task_pool.hpp"
+#include "worker/worker.hpp"
 
 using namespace cyme::worker;
 using namespace std::chrono_literals;
@@ -134,6 +137,33 @@ BOOST_AUTO_TEST_CASE(exec_failures_say_why_with_the_end_of_stderr) {
                          "import sys\nsys.stderr.write('noise')\nprint('{}')\n",
                          10s)
              == "{}\n");
+}
+
+BOOST_AUTO_TEST_CASE(sleep_refuses_what_is_not_a_duration) {
+  // Negative, huge and mistyped durations fail before any conversion.
+  handler_registry r;
+  add_builtin_handlers(r, {});
+  auto& sleep = *r.find("sleep");
+  for (auto bad : {nlohmann::json(-1), nlohmann::json(1e300),
+                   nlohmann::json(3601), nlohmann::json("1"),
+                   nlohmann::json{{"ms", -5}}})
+    BOOST_CHECK_THROW(sleep(bad), std::invalid_argument);
+  BOOST_TEST(sleep(nlohmann::json::parse(R"({"ms": 1})"))["slept_ms"] == 1);
+}
+
+BOOST_AUTO_TEST_CASE(worker_options_take_unknown_flags_and_cap_concurrency) {
+  // A flag it does not know is ignored (a newer branch may pass one);
+  // more than 10,000 runners is refused like the branch refuses it.
+  std::vector<std::string> args{"cyme-worker", "--name", "w1", "--app", "a",
+                                "--broker", "h:1", "--future-flag", "x",
+                                "--max", "3"};
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  auto o = parse_worker_options(static_cast<int>(argv.size()), argv.data());
+  BOOST_TEST(o.max_concurrency == 3u);
+  o.max_concurrency = 10001;
+  BOOST_TEST(options_problem(o) == "--max must be at most 10000");
 }
 
 BOOST_AUTO_TEST_CASE(builtin_handlers_and_own_handlers) {
