@@ -22,6 +22,7 @@ packages=(
   openssl
   iproute2
   clang-14
+  python3 python3-venv
   libclang-rt-14-dev
 )
 
