@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs every dependency, builds cyme, and runs a branch with the
-# embedded Kafka and a small demo fleet (app "demo", queue "tasks", two
-# instances). Ctrl-C stops the branch and its instances.
+# embedded Kafka and a small demo fleet: app "demo", queue "tasks", two
+# cyme-worker instances (w1, w2) and one Python worker (py1) running the
+# handlers of examples/python/shop_tasks.py with the library of
+# clients/python (installed into build/python-venv). Ctrl-C stops the
+# branch and its instances.
 #
 # Settings (environment): CYME_ROOT (default ./cyme-data), CYME_HTTP
 # (default 127.0.0.1:8000).
@@ -11,13 +14,17 @@ cd "$(dirname "$0")/.."
 ./deploy/install-deps.sh
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build --target cyme-branch cyme cyme-worker cyme-embedded-kafka
+venv="$PWD/build/python-venv"
+./clients/python/install.sh "$venv"
 
 root=${CYME_ROOT:-./cyme-data}
 http=${CYME_HTTP:-127.0.0.1:8000}
 export CYME_BRANCH="http://${http}"
 cyme=./build/cyme
 
-./build/cyme-branch --root "$root" --http "$http" &
+# The branch may run the venv's interpreter, and nothing else but its
+# cyme-worker.
+./build/cyme-branch --root "$root" --http "$http" --allow-program "$venv/bin" &
 branch=$!
 trap 'kill -TERM "$branch" 2>/dev/null; wait "$branch"' INT TERM EXIT
 
@@ -35,6 +42,9 @@ done
 "$cyme" queues add demo tasks
 "$cyme" instances add demo w1 --queues tasks --max 4 --min 1
 "$cyme" instances add demo w2 --queues tasks --max 4 --min 1
+"$cyme" instances add demo py1 --program "$venv/bin/python" \
+  --arg=-m --arg cyme_worker --arg=--tasks \
+  --arg "$PWD/examples/python/shop_tasks.py"
 "$cyme" instances list demo
 
 cat <<MSG
@@ -44,6 +54,7 @@ Try, in another terminal (export CYME_BRANCH=${CYME_BRANCH}):
   ./build/cyme instances list demo
   ./build/cyme tasks send demo tasks --handler echo --args '{"hello": "world"}'
   ./build/cyme tasks wait demo <id>
+  ./build/cyme tasks send demo dq.py1 --handler total --args '{"items": [{"price": 3}]}'
   curl -s ${CYME_BRANCH}/demo/instances/
 Ctrl-C here stops the branch and its instances.
 MSG
