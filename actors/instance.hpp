@@ -4,9 +4,9 @@
 /// supervisor. It decides for its instance: judges liveness, restarts it
 /// (after asking the supervisor for a permit), pings it until it answers,
 /// reconciles its consumers and concurrency, and stops it. An instance of
-/// kind `process` is judged by its process alone: no ping, no reconcile. It runs one
-/// operation at a time; a verify arriving while another verify waits is
-/// merged into it.
+/// kind `process` is judged by its process alone: no ping, no reconcile.
+/// It runs one operation at a time; a verify arriving while another verify
+/// waits is merged into it.
 ///
 ///            verify/restart/shutdown
 ///   idle ---------------------------> busy --(queue empty)--> idle

@@ -311,6 +311,18 @@ struct http_api::impl {
     return get_app(app).broker;
   }
 
+  /// The app as the model holds it, or, when it is not there, a new one:
+  /// the default broker and no launch defaults.
+  app_record app_or_new(const std::string& app) {
+    app_record rec{app, "", "{}"};
+    caf::scoped_actor self{*parts.sys};
+    self->request(parts.store, caf::timespan{settings.request_timeout},
+                  get_app_atom::value, app)
+      .receive([&](app_record& x) { rec = std::move(x); },
+               [&](caf::error&) {});
+    return rec;
+  }
+
   /// The launch fields a request sets, as one JSON object (null members
   /// included: they mean "inherit again").
   static std::string launch_changes(const params& p) {
@@ -635,13 +647,8 @@ struct http_api::impl {
     if (method == "GET") {
       reply(res, 200, app_view(get_app(app)));
     } else if (method == "PUT" || method == "POST") {
-      // Fields not given keep their value; a new app starts from none.
-      app_record rec{app, "", "{}"};
-      caf::scoped_actor self{*parts.sys};
-      self->request(parts.store, caf::timespan{settings.request_timeout},
-                    get_app_atom::value, app)
-        .receive([&](app_record& x) { rec = std::move(x); },
-                 [&](caf::error&) {});
+      // Fields not given keep their value.
+      auto rec = app_or_new(app);
       if (auto b = p.text("broker"))
         rec.broker = *b;
       if (auto prob = broker_problem(rec.broker); !prob.empty())
@@ -736,16 +743,8 @@ struct http_api::impl {
     auto existing = find_spec(name);
     if (existing && existing->app != app)
       fail(409, "instance '" + name + "' belongs to app '" + existing->app + "'");
-    // An unknown app is created with the default broker and no launch
-    // defaults.
-    app_record app_rec{app, "", "{}"};
-    {
-      caf::scoped_actor self{*parts.sys};
-      self->request(parts.store, caf::timespan{settings.request_timeout},
-                    get_app_atom::value, app)
-        .receive([&](app_record& x) { app_rec = std::move(x); },
-                 [&](caf::error&) {});
-    }
+    // An unknown app is created with the instance.
+    auto app_rec = app_or_new(app);
     instance_spec spec;
     if (existing) {
       spec = *existing;
@@ -1004,14 +1003,7 @@ struct http_api::impl {
       fail(503, "task results are not available");
     // Results come on the broker the app's tasks went to; an app not in the
     // model (deleted since) is asked of the default broker.
-    std::string broker;
-    {
-      caf::scoped_actor self{*parts.sys};
-      self->request(parts.store, caf::timespan{settings.request_timeout},
-                    get_app_atom::value, app)
-        .receive([&](app_record& x) { broker = x.broker; },
-                 [&](caf::error&) {});
-    }
+    auto broker = app_or_new(app).broker;
     auto results = parts.results->of(broker.empty() ? parts.default_broker
                                                     : broker);
     if (what == "state") {
