@@ -1167,4 +1167,48 @@ BOOST_AUTO_TEST_CASE(a_wrong_password_is_a_clear_error_and_nothing_restarts) {
   BOOST_TEST(processes_named("s2") == 0);
 }
 
+BOOST_AUTO_TEST_CASE(an_apps_own_broker_takes_its_own_kafka_properties) {
+  // A branch on the embedded cluster runs an app on the SASL listener with
+  // that broker's properties from the model: its worker answers and its
+  // task comes back; the views mask the password. A wrong password set
+  // later reconnects the broker's clients and is reported as its error.
+  auto l = sasl_from_env();
+  temp_dir dir;
+  branch b{dir.path / "root", {}, "sasl-app"};
+  auto c = b.client();
+  json props{{"security.protocol", "SASL_PLAINTEXT"},
+             {"sasl.mechanism", "PLAIN"},
+             {"sasl.username", l.user},
+             {"sasl.password", l.password}};
+  auto app = call(c, "PUT", "/far/", {{"broker", l.address}, {"kafka", props}});
+  BOOST_TEST_REQUIRE(app.status == 201, app.body.dump());
+  BOOST_TEST(app.body["kafka"]["sasl.password"] == "(secret)");
+  BOOST_TEST(app.body["kafka"]["sasl.username"] == l.user);
+  BOOST_TEST(app.body.dump().find(l.password) == std::string::npos);
+  auto put = call(c, "PUT", "/far/instances/f1/", {{"queues", {"far-orders"}}});
+  BOOST_TEST_REQUIRE(put.status == 201, put.body.dump());
+  BOOST_TEST(put.body["state"] == "running", put.body.dump());
+  auto sent = call(c, "POST", "/far/queue/far-orders/", {{"handler", "echo"}, {"args", 3}});
+  BOOST_TEST_REQUIRE(sent.status == 202, sent.body.dump());
+  auto r = call(c, "GET", "/far/query/" + sent.body["id"].get<std::string>()
+                            + "/wait/?timeout=60");
+  BOOST_TEST(r.body["state"] == "SUCCESS", r.body.dump());
+  BOOST_TEST(r.body["instance"] == "f1");
+  auto bad = props;
+  bad["sasl.password"] = "not-" + l.password;
+  BOOST_TEST_REQUIRE(call(c, "PUT", "/far/", {{"kafka", bad}}).status == 200);
+  // The next command on that broker goes through a relay made again.
+  call(c, "POST", "/far/instances/f1/restart/");
+  json status;
+  BOOST_TEST(wait_until([&] {
+    status = call(c, "GET", "/supervisor/").body;
+    auto e = status["broker_errors"].find(l.address);
+    return e != status["broker_errors"].end()
+           && e->get<std::string>().find("Authentication failed")
+                != std::string::npos;
+  }, 30s), status.dump());
+  BOOST_TEST(b.log().find(l.password) == std::string::npos);
+  BOOST_TEST(call(c, "PUT", "/far/", {{"kafka", props}}).status == 200);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
