@@ -782,13 +782,19 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
                                            policy, 0640);
       !problem.empty())
     return failure(problem);
-  if (auto props = kafka_properties_of(st.settings, spec); !props.empty())
+  if (auto props = kafka_properties_of(st.settings, spec); !props.empty()) {
     if (auto problem = write_file_atomically(dir, kafka_file_name,
                                              kafka_temp_name,
                                              kafka::format_properties(props),
                                              0600);
         !problem.empty())
       return failure(problem);
+  } else if (::unlink((dir / kafka_file_name).c_str()) != 0
+             && errno != ENOENT) {
+    // Secrets an instance no longer uses do not stay behind.
+    return failure("cannot remove " + (dir / kafka_file_name).string() + ": "
+                   + errno_text(errno));
+  }
   auto args = launch_args(st.settings, spec);
   auto env = launch_env(st.settings, spec);
   auto cwd = spec.launch.cwd.empty() ? dir : fs::path{spec.launch.cwd};

@@ -16,6 +16,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <algorithm>
 #include <functional>
 #include <map>
 #include <memory>
@@ -511,6 +512,45 @@ BOOST_AUTO_TEST_CASE(launch_sets_program_args_env_and_cwd) {
                     (s.root / "w").string());
   stop(d, "web");
   BOOST_CHECK_EQUAL(stop(d, "w"), p2);
+}
+
+// A worker gets its broker's Kafka properties in a 0600 file that
+// --kafka-config names, never on its command line; a process gets none,
+// and a worker started when there are none no longer has the file.
+BOOST_AUTO_TEST_CASE(workers_get_kafka_properties_in_a_private_file) {
+  auto s = settings();
+  s.kafka_properties = std::make_shared<kafka::property_book>(
+    kafka::config_map{{"security.protocol", "SASL_PLAINTEXT"},
+                      {"sasl.password", "s3cr3t-value"}});
+  auto d = spawn_driver(s);
+  auto pid = start(d, spec("kp"));
+  auto file = dir("kp") / "kafka.properties";
+  BOOST_CHECK_EQUAL(slurp(file),
+                    "sasl.password=s3cr3t-value\nsecurity.protocol=SASL_PLAINTEXT\n");
+  BOOST_CHECK_EQUAL(static_cast<unsigned>(fs::status(file).permissions()
+                                          & fs::perms::all),
+                    0600u);
+  auto args = cmdline_of(pid);
+  auto flag = std::find(args.begin(), args.end(), "--kafka-config");
+  BOOST_REQUIRE(flag != args.end() && flag + 1 != args.end());
+  BOOST_CHECK_EQUAL(*(flag + 1), file.string());
+  for (auto& a : args)
+    BOOST_CHECK(a.find("s3cr3t-value") == std::string::npos);
+  auto proc = spec("kp-proc");
+  proc.launch.kind = instance_kind::process;
+  proc.launch.program = fs::path{CYME_TEST_SLEEPER}.string();
+  proc.launch.args = {"--name", "kp-proc"};
+  start(d, proc);
+  BOOST_CHECK(!fs::exists(dir("kp-proc") / "kafka.properties"));
+  stop(d, "kp");
+  stop(d, "kp-proc");
+  auto plain = spawn_driver(settings());
+  auto again = start(plain, spec("kp"));
+  BOOST_CHECK(!fs::exists(file));
+  auto again_args = cmdline_of(again);
+  BOOST_CHECK(std::find(again_args.begin(), again_args.end(), "--kafka-config")
+              == again_args.end());
+  stop(plain, "kp");
 }
 
 // A program that is neither the worker program nor on the allow-list is
