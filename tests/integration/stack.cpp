@@ -99,13 +99,25 @@ int64_t end_offsets(rd_kafka_t* rk, const std::string& topic) {
       partitions = md->topics[i].partition_cnt;
   rd_kafka_metadata_destroy(md);
   int64_t total = 0;
+  // A topic just created may have no leader this client knows of yet (a
+  // real broker answers "Not leader for partition" until its metadata
+  // catches up): asked again until a deadline.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds{20};
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    if (auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low,
-                                                    &high, 10000);
-        err != RD_KAFKA_RESP_ERR_NO_ERROR)
-      throw std::runtime_error("watermarks of " + topic + ": "
-                               + rd_kafka_err2str(err));
+    for (;;) {
+      auto err = rd_kafka_query_watermark_offsets(rk, topic.c_str(), p, &low,
+                                                  &high, 10000);
+      if (err == RD_KAFKA_RESP_ERR_NO_ERROR)
+        break;
+      bool transient = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION
+                       || err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE
+                       || err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+      if (!transient || std::chrono::steady_clock::now() >= deadline)
+        throw std::runtime_error("watermarks of " + topic + ": "
+                                 + rd_kafka_err2str(err));
+      std::this_thread::sleep_for(std::chrono::milliseconds{100});
+    }
     total += high;
   }
   return total;
