@@ -33,8 +33,9 @@ struct pending_op {
 struct instance_actor_state {
   instance_config config;
   instance_status status;
-  /// When this actor last asked for its instance to be started (actor
-  /// clock, ns): probes sent before that are about an earlier process.
+  /// When this actor last asked for its instance to be started, or when
+  /// the started process first answered (actor clock, ns): probes sent
+  /// before that are about an earlier process, or one not listening yet.
   int64_t last_start_ns = std::numeric_limits<int64_t>::min();
   /// The operation running (front) and those waiting behind it.
   std::deque<pending_op> ops;
@@ -289,6 +290,10 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
           on_silence();
           return;
         }
+        // A probe sent before this answer may have found the new process
+        // not listening yet: only later ones describe it.
+        self->state.last_start_ns
+          = self->clock().now().time_since_epoch().count();
         self->state.status.state = instance_state::running;
         publish(self);
         if (!first_start)

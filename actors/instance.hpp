@@ -40,8 +40,9 @@ struct probe_result {
   bool has_stats = false;
   worker_stats stats;
   /// When the probe was sent (the actor clock, in ns since its epoch): a
-  /// probe sent before the instance's last start describes a process that
-  /// is gone, and is not used.
+  /// probe sent before the instance's last start, or before its new
+  /// process first answered, describes a process that is gone or was not
+  /// listening yet, and is not used.
   int64_t sent_at_ns = 0;
 };
 

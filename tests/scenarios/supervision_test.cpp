@@ -396,4 +396,28 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_a_restart_is_not_believed) {
   BOOST_TEST(world.model["w1"].enabled);
 }
 
+BOOST_AUTO_TEST_CASE(a_probe_sent_before_a_new_process_listens_is_not_believed) {
+  // w1 dies and its replacement takes a while to listen; a round's probe
+  // sent in that while finds it silent. Once the replacement answers, that
+  // silence is old news: the round asks w1 itself instead of restarting
+  // it again (or disabling it for restarting too often).
+  add_instance("w1");
+  add_instance("w2");
+  start();
+  advance(59s);
+  world.workers["w1"].hangs = true;
+  kill("w1", true);
+  advance(2200ms); // round 2 (at 61 s) has probed the silent replacement
+  BOOST_TEST_REQUIRE(supervisor().round_in_progress);
+  world.workers["w1"].hangs = false;
+  world.workers["w1"].responsive = true;
+  advance(5s);
+  BOOST_TEST(!supervisor().round_in_progress);
+  BOOST_TEST(world.workers["w1"].starts == 2u);
+  BOOST_TEST(status_of("w1").restarts == 1u);
+  BOOST_TEST(to_string(status_of("w1").state) == "running");
+  BOOST_TEST(events(event_kind::disabled, "w1") == 0u);
+  BOOST_TEST(world.model["w1"].enabled);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
