@@ -184,14 +184,18 @@ std::string bootstrap_of(const control_bus_settings& settings,
   return key.empty() ? settings.default_broker : key;
 }
 
-/// The properties of a broker's clients now, and their version.
-std::pair<kafka::config_map, uint64_t>
-properties_of(const control_bus_settings& settings,
-              const std::string& bootstrap) {
-  if (!settings.properties)
-    return {{}, 0};
-  return {settings.properties->for_broker(bootstrap),
-          settings.properties->version(bootstrap)};
+/// The properties of a broker's clients now.
+kafka::config_map properties_for(const control_bus_settings& settings,
+                                 const std::string& bootstrap) {
+  return settings.properties ? settings.properties->for_broker(bootstrap)
+                             : kafka::config_map{};
+}
+
+/// How often a broker's properties changed: read for every command, so it
+/// does not copy them.
+uint64_t properties_version(const control_bus_settings& settings,
+                            const std::string& bootstrap) {
+  return settings.properties ? settings.properties->version(bootstrap) : 0;
 }
 
 /// `down`: the broker was reported down by the relay this one replaces, so
@@ -205,7 +209,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   st.down = down;
   st.bootstrap = bootstrap_of(st.settings, st.key);
   auto cfg = kafka::base_config(st.bootstrap,
-                                properties_of(st.settings, st.bootstrap).first);
+                                properties_for(st.settings, st.bootstrap));
   auto producer_cfg = cfg;
   // A command the broker did not take within seconds is stale: fail it
   // rather than deliver it late.
@@ -343,7 +347,7 @@ using router_ptr = caf::stateful_actor<router_state>*;
 caf::actor relay_for(router_ptr self, const std::string& key) {
   auto& st = self->state;
   auto version
-    = properties_of(st.settings, bootstrap_of(st.settings, key)).second;
+    = properties_version(st.settings, bootstrap_of(st.settings, key));
   auto i = st.relays.find(key);
   if (i != st.relays.end() && i->second.version == version)
     return i->second.actor;
