@@ -24,6 +24,7 @@ packages=(
   clang-14
   python3 python3-venv
   libclang-rt-14-dev
+  chromium chromium-driver python3-selenium # the dashboard's browser test
 )
 
 if [ "${1:-}" = "--bench" ]; then
