@@ -5,6 +5,7 @@ app holding two running cyme-worker instances (w1, w2).
 The tests run in order, each on the state the previous left, and stop at
 the first failure:
 
+0. the branch serves /ui/ (its three files) and /events/;
 1. the page lists both instances, running, with the pids the API gives;
 2. after kill -9 of w1's pid the page shows its new pid and the event of
    its death or restart, without a reload;
@@ -193,6 +194,19 @@ class Dashboard(unittest.TestCase):
             "return document.querySelector('#token-dialog').open;"))
 
     # -- the tests, in order -------------------------------------------------------
+
+    def test_0_the_branch_serves_the_page_and_the_event_stream(self):
+        page = PAGE.rstrip("/") + "/"
+        for path, content_type in (("", "text/html"), ("app.js", "text/javascript"), ("app.css", "text/css")):
+            try:
+                with urllib.request.urlopen(page + path, timeout=30) as answer:
+                    self.assertTrue(answer.headers.get("Content-Type", "").startswith(content_type),
+                                    f"{page + path}: {answer.headers.get('Content-Type')}")
+            except urllib.error.HTTPError as e:
+                self.fail(f"GET {page + path} answered {e.code}: the branch does not serve the dashboard")
+        with urllib.request.urlopen(PAGE.rsplit("/ui/", 1)[0] + "/events/", timeout=30) as stream:
+            self.assertTrue(stream.headers.get("Content-Type", "").startswith("text/event-stream"),
+                            f"/events/: {stream.headers.get('Content-Type')}")
 
     def test_1_lists_the_instances_running_with_their_pids(self):
         pids = {name: wait_for(f"{name} running in the API",
