@@ -168,8 +168,8 @@
   // --------------------------------------------------------------- messages
 
   /**
-   * Shows `message` at the top of the error list. `about` (an action on an
-   * instance) lets a later success of the same action take it away.
+   * Shows `message` at the top of the error list. `about` (a read, an action
+   * on an instance) lets a later success of the same take it away.
    */
   function showError(message, about = "") {
     const p = document.createElement("p");
@@ -221,11 +221,13 @@
       const names = await api("GET", "/");
       if (!Array.isArray(names)) throw new ApiError(0, "the app list is not a JSON array");
       const before = new Set(state.apps);
+      clearErrors("read");
       setApps(names);
       render();
       return state.apps.filter((app) => !before.has(app));
     } catch (e) {
-      showError(`Could not read the apps: ${e.message}`);
+      clearErrors("read");
+      showError(`Could not read the apps: ${e.message}`, "read");
       return [];
     }
   }
@@ -239,13 +241,15 @@
       if (!Array.isArray(list)) throw new ApiError(0, "the instance list is not a JSON array");
       if (!state.apps.includes(app)) setApps([...state.apps, app]);
       state.instances.set(app, { list, fetchedAt: performance.now() });
+      clearErrors(`read\n${app}`);
     } catch (e) {
       if (state.fetchSeq.get(app) !== seq) return;
       if (e.status === 404) {
         // The app is gone.
         setApps(state.apps.filter((a) => a !== app));
       } else {
-        showError(`Could not read the instances of ${app}: ${e.message}`);
+        clearErrors(`read\n${app}`);
+        showError(`Could not read the instances of ${app}: ${e.message}`, `read\n${app}`);
       }
     }
     render();
