@@ -494,7 +494,12 @@
     row.queues = td("queues");
     row.concurrency = td("concurrency");
     row.lastExit = td("last-exit");
-    const actions = td("actions");
+    // A group in the cell (a cell itself laid out as flex loses its table role).
+    const actions = document.createElement("div");
+    actions.className = "actions";
+    actions.setAttribute("role", "group");
+    td().append(actions);
+    row.actions = actions;
     for (const action of ["restart", "disable", "enable"]) {
       const button = document.createElement("button");
       button.type = "button";
@@ -596,6 +601,7 @@
     set(row.lastExit, exitText);
     setAttr(row.lastExit, "title", exitAt);
 
+    setAttr(row.actions, "aria-label", `Actions on ${label}`);
     for (const action of Object.keys(row.buttons))
       setAttr(row.buttons[action], "aria-label", `${verbs[action]} ${label}`);
     const enabled = inst.is_enabled;
