@@ -66,6 +66,14 @@
 
   const enc = encodeURIComponent;
 
+  /** The API's own first path segments: an app so named is at /apps/<name>/. */
+  const RESERVED = new Set(["supervisor", "events", "metrics", "ui", "apps"]);
+
+  /** The path of an app ("/shop", or "/apps/events" for a reserved name). */
+  function appPath(app) {
+    return RESERVED.has(app) ? `/apps/${enc(app)}` : `/${enc(app)}`;
+  }
+
   function text(value) {
     if (value === null || value === undefined || value === "") return "-";
     return String(value);
@@ -236,7 +244,7 @@
     const seq = (state.fetchSeq.get(app) || 0) + 1;
     state.fetchSeq.set(app, seq);
     try {
-      const list = await api("GET", `/${enc(app)}/instances/`);
+      const list = await api("GET", `${appPath(app)}/instances/`);
       if (state.fetchSeq.get(app) !== seq) return; // a later fetch wins
       if (!Array.isArray(list)) throw new ApiError(0, "the instance list is not a JSON array");
       if (!state.apps.includes(app)) setApps([...state.apps, app]);
@@ -291,15 +299,9 @@
       if (state.lastEventId === null || id > state.lastEventId) state.lastEventId = id;
     }
     state.fresh.add(ev);
-    // Newest first, by id (a replay after a reconnection may come late);
-    // the stable sort keeps arrival order among events without one.
+    // Newest first. One stream hands its events in order, the backlog after
+    // a reconnection included, so arrival order is their order.
     state.events.unshift(ev);
-    if (id !== null && state.events.length > 1 && isNumber(state.events[1].id) && state.events[1].id > id)
-      state.events.sort((a, b) => {
-        const x = isNumber(a.id) ? a.id : Infinity;
-        const y = isNumber(b.id) ? b.id : Infinity;
-        return x === y ? 0 : x < y ? 1 : -1;
-      });
     while (state.events.length > EVENTS_LIMIT) {
       const old = state.events.pop();
       if (isNumber(old.id)) state.eventIds.delete(old.id);
@@ -331,6 +333,20 @@
   let retryDelay = RETRY_MIN_MS;
   let wasLive = false;
 
+  /** Whether the branch answers 400 to events after `id` (an event number
+   * ahead of its own); asked without following, the body left unread. */
+  async function sinceRefused(id) {
+    try {
+      const response = await fetch(`${BASE}/events/?since=${enc(id)}&follow=0`, {
+        cache: "no-store",
+      });
+      if (response.body) response.body.cancel().catch(() => {});
+      return response.status === 400;
+    } catch {
+      return false; // unreachable: try again from the same event
+    }
+  }
+
   function connect() {
     const url =
       BASE +
@@ -345,19 +361,25 @@
       wasLive = true;
     };
     source.onmessage = onEvent;
-    source.onerror = () => {
-      if (source.readyState === EventSource.CLOSED) {
-        // The browser gave up (an error status, or no stream here): retry
-        // ourselves, from the last event seen.
-        source.close();
-        const seconds = Math.round(retryDelay / 1000);
-        setConnection("closed", `disconnected, retrying in ${seconds} s`);
-        setTimeout(connect, retryDelay);
-        retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
-      } else {
+    source.onerror = async () => {
+      if (source.readyState !== EventSource.CLOSED) {
         // The browser reconnects by itself, sending Last-Event-ID.
         setConnection("reconnecting", "reconnecting");
+        return;
       }
+      // The browser gave up (an error status, or no stream here): retry
+      // ourselves, from the last event seen, unless the branch refuses that
+      // number (it started again and counts from 1).
+      source.close();
+      if (state.lastEventId !== null && (await sinceRefused(state.lastEventId))) {
+        state.lastEventId = null;
+        state.eventIds.clear();
+        retryDelay = RETRY_MIN_MS;
+      }
+      const seconds = Math.round(retryDelay / 1000);
+      setConnection("closed", `disconnected, retrying in ${seconds} s`);
+      setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
     };
   }
 
@@ -401,7 +423,7 @@
     row.tr.setAttribute("aria-busy", "true");
     button.setAttribute("aria-busy", "true");
     notice(`${verbs[action]} ${name} (${app}): sent`);
-    const path = `/${enc(app)}/instances/${enc(name)}/${action}/`;
+    const path = `${appPath(app)}/instances/${enc(name)}/${action}/`;
     const about = `${action}\n${app}\n${name}`;
     try {
       let asked = false;
