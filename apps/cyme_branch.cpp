@@ -41,7 +41,7 @@
 #include "store/model_store.hpp"
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
-#include "transport/http_api.hpp"
+#include "api/http_api.hpp"
 #include "transport/kafka.hpp"
 #include "transport/presence.hpp"
 #include "transport/process_driver.hpp"

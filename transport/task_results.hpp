@@ -8,6 +8,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <map>
 #include <mutex>
@@ -39,6 +40,19 @@ public:
   std::optional<task_result> wait(const std::string& id,
                                   std::chrono::milliseconds timeout) const;
 
+  using watcher = std::function<void(const task_result&)>;
+
+  /// Calls `fn` once with the result of task `id`: at once (on this
+  /// thread) when it is known, else when it arrives (on the reader's
+  /// thread). Nothing waits meanwhile. Returns a handle for `unwatch`.
+  uint64_t watch(const std::string& id, watcher fn);
+
+  /// Forgets a watch whose result has not come (a long poll that ended).
+  void unwatch(uint64_t handle);
+
+  /// Watches not yet called.
+  std::size_t watching() const;
+
 private:
   void run();
 
@@ -48,6 +62,9 @@ private:
   mutable std::mutex mtx_;
   mutable std::condition_variable arrived_;
   std::map<std::string, task_result> results_;
+  std::multimap<std::string, std::pair<uint64_t, watcher>> watchers_;
+  std::map<uint64_t, std::string> watched_ids_;
+  uint64_t next_watch_ = 1;
   std::deque<std::string> order_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

@@ -1,17 +1,19 @@
 #pragma once
 
-/// The branch's HTTP API (docs/HTTP.md) over cpp-httplib: JSON in and out,
-/// every request turned into typed requests to the model store, the
-/// supervisor and the control bus. Bad input answers 4xx with
-/// {"error": ...} and changes nothing; nothing here crashes on input.
+/// The branch's HTTP API (docs/HTTP.md): JSON in and out, every request
+/// turned into typed requests to the model store, the supervisor and the
+/// control bus. Bad input answers 4xx with {"error": ...} and changes
+/// nothing; nothing here crashes on input.
+///
+/// Served by the event-driven server of transport/http_server.hpp. Requests
+/// that ask actors wait on a bounded pool of handler threads; long polls
+/// and streams hold no thread at all.
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include <caf/fwd.hpp>
 
@@ -23,11 +25,12 @@
 #include "transport/program_allow_list.hpp"
 #include "transport/task_results.hpp"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-} // namespace httplib
+namespace cyme::http {
+struct request;
+struct response;
+class server;
+struct server_settings;
+} // namespace cyme::http
 
 namespace cyme {
 
@@ -39,6 +42,17 @@ struct http_settings {
   /// When set, every mutation (PUT, POST, DELETE) must carry
   /// `Authorization: Bearer <token>`; reads stay open.
   std::string token;
+  /// Threads that run requests which ask actors (a long poll or a stream
+  /// holds none).
+  uint32_t handler_threads = 8;
+  /// Requests waiting for a handler thread; past it, 503.
+  uint32_t handler_queue = 4096;
+  /// Connection limits and timeouts of the server.
+  std::chrono::milliseconds header_timeout{std::chrono::seconds{10}};
+  std::chrono::milliseconds body_timeout{std::chrono::seconds{30}};
+  std::chrono::milliseconds keep_alive_timeout{std::chrono::seconds{30}};
+  uint32_t keep_alive_requests = 1000;
+  uint32_t max_connections = 4096;
 };
 
 /// What the API talks to.
@@ -81,9 +95,9 @@ public:
   /// Stops serving and joins the thread.
   void stop();
 
-  /// Answers one request as the server would, without a socket (the
-  /// fuzzer drives the API through this).
-  void serve(const httplib::Request& req, httplib::Response& res);
+  /// Answers one request as the server would, without a socket, and
+  /// waits for the answer (the fuzzer drives the API through this).
+  http::response serve(const http::request& req);
 
   /// The port bound (useful with port 0).
   uint16_t port() const {
@@ -92,11 +106,9 @@ public:
 
 private:
   struct impl;
-  std::unique_ptr<impl> impl_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::shared_ptr<impl> impl_;
+  std::unique_ptr<http::server> server_;
   uint16_t bound_port_ = 0;
-  http_settings settings_;
 };
 
 } // namespace cyme
