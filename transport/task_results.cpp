@@ -76,7 +76,6 @@ void task_results::run() {
     watchers_.erase(range.first, range.second);
     auto copy = due.empty() ? task_result{} : stored;
     lock.unlock();
-    arrived_.notify_all();
     for (auto& fn : due)
       fn(copy);
   }
@@ -84,17 +83,6 @@ void task_results::run() {
 
 std::optional<task_result> task_results::find(const std::string& id) const {
   std::lock_guard<std::mutex> guard{mtx_};
-  auto i = results_.find(id);
-  if (i == results_.end())
-    return std::nullopt;
-  return i->second;
-}
-
-std::optional<task_result>
-task_results::wait(const std::string& id,
-                   std::chrono::milliseconds timeout) const {
-  std::unique_lock<std::mutex> lock{mtx_};
-  arrived_.wait_for(lock, timeout, [&] { return results_.count(id) > 0; });
   auto i = results_.find(id);
   if (i == results_.end())
     return std::nullopt;

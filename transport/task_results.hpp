@@ -3,7 +3,8 @@
 /// What the branch knows of task results: a thread follows the results
 /// topic (from its beginning, so results from before a branch restart are
 /// found) and keeps the newest result of each task id, up to a bound,
-/// oldest forgotten first. Queries can wait for a result with a deadline.
+/// oldest forgotten first. A query can watch for a result, holding no
+/// thread meanwhile.
 
 #include <chrono>
 #include <condition_variable>
@@ -36,10 +37,6 @@ public:
   /// The result of task `id`, if one arrived.
   std::optional<task_result> find(const std::string& id) const;
 
-  /// Waits up to `timeout` for the result of task `id`.
-  std::optional<task_result> wait(const std::string& id,
-                                  std::chrono::milliseconds timeout) const;
-
   using watcher = std::function<void(const task_result&)>;
 
   /// Calls `fn` once with the result of task `id`: at once (on this
@@ -60,7 +57,6 @@ private:
   std::string topic_;
   std::size_t capacity_;
   mutable std::mutex mtx_;
-  mutable std::condition_variable arrived_;
   std::map<std::string, task_result> results_;
   std::multimap<std::string, std::pair<uint64_t, watcher>> watchers_;
   std::map<uint64_t, std::string> watched_ids_;
