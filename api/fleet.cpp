@@ -170,6 +170,16 @@ void fleet_room::store_and_settle(const instance_spec& spec, const params& p,
   reply(res, nowait ? 202 : created_status, out);
 }
 
+void fleet_room::refuse_reserved(const std::string& app) {
+  if (!reserved_app_name(app))
+    return;
+  auto apps = ctx_.ask<std::vector<std::string>>(ctx_.parts.store,
+                                                 list_apps_atom::value);
+  if (std::find(apps.begin(), apps.end(), app) == apps.end())
+    fail(400, "the app name '" + app + "' is reserved (the API's own paths: "
+              "supervisor, events, metrics, ui, apps)");
+}
+
 // -- endpoints --------------------------------------------------------------
 
 void fleet_room::apps(const std::string& method, http::response& res) {
@@ -182,11 +192,10 @@ void fleet_room::apps(const std::string& method, http::response& res) {
 void fleet_room::app(const std::string& method, const std::string& app,
          const params& p, http::response& res) {
   check_name("app", app);
-  if (app == "supervisor")
-    fail(400, "the app name 'supervisor' is reserved");
   if (method == "GET") {
     reply(res, 200, app_view(ctx_.get_app(app)));
   } else if (method == "PUT" || method == "POST") {
+    refuse_reserved(app);
     // Fields not given keep their value.
     auto rec = ctx_.app_or_new(app);
     if (auto b = p.text("broker"))
@@ -286,6 +295,7 @@ void fleet_room::put_instance(const std::string& app, const std::string& name,
   if (existing && existing->app != app)
     fail(409, "instance '" + name + "' belongs to app '" + existing->app + "'");
   // An unknown app is created with the instance.
+  refuse_reserved(app);
   auto app_rec = ctx_.app_or_new(app);
   instance_spec spec;
   if (existing) {

@@ -78,6 +78,9 @@ private:
                         const launch_spec* launch_before = nullptr);
   void put_instance(const std::string& app, const std::string& name,
                     const params& p, http::response& res);
+  /// 400 when a new app would take a reserved name (an app that has one
+  /// already is still served, under /apps/<name>/).
+  void refuse_reserved(const std::string& app);
   /// 400 for a request that needs the control protocol of a process.
   static void require_worker(const instance_spec& spec, const char* what);
 

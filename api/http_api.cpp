@@ -10,6 +10,7 @@
 
 #include "api/cluster.hpp"
 #include "api/common.hpp"
+#include "api/events.hpp"
 #include "api/fleet.hpp"
 #include "api/tasks.hpp"
 #include "messages/wire.hpp"
@@ -134,6 +135,11 @@ private:
 
 } // namespace
 
+bool reserved_app_name(const std::string& name) {
+  return name == "supervisor" || name == "events" || name == "metrics"
+         || name == "ui" || name == "apps";
+}
+
 struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
   api::context ctx;
   api::cluster_room cluster{ctx};
@@ -147,15 +153,27 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     const auto& req = ex->req();
     const auto& m = req.method;
     auto seg = api::split_path(req.path);
+    // /apps/<app>/... is /<app>/...: the path of every app, those with
+    // reserved names included.
+    bool prefixed = seg.size() >= 2 && seg[0] == "apps";
+    if (prefixed)
+      seg.erase(seg.begin());
     api::params p{req};
     auto n = seg.size();
-    if (n == 0) {
+    if (n == 0 || (n == 1 && seg[0] == "apps" && !prefixed)) {
       fleet.apps(m, res);
       return false;
     }
-    if (seg[0] == "supervisor") {
+    if (!prefixed && seg[0] == "supervisor") {
       fleet.supervisor(m, seg, res);
       return false;
+    }
+    if (!prefixed && reserved_app_name(seg[0])) {
+      if (m != "GET")
+        api::fail(400, "the app name '" + seg[0]
+                         + "' is reserved (the API's own paths: supervisor, "
+                           "events, metrics, ui, apps)");
+      api::fail(404, "no such path");
     }
     const auto& app_name = seg[0];
     if (n == 1) {
@@ -244,6 +262,17 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
                                      "(Authorization: Bearer TOKEN)"}});
       ex->reply(std::move(res));
       return;
+    }
+    auto seg = api::split_path(ex->req().path);
+    if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
+      if (ctx.parts.events == nullptr) {
+        http::response res;
+        api::reply(res, 404, api::json{{"error", "no events on this branch"}});
+        ex->reply(std::move(res));
+        return;
+      }
+      // Reads the ring and follows it: nothing to wait for.
+      return serve_events(*ctx.parts.events, ex);
     }
     if (!pool || !pool->submit([self = shared_from_this(), ex] { self->handle(ex); })) {
       http::response res;

@@ -34,6 +34,8 @@ struct server_settings;
 
 namespace cyme {
 
+class event_hub;
+
 struct http_settings {
   std::string host = "127.0.0.1";
   uint16_t port = 8000;
@@ -79,7 +81,14 @@ struct http_parts {
   /// librdkafka properties of each broker; an app's `kafka` sets its
   /// broker's own.
   std::shared_ptr<kafka::property_book> kafka_properties;
+  /// The branch's events (GET /events/); without it, 404.
+  event_hub* events = nullptr;
 };
+
+/// Top-level paths of the API itself, which no app may take as its name.
+/// An app that has one (made before it was reserved) is served under
+/// /apps/<name>/..., where every app is too.
+bool reserved_app_name(const std::string& name);
 
 class http_api {
 public:

@@ -41,6 +41,7 @@
 #include "store/model_store.hpp"
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
+#include "api/events.hpp"
 #include "api/http_api.hpp"
 #include "transport/kafka.hpp"
 #include "transport/presence.hpp"
@@ -392,6 +393,12 @@ int main(int argc, char** argv) {
              + "; in memory: tasks are lost if it stops)");
   }
 
+  // The branch's events: kept for /events/ and published on cyme.events.
+  // Made before the actor system, so they outlive the actor that feeds them.
+  event_publisher event_bus{kafka::base_config(bootstrap, kafka_props), o.id};
+  event_hub events{o.id};
+  events.set_sink([&](const event_record& e) { event_bus.enqueue(e); });
+
   caf::actor_system_config cfg;
   // After each piece of work a scheduler thread polls for more, 500 times
   // 50 us apart by default, then sleeps until work arrives or
@@ -428,6 +435,12 @@ int main(int argc, char** argv) {
       properties->set_own(broker, props);
   else
     die("cannot read the brokers of the model");
+  if (auto apps = ask<std::vector<std::string>>(sys, *store,
+                                                list_apps_atom::value))
+    for (auto& app : *apps)
+      if (reserved_app_name(app))
+        log_line("app '" + app + "' has a name the API now reserves for a "
+                 "path of its own; it is served under /apps/" + app + "/");
   control_bus_settings bus_settings;
   bus_settings.default_broker = bootstrap;
   bus_settings.branch_id = o.id;
@@ -451,8 +464,11 @@ int main(int argc, char** argv) {
                               supervisor_seams{*driver, *bus, *store});
   if (!sup)
     die(describe(sup.error()));
-  auto logger = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](supervisor_event& ev) { log_line(to_log_line(ev)); }};
+  auto logger = sys.spawn([&events](caf::event_based_actor*) -> caf::behavior {
+    return {[&events](supervisor_event& ev) {
+      log_line(to_log_line(ev));
+      events.publish(ev);
+    }};
   });
   caf::anon_send(*sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(logger));
@@ -495,7 +511,7 @@ int main(int argc, char** argv) {
   http_parts parts{&sys,     *sup,   *store,    *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
-                   (root / "instances").string(), properties};
+                   (root / "instances").string(), properties, &events};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;
