@@ -264,6 +264,18 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       return;
     }
     auto seg = api::split_path(ex->req().path);
+    const auto& m = ex->req().method;
+    if (seg.size() == 1 && reserved_app_name(seg[0])
+        && (m == "PUT" || m == "POST")) {
+      http::response res;
+      api::reply(res, 400,
+                 api::json{{"error", "the app name '" + seg[0]
+                                       + "' is reserved (the API's own paths: "
+                                         "supervisor, events, metrics, ui, "
+                                         "apps)"}});
+      ex->reply(std::move(res));
+      return;
+    }
     if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
       if (ctx.parts.events == nullptr) {
         http::response res;

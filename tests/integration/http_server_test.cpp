@@ -23,7 +23,10 @@
 #include <thread>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "stack.hpp"
+#include "transport/kafka.hpp"
 
 extern char** environ;
 
@@ -114,6 +117,44 @@ std::string get(int port, const std::string& target,
   return out;
 }
 
+/// One request with a JSON body on a fresh connection: the whole answer.
+std::string request(int port, const std::string& method,
+                    const std::string& target, const std::string& body = {}) {
+  int fd = connect_to(port);
+  if (fd < 0)
+    return {};
+  send_all(fd, method + " " + target
+                 + " HTTP/1.1\r\nHost: t\r\nConnection: close\r\n"
+                   "Content-Type: application/json\r\nContent-Length: "
+                 + std::to_string(body.size()) + "\r\n\r\n" + body);
+  auto out = read_until_closed(fd, 60s);
+  ::close(fd);
+  return out;
+}
+
+/// The JSON body of an answer (chunked bodies are not expected here).
+nlohmann::json body_of(const std::string& answer) {
+  auto at = answer.find("\r\n\r\n");
+  if (at == std::string::npos)
+    return nullptr;
+  return nlohmann::json::parse(answer.substr(at + 4), nullptr, false);
+}
+
+/// The data of each Server-Sent Event in `text`.
+std::vector<nlohmann::json> sse_events(const std::string& text) {
+  std::vector<nlohmann::json> out;
+  size_t pos = 0;
+  while ((pos = text.find("data: ", pos)) != std::string::npos) {
+    auto end = text.find('\n', pos);
+    auto e = nlohmann::json::parse(text.substr(pos + 6, end - pos - 6), nullptr,
+                                   false);
+    if (e.is_object())
+      out.push_back(e);
+    pos = end;
+  }
+  return out;
+}
+
 int status_of(const std::string& answer) {
   if (answer.rfind("HTTP/1.1 ", 0) != 0 || answer.size() < 12)
     return 0;
@@ -135,7 +176,7 @@ class branch_process {
 public:
   branch_process(const std::filesystem::path& root,
                  std::vector<std::string> extra)
-    : port_(free_port()) {
+    : root_(root), port_(free_port()) {
     std::vector<std::string> args{CYME_BRANCH_PROGRAM, "--root", root.string(),
                                   "--http",
                                   "127.0.0.1:" + std::to_string(port_),
@@ -171,6 +212,14 @@ public:
     return port_;
   }
 
+  /// The bootstrap address of its embedded cluster.
+  std::string bootstrap() const {
+    std::ifstream in{root_ / "kafka" / "bootstrap"};
+    std::string text;
+    std::getline(in, text);
+    return text;
+  }
+
   /// Sends SIGTERM; true when the branch exited within `limit`.
   bool terminate_within(std::chrono::milliseconds limit) {
     ::kill(pid_, SIGTERM);
@@ -182,6 +231,7 @@ public:
   }
 
 private:
+  std::filesystem::path root_;
   int port_;
   pid_t pid_ = -1;
 };
@@ -362,6 +412,116 @@ BOOST_AUTO_TEST_CASE(bad_server_flags_are_refused) {
     // Nothing was made: the model database does not exist.
     BOOST_CHECK(!std::filesystem::exists(dir.path / "root" / "model.db"));
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(events)
+
+BOOST_AUTO_TEST_CASE(a_kill_shows_up_on_the_event_stream_and_on_the_events_topic) {
+  // A follower of /events/ filtered to one instance sees its start, its
+  // death by SIGKILL (with the signal in the data) and its restart, as they
+  // happen; the same events are on the Kafka topic cyme.events.
+  temp_dir dir;
+  branch_process b{dir.path / "root", {}};
+  auto added = request(b.port(), "PUT", "/shop/instances/w1/", "{}");
+  BOOST_REQUIRE_EQUAL(status_of(added), 201);
+  int pid = body_of(added)["pid"].get<int>();
+  BOOST_REQUIRE_GT(pid, 0);
+  request(b.port(), "PUT", "/shop/instances/w2/", "{}");
+  int fd = connect_to(b.port());
+  send_all(fd, "GET /events/?since=0&instance=w1 HTTP/1.1\r\nHost: t\r\n\r\n");
+  ::kill(pid, SIGKILL);
+  std::string seen;
+  timeval tv{0, 200000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  auto has = [&](const std::string& kind) {
+    for (auto& e : sse_events(seen))
+      if (e["kind"] == kind)
+        return true;
+    return false;
+  };
+  BOOST_CHECK(wait_until(
+    [&] {
+      char buf[4096];
+      auto n = ::recv(fd, buf, sizeof(buf), 0);
+      if (n > 0)
+        seen.append(buf, static_cast<size_t>(n));
+      return has("started") && has("died") && has("restarted");
+    },
+    30s));
+  ::close(fd);
+  BOOST_CHECK(seen.find("text/event-stream") != std::string::npos);
+  for (auto& e : sse_events(seen)) {
+    BOOST_CHECK_EQUAL(e["instance"], "w1");
+    BOOST_CHECK_EQUAL(e["app"], "shop");
+    BOOST_CHECK_EQUAL(e["branch"], "http");
+    BOOST_CHECK(e["time"].is_string() && e["id"].is_number());
+    if (e["kind"] == "died") {
+      BOOST_CHECK_EQUAL(e["data"]["signal"], "SIGKILL");
+      BOOST_CHECK_EQUAL(e["data"]["pid"], std::to_string(pid));
+    }
+  }
+  // The topic has them too.
+  cyme::kafka::topic_reader reader{cyme::kafka::base_config(b.bootstrap(), {}),
+                                   "cyme.events", 5000, true};
+  bool died_on_topic = false;
+  BOOST_CHECK(wait_until(
+    [&] {
+      while (auto m = reader.poll(100)) {
+        auto e = nlohmann::json::parse(m->value, nullptr, false);
+        if (m->key == "http" && e.is_object() && e["kind"] == "died"
+            && e["instance"] == "w1")
+          died_on_topic = true;
+      }
+      return died_on_topic;
+    },
+    30s));
+}
+
+BOOST_AUTO_TEST_CASE(a_client_resumes_where_it_was_and_bad_queries_are_refused) {
+  // ?since=N and Last-Event-ID give only the events after N; unknown
+  // parameters, bad names and a since after the newest event get 400.
+  temp_dir dir;
+  branch_process b{dir.path / "root", {}};
+  request(b.port(), "PUT", "/shop/instances/w1/", "{}");
+  std::vector<nlohmann::json> all;
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      all = sse_events(get(b.port(), "/events/?since=0&follow=0"));
+      return all.size() >= 3;
+    },
+    30s));
+  auto middle = all[1]["id"].get<uint64_t>();
+  auto after = sse_events(
+    get(b.port(), "/events/?follow=0&since=" + std::to_string(middle)));
+  BOOST_REQUIRE(!after.empty());
+  BOOST_CHECK_EQUAL(after.front()["id"].get<uint64_t>(), middle + 1);
+  int fd = connect_to(b.port());
+  send_all(fd, "GET /events/?follow=0 HTTP/1.1\r\nHost: t\r\nConnection: "
+               "close\r\nLast-Event-ID: "
+                 + std::to_string(middle) + "\r\n\r\n");
+  auto resumed = sse_events(read_until_closed(fd, 10s));
+  ::close(fd);
+  BOOST_REQUIRE(!resumed.empty());
+  BOOST_CHECK_EQUAL(resumed.front()["id"].get<uint64_t>(), middle + 1);
+  for (auto& e : sse_events(get(b.port(), "/events/?since=0&follow=0&app=other")))
+    BOOST_CHECK_EQUAL(e["app"], "other");
+  BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?colour=red")), 400);
+  BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?app=bad%20name")), 400);
+  BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?since=999999999")), 400);
+  BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?since=x")), 400);
+  BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?follow=maybe")), 400);
+  BOOST_CHECK_EQUAL(status_of(request(b.port(), "DELETE", "/events/")), 405);
+  // An app may not take a reserved name; nothing is made.
+  for (auto name : {"events", "metrics", "ui", "apps", "supervisor"})
+    BOOST_CHECK_EQUAL(status_of(request(b.port(), "PUT",
+                                        std::string{"/"} + name + "/", "{}")),
+                      400);
+  BOOST_CHECK_EQUAL(status_of(request(b.port(), "PUT", "/apps/metrics/", "{}")),
+                    400);
+  auto apps = body_of(get(b.port(), "/"));
+  BOOST_CHECK_EQUAL(apps, nlohmann::json::array({"shop"}));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
