@@ -69,10 +69,12 @@ void publish(self_ptr self) {
     self->send(parent, report_atom::value, self->state.status);
 }
 
-void emit(self_ptr self, event_kind kind, std::string detail = {}) {
+void emit(self_ptr self, event_kind kind, std::string detail = {},
+          std::map<std::string, std::string> data = {}) {
   if (auto parent = parent_of(self))
     self->send(parent, supervisor_event{kind, self->state.status.name,
-                                        std::move(detail)});
+                                        std::move(detail), {},
+                                        std::move(data)});
 }
 
 action_report report(self_ptr self, outcome result, std::string detail = {}) {
@@ -298,7 +300,8 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
         publish(self);
         if (!first_start)
           emit(self, event_kind::restarted,
-               "pid " + std::to_string(self->state.status.pid));
+               "pid " + std::to_string(self->state.status.pid),
+               {{"pid", std::to_string(self->state.status.pid)}});
         fetch_stats_and_reconcile(
           self, spec, first_start ? outcome::started : outcome::restarted, {},
           done);
@@ -341,7 +344,8 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
               auto& st = self->state.status;
               st.pid = pid;
               if (first_start)
-                emit(self, event_kind::started, "pid " + std::to_string(pid));
+                emit(self, event_kind::started, "pid " + std::to_string(pid),
+                     {{"pid", std::to_string(pid)}});
               else
                 st.restarts += 1;
               st.disabled_reason.clear();
@@ -351,7 +355,8 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
                 publish(self);
                 if (!first_start)
                   emit(self, event_kind::restarted,
-                       "pid " + std::to_string(pid));
+                       "pid " + std::to_string(pid),
+                       {{"pid", std::to_string(pid)}});
                 done(report(self,
                             first_start ? outcome::started : outcome::restarted,
                             {}));

@@ -98,13 +98,19 @@ void settle(const batch_ptr& b, size_t i, action_report r) {
 }
 
 void emit(self_ptr self, supervisor_event ev) {
+  if (ev.app.empty() && !ev.instance.empty())
+    if (auto i = self->state.children.find(ev.instance);
+        i != self->state.children.end())
+      ev.app = i->second.spec.app;
   for (auto& l : self->state.listeners)
     self->send(l, ev);
 }
 
 void emit(self_ptr self, event_kind kind, std::string instance,
-          std::string detail = {}) {
-  emit(self, supervisor_event{kind, std::move(instance), std::move(detail)});
+          std::string detail = {},
+          std::map<std::string, std::string> data = {}) {
+  emit(self, supervisor_event{kind, std::move(instance), std::move(detail), {},
+                              std::move(data)});
 }
 
 supervisor_status status_of(self_ptr self) {
@@ -425,7 +431,11 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
   detail += took;
   if (!note.empty())
     detail += "; " + note;
-  emit(self, event_kind::round_finished, {}, detail);
+  emit(self, event_kind::round_finished, {}, detail,
+       {{"instances", std::to_string(reports.size())},
+        {"duration_ms",
+         std::to_string(
+           std::chrono::duration<double, std::milli>(st.last_round).count())}});
   if (!st.paused())
     schedule_round(self, st.settings.interval);
 }
@@ -582,7 +592,8 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (!st.brokers_down.emplace(broker, reason).second)
         return;
       ++st.timer_generation;
-      emit(self, event_kind::broker_down, {}, reason);
+      emit(self, event_kind::broker_down, {}, reason,
+           {{"broker", broker}, {"reason", reason}});
       if (!was_paused)
         emit(self, event_kind::paused, {}, "broker down: " + reason);
     },
@@ -591,7 +602,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (st.brokers_down.erase(broker) == 0)
         return;
       st.revived_at[broker] = self->clock().now();
-      emit(self, event_kind::broker_up, {}, broker);
+      emit(self, event_kind::broker_up, {}, broker, {{"broker", broker}});
       if (!st.paused()) {
         emit(self, event_kind::resumed, {}, "broker '" + broker + "' up");
         if (!st.round_in_progress)
@@ -611,9 +622,12 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       }
       if (e.requested)
         return;
+      auto data = exit_data(e.status);
+      data["pid"] = std::to_string(e.pid);
       emit(self, event_kind::died, e.instance,
            "pid " + std::to_string(e.pid) + ", wait status "
-             + std::to_string(e.status));
+             + std::to_string(e.status),
+           std::move(data));
       if (c.handle)
         self->send(c.handle, exited_atom::value, e);
       if (!c.spec.enabled || st.paused())

@@ -41,7 +41,8 @@
 #include "store/model_store.hpp"
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
-#include "transport/http_api.hpp"
+#include "api/events.hpp"
+#include "api/http_api.hpp"
 #include "transport/kafka.hpp"
 #include "transport/presence.hpp"
 #include "transport/process_driver.hpp"
@@ -63,6 +64,28 @@ std::string default_id() {
   return name_problem("branch id", id).empty() ? id : "branch";
 }
 
+double seconds_of(std::chrono::milliseconds d) {
+  return std::chrono::duration<double>(d).count();
+}
+
+std::chrono::milliseconds millis_of(double seconds) {
+  return std::chrono::milliseconds{static_cast<int64_t>(seconds * 1000)};
+}
+
+/// Every connection is a descriptor: the soft limit goes up to what the
+/// connection cap needs (and the hard limit allows), with room for
+/// instances, Kafka and files.
+void raise_descriptor_limit(uint32_t connections) {
+  rlimit lim{};
+  if (::getrlimit(RLIMIT_NOFILE, &lim) != 0)
+    return;
+  rlim_t want = static_cast<rlim_t>(connections) + 1024;
+  if (lim.rlim_cur >= want)
+    return;
+  lim.rlim_cur = std::min(want, lim.rlim_max);
+  ::setrlimit(RLIMIT_NOFILE, &lim);
+}
+
 struct branch_options {
   std::string id = default_id();
   std::string http = "127.0.0.1:8000";
@@ -81,6 +104,13 @@ struct branch_options {
   std::string node_key;
   std::string node_ca;
   std::string token;
+  // The HTTP server's limits, defaults from http_settings.
+  double http_header_timeout = seconds_of(http_settings{}.header_timeout);
+  double http_body_timeout = seconds_of(http_settings{}.body_timeout);
+  double http_keep_alive_timeout = seconds_of(http_settings{}.keep_alive_timeout);
+  uint32_t http_keep_alive_requests = http_settings{}.keep_alive_requests;
+  uint32_t http_max_connections = http_settings{}.max_connections;
+  uint32_t http_threads = http_settings{}.handler_threads;
 };
 
 void log_line(const std::string& text) {
@@ -251,6 +281,20 @@ int main(int argc, char** argv) {
                  "may run besides the worker; repeatable. Naming a program "
                  "over HTTP runs it on this host: allow only what operators "
                  "may run");
+  app.add_option("--http-header-timeout", o.http_header_timeout,
+                 "seconds a client has for a request's header fields (and a "
+                 "new connection for its first request)");
+  app.add_option("--http-body-timeout", o.http_body_timeout,
+                 "seconds a client has for a request's body");
+  app.add_option("--http-keep-alive-timeout", o.http_keep_alive_timeout,
+                 "seconds an idle keep-alive connection stays open");
+  app.add_option("--http-keep-alive-requests", o.http_keep_alive_requests,
+                 "requests served on one connection before it is closed");
+  app.add_option("--http-max-connections", o.http_max_connections,
+                 "open HTTP connections; past it, new ones get 503");
+  app.add_option("--http-threads", o.http_threads,
+                 "threads for requests that ask the supervisor or the model "
+                 "(long polls and streams hold none)");
   CLI11_PARSE(app, argc, argv);
 
   if (auto p = name_problem("branch id", o.id); !p.empty())
@@ -284,6 +328,18 @@ int main(int argc, char** argv) {
     die("--interval must be greater than 0 and at most 86400 seconds");
   if (!(o.wait_after_broker_revived >= 0) || o.wait_after_broker_revived > 86400)
     die("--wait-after-broker-revived must be 0 to 86400 seconds");
+  for (auto [flag, value] :
+       {std::pair{"--http-header-timeout", o.http_header_timeout},
+        std::pair{"--http-body-timeout", o.http_body_timeout},
+        std::pair{"--http-keep-alive-timeout", o.http_keep_alive_timeout}})
+    if (!(value >= 0.001 && value <= 3600))
+      die(std::string{flag} + " must be from 0.001 to 3600 seconds");
+  if (o.http_keep_alive_requests < 1)
+    die("--http-keep-alive-requests must be at least 1");
+  if (o.http_max_connections < 1 || o.http_max_connections > 1000000)
+    die("--http-max-connections must be 1 to 1000000");
+  if (o.http_threads < 1 || o.http_threads > 256)
+    die("--http-threads must be 1 to 256");
   settings.interval = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{o.interval});
   settings.wait_after_broker_revived = std::chrono::duration_cast<caf::timespan>(
@@ -337,6 +393,12 @@ int main(int argc, char** argv) {
              + "; in memory: tasks are lost if it stops)");
   }
 
+  // The branch's events: kept for /events/ and published on cyme.events.
+  // Made before the actor system, so they outlive the actor that feeds them.
+  event_publisher event_bus{kafka::base_config(bootstrap, kafka_props), o.id};
+  event_hub events{o.id};
+  events.set_sink([&](const event_record& e) { event_bus.enqueue(e); });
+
   caf::actor_system_config cfg;
   // After each piece of work a scheduler thread polls for more, 500 times
   // 50 us apart by default, then sleeps until work arrives or
@@ -373,6 +435,12 @@ int main(int argc, char** argv) {
       properties->set_own(broker, props);
   else
     die("cannot read the brokers of the model");
+  if (auto apps = ask<std::vector<std::string>>(sys, *store,
+                                                list_apps_atom::value))
+    for (auto& app : *apps)
+      if (reserved_app_name(app))
+        log_line("app '" + app + "' has a name the API now reserves for a "
+                 "path of its own; it is served under /apps/" + app + "/");
   control_bus_settings bus_settings;
   bus_settings.default_broker = bootstrap;
   bus_settings.branch_id = o.id;
@@ -396,8 +464,11 @@ int main(int argc, char** argv) {
                               supervisor_seams{*driver, *bus, *store});
   if (!sup)
     die(describe(sup.error()));
-  auto logger = sys.spawn([](caf::event_based_actor*) -> caf::behavior {
-    return {[](supervisor_event& ev) { log_line(to_log_line(ev)); }};
+  auto logger = sys.spawn([&events](caf::event_based_actor*) -> caf::behavior {
+    return {[&events](supervisor_event& ev) {
+      log_line(to_log_line(ev));
+      events.publish(ev);
+    }};
   });
   caf::anon_send(*sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(logger));
@@ -440,11 +511,18 @@ int main(int argc, char** argv) {
   http_parts parts{&sys,     *sup,   *store,    *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
-                   (root / "instances").string(), properties};
+                   (root / "instances").string(), properties, &events};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;
   hs.token = o.token;
+  hs.header_timeout = millis_of(o.http_header_timeout);
+  hs.body_timeout = millis_of(o.http_body_timeout);
+  hs.keep_alive_timeout = millis_of(o.http_keep_alive_timeout);
+  hs.keep_alive_requests = o.http_keep_alive_requests;
+  hs.max_connections = o.http_max_connections;
+  hs.handler_threads = o.http_threads;
+  raise_descriptor_limit(o.http_max_connections);
   http_api api{parts, hs};
   if (auto err = api.start(); !err.empty())
     die(err);

@@ -43,6 +43,9 @@ constexpr int server_max_wait_s = 300;
 /// Slack on top of a task wait so the read timeout never fires before the
 /// branch gives its own 504.
 constexpr int wait_slack_s = 15;
+/// A followed stream (events, logs) gets a keep-alive every 15 s; this much
+/// silence means the branch is gone.
+constexpr int follow_silence_s = 60;
 
 constexpr const char* footer_text = R"(
 Exit codes:
@@ -75,6 +78,9 @@ struct arguments {
   int max_concurrency = 0;
   int min_concurrency = 0;
   bool nowait = false;
+  bool follow = false;
+  /// Lines of a log to show; 0 means "not given".
+  int tail = 0;
   std::string reason;
   std::string handler;
   std::string task_args;
@@ -491,6 +497,29 @@ void define_instances(CLI::App& root, arguments& a, command_table& table) {
     return call("GET", {a.app, "instances", a.instance, "stats"});
   });
 
+  auto* logs = instances->add_subcommand(
+    "logs", "show the last lines of an instance's log, -f to follow it "
+            "(GET /APP/instances/NAME/logs/)");
+  add_app(logs, a);
+  add_instance(logs, a);
+  logs->add_option("-n,--lines", a.tail, "lines to show (default 100)")
+    ->check(CLI::Range(1, 10000));
+  logs->add_flag("-f,--follow", a.follow,
+                 "go on printing lines as they are written");
+  table.add(logs, [&a] {
+    auto c = call("GET", {a.app, "instances", a.instance, "logs"});
+    if (a.tail > 0)
+      c.query.emplace_back("tail", std::to_string(a.tail));
+    if (a.follow) {
+      c.query.emplace_back("follow", "1");
+      // The branch sends a keep-alive now and then; only silence that long
+      // means it is gone.
+      c.min_read_timeout_s = follow_silence_s;
+    }
+    c.shown_as = cyme::cli::view::text_stream;
+    return c;
+  });
+
   auto* autoscale = instances->add_subcommand(
     "autoscale", "show the autoscale bounds (GET "
                  "/APP/instances/NAME/autoscale/), or set them with --max "
@@ -642,6 +671,32 @@ void define_tasks(CLI::App& root, arguments& a, command_table& table) {
   });
 }
 
+void define_events(CLI::App& root, arguments& a, command_table& table) {
+  auto* events = root.add_subcommand(
+    "events", "show the branch's recent events, -f to follow them "
+              "(GET /events/)");
+  events->add_flag("-f,--follow", a.follow,
+                   "go on printing events as they happen");
+  events->add_option("--app", a.app, "only events of this app")
+    ->check(name_rule("app"));
+  events->add_option("--instance", a.instance, "only events of this instance")
+    ->check(name_rule("instance"));
+  table.add(events, [&a] {
+    auto c = call("GET", {"events"});
+    // What the branch keeps, then (with -f) what happens next.
+    c.query.emplace_back("since", "0");
+    c.query.emplace_back("follow", a.follow ? "1" : "0");
+    if (!a.app.empty())
+      c.query.emplace_back("app", a.app);
+    if (!a.instance.empty())
+      c.query.emplace_back("instance", a.instance);
+    if (a.follow)
+      c.min_read_timeout_s = follow_silence_s;
+    c.shown_as = cyme::cli::view::event_stream;
+    return c;
+  });
+}
+
 void define_supervisor(CLI::App& root, command_table& table) {
   auto* supervisor = root.add_subcommand(
     "supervisor", "the branch's supervisor: status, pause, resume");
@@ -709,6 +764,7 @@ int run(int argc, char** argv) {
   define_queues(root, a, table);
   define_consumers(root, a, table);
   define_tasks(root, a, table);
+  define_events(root, a, table);
   define_supervisor(root, table);
 
   branch_call request;

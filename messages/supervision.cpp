@@ -1,5 +1,9 @@
 #include "messages/supervision.hpp"
 
+#include <sys/wait.h>
+
+#include <cstring>
+
 namespace cyme {
 
 std::string to_string(outcome x) {
@@ -88,6 +92,58 @@ std::string to_string(event_kind x) {
       return "round finished";
   }
   return "unknown";
+}
+
+std::string event_name(event_kind x) {
+  switch (x) {
+    case event_kind::started:
+      return "started";
+    case event_kind::restarting:
+      return "restarting";
+    case event_kind::restarted:
+      return "restarted";
+    case event_kind::does_not_respond:
+      return "does_not_respond";
+    case event_kind::consume_from:
+      return "consume_from";
+    case event_kind::cancel_consume:
+      return "cancel_consumer";
+    case event_kind::set_autoscale:
+      return "autoscale";
+    case event_kind::stopped:
+      return "stopped";
+    case event_kind::disabled:
+      return "disabled";
+    case event_kind::died:
+      return "died";
+    case event_kind::paused:
+      return "paused";
+    case event_kind::resumed:
+      return "resumed";
+    case event_kind::broker_down:
+      return "broker_down";
+    case event_kind::broker_up:
+      return "broker_up";
+    case event_kind::actor_respawned:
+      return "actor_respawned";
+    case event_kind::actor_given_up:
+      return "actor_given_up";
+    case event_kind::round_finished:
+      return "round_finished";
+  }
+  return "unknown";
+}
+
+std::map<std::string, std::string> exit_data(int wait_status) {
+  if (WIFEXITED(wait_status))
+    return {{"code", std::to_string(WEXITSTATUS(wait_status))}};
+  if (WIFSIGNALED(wait_status)) {
+    auto sig = WTERMSIG(wait_status);
+    const char* abbrev = sigabbrev_np(sig);
+    return {{"signal", abbrev ? std::string{"SIG"} + abbrev
+                              : std::to_string(sig)}};
+  }
+  return {{"status", std::to_string(wait_status)}};
 }
 
 std::string to_log_line(const supervisor_event& x) {

@@ -128,19 +128,33 @@ enum class event_kind : uint8_t {
 
 std::string to_string(event_kind x);
 
-/// One transition, for logs and observers. `instance` is empty for events
-/// of the supervisor as a whole.
+/// One transition, for logs and observers. `instance` and `app` are empty
+/// for events of the supervisor as a whole.
 struct supervisor_event {
   event_kind kind = event_kind::started;
   std::string instance;
+  /// Readable detail, one line.
   std::string detail;
+  /// The instance's app (filled by the supervisor).
+  std::string app;
+  /// The facts of the event, for machines: e.g. pid, code or signal of a
+  /// death, duration_ms of a round, broker.
+  std::map<std::string, std::string> data;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, supervisor_event& x) {
   return f(caf::meta::type_name("supervisor_event"), x.kind, x.instance,
-           x.detail);
+           x.detail, x.app, x.data);
 }
+
+/// The event kind as named on the wire and in /events/, snake case:
+/// "started", "died", "does_not_respond", "round_finished", ...
+std::string event_name(event_kind x);
+
+/// What a wait status says, as event data: {"code": N} for an exit,
+/// {"signal": "SIGKILL"} for a signal.
+std::map<std::string, std::string> exit_data(int wait_status);
 
 /// One readable log line for an event, e.g.
 /// "w1: consume_from: q2" or "supervisor: paused: broker k1:9092 down".

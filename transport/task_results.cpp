@@ -56,7 +56,8 @@ void task_results::run() {
       std::cerr << "task results: dropped: " << r.error << "\n";
       continue;
     }
-    std::lock_guard<std::mutex> guard{mtx_};
+    std::vector<watcher> due;
+    std::unique_lock<std::mutex> lock{mtx_};
     auto id = r.value->id;
     if (results_.count(id) == 0) {
       order_.push_back(id);
@@ -65,8 +66,18 @@ void task_results::run() {
         order_.pop_front();
       }
     }
-    results_[id] = std::move(*r.value);
-    arrived_.notify_all();
+    auto& stored = results_[id];
+    stored = std::move(*r.value);
+    auto range = watchers_.equal_range(id);
+    for (auto i = range.first; i != range.second; ++i) {
+      due.push_back(std::move(i->second.second));
+      watched_ids_.erase(i->second.first);
+    }
+    watchers_.erase(range.first, range.second);
+    auto copy = due.empty() ? task_result{} : stored;
+    lock.unlock();
+    for (auto& fn : due)
+      fn(copy);
   }
 }
 
@@ -78,15 +89,37 @@ std::optional<task_result> task_results::find(const std::string& id) const {
   return i->second;
 }
 
-std::optional<task_result>
-task_results::wait(const std::string& id,
-                   std::chrono::milliseconds timeout) const {
+uint64_t task_results::watch(const std::string& id, watcher fn) {
   std::unique_lock<std::mutex> lock{mtx_};
-  arrived_.wait_for(lock, timeout, [&] { return results_.count(id) > 0; });
-  auto i = results_.find(id);
-  if (i == results_.end())
-    return std::nullopt;
-  return i->second;
+  if (auto i = results_.find(id); i != results_.end()) {
+    auto copy = i->second;
+    lock.unlock();
+    fn(copy);
+    return 0;
+  }
+  auto handle = next_watch_++;
+  watchers_.emplace(id, std::pair{handle, std::move(fn)});
+  watched_ids_.emplace(handle, id);
+  return handle;
+}
+
+void task_results::unwatch(uint64_t handle) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto i = watched_ids_.find(handle);
+  if (i == watched_ids_.end())
+    return;
+  auto range = watchers_.equal_range(i->second);
+  for (auto w = range.first; w != range.second; ++w)
+    if (w->second.first == handle) {
+      watchers_.erase(w);
+      break;
+    }
+  watched_ids_.erase(i);
+}
+
+std::size_t task_results::watching() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return watched_ids_.size();
 }
 
 task_result_readers::task_result_readers(

@@ -3,11 +3,13 @@
 /// What the branch knows of task results: a thread follows the results
 /// topic (from its beginning, so results from before a branch restart are
 /// found) and keeps the newest result of each task id, up to a bound,
-/// oldest forgotten first. Queries can wait for a result with a deadline.
+/// oldest forgotten first. A query can watch for a result, holding no
+/// thread meanwhile.
 
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <map>
 #include <mutex>
@@ -35,9 +37,18 @@ public:
   /// The result of task `id`, if one arrived.
   std::optional<task_result> find(const std::string& id) const;
 
-  /// Waits up to `timeout` for the result of task `id`.
-  std::optional<task_result> wait(const std::string& id,
-                                  std::chrono::milliseconds timeout) const;
+  using watcher = std::function<void(const task_result&)>;
+
+  /// Calls `fn` once with the result of task `id`: at once (on this
+  /// thread) when it is known, else when it arrives (on the reader's
+  /// thread). Nothing waits meanwhile. Returns a handle for `unwatch`.
+  uint64_t watch(const std::string& id, watcher fn);
+
+  /// Forgets a watch whose result has not come (a long poll that ended).
+  void unwatch(uint64_t handle);
+
+  /// Watches not yet called.
+  std::size_t watching() const;
 
 private:
   void run();
@@ -46,8 +57,10 @@ private:
   std::string topic_;
   std::size_t capacity_;
   mutable std::mutex mtx_;
-  mutable std::condition_variable arrived_;
   std::map<std::string, task_result> results_;
+  std::multimap<std::string, std::pair<uint64_t, watcher>> watchers_;
+  std::map<uint64_t, std::string> watched_ids_;
+  uint64_t next_watch_ = 1;
   std::deque<std::string> order_;
   std::atomic<bool> stop_{false};
   std::thread thread_;

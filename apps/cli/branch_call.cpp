@@ -108,6 +108,62 @@ void print_body(const branch_call& call, const httplib::Response& res,
     print_answer(call.shown_as, call.names_title, body, out);
 }
 
+/// Turns Server-Sent Events into one line per event: the event's JSON
+/// with `as_json`, else "TIME BRANCH APP/INSTANCE KIND DETAIL".
+class event_printer {
+public:
+  event_printer(bool as_json, std::ostream& out)
+    : as_json_(as_json), out_(out) {
+  }
+
+  void feed(const char* data, size_t len) {
+    buffer_.append(data, len);
+    size_t end;
+    while ((end = buffer_.find("\n\n")) != std::string::npos) {
+      auto block = buffer_.substr(0, end);
+      buffer_.erase(0, end + 2);
+      print(block);
+    }
+  }
+
+private:
+  void print(const std::string& block) {
+    size_t pos = 0;
+    while (pos < block.size()) {
+      auto nl = block.find('\n', pos);
+      auto line = block.substr(pos, nl == std::string::npos ? std::string::npos
+                                                            : nl - pos);
+      pos = nl == std::string::npos ? block.size() : nl + 1;
+      if (line.rfind("data: ", 0) != 0)
+        continue; // ids, comments, retry hints
+      auto text = line.substr(6);
+      if (as_json_) {
+        out_ << text << std::endl;
+        continue;
+      }
+      auto e = json::parse(text, nullptr, false);
+      if (!e.is_object())
+        continue;
+      auto field = [&](const char* key) {
+        return e.contains(key) && e[key].is_string() ? e[key].get<std::string>()
+                                                     : std::string{};
+      };
+      auto who = field("instance").empty()
+                   ? std::string{"supervisor"}
+                   : field("app") + "/" + field("instance");
+      out_ << field("time") << "  " << field("branch") << "  " << who << "  "
+           << field("kind");
+      if (!field("detail").empty())
+        out_ << "  " << field("detail");
+      out_ << std::endl;
+    }
+  }
+
+  bool as_json_;
+  std::ostream& out_;
+  std::string buffer_;
+};
+
 } // namespace
 
 std::optional<branch_address> parse_branch_url(std::string_view url,
@@ -228,7 +284,35 @@ int perform(const connection_settings& settings, const branch_call& call,
     request.set_header("Content-Type", "application/json");
   }
 
+  // A stream is printed as it arrives; an error answer is kept whole.
+  bool streamed = call.shown_as == view::event_stream
+                  || call.shown_as == view::text_stream;
+  int stream_status = 0;
+  std::string error_body;
+  event_printer events{as_json, out};
+  if (streamed) {
+    request.response_handler = [&](const httplib::Response& r) {
+      stream_status = r.status;
+      return true;
+    };
+    request.content_receiver = [&](const char* data, size_t len, uint64_t,
+                                   uint64_t) {
+      if (stream_status < 200 || stream_status >= 300)
+        error_body.append(data, len);
+      else if (call.shown_as == view::event_stream)
+        events.feed(data, len);
+      else
+        out.write(data, static_cast<std::streamsize>(len)).flush();
+      return true;
+    };
+  }
+
   auto result = client.send(request);
+  if (result && streamed) {
+    result->body = error_body;
+    if (result->status >= 200 && result->status < 300)
+      return exit_ok;
+  }
   if (!result) {
     err << "cyme: cannot reach the branch at " << url_of(settings.address)
         << ": " << transport_problem(result.error(), read_timeout_s) << "\n";

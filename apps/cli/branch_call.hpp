@@ -55,6 +55,10 @@ enum class view {
   instances,
   /// Only the `id` of the answer (a task just sent).
   task_id,
+  /// Server-Sent Events (`events`): one line per event as it arrives.
+  event_stream,
+  /// Text as it arrives (`instances logs`).
+  text_stream,
 };
 
 /// The one request a command maps to, and how to report its answer.

@@ -142,6 +142,9 @@ void print_answer(view how, const std::string& names_title,
       }
       break;
     case view::object:
+    case view::event_stream:
+    case view::text_stream:
+      // Streams are printed as they arrive, not here.
       break;
   }
   if (answer.is_object())

@@ -1,17 +1,19 @@
 #pragma once
 
-/// The branch's HTTP API (docs/HTTP.md) over cpp-httplib: JSON in and out,
-/// every request turned into typed requests to the model store, the
-/// supervisor and the control bus. Bad input answers 4xx with
-/// {"error": ...} and changes nothing; nothing here crashes on input.
+/// The branch's HTTP API (docs/HTTP.md): JSON in and out, every request
+/// turned into typed requests to the model store, the supervisor and the
+/// control bus. Bad input answers 4xx with {"error": ...} and changes
+/// nothing; nothing here crashes on input.
+///
+/// Served by the event-driven server of transport/http_server.hpp. Requests
+/// that ask actors wait on a bounded pool of handler threads; long polls
+/// and streams hold no thread at all.
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 
 #include <caf/fwd.hpp>
 
@@ -23,13 +25,16 @@
 #include "transport/program_allow_list.hpp"
 #include "transport/task_results.hpp"
 
-namespace httplib {
-class Server;
-struct Request;
-struct Response;
-} // namespace httplib
+namespace cyme::http {
+struct request;
+struct response;
+class server;
+struct server_settings;
+} // namespace cyme::http
 
 namespace cyme {
+
+class event_hub;
 
 struct http_settings {
   std::string host = "127.0.0.1";
@@ -39,6 +44,17 @@ struct http_settings {
   /// When set, every mutation (PUT, POST, DELETE) must carry
   /// `Authorization: Bearer <token>`; reads stay open.
   std::string token;
+  /// Threads that run requests which ask actors (a long poll or a stream
+  /// holds none).
+  uint32_t handler_threads = 8;
+  /// Requests waiting for a handler thread; past it, 503.
+  uint32_t handler_queue = 4096;
+  /// Connection limits and timeouts of the server.
+  std::chrono::milliseconds header_timeout{std::chrono::seconds{10}};
+  std::chrono::milliseconds body_timeout{std::chrono::seconds{30}};
+  std::chrono::milliseconds keep_alive_timeout{std::chrono::seconds{30}};
+  uint32_t keep_alive_requests = 1000;
+  uint32_t max_connections = 4096;
 };
 
 /// What the API talks to.
@@ -65,7 +81,14 @@ struct http_parts {
   /// librdkafka properties of each broker; an app's `kafka` sets its
   /// broker's own.
   std::shared_ptr<kafka::property_book> kafka_properties;
+  /// The branch's events (GET /events/); without it, 404.
+  event_hub* events = nullptr;
 };
+
+/// Top-level paths of the API itself, which no app may take as its name.
+/// An app that has one (made before it was reserved) is served under
+/// /apps/<name>/..., where every app is too.
+bool reserved_app_name(const std::string& name);
 
 class http_api {
 public:
@@ -81,9 +104,9 @@ public:
   /// Stops serving and joins the thread.
   void stop();
 
-  /// Answers one request as the server would, without a socket (the
-  /// fuzzer drives the API through this).
-  void serve(const httplib::Request& req, httplib::Response& res);
+  /// Answers one request as the server would, without a socket, and
+  /// waits for the answer (the fuzzer drives the API through this).
+  http::response serve(const http::request& req);
 
   /// The port bound (useful with port 0).
   uint16_t port() const {
@@ -92,11 +115,9 @@ public:
 
 private:
   struct impl;
-  std::unique_ptr<impl> impl_;
-  std::unique_ptr<httplib::Server> server_;
-  std::thread thread_;
+  std::shared_ptr<impl> impl_;
+  std::unique_ptr<http::server> server_;
   uint16_t bound_port_ = 0;
-  http_settings settings_;
 };
 
 } // namespace cyme

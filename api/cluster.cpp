@@ -1,0 +1,146 @@
+#include "api/cluster.hpp"
+
+#include <cctype>
+#include <cstdlib>
+
+#include <httplib.h>
+
+namespace cyme::api {
+
+namespace {
+
+/// Host and port of an http:// URL.
+std::optional<std::pair<std::string, int>> split_url(const std::string& url) {
+  const std::string scheme = "http://";
+  if (url.rfind(scheme, 0) != 0)
+    return std::nullopt;
+  auto rest = url.substr(scheme.size());
+  auto slash = rest.find('/');
+  if (slash != std::string::npos)
+    rest = rest.substr(0, slash);
+  auto colon = rest.rfind(':');
+  if (colon == std::string::npos)
+    return std::pair{rest, 80};
+  return std::pair{rest.substr(0, colon), std::atoi(rest.c_str() + colon + 1)};
+}
+
+std::string percent_encode(const std::string& x) {
+  static const char* hex = "0123456789ABCDEF";
+  std::string out;
+  for (unsigned char c : x) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out += static_cast<char>(c);
+    } else {
+      out += '%';
+      out += hex[c >> 4];
+      out += hex[c & 15];
+    }
+  }
+  return out;
+}
+
+/// A decoded path encoded again for a request line ('/' kept).
+std::string percent_encode_path(const std::string& path) {
+  std::string out;
+  size_t pos = 0;
+  while (pos <= path.size()) {
+    auto slash = path.find('/', pos);
+    if (slash == std::string::npos)
+      slash = path.size();
+    out += percent_encode(path.substr(pos, slash - pos));
+    if (slash < path.size())
+      out += '/';
+    pos = slash + 1;
+  }
+  return out;
+}
+
+/// How long a lookup among the peers (who owns an instance, a listing)
+/// waits for one; a silent peer must not hold a handler thread for long.
+constexpr time_t lookup_timeout_s = 5;
+
+} // namespace
+
+bool cluster_room::clustered(const params& p) const {
+  return ctx_.parts.cluster != nullptr && !p.flag("local");
+}
+
+std::vector<branch_info> cluster_room::peers() const {
+  std::vector<branch_info> out;
+  for (auto& b : ctx_.parts.cluster->live())
+    if (b.id != ctx_.parts.branch_id)
+      out.push_back(b);
+  return out;
+}
+
+std::optional<peer_answer>
+cluster_room::call(const branch_info& peer, const std::string& method,
+                   const std::string& target, const std::string& body,
+                   const std::string& type) {
+  auto hp = split_url(peer.http);
+  if (!hp)
+    return std::nullopt;
+  httplib::Client c{hp->first, hp->second};
+  // Branches of one cluster share the token.
+  if (!ctx_.settings.token.empty())
+    c.set_bearer_token_auth(ctx_.settings.token.c_str());
+  c.set_connection_timeout(2, 0);
+  // A GET is a lookup; a change waits on the peer's supervisor.
+  c.set_read_timeout(method == "GET"
+                       ? lookup_timeout_s
+                       : static_cast<time_t>(
+                         ctx_.settings.request_timeout.count()),
+                     0);
+  httplib::Result r{nullptr, httplib::Error::Unknown};
+  if (method == "GET")
+    r = c.Get(target.c_str());
+  else if (method == "DELETE")
+    r = c.Delete(target.c_str(), body, type.c_str());
+  else if (method == "PUT")
+    r = c.Put(target.c_str(), body, type.c_str());
+  else
+    r = c.Post(target.c_str(), body, type.c_str());
+  if (!r)
+    return std::nullopt;
+  return peer_answer{r->status, r->body};
+}
+
+void cluster_room::forward(const branch_info& peer, const http::request& req,
+                           http::response& res) {
+  if (!try_forward(peer, req, res))
+    fail(503, "branch '" + peer.id + "' did not answer");
+}
+
+bool cluster_room::try_forward(const branch_info& peer,
+                               const http::request& req, http::response& res) {
+  std::string target = percent_encode_path(req.path) + "?local=1";
+  for (auto& [k, v] : req.params)
+    if (k != "local")
+      target += "&" + percent_encode(k) + "=" + percent_encode(v);
+  auto type = req.header("content-type");
+  auto r = call(peer, req.method, target, req.body,
+                type.empty() ? "application/json" : type);
+  if (!r)
+    return false;
+  res.status = r->status;
+  res.content_type = "application/json";
+  res.body = r->body;
+  return true;
+}
+
+std::optional<branch_info>
+cluster_room::owner_elsewhere(const std::string& app, const std::string& name) {
+  check_name("app", app);
+  check_name("instance", name);
+  auto spec = ctx_.find_spec(name);
+  if (spec && spec->app == app)
+    return std::nullopt;
+  for (auto& peer : peers()) {
+    auto r = call(peer, "GET", "/" + app + "/instances/" + name + "/?local=1");
+    if (r && r->status == 200)
+      return peer;
+  }
+  return std::nullopt;
+}
+
+} // namespace cyme::api

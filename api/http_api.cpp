@@ -1,0 +1,342 @@
+#include "api/http_api.hpp"
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <future>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "api/cluster.hpp"
+#include "api/common.hpp"
+#include "api/events.hpp"
+#include "api/fleet.hpp"
+#include "api/tasks.hpp"
+#include "messages/wire.hpp"
+#include "transport/http_server.hpp"
+
+namespace cyme {
+
+namespace {
+
+/// A few threads that run the requests which ask actors, so the server's
+/// own thread never waits. Bounded: past `capacity` waiting requests,
+/// `submit` refuses.
+class handler_pool {
+public:
+  handler_pool(uint32_t threads, uint32_t capacity) : capacity_(capacity) {
+    for (uint32_t i = 0; i < threads; ++i)
+      threads_.emplace_back([this] { run(); });
+  }
+
+  ~handler_pool() {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      stopping_ = true;
+    }
+    ready_.notify_all();
+    for (auto& t : threads_)
+      t.join();
+  }
+
+  bool submit(std::function<void()> job) {
+    {
+      std::lock_guard<std::mutex> guard{mtx_};
+      if (stopping_ || jobs_.size() >= capacity_)
+        return false;
+      jobs_.push_back(std::move(job));
+    }
+    ready_.notify_one();
+    return true;
+  }
+
+private:
+  void run() {
+    for (;;) {
+      std::function<void()> job;
+      {
+        std::unique_lock<std::mutex> lock{mtx_};
+        ready_.wait(lock, [this] { return stopping_ || !jobs_.empty(); });
+        if (jobs_.empty())
+          return;
+        job = std::move(jobs_.front());
+        jobs_.pop_front();
+      }
+      job();
+    }
+  }
+
+  std::size_t capacity_;
+  std::mutex mtx_;
+  std::condition_variable ready_;
+  std::deque<std::function<void()>> jobs_;
+  bool stopping_ = false;
+  std::vector<std::thread> threads_;
+};
+
+/// An exchange with no socket behind it (`http_api::serve`): the answer is
+/// handed to a promise; a long poll's timeout passes at once and a stream
+/// ends at its first chunk.
+class local_exchange : public http::exchange {
+public:
+  explicit local_exchange(http::request req) : req_(std::move(req)) {
+  }
+
+  const http::request& req() const override {
+    return req_;
+  }
+
+  void reply(http::response res) override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    if (answered_)
+      return;
+    answered_ = true;
+    answer_.set_value(std::move(res));
+  }
+
+  void open_stream(int status, std::string type,
+                   std::vector<std::pair<std::string, std::string>>) override {
+    http::response res;
+    res.status = status;
+    res.content_type = std::move(type);
+    reply(std::move(res));
+  }
+
+  bool send(std::string) override {
+    return false;
+  }
+
+  void end() override {
+  }
+
+  void on_close(std::function<void()>) override {
+  }
+
+  void after(std::chrono::milliseconds, std::function<void()> fn) override {
+    fn();
+  }
+
+  bool closed() const override {
+    std::lock_guard<std::mutex> guard{mtx_};
+    return answered_;
+  }
+
+  std::future<http::response> answer() {
+    return answer_.get_future();
+  }
+
+private:
+  http::request req_;
+  mutable std::mutex mtx_;
+  bool answered_ = false;
+  std::promise<http::response> answer_;
+};
+
+} // namespace
+
+bool reserved_app_name(const std::string& name) {
+  return name == "supervisor" || name == "events" || name == "metrics"
+         || name == "ui" || name == "apps";
+}
+
+struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
+  api::context ctx;
+  api::cluster_room cluster{ctx};
+  api::task_room tasks{ctx};
+  api::fleet_room fleet{ctx, cluster};
+  std::unique_ptr<handler_pool> pool;
+
+  /// Routes a request; true when the exchange is parked (answered later
+  /// by someone else), else the answer is in `res`.
+  bool route(const http::exchange_ptr& ex, http::response& res) {
+    const auto& req = ex->req();
+    const auto& m = req.method;
+    auto seg = api::split_path(req.path);
+    // /apps/<app>/... is /<app>/...: the path of every app, those with
+    // reserved names included.
+    bool prefixed = seg.size() >= 2 && seg[0] == "apps";
+    if (prefixed)
+      seg.erase(seg.begin());
+    api::params p{req};
+    auto n = seg.size();
+    if (n == 0 || (n == 1 && seg[0] == "apps" && !prefixed)) {
+      fleet.apps(m, res);
+      return false;
+    }
+    if (!prefixed && seg[0] == "supervisor") {
+      fleet.supervisor(m, seg, res);
+      return false;
+    }
+    if (!prefixed && reserved_app_name(seg[0])) {
+      if (m != "GET")
+        api::fail(400, "the app name '" + seg[0]
+                         + "' is reserved (the API's own paths: supervisor, "
+                           "events, metrics, ui, apps)");
+      api::fail(404, "no such path");
+    }
+    const auto& app_name = seg[0];
+    if (n == 1) {
+      fleet.app(m, app_name, p, res);
+      return false;
+    }
+    if (seg[1] == "instances") {
+      if (n == 2) {
+        fleet.instances(req, m, app_name, p, res);
+        return false;
+      }
+      if (cluster.clustered(p))
+        if (auto owner = cluster.owner_elsewhere(app_name, seg[2])) {
+          cluster.forward(*owner, req, res);
+          return false;
+        }
+      if (n == 3) {
+        fleet.instance(m, app_name, seg[2], p, res);
+        return false;
+      }
+      if (n == 4) {
+        fleet.instance_action(m, app_name, seg[2], seg[3], p, res);
+        return false;
+      }
+      if (n == 5 && seg[3] == "queues") {
+        fleet.consumer(m, app_name, seg[2], seg[4], p, res);
+        return false;
+      }
+    } else if (seg[1] == "queues") {
+      if (n == 2) {
+        fleet.queues(m, app_name, res);
+        return false;
+      }
+      if (n == 3) {
+        fleet.queue(m, app_name, seg[2], res);
+        return false;
+      }
+    } else if (seg[1] == "queue" && n == 3) {
+      tasks.send(m, app_name, seg[2], p, res);
+      return false;
+    } else if (seg[1] == "query" && n == 4) {
+      api::check_name("app", app_name);
+      return tasks.query(ex, m, app_name, seg[2], seg[3], p, res);
+    }
+    api::fail(404, "no such path");
+  }
+
+  /// Whether a mutation carries the token (compared in constant time).
+  bool authorized(const http::request& req) const {
+    const auto& token = ctx.settings.token;
+    if (token.empty() || req.method == "GET")
+      return true;
+    auto given = req.header("authorization");
+    auto expected = "Bearer " + token;
+    if (given.size() != expected.size())
+      return false;
+    unsigned char diff = 0;
+    for (size_t i = 0; i < given.size(); ++i)
+      diff |= static_cast<unsigned char>(given[i] ^ expected[i]);
+    return diff == 0;
+  }
+
+  /// Runs on a handler thread.
+  void handle(const http::exchange_ptr& ex) {
+    if (ex->closed())
+      return; // The client went while the request waited.
+    http::response res;
+    try {
+      if (route(ex, res))
+        return;
+    } catch (const api::http_error& e) {
+      api::reply(res, e.status, api::json{{"error", e.text}});
+    } catch (const std::exception& e) {
+      api::reply(res, 500, api::json{{"error", std::string{"internal error: "}
+                                                 + e.what()}});
+    }
+    ex->reply(std::move(res));
+  }
+
+  /// Runs on the server's thread: nothing here may wait.
+  void on_request(const http::exchange_ptr& ex) {
+    if (!authorized(ex->req())) {
+      http::response res;
+      api::reply(res, 401,
+                 api::json{{"error", "this branch requires a token for changes "
+                                     "(Authorization: Bearer TOKEN)"}});
+      ex->reply(std::move(res));
+      return;
+    }
+    auto seg = api::split_path(ex->req().path);
+    const auto& m = ex->req().method;
+    if (seg.size() == 1 && reserved_app_name(seg[0])
+        && (m == "PUT" || m == "POST")) {
+      http::response res;
+      api::reply(res, 400,
+                 api::json{{"error", "the app name '" + seg[0]
+                                       + "' is reserved (the API's own paths: "
+                                         "supervisor, events, metrics, ui, "
+                                         "apps)"}});
+      ex->reply(std::move(res));
+      return;
+    }
+    if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
+      if (ctx.parts.events == nullptr) {
+        http::response res;
+        api::reply(res, 404, api::json{{"error", "no events on this branch"}});
+        ex->reply(std::move(res));
+        return;
+      }
+      // Reads the ring and follows it: nothing to wait for.
+      return serve_events(*ctx.parts.events, ex);
+    }
+    if (!pool || !pool->submit([self = shared_from_this(), ex] { self->handle(ex); })) {
+      http::response res;
+      api::reply(res, 503, api::json{{"error", "the branch is busy; try again"}});
+      res.headers.emplace_back("Retry-After", "1");
+      ex->reply(std::move(res));
+    }
+  }
+};
+
+http_api::http_api(http_parts parts, http_settings settings)
+  : impl_(std::make_shared<impl>()) {
+  impl_->ctx.parts = std::move(parts);
+  impl_->ctx.settings = settings;
+  impl_->pool = std::make_unique<handler_pool>(settings.handler_threads,
+                                               settings.handler_queue);
+  http::server_settings ss;
+  ss.host = settings.host;
+  ss.port = settings.port;
+  ss.header_timeout = settings.header_timeout;
+  ss.body_timeout = settings.body_timeout;
+  ss.keep_alive_timeout = settings.keep_alive_timeout;
+  ss.keep_alive_requests = settings.keep_alive_requests;
+  ss.max_connections = settings.max_connections;
+  ss.max_body_bytes = max_wire_message;
+  server_ = std::make_unique<http::server>(
+    ss, [impl = impl_](http::exchange_ptr ex) { impl->on_request(ex); });
+}
+
+http_api::~http_api() {
+  stop();
+}
+
+http::response http_api::serve(const http::request& req) {
+  auto ex = std::make_shared<local_exchange>(req);
+  auto answer = ex->answer();
+  impl_->on_request(ex);
+  return answer.get();
+}
+
+std::string http_api::start() {
+  if (auto err = server_->start(); !err.empty())
+    return err;
+  bound_port_ = server_->port();
+  return {};
+}
+
+void http_api::stop() {
+  if (server_)
+    server_->stop();
+  // Requests still being handled finish; then the threads go.
+  impl_->pool.reset();
+}
+
+} // namespace cyme

@@ -1,0 +1,124 @@
+#include "api/tasks.hpp"
+
+#include "messages/wire.hpp"
+
+namespace cyme::api {
+
+/// Made again when its broker's client properties changed. Called with
+/// producers_mtx_ held.
+kafka::producer& task_room::producer_for(const std::string& broker) {
+  auto version = ctx_.parts.kafka_properties->version(broker);
+  auto& p = producers_[broker];
+  if (!p.client || p.version != version) {
+    auto cfg = kafka::base_config(
+      broker, ctx_.parts.kafka_properties->for_broker(broker));
+    cfg["message.timeout.ms"] = "10000";
+    p.client = std::make_unique<kafka::producer>(cfg);
+    p.version = version;
+    // Checked again on the new connection.
+    for (auto i = known_topics_.begin(); i != known_topics_.end();)
+      i = i->first == broker ? known_topics_.erase(i) : std::next(i);
+  }
+  return *p.client;
+}
+
+void task_room::send(const std::string& method, const std::string& app,
+                     const std::string& queue, const params& p,
+                     http::response& res) {
+  if (method != "POST" && method != "PUT")
+    fail(405, "method not allowed");
+  check_name("queue", queue);
+  auto broker = ctx_.app_broker(app);
+  if (broker.empty())
+    broker = ctx_.parts.default_broker;
+  task_message task;
+  task.id = new_uuid();
+  task.handler = p.text("handler").value_or("echo");
+  if (task.handler.empty() || task.handler.size() > 64)
+    fail(400, "'handler' must hold 1 to 64 characters");
+  task.args_json = p.value("args").value_or(json(nullptr)).dump();
+  auto bytes = encode_task(task);
+  if (bytes.size() > max_wire_message)
+    fail(413, "the task is larger than " + std::to_string(max_wire_message)
+                + " bytes");
+  std::lock_guard<std::mutex> guard{producers_mtx_};
+  auto& producer = producer_for(broker);
+  if (known_topics_.count({broker, queue}) == 0) {
+    if (auto err = producer.ensure_topics({queue}, 4, 5000); !err.empty())
+      fail(503, err);
+    known_topics_.emplace(broker, queue);
+  }
+  if (auto err = producer.produce(queue, task.id, bytes); !err.empty())
+    fail(503, "task not queued: " + err);
+  if (!producer.flush(10000))
+    fail(503, "task not stored by the broker in time");
+  submitted_++;
+  reply(res, 202, json{{"id", task.id}});
+}
+
+bool task_room::query(const http::exchange_ptr& ex, const std::string& method,
+                      const std::string& app, const std::string& id,
+                      const std::string& what, const params& p,
+                      http::response& res) {
+  if (method != "GET")
+    fail(405, "method not allowed");
+  if (id.empty() || id.size() > 128)
+    fail(400, "task ids hold 1 to 128 characters");
+  if (what != "state" && what != "result" && what != "wait")
+    fail(404, "no such path");
+  if (ctx_.parts.results == nullptr)
+    fail(503, "task results are not available");
+  auto timeout = p.count("timeout").value_or(10);
+  if (timeout > 300)
+    fail(400, "'timeout' is at most 300 seconds");
+  // Results come on the broker the app's tasks went to; an app not in the
+  // model (deleted since) is asked of the default broker.
+  auto broker = ctx_.app_or_new(app).broker;
+  auto results = ctx_.parts.results->of(
+    broker.empty() ? ctx_.parts.default_broker : broker);
+  if (what == "state") {
+    auto r = results->find(id);
+    reply(res, 200, json{{"id", id},
+                         {"state", r ? to_string(r->state) : "PENDING"}});
+    return false;
+  }
+  if (what == "result") {
+    reply(res, 200, result_json(id, results->find(id)));
+    return false;
+  }
+  // wait: whichever comes first, the result, the timeout or the client
+  // going, settles it; nothing holds a thread meanwhile.
+  auto settled = std::make_shared<std::atomic<bool>>(false);
+  auto handle = std::make_shared<std::atomic<uint64_t>>(0);
+  std::weak_ptr<task_results> reader = results;
+  /// Settles the wait as over without a result; false when it was settled
+  /// already.
+  auto give_up = [settled, handle, reader] {
+    if (settled->exchange(true))
+      return false;
+    if (auto r = reader.lock())
+      r->unwatch(*handle);
+    return true;
+  };
+  ex->on_close([give_up] { give_up(); });
+  ex->after(std::chrono::seconds{timeout}, [ex, give_up, id] {
+    if (!give_up())
+      return;
+    http::response late;
+    reply(late, 504, result_json(id, std::nullopt));
+    ex->reply(std::move(late));
+  });
+  *handle = results->watch(id, [ex, settled, id](const task_result& r) {
+    if (settled->exchange(true))
+      return;
+    http::response found;
+    reply(found, 200, result_json(id, r));
+    ex->reply(std::move(found));
+  });
+  // Settled before the watch was made (a zero timeout, the client gone).
+  if (settled->load() && *handle != 0)
+    results->unwatch(*handle);
+  return true;
+}
+
+} // namespace cyme::api
