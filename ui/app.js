@@ -54,7 +54,6 @@
     fetchSeq: new Map(),
     /** The latest events, newest first, at most EVENTS_LIMIT. */
     events: [],
-    eventIds: new Set(),
     /** Events not rendered yet (highlighted once). */
     fresh: new Set(),
     lastEventId: null,
@@ -292,21 +291,17 @@
 
   function addEvent(ev) {
     if (!ev || typeof ev !== "object") return false;
-    const id = isNumber(ev.id) ? ev.id : null;
-    if (id !== null) {
-      if (state.eventIds.has(id)) return false;
-      state.eventIds.add(id);
-      if (state.lastEventId === null || id > state.lastEventId) state.lastEventId = id;
+    if (isNumber(ev.id)) {
+      // A stream hands events after the last one seen (since= or
+      // Last-Event-ID), so a number not above it means the branch started
+      // again and counts from 1: followed from there all the same.
+      state.lastEventId = ev.id;
     }
     state.fresh.add(ev);
     // Newest first. One stream hands its events in order, the backlog after
     // a reconnection included, so arrival order is their order.
     state.events.unshift(ev);
-    while (state.events.length > EVENTS_LIMIT) {
-      const old = state.events.pop();
-      if (isNumber(old.id)) state.eventIds.delete(old.id);
-      state.fresh.delete(old);
-    }
+    while (state.events.length > EVENTS_LIMIT) state.fresh.delete(state.events.pop());
     return true;
   }
 
@@ -329,52 +324,62 @@
     }
   }
 
-  let source = null;
   let retryDelay = RETRY_MIN_MS;
   let wasLive = false;
 
-  /** Whether the branch answers 400 to events after `id` (an event number
-   * ahead of its own); asked without following, the body left unread. */
-  async function sinceRefused(id) {
+  /**
+   * The status of a request for the events after `id`, without following
+   * and with the body left unread: 200, 400 (a number ahead of the branch's:
+   * it started again and counts from 1), 410 (no longer kept), or 0 when
+   * the branch cannot be reached.
+   */
+  async function sinceStatus(id) {
     try {
       const response = await fetch(`${BASE}/events/?since=${enc(id)}&follow=0`, {
         cache: "no-store",
       });
       if (response.body) response.body.cancel().catch(() => {});
-      return response.status === 400;
+      return response.status;
     } catch {
-      return false; // unreachable: try again from the same event
+      return 0;
     }
   }
 
+  /**
+   * Follows /events/. The first stream starts with what happens from now on
+   * and, when it breaks, the browser reconnects it by itself, sending
+   * Last-Event-ID. A stream the browser gives up on (an error status, no
+   * stream here) is made again after a delay, from the last event seen
+   * (since=); as the browser would resend that URL's since= rather than the
+   * newer Last-Event-ID, such a stream is made again by hand each time.
+   */
   function connect() {
-    const url =
-      BASE +
-      (state.lastEventId === null ? "/events/" : `/events/?since=${enc(state.lastEventId)}`);
+    const since = state.lastEventId;
+    const url = BASE + (since === null ? "/events/" : `/events/?since=${enc(since)}`);
     setConnection("connecting", wasLive ? "reconnecting" : "connecting");
-    source = new EventSource(url);
-    source.onopen = () => {
+    const stream = new EventSource(url);
+    stream.onopen = () => {
       retryDelay = RETRY_MIN_MS;
       setConnection("live", "live");
       // Whatever happened while the stream was down is fetched again.
       if (wasLive) scheduleRefresh("", 0);
       wasLive = true;
     };
-    source.onmessage = onEvent;
-    source.onerror = async () => {
-      if (source.readyState !== EventSource.CLOSED) {
-        // The browser reconnects by itself, sending Last-Event-ID.
+    stream.onmessage = onEvent;
+    stream.onerror = async () => {
+      if (stream.readyState !== EventSource.CLOSED && since === null) {
         setConnection("reconnecting", "reconnecting");
         return;
       }
-      // The browser gave up (an error status, or no stream here): retry
-      // ourselves, from the last event seen, unless the branch refuses that
-      // number (it started again and counts from 1).
-      source.close();
-      if (state.lastEventId !== null && (await sinceRefused(state.lastEventId))) {
-        state.lastEventId = null;
-        state.eventIds.clear();
-        retryDelay = RETRY_MIN_MS;
+      stream.close();
+      if (state.lastEventId !== null) {
+        const status = await sinceStatus(state.lastEventId);
+        // A branch that started again, or events no longer kept: follow
+        // from now on (the instances are all fetched again on open).
+        if (status === 400 || status === 410) {
+          state.lastEventId = null;
+          retryDelay = RETRY_MIN_MS;
+        }
       }
       const seconds = Math.round(retryDelay / 1000);
       setConnection("closed", `disconnected, retrying in ${seconds} s`);
