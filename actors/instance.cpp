@@ -1,6 +1,7 @@
 #include "actors/instance.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <limits>
@@ -62,6 +63,14 @@ bool stale(self_ptr self, const done_fn& done) {
 
 instance_parent parent_of(self_ptr self) {
   return caf::actor_cast<instance_parent>(self->state.config.parent);
+}
+
+/// Now on the wall clock, in ms since the epoch: for people reading a
+/// status, never for decisions (those use the actor clock).
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
 }
 
 void publish(self_ptr self) {
@@ -288,10 +297,12 @@ void ping_until_answer(self_ptr self, const instance_spec& spec, size_t i,
       [=](std::vector<control_reply>& replies) {
         if (stale(self, done))
           return;
-        if (reply_from(replies, spec.name) == nullptr) {
+        auto pong = reply_from(replies, spec.name);
+        if (pong == nullptr) {
           on_silence();
           return;
         }
+        self->state.status.ping_rtt_us = pong->rtt_us;
         // A probe sent before this answer may have found the new process
         // not listening yet: only later ones describe it.
         self->state.last_start_ns
@@ -343,6 +354,7 @@ void restart(self_ptr self, const instance_spec& spec, std::string why,
                 return;
               auto& st = self->state.status;
               st.pid = pid;
+              st.started_at_ms = wall_ms();
               if (first_start)
                 emit(self, event_kind::started, "pid " + std::to_string(pid),
                      {{"pid", std::to_string(pid)}});
@@ -492,6 +504,8 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
         // A probe sent before the last start is about a process that is
         // gone (a restart ran while the round's probe was out).
         if (probe.probed && probe.sent_at_ns > self->state.last_start_ns) {
+          if (probe.pong)
+            self->state.status.ping_rtt_us = probe.rtt_us;
           if (probe.pong && probe.has_stats)
             reconcile(self, spec, probe.stats, outcome::verified, {}, done);
           else if (probe.pong)
@@ -511,12 +525,15 @@ void verify(self_ptr self, const instance_spec& spec, const probe_result& probe,
             [=](std::vector<control_reply>& replies) {
               if (stale(self, done))
                 return;
-              if (reply_from(replies, spec.name) == nullptr)
+              auto pong = reply_from(replies, spec.name);
+              if (pong == nullptr) {
                 restart_if_permitted(self, spec, ratelimit,
                                      "no answer to ping", done);
-              else
+              } else {
+                self->state.status.ping_rtt_us = pong->rtt_us;
                 fetch_stats_and_reconcile(self, spec, outcome::verified, {},
                                           done);
+              }
             },
             [=](caf::error& err) {
               if (stale(self, done))
@@ -601,6 +618,10 @@ void interrupt(self_ptr self, const process_exit& e) {
     st.pid = 0;
     st.state = instance_state::stopped;
   }
+  auto how = exit_data(e.status);
+  st.last_exit_code = how.count("code") ? std::stoi(how["code"]) : -1;
+  st.last_exit_signal = how.count("signal") ? how["signal"] : std::string{};
+  st.last_exit_at_ms = wall_ms();
   if (self->state.ops.empty())
     return;
   finish_front(self, report(self, outcome::failed,

@@ -44,12 +44,14 @@ struct probe_result {
   /// process first answered, describes a process that is gone or was not
   /// listening yet, and is not used.
   int64_t sent_at_ns = 0;
+  /// The ping's round trip, in microseconds, when it was answered.
+  int64_t rtt_us = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
   return f(caf::meta::type_name("probe_result"), x.probed, x.pong,
-           x.has_stats, x.stats, x.sent_at_ns);
+           x.has_stats, x.stats, x.sent_at_ns, x.rtt_us);
 }
 
 /// What an instance actor needs of its supervisor.

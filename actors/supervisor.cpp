@@ -1,6 +1,7 @@
 #include "actors/supervisor.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
@@ -111,6 +112,16 @@ void emit(self_ptr self, event_kind kind, std::string instance,
           std::map<std::string, std::string> data = {}) {
   emit(self, supervisor_event{kind, std::move(instance), std::move(detail), {},
                               std::move(data)});
+}
+
+/// An instance's status with the restarts its limit's window holds now.
+instance_status with_window(self_ptr self, const child_entry& c) {
+  auto out = c.status;
+  auto used = self->state.restart_rate.count
+              - c.restarts.tokens(self->clock().now());
+  out.restarts_in_window = used > 0 ? static_cast<uint32_t>(std::ceil(used - 1e-9))
+                                    : 0;
+  return out;
 }
 
 supervisor_status status_of(self_ptr self) {
@@ -243,8 +254,10 @@ void probe(self_ptr self, const std::vector<instance_spec>& specs,
             p.sent_at_ns = sent_at;
           }
           for (auto& r : replies)
-            if (auto i = results->find(r.instance); i != results->end())
+            if (auto i = results->find(r.instance); i != results->end()) {
               i->second.pong = true;
+              i->second.rtt_us = r.rtt_us;
+            }
           one_done();
         },
         [one_done](caf::error&) {
@@ -568,13 +581,13 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       auto i = self->state.children.find(name);
       if (i == self->state.children.end())
         return caf::make_error(cyme_errc::unknown_instance, name);
-      return i->second.status;
+      return with_window(self, i->second);
     },
     [=](list_atom) {
       std::vector<instance_status> result;
       result.reserve(self->state.children.size());
       for (auto& [name, c] : self->state.children)
-        result.push_back(c.status);
+        result.push_back(with_window(self, c));
       return result;
     },
     [=](child_atom, const std::string& name) -> caf::result<instance_actor> {

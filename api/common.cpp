@@ -3,11 +3,15 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdio>
+#include <chrono>
+#include <ctime>
 #include <random>
 
 #include "messages/launch.hpp"
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
+#include "api/events.hpp"
+#include "transport/proc.hpp"
 
 namespace cyme::api {
 
@@ -183,7 +187,30 @@ json instance_json(const instance_spec& spec, const instance_status& st,
            {"autoscale", {{"max", st.autoscale_max}, {"min", st.autoscale_min}}},
            {"disabled_reason", spec.disabled_reason},
            {"supervised", st.supervised},
-           {"launch_overrides", own.is_object() ? own : json::object()}};
+           {"launch_overrides", own.is_object() ? own : json::object()},
+           {"restarts_in_window", st.restarts_in_window},
+           {"started_at", nullptr},
+           {"uptime_s", nullptr},
+           {"last_exit", nullptr},
+           {"rss_bytes", nullptr},
+           {"cpu_seconds", nullptr},
+           {"ping_rtt_ms", nullptr}};
+  if (st.pid > 0 && st.started_at_ms > 0) {
+    out["started_at"] = wall_time_text(st.started_at_ms);
+    out["uptime_s"] = static_cast<double>(wall_now_ms() - st.started_at_ms) / 1000;
+  }
+  if (st.last_exit_at_ms > 0)
+    out["last_exit"] = json{
+      {"code", st.last_exit_code >= 0 ? json(st.last_exit_code) : json(nullptr)},
+      {"signal", st.last_exit_signal.empty() ? json(nullptr)
+                                             : json(st.last_exit_signal)},
+      {"at", wall_time_text(st.last_exit_at_ms)}};
+  if (auto use = usage_of(st.pid)) {
+    out["rss_bytes"] = use->resident_bytes;
+    out["cpu_seconds"] = use->cpu_seconds;
+  }
+  if (st.ping_rtt_us >= 0)
+    out["ping_rtt_ms"] = static_cast<double>(st.ping_rtt_us) / 1000;
   out.update(launch);
   return out;
 }

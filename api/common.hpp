@@ -65,6 +65,8 @@ void check_name(const char* what, const std::string& name);
 /// A random (version 4) UUID.
 std::string new_uuid();
 
+/// An instance as the API shows it: its spec, resolved launch, status, and
+/// what its process uses now.
 json instance_json(const instance_spec& spec, const instance_status& st,
                    const http_parts& parts);
 /// An app: its broker and the launch fields its instances inherit.

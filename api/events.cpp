@@ -10,14 +10,13 @@
 
 namespace cyme {
 
-namespace {
+int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
 
-/// Now, as RFC 3339 UTC with milliseconds.
-std::string now_text() {
-  auto now = std::chrono::system_clock::now();
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-              now.time_since_epoch())
-              .count();
+std::string wall_time_text(int64_t ms) {
   std::time_t secs = static_cast<std::time_t>(ms / 1000);
   std::tm tm{};
   ::gmtime_r(&secs, &tm);
@@ -27,8 +26,6 @@ std::string now_text() {
   std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
   return out;
 }
-
-} // namespace
 
 event_hub::event_hub(std::string branch_id, std::size_t capacity)
   : branch_(std::move(branch_id)), capacity_(capacity) {
@@ -45,7 +42,7 @@ void event_hub::publish(const supervisor_event& ev) {
   rec.instance = ev.instance;
   rec.kind = ev.kind;
   rec.json = nlohmann::json{{"id", rec.id},
-                            {"time", now_text()},
+                            {"time", wall_time_text(wall_now_ms())},
                             {"branch", branch_},
                             {"app", ev.app},
                             {"instance", ev.instance},

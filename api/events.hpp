@@ -26,6 +26,12 @@
 
 namespace cyme {
 
+/// Now on the wall clock, in ms since the epoch.
+int64_t wall_now_ms();
+
+/// A wall-clock time as RFC 3339 UTC with milliseconds.
+std::string wall_time_text(int64_t ms);
+
 /// The topic every branch publishes its events on.
 constexpr const char* events_topic = "cyme.events";
 

@@ -12,6 +12,7 @@
 #include "api/common.hpp"
 #include "api/events.hpp"
 #include "api/fleet.hpp"
+#include "api/metrics.hpp"
 #include "api/tasks.hpp"
 #include "messages/wire.hpp"
 #include "transport/http_server.hpp"
@@ -146,6 +147,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
   api::task_room tasks{ctx};
   api::fleet_room fleet{ctx, cluster};
   std::unique_ptr<handler_pool> pool;
+  /// The server's counters (none without a server: `serve`).
+  const http::server_counters* server_counters = nullptr;
 
   /// Routes a request; true when the exchange is parked (answered later
   /// by someone else), else the answer is in `res`.
@@ -162,6 +165,14 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     auto n = seg.size();
     if (n == 0 || (n == 1 && seg[0] == "apps" && !prefixed)) {
       fleet.apps(m, res);
+      return false;
+    }
+    if (!prefixed && n == 1 && seg[0] == "metrics") {
+      if (m != "GET")
+        api::fail(405, "method not allowed");
+      res.status = 200;
+      res.content_type = "text/plain; version=0.0.4; charset=utf-8";
+      res.body = api::render_metrics(ctx, tasks, server_counters);
       return false;
     }
     if (!prefixed && seg[0] == "supervisor") {
@@ -312,6 +323,7 @@ http_api::http_api(http_parts parts, http_settings settings)
   ss.max_body_bytes = max_wire_message;
   server_ = std::make_unique<http::server>(
     ss, [impl = impl_](http::exchange_ptr ex) { impl->on_request(ex); });
+  impl_->server_counters = &server_->counters();
 }
 
 http_api::~http_api() {

@@ -35,6 +35,10 @@ struct server_settings;
 namespace cyme {
 
 class event_hub;
+struct control_bus_counters;
+namespace metrics {
+class histogram;
+} // namespace metrics
 
 struct http_settings {
   std::string host = "127.0.0.1";
@@ -83,6 +87,9 @@ struct http_parts {
   std::shared_ptr<kafka::property_book> kafka_properties;
   /// The branch's events (GET /events/); without it, 404.
   event_hub* events = nullptr;
+  /// What the control bus counts, and how long rounds take (/metrics).
+  std::shared_ptr<control_bus_counters> bus_counters;
+  std::shared_ptr<metrics::histogram> round_durations;
 };
 
 /// Top-level paths of the API itself, which no app may take as its name.

@@ -398,6 +398,11 @@ int main(int argc, char** argv) {
   event_publisher event_bus{kafka::base_config(bootstrap, kafka_props), o.id};
   event_hub events{o.id};
   events.set_sink([&](const event_record& e) { event_bus.enqueue(e); });
+  // What /metrics shows of the bus and of rounds.
+  auto bus_counters = std::make_shared<control_bus_counters>();
+  auto round_durations = std::make_shared<metrics::histogram>(
+    std::vector<double>{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
+                        30, 60});
 
   caf::actor_system_config cfg;
   // After each piece of work a scheduler thread polls for more, 500 times
@@ -442,6 +447,7 @@ int main(int argc, char** argv) {
         log_line("app '" + app + "' has a name the API now reserves for a "
                  "path of its own; it is served under /apps/" + app + "/");
   control_bus_settings bus_settings;
+  bus_settings.counters = bus_counters;
   bus_settings.default_broker = bootstrap;
   bus_settings.branch_id = o.id;
   bus_settings.reply_fetch_wait_ms = o.control_fetch_wait_ms;
@@ -464,9 +470,13 @@ int main(int argc, char** argv) {
                               supervisor_seams{*driver, *bus, *store});
   if (!sup)
     die(describe(sup.error()));
-  auto logger = sys.spawn([&events](caf::event_based_actor*) -> caf::behavior {
-    return {[&events](supervisor_event& ev) {
+  auto logger = sys.spawn([&events, round_durations](
+                            caf::event_based_actor*) -> caf::behavior {
+    return {[&events, round_durations](supervisor_event& ev) {
       log_line(to_log_line(ev));
+      if (ev.kind == event_kind::round_finished)
+        if (auto i = ev.data.find("duration_ms"); i != ev.data.end())
+          round_durations->observe(std::stod(i->second) / 1000);
       events.publish(ev);
     }};
   });
@@ -511,7 +521,8 @@ int main(int argc, char** argv) {
   http_parts parts{&sys,     *sup,   *store,    *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
-                   (root / "instances").string(), properties, &events};
+                   (root / "instances").string(), properties, &events,
+                   bus_counters,    round_durations};
   http_settings hs;
   hs.host = http_host;
   hs.port = http_port;

@@ -23,6 +23,7 @@ packages=(
   iproute2
   clang-14
   python3 python3-venv
+  prometheus
   libclang-rt-14-dev
   chromium chromium-driver python3-selenium # the dashboard's browser test
 )

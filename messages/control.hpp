@@ -59,12 +59,15 @@ struct control_reply {
   worker_stats stats;
   /// Filled in answer to `active_queues`, `add_consumer`, `cancel_consumer`.
   std::vector<std::string> queues;
+  /// Microseconds from the command's sending to this reply's arrival (set
+  /// by the bus on arrival, not on the wire).
+  int64_t rtt_us = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, control_reply& x) {
   return f(caf::meta::type_name("control_reply"), x.instance, x.ok, x.error,
-           x.stats, x.queues);
+           x.stats, x.queues, x.rtt_us);
 }
 
 /// The process driver's report that an instance process ended.

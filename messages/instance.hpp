@@ -101,13 +101,28 @@ struct instance_status {
   /// False when the instance actor crashed too often and was not respawned;
   /// an explicit verify or restart of the instance supervises it again.
   bool supervised = true;
+  /// When its process last started (wall clock, ms since the epoch; 0:
+  /// not started under this branch).
+  int64_t started_at_ms = 0;
+  /// How its process last ended, when it died: an exit code (-1: none) or
+  /// a signal name, and when (wall clock ms; 0: it has not died).
+  int32_t last_exit_code = -1;
+  std::string last_exit_signal;
+  int64_t last_exit_at_ms = 0;
+  /// Round trip of its last answered ping, in microseconds (-1: none yet).
+  int64_t ping_rtt_us = -1;
+  /// Restarts within the restart limit's window (filled by the supervisor
+  /// when asked).
+  uint32_t restarts_in_window = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, instance_status& x) {
   return f(caf::meta::type_name("instance_status"), x.name, x.state, x.pid,
            x.restarts, x.consuming_from, x.autoscale_max, x.autoscale_min,
-           x.concurrency, x.disabled_reason, x.supervised);
+           x.concurrency, x.disabled_reason, x.supervised, x.started_at_ms,
+           x.last_exit_code, x.last_exit_signal, x.last_exit_at_ms,
+           x.ping_rtt_us, x.restarts_in_window);
 }
 
 } // namespace cyme

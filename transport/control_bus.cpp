@@ -122,6 +122,7 @@ struct pending_command {
   /// Whether the broker took the command: silence means something only
   /// for a command that was delivered.
   bool delivered = false;
+  std::chrono::steady_clock::time_point sent_at;
 };
 
 struct relay_state {
@@ -155,6 +156,8 @@ void deliver(relay_ptr self, const std::string& id) {
   if (i == self->state.pending.end())
     return;
   auto& p = i->second;
+  if (auto& c = self->state.settings.counters; c && p.delivered)
+    c->timeouts += p.waiting_for.size();
   if (!p.delivered && !p.waiting_for.empty())
     p.promise.deliver(caf::make_error(
       cyme_errc::bus_failure,
@@ -241,6 +244,9 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       auto& p = st.pending[id];
       p.promise = self->make_response_promise();
       p.waiting_for.insert(cmd.destinations.begin(), cmd.destinations.end());
+      p.sent_at = std::chrono::steady_clock::now();
+      if (auto& c = st.settings.counters)
+        c->commands_sent++;
       self->delayed_send(self, cmd.timeout, expire_atom::value, id);
       // One message, or a few for a fleet too large to name in one.
       for (auto& bytes : encode_command_messages(env)) {
@@ -265,6 +271,13 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       p.delivered = true;
       if (p.waiting_for.erase(r.value->reply.instance) == 0)
         return; // duplicate or not asked
+      auto took = std::chrono::steady_clock::now() - p.sent_at;
+      r.value->reply.rtt_us
+        = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+      if (auto& c = self->state.settings.counters) {
+        c->replies_received++;
+        c->round_trip.observe(std::chrono::duration<double>(took).count());
+      }
       p.replies.push_back(std::move(r.value->reply));
       if (p.waiting_for.empty())
         deliver(self, r.value->id);

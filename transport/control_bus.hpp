@@ -11,6 +11,7 @@
 /// failed SASL authentication) and recovery to subscribers as broker_down /
 /// broker_up.
 
+#include <atomic>
 #include <chrono>
 #include <memory>
 #include <string>
@@ -18,9 +19,21 @@
 #include <caf/fwd.hpp>
 
 #include "actors/seams.hpp"
+#include "transport/metrics.hpp"
 #include "transport/property_book.hpp"
 
 namespace cyme {
+
+/// What the control bus counts, for /metrics (shared with the branch).
+struct control_bus_counters {
+  std::atomic<uint64_t> commands_sent{0};
+  std::atomic<uint64_t> replies_received{0};
+  /// Destinations that did not answer within a command's timeout.
+  std::atomic<uint64_t> timeouts{0};
+  /// Round trips of replies, in seconds.
+  metrics::histogram round_trip{{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1,
+                                 0.25, 0.5, 1, 2.5, 5}};
+};
 
 struct control_bus_settings {
   /// Bootstrap servers used for specs whose broker is empty.
@@ -38,6 +51,8 @@ struct control_bus_settings {
   /// when null. A relay made before its broker's properties changed is
   /// replaced at the next command.
   std::shared_ptr<const kafka::property_book> properties;
+  /// Counted into when given.
+  std::shared_ptr<control_bus_counters> counters;
 };
 
 /// The reply topic of a branch.

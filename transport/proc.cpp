@@ -81,9 +81,9 @@ std::string proc_path(int32_t pid, const char* entry) {
 /// is in parentheses and may itself hold spaces and parentheses, so fields
 /// are counted from the last ')', after which only numbers and the state
 /// letter follow.
-std::optional<uint64_t> parse_start_time(std::string_view stat) {
+std::optional<uint64_t> stat_field(std::string_view stat, int n) {
   auto close = stat.rfind(')');
-  if (close == std::string_view::npos)
+  if (close == std::string_view::npos || n < 3)
     return std::nullopt;
   auto rest = stat.substr(close + 1);
   int field = 2;
@@ -96,7 +96,7 @@ std::optional<uint64_t> parse_start_time(std::string_view stat) {
     auto end = rest.find_first_of(" \n", pos);
     if (end == std::string_view::npos)
       end = rest.size();
-    if (++field == 22) {
+    if (++field == n) {
       uint64_t value = 0;
       auto* first = rest.data() + pos;
       auto* last = rest.data() + end;
@@ -109,6 +109,38 @@ std::optional<uint64_t> parse_start_time(std::string_view stat) {
     if (pos < rest.size() && rest[pos] == '\n')
       return std::nullopt;
   }
+}
+
+std::optional<uint64_t> parse_start_time(std::string_view stat) {
+  return stat_field(stat, 22);
+}
+
+std::optional<process_usage> usage_of(int32_t pid) {
+  if (pid <= 0)
+    return std::nullopt;
+  std::string stat;
+  if (!read_capped(proc_path(pid, "stat"), 4096, stat).empty())
+    return std::nullopt;
+  auto utime = stat_field(stat, 14);
+  auto stime = stat_field(stat, 15);
+  auto rss = stat_field(stat, 24);
+  if (!utime || !stime || !rss)
+    return std::nullopt;
+  static const double ticks = static_cast<double>(::sysconf(_SC_CLK_TCK));
+  static const uint64_t page = static_cast<uint64_t>(::sysconf(_SC_PAGESIZE));
+  process_usage out;
+  out.cpu_seconds = static_cast<double>(*utime + *stime) / ticks;
+  out.resident_bytes = *rss * page;
+  return out;
+}
+
+std::size_t open_descriptors() {
+  std::error_code ec;
+  std::size_t n = 0;
+  for (auto it = std::filesystem::directory_iterator{"/proc/self/fd", ec};
+       !ec && it != std::filesystem::directory_iterator{}; it.increment(ec))
+    ++n;
+  return n;
 }
 
 std::optional<uint64_t> start_time_of(int32_t pid) {

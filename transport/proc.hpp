@@ -83,6 +83,22 @@ std::string proc_path(int32_t pid, const char* entry);
 /// Field 22 (starttime) of a /proc/<pid>/stat line.
 std::optional<uint64_t> parse_start_time(std::string_view stat);
 
+/// Field `n` (1-based, as proc(5) numbers them, from 3 on) of a
+/// /proc/<pid>/stat line, when it is a number.
+std::optional<uint64_t> stat_field(std::string_view stat, int n);
+
+/// What a process uses: CPU time (user + system) and resident memory.
+struct process_usage {
+  double cpu_seconds = 0;
+  uint64_t resident_bytes = 0;
+};
+
+/// The usage of `pid`, or nothing when it is gone.
+std::optional<process_usage> usage_of(int32_t pid);
+
+/// Descriptors this process has open.
+std::size_t open_descriptors();
+
 /// The start time of a live process, or nothing.
 std::optional<uint64_t> start_time_of(int32_t pid);
 

@@ -66,6 +66,7 @@ void task_results::run() {
         order_.pop_front();
       }
     }
+    counts_[to_string(r.value->state)] += 1;
     auto& stored = results_[id];
     stored = std::move(*r.value);
     auto range = watchers_.equal_range(id);
@@ -115,6 +116,20 @@ void task_results::unwatch(uint64_t handle) {
       break;
     }
   watched_ids_.erase(i);
+}
+
+std::map<std::string, uint64_t> task_results::counts() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return counts_;
+}
+
+std::map<std::string, uint64_t> task_result_readers::counts() {
+  std::lock_guard<std::mutex> guard{mtx_};
+  std::map<std::string, uint64_t> out;
+  for (auto& [broker, r] : readers_)
+    for (auto& [state, n] : r.results->counts())
+      out[state] += n;
+  return out;
 }
 
 std::size_t task_results::watching() const {

@@ -50,6 +50,9 @@ public:
   /// Watches not yet called.
   std::size_t watching() const;
 
+  /// Results read so far, by state ("SUCCESS", "FAILURE", ...).
+  std::map<std::string, uint64_t> counts() const;
+
 private:
   void run();
 
@@ -60,6 +63,7 @@ private:
   std::map<std::string, task_result> results_;
   std::multimap<std::string, std::pair<uint64_t, watcher>> watchers_;
   std::map<uint64_t, std::string> watched_ids_;
+  std::map<std::string, uint64_t> counts_;
   uint64_t next_watch_ = 1;
   std::deque<std::string> order_;
   std::atomic<bool> stop_{false};
@@ -77,6 +81,9 @@ public:
 
   /// The results of broker `bootstrap`.
   std::shared_ptr<task_results> of(const std::string& bootstrap);
+
+  /// Results read so far on every broker, by state.
+  std::map<std::string, uint64_t> counts();
 
 private:
   struct reader {

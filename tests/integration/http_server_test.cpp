@@ -525,3 +525,98 @@ BOOST_AUTO_TEST_CASE(a_client_resumes_where_it_was_and_bad_queries_are_refused) 
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(metrics)
+
+/// Runs promtool check metrics on `text`: its output, and whether it passed.
+std::pair<bool, std::string> promtool_check(const std::filesystem::path& dir,
+                                            const std::string& text) {
+  auto in = dir / "metrics.txt";
+  auto out = dir / "promtool.txt";
+  std::ofstream{in} << text;
+  std::string command = "promtool check metrics < '" + in.string() + "' > '"
+                        + out.string() + "' 2>&1";
+  int rc = std::system(command.c_str());
+  std::ifstream said{out};
+  return {rc == 0, std::string{std::istreambuf_iterator<char>{said}, {}}};
+}
+
+BOOST_AUTO_TEST_CASE(metrics_describe_the_fleet_and_pass_promtool) {
+  // GET /metrics has the instance, supervisor, bus, task, HTTP and process
+  // families, labelled app, instance and branch, reflects a kill, and
+  // promtool finds nothing wrong with it.
+  temp_dir dir;
+  branch_process b{dir.path / "root", {}};
+  auto added = request(b.port(), "PUT", "/shop/instances/w1/",
+                       R"({"queues": ["orders", "mail"]})");
+  BOOST_REQUIRE_EQUAL(status_of(added), 201);
+  ::kill(body_of(added)["pid"].get<int>(), SIGKILL);
+  std::string text;
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      auto answer = get(b.port(), "/metrics");
+      text = answer.substr(answer.find("\r\n\r\n") + 4);
+      return text.find("cyme_instance_restarts_total{app=\"shop\",instance="
+                       "\"w1\",branch=\"http\"} 1")
+               != std::string::npos
+             && text.find("cyme_instance_up{app=\"shop\",instance=\"w1\","
+                          "branch=\"http\"} 1")
+                  != std::string::npos;
+    },
+    30s));
+  for (auto family :
+       {"cyme_instance_state{", "cyme_instance_start_time_seconds{",
+        "cyme_instance_last_exit_signal{app=\"shop\",instance=\"w1\","
+        "branch=\"http\",signal=\"SIGKILL\"} 1",
+        "cyme_instance_concurrency{",
+        "cyme_instance_queues{app=\"shop\",instance=\"w1\",branch=\"http\"} 3",
+        "cyme_instance_ping_round_trip_seconds{",
+        "cyme_instance_resident_memory_bytes{", "cyme_instance_cpu_seconds_total{",
+        "cyme_supervisor_round_duration_seconds_bucket{",
+        "cyme_supervisor_rounds_total{", "cyme_supervisor_paused{branch=\"http\"} 0",
+        "cyme_broker_up{", "cyme_control_round_trip_seconds_bucket{",
+        "cyme_control_commands_sent_total{", "cyme_control_replies_received_total{",
+        "cyme_control_timeouts_total{", "cyme_tasks_submitted_total{",
+        "cyme_http_connections_open{", "process_resident_memory_bytes ",
+        "process_cpu_seconds_total ", "process_open_fds "})
+    BOOST_CHECK_MESSAGE(text.find(family) != std::string::npos,
+                        "no " << family);
+  auto [ok, said] = promtool_check(dir.path, text);
+  BOOST_CHECK_MESSAGE(ok, "promtool: " << said);
+  auto answer = get(b.port(), "/metrics");
+  BOOST_CHECK(answer.find("Content-Type: text/plain; version=0.0.4") != std::string::npos);
+  BOOST_CHECK_EQUAL(status_of(request(b.port(), "DELETE", "/metrics/")), 405);
+}
+
+BOOST_AUTO_TEST_CASE(an_instance_shows_when_it_started_how_it_last_died_and_what_it_uses) {
+  // The instance view gains started_at, uptime, last exit (signal and
+  // when), restarts in the window, memory, CPU and the last ping's round
+  // trip.
+  temp_dir dir;
+  branch_process b{dir.path / "root", {}};
+  auto added = request(b.port(), "PUT", "/shop/instances/w1/", "{}");
+  auto pid = body_of(added)["pid"].get<int>();
+  ::kill(pid, SIGKILL);
+  nlohmann::json view;
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      view = body_of(get(b.port(), "/shop/instances/w1/"));
+      return view.is_object() && view["pid"].is_number()
+             && view["pid"].get<int>() > 0 && view["pid"].get<int>() != pid
+             && view["state"] == "running" && !view["ping_rtt_ms"].is_null();
+    },
+    30s));
+  BOOST_CHECK(view["started_at"].is_string());
+  BOOST_CHECK(view["uptime_s"].is_number());
+  BOOST_CHECK_EQUAL(view["last_exit"]["signal"], "SIGKILL");
+  BOOST_CHECK(view["last_exit"]["code"].is_null());
+  BOOST_CHECK(view["last_exit"]["at"].is_string());
+  BOOST_CHECK_EQUAL(view["restarts"], 1);
+  BOOST_CHECK_EQUAL(view["restarts_in_window"], 1);
+  BOOST_CHECK_GT(view["rss_bytes"].get<double>(), 0);
+  BOOST_CHECK(view["cpu_seconds"].is_number());
+  BOOST_CHECK_GT(view["ping_rtt_ms"].get<double>(), 0);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
