@@ -567,7 +567,8 @@
   function lastExitText(exit) {
     if (!exit || typeof exit !== "object") return ["-", null];
     let what = "-";
-    if (typeof exit.signal === "string" && exit.signal) what = `signal ${exit.signal}`;
+    if (typeof exit.signal === "string" && exit.signal)
+      what = /^SIG/.test(exit.signal) ? exit.signal : `signal ${exit.signal}`;
     else if (isNumber(exit.code)) what = `code ${exit.code}`;
     if (typeof exit.at === "string" && exit.at) return [`${what} at ${formatTime(exit.at)}`, exit.at];
     return [what, null];

@@ -261,6 +261,13 @@ class Dashboard(unittest.TestCase):
         self.until(f"w1 running with pid {now['pid']} on the page",
                    lambda d: self.row_state(W1) == "running" and self.cell(W1, "pid") == str(now["pid"]))
         self.assertFalse(alive(old))
+        # Branches that report them: the kill as w1's last exit, the uptimes.
+        if now.get("last_exit") is not None:
+            self.until("w1's last exit on the page",
+                       lambda d: "KILL" in (self.cell(W1, "last-exit") or ""))
+        for name in (W1, W2):
+            if isinstance(instance(name).get("uptime_s"), (int, float)):
+                self.assertRegex(self.cell(name, "uptime"), r"^\d+[dhms]")
         self.assert_not_reloaded()
         self.shot("2-after-kill")
 
