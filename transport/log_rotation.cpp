@@ -116,7 +116,8 @@ std::optional<log_error> log_rotation::rotate() {
                    backup(k + 1).c_str())
           != 0
         && errno != ENOENT)
-      return log_failure(errno, "cannot rename " + backup_path(log_, k).string());
+      return log_failure(errno,
+                         "cannot rename " + backup_path(log_, k).string());
   if (::renameat(dir_.get(), name_.c_str(), dir_.get(), backup(1).c_str())
       != 0)
     return log_failure(errno, "cannot rename " + log_.string());
@@ -137,7 +138,8 @@ append_outcome log_rotation::append(std::string_view lines) {
   };
   folder_lock lock{dir_.get(), folder_lock::mode::exclusive, true};
   if (!lock.held())
-    return fail(log_failure(errno, "cannot lock the folder of " + log_.string()));
+    return fail(
+      log_failure(errno, "cannot lock the folder of " + log_.string()));
   if (auto err = reopen_if_moved())
     return fail(*err);
   struct stat st {};

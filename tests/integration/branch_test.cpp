@@ -54,6 +54,11 @@ int processes_named(const std::string& name) {
   return n;
 }
 
+std::string slurp_file(const std::filesystem::path& path) {
+  std::ifstream in{path, std::ios::binary};
+  return {std::istreambuf_iterator<char>{in}, {}};
+}
+
 /// One cyme-branch process on a fresh (or given) root.
 class branch {
 public:
@@ -1077,6 +1082,54 @@ BOOST_AUTO_TEST_CASE(bad_log_flags_are_refused_with_exit_2) {
   BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
 }
 
+BOOST_AUTO_TEST_CASE(worker_logs_rotate_as_the_branch_flags_say) {
+  // --worker-log-max-bytes and --worker-log-backups reach every instance's
+  // log writer: a chatty process instance leaves worker.log and two
+  // backups, none over 4 KiB, holding its newest lines in order.
+  temp_dir dir;
+  branch b{dir.path / "root",
+           {"--allow-program", CYME_TEST_SLEEPER, "--worker-log-max-bytes",
+            "4096", "--worker-log-backups", "2"}};
+  auto c = b.client();
+  auto put = call(c, "PUT", "/chat/instances/talker/",
+                  {{"kind", "process"},
+                   {"program", CYME_TEST_SLEEPER},
+                   {"args", {"--name", "talker", "--lines", "2000"}}});
+  BOOST_TEST_REQUIRE(put.status == 201, put.body.dump());
+  auto folder = dir.path / "root" / "instances" / "talker";
+  auto files = [&] {
+    std::vector<std::filesystem::path> out;
+    for (auto name : {"worker.log.2", "worker.log.1", "worker.log"})
+      if (std::filesystem::exists(folder / name))
+        out.push_back(folder / name);
+    return out;
+  };
+  auto numbers = [&] {
+    std::vector<long> out;
+    for (auto& f : files()) {
+      std::istringstream in{slurp_file(f)};
+      for (std::string line; std::getline(in, line);)
+        if (line.rfind("line ", 0) == 0)
+          out.push_back(std::stol(line.substr(5)));
+    }
+    return out;
+  };
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      auto n = numbers();
+      return !n.empty() && n.back() == 2000;
+    },
+    20s));
+  auto n = numbers();
+  for (size_t i = 1; i < n.size(); ++i)
+    BOOST_REQUIRE_EQUAL(n[i], n[i - 1] + 1);
+  BOOST_TEST(n.size() > 200u);
+  BOOST_TEST(files().size() == 3u);
+  BOOST_TEST(!std::filesystem::exists(folder / "worker.log.3"));
+  for (auto& f : files())
+    BOOST_TEST(std::filesystem::file_size(f) <= 4096u, f);
+}
+
 BOOST_AUTO_TEST_CASE(json_log_format_gives_one_object_per_line) {
   // With --log-format json each line of the branch's log is a JSON object
   // with its time, level, component and message, a message with quotes and
@@ -1180,11 +1233,6 @@ std::string sasl_config(const std::filesystem::path& path,
   }
   std::filesystem::permissions(path, std::filesystem::perms(0600));
   return path.string();
-}
-
-std::string slurp_file(const std::filesystem::path& path) {
-  std::ifstream in{path, std::ios::binary};
-  return {std::istreambuf_iterator<char>{in}, {}};
 }
 
 } // namespace

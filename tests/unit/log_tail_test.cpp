@@ -76,7 +76,8 @@ BOOST_AUTO_TEST_CASE(last_lines_are_bounded_in_lines_and_bytes) {
   // At most max_tail_lines lines, and only the newest whole lines that fit
   // in max_tail_bytes.
   append_raw(numbered_lines(1, 20000));
-  BOOST_TEST(tail_of(*this, 50000) == numbered_lines(20001 - max_tail_lines, 20000));
+  BOOST_TEST(tail_of(*this, 50000)
+             == numbered_lines(20001 - max_tail_lines, 20000));
   std::string big;
   for (int i = 1; i <= 5000; ++i)
     big += std::to_string(i) + " " + std::string(993, 'x') + "\n";
@@ -160,7 +161,7 @@ BOOST_AUTO_TEST_CASE(a_follower_catches_up_after_more_rotations_than_backups) {
     BOOST_REQUIRE_LT(numbers[i - 1], numbers[i]);
 }
 
-BOOST_AUTO_TEST_CASE(a_follower_of_a_folder_without_a_log_reads_it_from_its_start) {
+BOOST_AUTO_TEST_CASE(a_log_made_after_the_follower_is_read_from_its_start) {
   // The log made after the follower is new from its first line.
   auto follower = follow(*this);
   BOOST_TEST(follower.read_new() == "");
