@@ -102,6 +102,14 @@ constexpr log::logger branch_log{"branch"};
   std::exit(1);
 }
 
+/// A CLI11 check: digits only (CLI11 reads "-3" as a huge unsigned number).
+/// Empty when `text` passes, as CLI11 wants it.
+std::string whole_number(const std::string& text) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+    return "'" + text + "' is not a whole number";
+  return {};
+}
+
 /// How much a supervisor event matters to an operator.
 log::level level_of(event_kind kind) {
   switch (kind) {
@@ -277,9 +285,11 @@ int main(int argc, char** argv) {
   app.add_option("--worker-log-max-bytes", o.worker_log.max_bytes,
                  "rotate an instance's worker.log before it would exceed "
                  "this size, into worker.log.1 ... (0: never rotate)")
+    ->check(whole_number)
     ->capture_default_str();
   app.add_option("--worker-log-backups", o.worker_log.backups,
                  "rotated worker.log files kept per instance (at least 1)")
+    ->check(whole_number)
     ->capture_default_str();
   app.add_option("--log-level", o.log_level,
                  "lowest level of the branch's log lines: trace, debug, "

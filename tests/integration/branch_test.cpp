@@ -1072,6 +1072,7 @@ BOOST_AUTO_TEST_CASE(bad_log_flags_are_refused_with_exit_2) {
          {{"--worker-log-backups", "0"}, "--worker-log-backups"},
          {{"--worker-log-backups", "-1"}, "--worker-log-backups"},
          {{"--worker-log-max-bytes", "100"}, "--worker-log-max-bytes"},
+         {{"--worker-log-max-bytes", "-3"}, "--worker-log-max-bytes"},
          {{"--worker-log-max-bytes", "lots"}, "--worker-log-max-bytes"}}) {
     args.insert(args.begin(), {CYME_BRANCH_PROGRAM, "--root", root,
                                "--interval", "0"});
