@@ -3,9 +3,10 @@
 /// The reading side of an instance's log (transport/log_files.hpp has the
 /// layout), for `GET /<app>/instances/<name>/logs/?tail=N&follow=1`: the
 /// last lines across worker.log and its backups, and a follower that hands
-/// out the lines appended since it last looked, across rotations. Neither
-/// waits on the writer beyond taking the folder lock for a few calls, and
-/// the follower not even that: it is polled from an event loop.
+/// out the lines appended since it last looked, across rotations.
+/// `last_lines` and `log_follower::open` take the folder lock, so they may
+/// wait for one write of the log writer to end; `read_new` never waits: it
+/// is polled from an event loop.
 ///
 /// No CAF and no Boost.Asio here.
 
