@@ -16,6 +16,7 @@ packages=(
   libsqlite3-dev
   libcpp-httplib-dev
   libcli11-dev
+  libspdlog-dev
   curl
   openjdk-17-jdk-headless
   maven
