@@ -12,6 +12,7 @@
 #include "api/common.hpp"
 #include "api/events.hpp"
 #include "api/fleet.hpp"
+#include "api/logs.hpp"
 #include "api/metrics.hpp"
 #include "api/tasks.hpp"
 #include "messages/wire.hpp"
@@ -198,9 +199,19 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       }
       if (cluster.clustered(p))
         if (auto owner = cluster.owner_elsewhere(app_name, seg[2])) {
+          if (n == 4 && seg[3] == "logs" && p.flag("follow")) {
+            // A stream is not relayed: the client goes to the owner.
+            cluster.redirect(*owner, req, res);
+            return false;
+          }
           cluster.forward(*owner, req, res);
           return false;
         }
+      if (n == 4 && seg[3] == "logs") {
+        if (m != "GET")
+          api::fail(405, "method not allowed");
+        return api::serve_logs(ctx, ex, ctx.spec_in(app_name, seg[2]), p, res);
+      }
       if (n == 3) {
         fleet.instance(m, app_name, seg[2], p, res);
         return false;
