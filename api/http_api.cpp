@@ -15,6 +15,7 @@
 #include "api/logs.hpp"
 #include "api/metrics.hpp"
 #include "api/tasks.hpp"
+#include "api/ui_assets.hpp"
 #include "messages/wire.hpp"
 #include "transport/http_server.hpp"
 
@@ -275,6 +276,32 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     ex->reply(std::move(res));
   }
 
+  /// GET /ui/...: the dashboard's files, from the binary.
+  static void serve_ui(const http::exchange_ptr& ex,
+                       const std::vector<std::string>& seg) {
+    http::response res;
+    const auto& req = ex->req();
+    if (req.method != "GET") {
+      api::reply(res, 405, api::json{{"error", "method not allowed"}});
+    } else if (seg.size() == 1 && req.path.back() != '/') {
+      // Relative links in the page need the trailing slash.
+      res.status = 301;
+      res.headers.emplace_back("Location", "/ui/");
+    } else if (auto* file = ui::find(seg.size() == 1 ? "" : seg[1]);
+               file != nullptr && seg.size() <= 2) {
+      res.status = 200;
+      res.content_type = std::string{file->content_type};
+      res.body = std::string{file->body};
+      res.headers.emplace_back("Cache-Control", "no-cache");
+      res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+      res.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    } else {
+      api::reply(res, 404, api::json{{"error", "no such file"}});
+    }
+    ex->reply(std::move(res));
+  }
+
   /// Runs on the server's thread: nothing here may wait.
   void on_request(const http::exchange_ptr& ex) {
     if (!authorized(ex->req())) {
@@ -298,6 +325,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       ex->reply(std::move(res));
       return;
     }
+    if (!seg.empty() && seg[0] == "ui")
+      return serve_ui(ex, seg);
     if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
       if (ctx.parts.events == nullptr) {
         http::response res;

@@ -26,6 +26,7 @@ packages=(
   python3 python3-venv
   prometheus
   libclang-rt-14-dev
+  chromium chromium-driver python3-selenium # the dashboard's browser test
 )
 
 if [ "${1:-}" = "--bench" ]; then
