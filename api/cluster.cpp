@@ -111,14 +111,26 @@ void cluster_room::forward(const branch_info& peer, const http::request& req,
     fail(503, "branch '" + peer.id + "' did not answer");
 }
 
-bool cluster_room::try_forward(const branch_info& peer,
-                               const http::request& req, http::response& res) {
+/// The request's target on a peer, marked local.
+static std::string local_target(const http::request& req) {
   std::string target = percent_encode_path(req.path) + "?local=1";
   for (auto& [k, v] : req.params)
     if (k != "local")
       target += "&" + percent_encode(k) + "=" + percent_encode(v);
+  return target;
+}
+
+void cluster_room::redirect(const branch_info& peer, const http::request& req,
+                            http::response& res) {
+  reply(res, 307, json{{"error", "instance is on branch '" + peer.id + "'"},
+                       {"location", peer.http + local_target(req)}});
+  res.headers.emplace_back("Location", peer.http + local_target(req));
+}
+
+bool cluster_room::try_forward(const branch_info& peer,
+                               const http::request& req, http::response& res) {
   auto type = req.header("content-type");
-  auto r = call(peer, req.method, target, req.body,
+  auto r = call(peer, req.method, local_target(req), req.body,
                 type.empty() ? "application/json" : type);
   if (!r)
     return false;

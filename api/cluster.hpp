@@ -46,6 +46,11 @@ public:
   bool try_forward(const branch_info& peer, const http::request& req,
                    http::response& res);
 
+  /// Answers 307, sending the client to `peer` with the same request
+  /// (marked local): for streams, which are not relayed.
+  void redirect(const branch_info& peer, const http::request& req,
+                http::response& res);
+
   /// When instance `name` is not this branch's, the live branch that has it.
   std::optional<branch_info> owner_elsewhere(const std::string& app,
                                              const std::string& name);

@@ -2,13 +2,19 @@
 
 #include <chrono>
 #include <ctime>
-#include <iostream>
 
 #include <nlohmann/json.hpp>
 
 #include "messages/names.hpp"
+#include "transport/logging.hpp"
 
 namespace cyme {
+
+namespace {
+
+constexpr log::logger events_log{"events"};
+
+} // namespace
 
 int64_t wall_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -173,8 +179,8 @@ void event_publisher::run() {
       }
       if (!producer) {
         if (err != last_error)
-          std::cerr << "events: cannot publish on " << events_topic << ": "
-                    << err << " (retrying)\n";
+          events_log.warn(std::string{"cannot publish on "} + events_topic
+                          + ": " + err + " (retrying)");
         last_error = err;
         // Put the batch back (bounded) and try again in a second.
         std::unique_lock<std::mutex> lock{mtx_};

@@ -12,8 +12,10 @@
 #include "api/common.hpp"
 #include "api/events.hpp"
 #include "api/fleet.hpp"
+#include "api/logs.hpp"
 #include "api/metrics.hpp"
 #include "api/tasks.hpp"
+#include "api/ui_assets.hpp"
 #include "messages/wire.hpp"
 #include "transport/http_server.hpp"
 
@@ -198,9 +200,19 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       }
       if (cluster.clustered(p))
         if (auto owner = cluster.owner_elsewhere(app_name, seg[2])) {
+          if (n == 4 && seg[3] == "logs" && p.flag("follow")) {
+            // A stream is not relayed: the client goes to the owner.
+            cluster.redirect(*owner, req, res);
+            return false;
+          }
           cluster.forward(*owner, req, res);
           return false;
         }
+      if (n == 4 && seg[3] == "logs") {
+        if (m != "GET")
+          api::fail(405, "method not allowed");
+        return api::serve_logs(ctx, ex, ctx.spec_in(app_name, seg[2]), p, res);
+      }
       if (n == 3) {
         fleet.instance(m, app_name, seg[2], p, res);
         return false;
@@ -264,6 +276,32 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     ex->reply(std::move(res));
   }
 
+  /// GET /ui/...: the dashboard's files, from the binary.
+  static void serve_ui(const http::exchange_ptr& ex,
+                       const std::vector<std::string>& seg) {
+    http::response res;
+    const auto& req = ex->req();
+    if (req.method != "GET") {
+      api::reply(res, 405, api::json{{"error", "method not allowed"}});
+    } else if (seg.size() == 1 && req.path.back() != '/') {
+      // Relative links in the page need the trailing slash.
+      res.status = 301;
+      res.headers.emplace_back("Location", "/ui/");
+    } else if (auto* file = ui::find(seg.size() == 1 ? "" : seg[1]);
+               file != nullptr && seg.size() <= 2) {
+      res.status = 200;
+      res.content_type = std::string{file->content_type};
+      res.body = std::string{file->body};
+      res.headers.emplace_back("Cache-Control", "no-cache");
+      res.headers.emplace_back("X-Content-Type-Options", "nosniff");
+      res.headers.emplace_back("Content-Security-Policy",
+                               "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'");
+    } else {
+      api::reply(res, 404, api::json{{"error", "no such file"}});
+    }
+    ex->reply(std::move(res));
+  }
+
   /// Runs on the server's thread: nothing here may wait.
   void on_request(const http::exchange_ptr& ex) {
     if (!authorized(ex->req())) {
@@ -287,6 +325,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       ex->reply(std::move(res));
       return;
     }
+    if (!seg.empty() && seg[0] == "ui")
+      return serve_ui(ex, seg);
     if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
       if (ctx.parts.events == nullptr) {
         http::response res;

@@ -1,7 +1,9 @@
 // cyme-branch: the daemon of one host. Composes the model store (SQLite
 // under --root), the supervisor, the Kafka control bus, the process driver
 // running cyme-worker, the embedded Kafka cluster (default) or a real one,
-// task results and the HTTP API; logs each supervisor event as one line.
+// task results and the HTTP API; logs each supervisor event as one line
+// (transport/logging.hpp: stderr, text or JSON). Bad flags exit 2, other
+// failures to start exit 1.
 // SIGTERM or SIGINT stops it cleanly: its instances are stopped too unless
 // --keep-instances. After kill -9, starting it again on the same --root
 // re-adopts the instances still running (and the embedded cluster).
@@ -9,10 +11,8 @@
 #include <cctype>
 #include <cstdlib>
 #include <csignal>
-#include <ctime>
 #include <filesystem>
 #include <iostream>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +44,8 @@
 #include "api/events.hpp"
 #include "api/http_api.hpp"
 #include "transport/kafka.hpp"
+#include "transport/log_files.hpp"
+#include "transport/logging.hpp"
 #include "transport/presence.hpp"
 #include "transport/process_driver.hpp"
 #include "transport/task_results.hpp"
@@ -111,20 +113,47 @@ struct branch_options {
   uint32_t http_keep_alive_requests = http_settings{}.keep_alive_requests;
   uint32_t http_max_connections = http_settings{}.max_connections;
   uint32_t http_threads = http_settings{}.handler_threads;
+  std::string log_level = "info";
+  std::string log_format = "text";
+  rotation_policy worker_log;
 };
 
-void log_line(const std::string& text) {
-  auto t = std::time(nullptr);
-  char stamp[32];
-  std::strftime(stamp, sizeof(stamp), "%Y-%m-%dT%H:%M:%S", std::gmtime(&t));
-  static std::mutex mtx;
-  std::lock_guard<std::mutex> guard{mtx};
-  std::cout << stamp << "Z " << text << std::endl;
+constexpr log::logger branch_log{"branch"};
+
+/// A flag or the config file is wrong: says so and exits 2.
+[[noreturn]] void bad_flag(const std::string& text) {
+  std::cerr << "cyme-branch: " << text << "\n";
+  std::exit(2);
 }
 
+/// The branch cannot start or run on: logs why and exits 1.
 [[noreturn]] void die(const std::string& text) {
-  std::cerr << "cyme-branch: " << text << "\n";
+  branch_log.error(text);
   std::exit(1);
+}
+
+/// A CLI11 check: digits only (CLI11 reads "-3" as a huge unsigned number).
+/// Empty when `text` passes, as CLI11 wants it.
+std::string whole_number(const std::string& text) {
+  if (text.empty() || text.find_first_not_of("0123456789") != std::string::npos)
+    return "'" + text + "' is not a whole number";
+  return {};
+}
+
+/// How much a supervisor event matters to an operator.
+log::level level_of(event_kind kind) {
+  switch (kind) {
+    case event_kind::does_not_respond:
+    case event_kind::died:
+    case event_kind::disabled:
+    case event_kind::broker_down:
+    case event_kind::actor_given_up:
+      return log::level::warn;
+    case event_kind::round_finished:
+      return log::level::debug;
+    default:
+      return log::level::info;
+  }
 }
 
 /// Splits HOST:PORT; fails on anything else.
@@ -132,12 +161,12 @@ std::pair<std::string, uint16_t> host_port(const std::string& flag,
                                            const std::string& text) {
   auto colon = text.rfind(':');
   if (colon == std::string::npos || colon == 0 || colon + 1 >= text.size())
-    die(flag + " must be HOST:PORT, not '" + text + "'");
+    bad_flag(flag + " must be HOST:PORT, not '" + text + "'");
   auto port_text = text.substr(colon + 1);
   if (port_text.size() > 5
       || port_text.find_first_not_of("0123456789") != std::string::npos
       || std::stoul(port_text) > 65535)
-    die(flag + " port '" + port_text + "' is not a port number");
+    bad_flag(flag + " port '" + port_text + "' is not a port number");
   return {text.substr(0, colon), static_cast<uint16_t>(std::stoul(port_text))};
 }
 
@@ -158,27 +187,28 @@ std::optional<T> ask(caf::actor_system& sys, const Handle& dest, Ts&&... xs) {
   self->template request<P>(dest, std::chrono::seconds{60},
                             std::forward<Ts>(xs)...)
     .receive([&](T& x) { out = std::move(x); },
-             [&](caf::error& err) { log_line("error: " + describe(err)); });
+             [&](caf::error& err) { branch_log.error(describe(err)); });
   return out;
 }
 
 /// The branch's Kafka client properties: `--kafka-property KEY=VALUE`
 /// flags (never a secret: a command line is visible in ps) and the [kafka]
 /// section of the --config file (which, holding a secret, must be readable
-/// by its owner only). Dies with a clear error on anything else.
+/// by its owner only). Exits 2 with a clear error on anything else.
 kafka::config_map kafka_properties(const CLI::App& app,
                                    const branch_options& o) {
   kafka::config_map props;
   for (auto& kv : o.kafka_property) {
     auto eq = kv.find('=');
     if (eq == std::string::npos || eq == 0)
-      die("--kafka-property takes KEY=VALUE, not '" + kv.substr(0, 64) + "'");
+      bad_flag("--kafka-property takes KEY=VALUE, not '" + kv.substr(0, 64)
+               + "'");
     auto key = kv.substr(0, eq);
     if (kafka::is_secret_property(key))
-      die("--kafka-property " + key
-          + ": a secret never goes on the command line (ps shows it); put "
-            "it in the [kafka] section of the --config file, readable by "
-            "the branch's user only");
+      bad_flag("--kafka-property " + key
+               + ": a secret never goes on the command line (ps shows it); "
+                 "put it in the [kafka] section of the --config file, "
+                 "readable by the branch's user only");
     props[key] = kv.substr(eq + 1);
   }
   auto* config = app.get_config_ptr();
@@ -188,7 +218,7 @@ kafka::config_map kafka_properties(const CLI::App& app,
     try {
       items = CLI::ConfigTOML().from_file(path);
     } catch (const CLI::Error& e) {
-      die("--config " + path + ": " + e.what());
+      bad_flag("--config " + path + ": " + e.what());
     }
     bool secrets = false;
     for (auto& item : items) {
@@ -196,28 +226,29 @@ kafka::config_map kafka_properties(const CLI::App& app,
         continue; // section markers
       if (item.parents.empty()) {
         if (app.get_option_no_throw("--" + item.name) == nullptr)
-          die("--config " + path + ": unknown setting '" + item.name + "'");
+          bad_flag("--config " + path + ": unknown setting '" + item.name
+                   + "'");
         continue;
       }
       if (item.parents.front() != "kafka")
-        die("--config " + path + ": unknown section [" + item.parents.front()
-            + "]; the only section is [kafka]");
+        bad_flag("--config " + path + ": unknown section ["
+                 + item.parents.front() + "]; the only section is [kafka]");
       std::string key;
       for (size_t i = 1; i < item.parents.size(); ++i)
         key += item.parents[i] + ".";
       key += item.name;
       if (item.inputs.size() != 1)
-        die("--config " + path + ": [kafka] " + key + " takes one value");
+        bad_flag("--config " + path + ": [kafka] " + key + " takes one value");
       secrets = secrets || kafka::is_secret_property(key);
       props[key] = item.inputs.front();
     }
     struct stat st {};
     if (secrets && ::stat(path.c_str(), &st) == 0 && (st.st_mode & 077) != 0)
-      die("--config " + path + " holds a Kafka secret but others may read "
-          "it: chmod 600 it");
+      bad_flag("--config " + path + " holds a Kafka secret but others may "
+               "read it: chmod 600 it");
   }
   if (auto p = kafka::properties_problem(props); !p.empty())
-    die(p);
+    bad_flag(p);
   return props;
 }
 
@@ -295,10 +326,44 @@ int main(int argc, char** argv) {
   app.add_option("--http-threads", o.http_threads,
                  "threads for requests that ask the supervisor or the model "
                  "(long polls and streams hold none)");
-  CLI11_PARSE(app, argc, argv);
+  app.add_option("--worker-log-max-bytes", o.worker_log.max_bytes,
+                 "rotate an instance's worker.log before it would exceed "
+                 "this size, into worker.log.1 ... (0: never rotate)")
+    ->check(whole_number)
+    ->capture_default_str();
+  app.add_option("--worker-log-backups", o.worker_log.backups,
+                 "rotated worker.log files kept per instance (at least 1)")
+    ->check(whole_number)
+    ->capture_default_str();
+  app.add_option("--log-level", o.log_level,
+                 "lowest level of the branch's log lines: trace, debug, "
+                 "info, warn or error")
+    ->capture_default_str();
+  app.add_option("--log-format", o.log_format,
+                 "the branch's log lines on stderr: 'text' or 'json' (one "
+                 "object per line: time, level, component, message)")
+    ->capture_default_str();
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  }
 
+  auto log_level = log::parse_level(o.log_level);
+  if (!log_level)
+    bad_flag("--log-level must be trace, debug, info, warn or error, not '"
+             + o.log_level + "'");
+  auto log_format = log::parse_format(o.log_format);
+  if (!log_format)
+    bad_flag("--log-format must be text or json, not '" + o.log_format + "'");
+  log::setup(*log_level, *log_format);
+  if (auto p = rotation_policy_problem(o.worker_log))
+    bad_flag(*p);
   if (auto p = name_problem("branch id", o.id); !p.empty())
-    die(p);
+    bad_flag(p);
   auto kafka_props = kafka_properties(app, o);
   auto [http_host, http_port] = host_port("--http", o.http);
   std::optional<std::pair<std::string, uint16_t>> node;
@@ -308,45 +373,45 @@ int main(int argc, char** argv) {
                   || !o.node_ca.empty();
   if (node_tls) {
     if (!node)
-      die("--node-cert, --node-key and --node-ca need --node");
+      bad_flag("--node-cert, --node-key and --node-ca need --node");
     for (auto& [flag, path] : {std::pair{"--node-cert", o.node_cert},
                                std::pair{"--node-key", o.node_key},
                                std::pair{"--node-ca", o.node_ca}})
       if (path.empty() || !fs::is_regular_file(path))
-        die(std::string{flag} + " must name a readable PEM file");
+        bad_flag(std::string{flag} + " must name a readable PEM file");
   }
   bool embedded = o.kafka == "embedded";
   if (!embedded)
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
-      die("--kafka: " + (p.empty() ? std::string{"empty"} : p));
+      bad_flag("--kafka: " + (p.empty() ? std::string{"empty"} : p));
   if (o.control_fetch_wait_ms == 0)
     o.control_fetch_wait_ms = embedded ? 10 : 500;
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
-    die("--control-fetch-wait-ms must be 1 to 10000");
+    bad_flag("--control-fetch-wait-ms must be 1 to 10000");
   supervisor_settings settings;
   if (!(o.interval > 0) || o.interval > 86400)
-    die("--interval must be greater than 0 and at most 86400 seconds");
+    bad_flag("--interval must be greater than 0 and at most 86400 seconds");
   if (!(o.wait_after_broker_revived >= 0) || o.wait_after_broker_revived > 86400)
-    die("--wait-after-broker-revived must be 0 to 86400 seconds");
+    bad_flag("--wait-after-broker-revived must be 0 to 86400 seconds");
   for (auto [flag, value] :
        {std::pair{"--http-header-timeout", o.http_header_timeout},
         std::pair{"--http-body-timeout", o.http_body_timeout},
         std::pair{"--http-keep-alive-timeout", o.http_keep_alive_timeout}})
     if (!(value >= 0.001 && value <= 3600))
-      die(std::string{flag} + " must be from 0.001 to 3600 seconds");
+      bad_flag(std::string{flag} + " must be from 0.001 to 3600 seconds");
   if (o.http_keep_alive_requests < 1)
-    die("--http-keep-alive-requests must be at least 1");
+    bad_flag("--http-keep-alive-requests must be at least 1");
   if (o.http_max_connections < 1 || o.http_max_connections > 1000000)
-    die("--http-max-connections must be 1 to 1000000");
+    bad_flag("--http-max-connections must be 1 to 1000000");
   if (o.http_threads < 1 || o.http_threads > 256)
-    die("--http-threads must be 1 to 256");
+    bad_flag("--http-threads must be 1 to 256");
   settings.interval = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{o.interval});
   settings.wait_after_broker_revived = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{o.wait_after_broker_revived});
   settings.restart_max_rate = o.restart_max_rate;
   if (auto p = settings_problem(settings); !p.empty())
-    die(p);
+    bad_flag(p);
   fs::path root = fs::absolute(o.root);
   std::error_code ec;
   fs::create_directories(root, ec);
@@ -359,7 +424,7 @@ int main(int argc, char** argv) {
   program_allow_list programs;
   for (auto& path : o.allow_program)
     if (auto p = programs.allow(path); !p.empty())
-      die("--allow-program: " + p);
+      bad_flag("--allow-program: " + p);
 
   // Each supervised worker costs the process driver a descriptor: use
   // all the descriptors the hard limit allows.
@@ -387,10 +452,11 @@ int main(int argc, char** argv) {
     if (!cluster)
       die(error);
     bootstrap = cluster->bootstrap;
-    log_line(std::string{"embedded Kafka "}
-             + (cluster->started_here ? "started" : "found running")
-             + " at " + bootstrap + " (pid " + std::to_string(cluster->pid)
-             + "; in memory: tasks are lost if it stops)");
+    branch_log.info(std::string{"embedded Kafka "}
+                    + (cluster->started_here ? "started" : "found running")
+                    + " at " + bootstrap + " (pid "
+                    + std::to_string(cluster->pid)
+                    + "; in memory: tasks are lost if it stops)");
   }
 
   // The branch's events: kept for /events/ and published on cyme.events.
@@ -444,7 +510,7 @@ int main(int argc, char** argv) {
                                                 list_apps_atom::value))
     for (auto& app : *apps)
       if (reserved_app_name(app))
-        log_line("app '" + app + "' has a name the API now reserves for a "
+        branch_log.warn("app '" + app + "' has a name the API now reserves for a "
                  "path of its own; it is served under /apps/" + app + "/");
   control_bus_settings bus_settings;
   bus_settings.counters = bus_counters;
@@ -458,6 +524,8 @@ int main(int argc, char** argv) {
   process_driver_settings driver_settings;
   driver_settings.root = root / "instances";
   driver_settings.worker_program = worker;
+  driver_settings.log_program = sibling(argv[0], "cyme-log");
+  driver_settings.worker_log = o.worker_log;
   driver_settings.allowed_programs = programs;
   driver_settings.default_broker = bootstrap;
   driver_settings.kafka_properties = properties;
@@ -473,7 +541,7 @@ int main(int argc, char** argv) {
   auto logger = sys.spawn([&events, round_durations](
                             caf::event_based_actor*) -> caf::behavior {
     return {[&events, round_durations](supervisor_event& ev) {
-      log_line(to_log_line(ev));
+      branch_log.write(level_of(ev.kind), to_log_line(ev));
       if (ev.kind == event_kind::round_finished)
         if (auto i = ev.data.find("duration_ms"); i != ev.data.end())
           round_durations->observe(std::stod(i->second) / 1000);
@@ -491,8 +559,8 @@ int main(int argc, char** argv) {
     if (!port)
       die("--node " + o.node + ": " + sys.render(port.error()));
     node_address = node->first + ":" + std::to_string(*port);
-    log_line("node: supervisor published at " + node_address
-             + (node_tls ? " (TLS)" : ""));
+    branch_log.info("node: supervisor published at " + node_address
+                    + (node_tls ? " (TLS)" : ""));
   }
 
   task_result_readers results{properties, "cyme.results"};
@@ -538,15 +606,16 @@ int main(int argc, char** argv) {
   if (auto err = api.start(); !err.empty())
     die(err);
   http_bound = api.port();
-  log_line("cyme-branch " + o.id + " serving http://" + http_host + ":"
-           + std::to_string(api.port()) + "/ (root " + root.string()
-           + ", kafka " + bootstrap + "; programs allowed: " + worker.string()
-           + ", " + programs.describe() + ")");
+  branch_log.info("cyme-branch " + o.id + " serving http://" + http_host + ":"
+                  + std::to_string(api.port()) + "/ (root " + root.string()
+                  + ", kafka " + bootstrap + "; programs allowed: "
+                  + worker.string() + ", " + programs.describe() + ")");
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  log_line(std::string{"stopping on "} + (sig == SIGTERM ? "SIGTERM" : "SIGINT")
-           + (o.keep_instances ? ", keeping instances" : ""));
+  branch_log.info(std::string{"stopping on "}
+                  + (sig == SIGTERM ? "SIGTERM" : "SIGINT")
+                  + (o.keep_instances ? ", keeping instances" : ""));
   api.stop();
   if (o.keep_instances) {
     ask<supervisor_status>(sys, *sup, pause_atom::value);
@@ -556,7 +625,7 @@ int main(int argc, char** argv) {
     // one grace period). The supervisor sees requested exits, not deaths.
     if (auto n = ask<uint32_t, caf::message_priority::high>(sys, *driver,
                                                             stop_atom::value))
-      log_line("stopped " + std::to_string(*n) + " instances");
+      branch_log.info("stopped " + std::to_string(*n) + " instances");
   }
   for (auto h : {caf::actor_cast<caf::actor>(*sup),
                  caf::actor_cast<caf::actor>(*driver),

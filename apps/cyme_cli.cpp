@@ -512,9 +512,8 @@ void define_instances(CLI::App& root, arguments& a, command_table& table) {
       c.query.emplace_back("tail", std::to_string(a.tail));
     if (a.follow) {
       c.query.emplace_back("follow", "1");
-      // The branch sends a keep-alive now and then; only silence that long
-      // means it is gone.
-      c.min_read_timeout_s = follow_silence_s;
+      // A quiet instance writes nothing for as long as it likes.
+      c.min_read_timeout_s = 86400;
     }
     c.shown_as = cyme::cli::view::text_stream;
     return c;

@@ -126,12 +126,27 @@ def throughput(items, outdir):
     print()
 
 
+def http(items, outdir):
+    rows = []
+    for i in items:
+        if "median_ms" in i:
+            rows.append([i["case"], f"{i['median_ms']:.2f} ms",
+                         f"{i['p90_ms']:.2f} ms", f"{i['max_ms']:.2f} ms",
+                         i["failed"]])
+        else:
+            rows.append([i["case"], "-", "-", "-",
+                         f"{i['requests_per_s']:.0f} requests/s"])
+    print("## HTTP under misbehaving clients\n")
+    print(table(["case", "median", "p90", "max", "failed / rate"], rows))
+    print()
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
-             "throughput": throughput}
+             "throughput": throughput, "http": http}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

@@ -35,7 +35,7 @@ fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
 tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
-all_parts=(restart rtt fleet idle throughput)
+all_parts=(restart rtt fleet idle throughput http)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -61,7 +61,7 @@ bash deploy/install-deps.sh --bench
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target cyme-branch cyme-worker \
   cyme-embedded-kafka cyme cyme-bench cyme-fleet-sim cyme-sim-instance \
-  cyme-bench-respawn
+  cyme-bench-respawn cyme-bench-http
 bin="$(cd "$build" && pwd)"
 mkdir -p "$out"
 
@@ -357,6 +357,49 @@ run_throughput() {
     tail -n 2 "$res" >&2
   done
   part_done throughput
+}
+
+# -- HTTP under misbehaving clients ---------------------------------------------------
+
+# GET / alone, then with 1,000 connections trickling their headers and
+# 1,000 `wait` long polls open; then wrk's keep-alive rate of GET / with
+# and without them.
+wrk_case() { # LABEL PORT
+  wrk -t2 -c64 -d10s "http://127.0.0.1:$2/" \
+    | python3 -c 'import json,re,sys; t=sys.stdin.read(); m=re.search(r"Requests/sec:\s*([0-9.]+)", t); print(json.dumps({"case": sys.argv[1], "requests_per_s": float(m.group(1)) if m else 0}))' "$1"
+}
+
+connections_at_least() { # PORT N
+  local n
+  n=$(curl -s "http://127.0.0.1:$1/metrics" | sed -n 's/^cyme_http_connections_open{[^}]*} //p')
+  [ -n "$n" ] && [ "$n" -ge "$2" ]
+}
+
+run_http() {
+  log "http: GET / alone and under 1,000 slow clients and 1,000 long polls"
+  local res="$out/http.jsonl" dir="$work/http" port branch load
+  : > "$res"
+  mkdir -p "$dir"
+  port=$(free_port)
+  "$bin/cyme-branch" --id http --root "$dir" --http "127.0.0.1:$port" \
+    --http-header-timeout 600 >"$dir/branch.log" 2>&1 &
+  branch=$!
+  pids+=("$branch")
+  wait_for 60 grep -q "serving http" "$dir/branch.log" || die "http branch did not start"
+  "$bin/cyme-bench-http" --port "$port" --slow 1000 --polls 1000 \
+    --samples 200 >> "$res"
+  wrk_case "wrk, 64 keep-alive connections, GET /" "$port" >> "$res"
+  # The same with the misbehaving clients open meanwhile.
+  "$bin/cyme-bench-http" --port "$port" --slow 1000 --polls 1000 \
+    --samples 2000 > "$dir/under-load.jsonl" &
+  load=$!
+  wait_for 60 connections_at_least "$port" 2000 || die "the misbehaving clients did not connect"
+  wrk_case "wrk, 64 keep-alive connections, GET /, with 1,000 slow clients and 1,000 long polls open" "$port" >> "$res"
+  wait "$load" || true
+  kill -TERM "$branch"
+  wait "$branch" 2>/dev/null || true
+  tail -n 4 "$res" >&2
+  part_done http
 }
 
 for p in "${parts[@]}"; do

@@ -16,6 +16,7 @@ packages=(
   libsqlite3-dev
   libcpp-httplib-dev
   libcli11-dev
+  libspdlog-dev
   curl
   openjdk-17-jdk-headless
   maven
@@ -29,7 +30,7 @@ packages=(
 )
 
 if [ "${1:-}" = "--bench" ]; then
-  packages+=(supervisor runit s6 kcat gnuplot-nox procps)
+  packages+=(supervisor runit s6 kcat gnuplot-nox procps wrk)
 elif [ $# -gt 0 ]; then
   echo "usage: deploy/install-deps.sh [--bench]" >&2
   exit 2

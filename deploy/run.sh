@@ -56,6 +56,10 @@ Try, in another terminal (export CYME_BRANCH=${CYME_BRANCH}):
   ./build/cyme tasks wait demo <id>
   ./build/cyme tasks send demo dq.py1 --handler total --args '{"items": [{"price": 3}]}'
   curl -s ${CYME_BRANCH}/demo/instances/
+  ./build/cyme events -f                        # supervisor events as they happen
+  ./build/cyme instances logs demo w1 -f        # w1's log as it is written
+  curl -s ${CYME_BRANCH}/metrics                # Prometheus metrics
+Open ${CYME_BRANCH}/ui/ in a browser for the dashboard.
 Ctrl-C here stops the branch and its instances.
 MSG
 wait "$branch"

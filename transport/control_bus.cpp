@@ -2,7 +2,6 @@
 
 #include <atomic>
 #include <condition_variable>
-#include <iostream>
 #include <map>
 #include <mutex>
 #include <set>
@@ -18,6 +17,7 @@
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
+#include "transport/logging.hpp"
 
 namespace cyme {
 
@@ -29,9 +29,7 @@ using health_atom = caf::atom_constant<caf::atom("health")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using delivered_atom = caf::atom_constant<caf::atom("delivered")>;
 
-void log_line(const std::string& text) {
-  std::cerr << "control bus: " << text << "\n" << std::flush;
-}
+constexpr log::logger bus_log{"control bus"};
 
 /// The thread that reads a relay's reply topic and probes its broker.
 class reply_reader {
@@ -260,7 +258,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
     [=](reply_atom, const std::string& bytes) {
       auto r = decode_reply(bytes);
       if (!r) {
-        log_line("dropped reply: " + r.error);
+        bus_log.warn("dropped reply: " + r.error);
         return;
       }
       auto i = self->state.pending.find(r.value->id);
@@ -311,7 +309,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         st.failures = 0;
         if (st.down) {
           st.down = false;
-          log_line("broker " + st.bootstrap + " is back");
+          bus_log.info("broker " + st.bootstrap + " is back");
           self->send(st.router, broker_up_atom::value, st.key);
         }
         return;
@@ -319,7 +317,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       if (++st.failures >= st.settings.health_failures && !st.down) {
         st.down = true;
         auto reason = st.bootstrap + ": " + why;
-        log_line("broker " + reason);
+        bus_log.error("broker " + reason);
         self->send(st.router, broker_down_atom::value, st.key, reason);
         // Commands in flight cannot be answered now.
         for (auto& [id, p] : st.pending)
@@ -370,8 +368,8 @@ caf::actor relay_for(router_ptr self, const std::string& key) {
     // health, so a broker down is reported up once the new one reaches it.
     down = i->second.down;
     self->send_exit(i->second.actor, caf::exit_reason::user_shutdown);
-    log_line("broker " + bootstrap_of(st.settings, key)
-             + ": client properties changed; reconnecting");
+    bus_log.info("broker " + bootstrap_of(st.settings, key)
+                 + ": client properties changed; reconnecting");
   }
   auto r = self->spawn(relay, st.settings, key,
                        caf::actor_cast<caf::actor>(self), down);

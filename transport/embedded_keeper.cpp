@@ -8,10 +8,10 @@
 
 #include <chrono>
 #include <fstream>
-#include <iostream>
 #include <thread>
 
 #include "transport/kafka.hpp"
+#include "transport/logging.hpp"
 #include "transport/proc.hpp"
 
 extern char** environ;
@@ -21,6 +21,8 @@ namespace cyme {
 namespace fs = std::filesystem;
 
 namespace {
+
+constexpr log::logger keeper_log{"embedded kafka"};
 
 constexpr const char* pid_name = "kafka.pid";
 constexpr const char* pid_temp = ".kafka.pid.tmp";
@@ -131,7 +133,7 @@ ensure_embedded_kafka(const fs::path& dir, const fs::path& program,
     if (auto err = write_pid_file(dir, pid_name, pid_temp,
                                   pid_record{static_cast<int32_t>(pid), *start});
         !err.empty())
-      std::cerr << "cyme-branch: " << err << "\n";
+      keeper_log.warn(err);
   }
   return embedded_kafka{*bootstrap, static_cast<int32_t>(pid), true};
 }

@@ -1,15 +1,21 @@
 #include "transport/presence.hpp"
 
 #include <algorithm>
-#include <iostream>
 #include <memory>
 
 #include <nlohmann/json.hpp>
 
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
+#include "transport/logging.hpp"
 
 namespace cyme {
+
+namespace {
+
+constexpr log::logger presence_log{"presence"};
+
+} // namespace
 
 using json = nlohmann::json;
 
@@ -90,7 +96,7 @@ void presence::run() {
       if (!reader)
         reader = std::make_unique<kafka::topic_reader>(cfg_, settings_.topic);
     } catch (const std::exception& e) {
-      std::cerr << "presence: " << e.what() << "\n";
+      presence_log.warn(e.what());
       producer.reset();
       reader.reset();
       for (int i = 0; i < 10 && !stop_; ++i)
@@ -114,7 +120,7 @@ void presence::run() {
         if (info->id != self_id_)
           seen_[info->id] = {*info, std::chrono::steady_clock::now()};
       } else {
-        std::cerr << "presence: dropped announcement: " << why << "\n";
+        presence_log.warn("dropped announcement: " + why);
       }
     }
   }

@@ -16,7 +16,6 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
-#include <iostream>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -36,6 +35,7 @@
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
 #include "transport/kafka.hpp"
+#include "transport/logging.hpp"
 #include "transport/proc.hpp"
 
 extern char** environ;
@@ -62,7 +62,6 @@ constexpr auto exit_poll_interval = std::chrono::milliseconds{20};
 
 constexpr const char* pid_file_name = "worker.pid";
 constexpr const char* pid_temp_name = ".worker.pid.tmp";
-constexpr const char* log_file_name = "worker.log";
 constexpr const char* stop_file_name = "worker.stop";
 constexpr const char* kafka_file_name = "kafka.properties";
 constexpr const char* kafka_temp_name = ".kafka.properties.tmp";
@@ -70,10 +69,7 @@ constexpr const char* stop_temp_name = ".worker.stop.tmp";
 /// Marks every process started here with its instance folder.
 constexpr const char* instance_dir_variable = "CYME_INSTANCE_DIR";
 
-/// One line on stderr, written at once so lines of threads do not mix.
-void log_line(const std::string& text) {
-  std::cerr << ("cyme process driver: " + text + "\n") << std::flush;
-}
+constexpr log::logger driver_log{"process driver"};
 
 // -- pid files ----------------------------------------------------------------
 
@@ -235,11 +231,11 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
 
 /// posix_spawn with the instance's process setup: it leads a new process
 /// group, starts with no blocked signal and default dispositions in `cwd`,
-/// reads /dev/null, writes to `log_fd` and inherits no other descriptor.
+/// reads /dev/null, writes to `out_fd` and inherits no other descriptor.
 /// Returns 0 or an errno value.
 int spawn_worker(const fs::path& program, std::vector<std::string>& args,
                  std::vector<std::string>& env, const fs::path& cwd,
-                 int log_fd, pid_t& pid) {
+                 int out_fd, pid_t& pid) {
   auto argv = c_strings(args);
   auto envp = c_strings(env);
   posix_spawn_file_actions_t actions;
@@ -263,14 +259,14 @@ int spawn_worker(const fs::path& program, std::vector<std::string>& args,
     err = posix_spawnattr_setsigmask(&attr, &none);
   if (err == 0)
     err = posix_spawnattr_setsigdefault(&attr, &all);
-  // log_fd is at least 3, so the order of these does not matter.
+  // out_fd is at least 3, so the order of these does not matter.
   if (err == 0)
     err = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY,
                                            0);
   if (err == 0)
-    err = posix_spawn_file_actions_adddup2(&actions, log_fd, 1);
+    err = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
   if (err == 0)
-    err = posix_spawn_file_actions_adddup2(&actions, log_fd, 2);
+    err = posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
   if (err == 0)
     err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (err == 0)
@@ -281,6 +277,79 @@ int spawn_worker(const fs::path& program, std::vector<std::string>& args,
   posix_spawnattr_destroy(&attr);
   posix_spawn_file_actions_destroy(&actions);
   return err;
+}
+
+/// Starts the log writer of the instance whose log is `log`, reading
+/// `in_fd` (at least 3), as the header documents: in a session of its own
+/// (it leads a new group until it detaches and calls setsid), with an empty
+/// environment, stdout and stderr on /dev/null, in "/". Waits for the
+/// process started to exit, which it does once the log is open and the
+/// writer detached. Returns why it failed, if it did.
+std::optional<std::string> start_log_writer(const process_driver_settings& s,
+                                            const fs::path& log, int in_fd) {
+  std::vector<std::string> args{s.log_program.string(),
+                                "--max-bytes",
+                                std::to_string(s.worker_log.max_bytes),
+                                "--backups",
+                                std::to_string(s.worker_log.backups),
+                                log.string()};
+  std::vector<std::string> no_env;
+  auto argv = c_strings(args);
+  auto envp = c_strings(no_env);
+  posix_spawn_file_actions_t actions;
+  posix_spawnattr_t attr;
+  if (int err = posix_spawn_file_actions_init(&actions); err != 0)
+    return "cannot start its log writer: " + errno_text(err);
+  if (int err = posix_spawnattr_init(&attr); err != 0) {
+    posix_spawn_file_actions_destroy(&actions);
+    return "cannot start its log writer: " + errno_text(err);
+  }
+  sigset_t none;
+  sigset_t all;
+  sigemptyset(&none);
+  sigfillset(&all);
+  int err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP
+                                              | POSIX_SPAWN_SETSIGMASK
+                                              | POSIX_SPAWN_SETSIGDEF);
+  if (err == 0)
+    err = posix_spawnattr_setpgroup(&attr, 0);
+  if (err == 0)
+    err = posix_spawnattr_setsigmask(&attr, &none);
+  if (err == 0)
+    err = posix_spawnattr_setsigdefault(&attr, &all);
+  if (err == 0)
+    err = posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
+  if (err == 0)
+    err = posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY,
+                                           0);
+  if (err == 0)
+    err = posix_spawn_file_actions_adddup2(&actions, 1, 2);
+  if (err == 0)
+    err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
+  if (err == 0)
+    err = posix_spawn_file_actions_addchdir_np(&actions, "/");
+  pid_t pid = 0;
+  if (err == 0)
+    err = posix_spawn(&pid, s.log_program.c_str(), &actions, &attr,
+                      argv.data(), envp.data());
+  posix_spawnattr_destroy(&attr);
+  posix_spawn_file_actions_destroy(&actions);
+  if (err != 0)
+    return "cannot start its log writer " + s.log_program.string() + ": "
+           + errno_text(err);
+  int status = 0;
+  pid_t reaped;
+  do
+    reaped = ::waitpid(pid, &status, 0);
+  while (reaped < 0 && errno == EINTR);
+  if (reaped < 0)
+    return "cannot wait for its log writer: " + errno_text(errno);
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    return std::nullopt;
+  if (WIFEXITED(status) && WEXITSTATUS(status) == 1)
+    return "its log writer cannot open " + log.string();
+  return "its log writer " + s.log_program.string() + " failed (wait status "
+         + std::to_string(status) + ")";
 }
 
 // -- the watcher thread -------------------------------------------------------
@@ -408,8 +477,9 @@ private:
               != 0) {
             // Unwatchable: report it now; the driver looks by itself and
             // keeps looking while the process lives.
-            log_line("exit watcher: cannot watch pid " + std::to_string(w.pid)
-                     + ": " + errno_text(errno));
+            driver_log.warn("exit watcher: cannot watch pid "
+                            + std::to_string(w.pid) + ": "
+                            + errno_text(errno));
             report(w);
             continue;
           }
@@ -422,7 +492,8 @@ private:
       if (n < 0) {
         if (errno == EINTR)
           continue;
-        log_line("exit watcher stopped: epoll_wait: " + errno_text(errno));
+        driver_log.error("exit watcher stopped: epoll_wait: "
+                         + errno_text(errno));
         break;
       }
       for (int i = 0; i < n; ++i) {
@@ -596,7 +667,7 @@ void distrust(const fs::path& path, const std::string& why) {
   if (::unlink(path.c_str()) != 0 && errno != ENOENT
       && !(errno == EISDIR && ::rmdir(path.c_str()) == 0))
     outcome = "not trusted, cannot remove it: " + errno_text(errno);
-  log_line(path.string() + ": " + why + "; " + outcome);
+  driver_log.warn(path.string() + ": " + why + "; " + outcome);
 }
 
 /// Live processes started as workers under this root, by instance, from
@@ -669,12 +740,13 @@ worker_process* adopt_unrecorded(self_ptr self, const std::string& name) {
     auto* adopted = adopt_from_pid_file(self, name);
     if (adopted == nullptr)
       continue;
-    log_line("found unrecorded worker pid " + std::to_string(pid)
-             + " of instance '" + name + "'");
+    driver_log.info("found unrecorded worker pid " + std::to_string(pid)
+                    + " of instance '" + name + "'");
     for (auto other : found)
       if (other != pid && ::kill(other, 0) == 0) {
-        log_line("killing duplicate worker pid " + std::to_string(other)
-                 + " of instance '" + name + "'");
+        driver_log.warn("killing duplicate worker pid "
+                        + std::to_string(other) + " of instance '" + name
+                        + "'");
         if (::getpgid(other) == other)
           ::kill(-other, SIGKILL);
         else
@@ -721,8 +793,8 @@ worker_process* adopt_from_pid_file(self_ptr self, const std::string& name) {
   read_stop_policy(instance_dir(self, name), w);
   auto& entry = self->state.workers.emplace(name, std::move(w)).first->second;
   watch_exit(self, name, entry);
-  log_line("adopted pid " + std::to_string(rec.pid) + " of instance '" + name
-           + "'");
+  driver_log.info("adopted pid " + std::to_string(rec.pid) + " of instance '"
+                  + name + "'");
   return &entry;
 }
 
@@ -753,21 +825,6 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   };
   if (auto problem = make_instance_dir(dir); !problem.empty())
     return failure(problem);
-  auto log_path = dir / log_file_name;
-  unique_fd log{::open(log_path.c_str(),
-                       O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC | O_NOFOLLOW,
-                       0640)};
-  if (!log)
-    return failure("cannot open " + log_path.string() + ": "
-                   + errno_text(errno));
-  if (log.get() < 3) {
-    // The branch runs without some standard descriptor: keep the log out
-    // of the worker's 0..2 until the spawn places it.
-    log.reset(::fcntl(log.get(), F_DUPFD_CLOEXEC, 3));
-    if (!log)
-      return failure("cannot duplicate the log descriptor: "
-                     + errno_text(errno));
-  }
   auto program = program_of(st.settings, spec);
   auto programs = program == st.settings.worker_program
                     ? exec_programs(spec.launch.args)
@@ -798,11 +855,33 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   auto args = launch_args(st.settings, spec);
   auto env = launch_env(st.settings, spec);
   auto cwd = spec.launch.cwd.empty() ? dir : fs::path{spec.launch.cwd};
+  // The instance writes into a pipe that its log writer reads. Both ends
+  // are close-on-exec and above 0..2 (the branch may run without some
+  // standard descriptor), so each child gets only its own end, and once
+  // both are started the instance (and what it starts) holds the only
+  // write end: the writer sees the pipe end when they are all gone.
+  int ends[2];
+  if (::pipe2(ends, O_CLOEXEC) != 0)
+    return failure("cannot make a pipe for its output: " + errno_text(errno));
+  unique_fd out_read{ends[0]};
+  unique_fd out_write{ends[1]};
+  for (auto* end : {&out_read, &out_write})
+    if (end->get() < 3) {
+      end->reset(::fcntl(end->get(), F_DUPFD_CLOEXEC, 3));
+      if (!*end)
+        return failure("cannot duplicate a pipe descriptor: "
+                       + errno_text(errno));
+    }
+  if (auto problem = start_log_writer(st.settings, dir / worker_log_name,
+                                      out_read.get()))
+    return failure(*problem);
+  out_read.reset();
   pid_t pid = 0;
-  if (int err = spawn_worker(program, args, env, cwd, log.get(), pid); err != 0)
+  if (int err = spawn_worker(program, args, env, cwd, out_write.get(), pid);
+      err != 0)
     return failure("cannot start " + program.string() + " in " + cwd.string()
                    + ": " + errno_text(err));
-  log.reset();
+  out_write.reset();
   worker_process w;
   w.pid = pid;
   w.own = true;
@@ -992,9 +1071,10 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
       if (i == self->state.workers.end() || i->second.pid != pid)
         return;
       auto& w = i->second;
-      log_line("instance '" + name + "' (pid " + std::to_string(pid)
-               + ") still runs " + std::to_string(w.stop_grace.count())
-               + " ms after SIG" + w.stop_signal_name + "; sending SIGKILL");
+      driver_log.warn("instance '" + name + "' (pid " + std::to_string(pid)
+                      + ") still runs " + std::to_string(w.stop_grace.count())
+                      + " ms after SIG" + w.stop_signal_name
+                      + "; sending SIGKILL");
       signal_worker(i->second, SIGKILL);
     },
   };
@@ -1017,18 +1097,23 @@ std::string check_settings(process_driver_settings& s) {
   if (::access(s.root.c_str(), W_OK | X_OK) != 0)
     return "root " + s.root.string() + " is not writable: "
            + errno_text(errno);
-  if (s.worker_program.empty())
-    return "the worker program is not set";
-  s.worker_program = fs::absolute(s.worker_program, ec);
-  if (ec)
-    return "worker program " + s.worker_program.string() + ": "
-           + ec.message();
-  if (!fs::is_regular_file(s.worker_program, ec))
-    return "worker program " + s.worker_program.string()
-           + " does not exist or is not a file";
-  if (::access(s.worker_program.c_str(), X_OK) != 0)
-    return "worker program " + s.worker_program.string()
-           + " is not executable: " + errno_text(errno);
+  for (auto [what, program] : {std::pair{"worker program", &s.worker_program},
+                                std::pair{"log program", &s.log_program}}) {
+    if (program->empty())
+      return std::string{"the "} + what + " is not set";
+    *program = fs::absolute(*program, ec);
+    if (ec)
+      return std::string{what} + " " + program->string() + ": "
+             + ec.message();
+    if (!fs::is_regular_file(*program, ec))
+      return std::string{what} + " " + program->string()
+             + " does not exist or is not a file";
+    if (::access(program->c_str(), X_OK) != 0)
+      return std::string{what} + " " + program->string()
+             + " is not executable: " + errno_text(errno);
+  }
+  if (auto problem = rotation_policy_problem(s.worker_log))
+    return *problem;
   if (auto problem = broker_problem(s.default_broker); !problem.empty())
     return "default broker: " + problem;
   for (auto& arg : s.extra_args)

@@ -7,7 +7,10 @@
 /// Files, per instance, under the branch root:
 ///
 ///   <root>/<name>/            0750, created on first start
-///   <root>/<name>/worker.log  the worker's stdout and stderr, appended
+///   <root>/<name>/worker.log  the worker's stdout and stderr, written by
+///                             its log writer and rotated by size into
+///                             worker.log.1 ... worker.log.N
+///                             (transport/log_files.hpp)
 ///   <root>/<name>/worker.pid  one line "<pid> <starttime>\n", written
 ///                             atomically (temp file, fsync, rename) once
 ///                             the process runs; removed after it exits
@@ -49,6 +52,7 @@
 #include <caf/timespan.hpp>
 
 #include "actors/seams.hpp"
+#include "transport/log_files.hpp"
 #include "transport/program_allow_list.hpp"
 #include "transport/property_book.hpp"
 
@@ -61,6 +65,11 @@ struct process_driver_settings {
   /// The worker executable (`cyme-worker`), started with execve when a
   /// launch names no program.
   std::filesystem::path worker_program;
+  /// The log writer (`cyme-log`, apps/cyme_log.cpp), started beside every
+  /// instance to write its output to worker.log.
+  std::filesystem::path log_program;
+  /// When each instance's worker.log is rotated, and how many backups stay.
+  rotation_policy worker_log;
   /// Programs a launch may name besides the worker program.
   program_allow_list allowed_programs;
   /// Passed as `--broker` when a spec names no broker.
@@ -74,17 +83,18 @@ struct process_driver_settings {
 };
 
 /// Spawns a process driver after validating `settings`: the root must be
-/// creatable (it is created) and writable, the worker program must exist
-/// and be executable, the default broker well-formed. Otherwise answers an
-/// `invalid_argument` error and spawns nothing.
+/// creatable (it is created) and writable, the worker and log programs must
+/// exist and be executable, the default broker be well-formed and the
+/// rotation policy allowed. Otherwise answers an `invalid_argument` error
+/// and spawns nothing.
 ///
 /// An instance is started from its launch (messages/launch.hpp) with
-/// execve, never a shell; stdin from /dev/null, stdout and stderr appended
-/// to its log, no other descriptor inherited, leading its own process
-/// group, in its launch's `cwd` (default: its folder). Its environment is
-/// the branch's, then its launch's `env`, then CYME_INSTANCE (name),
-/// CYME_APP, CYME_BROKER and CYME_INSTANCE_DIR. A worker-kind instance is
-/// started as
+/// execve, never a shell; stdin from /dev/null, stdout and stderr the
+/// write end of a pipe, no other descriptor inherited, leading its own
+/// process group, in its launch's `cwd` (default: its folder). Its
+/// environment is the branch's, then its launch's `env`, then
+/// CYME_INSTANCE (name), CYME_APP, CYME_BROKER and CYME_INSTANCE_DIR. A
+/// worker-kind instance is started as
 ///
 ///   <program> <args...> --name <name> --app <app> --broker <broker>
 ///     [--queues <q1,q2,...>] --min <min_concurrency>
@@ -94,6 +104,18 @@ struct process_driver_settings {
 /// (program: the launch's, or `worker_program`); a process-kind instance as
 /// `<program> <args...>`. A program that is neither the worker program nor
 /// allowed by `allowed_programs` is refused.
+///
+/// Its log writer is started first: `log_program --max-bytes M --backups N
+/// <root>/<name>/worker.log` reading the pipe's other end. It runs in a
+/// session of its own, with an empty environment, stdout and stderr on
+/// /dev/null, in "/": nothing sent to the instance's group reaches it, and
+/// adoption never takes it for an instance. It detaches once the log is
+/// open (the process started here is reaped at once), keeps no other end
+/// of the pipe, and exits when the pipe ends, once the instance and every
+/// process it started are gone and their last lines written. So it
+/// outlives a branch restart with its instance, and writes reach the log a
+/// little after the instance wrote them. An instance whose log writer
+/// cannot open its log is not started.
 ///
 /// Stopping sends the launch's stop signal to the process group, then
 /// SIGKILL after its stop grace, and answers once the exit was observed.

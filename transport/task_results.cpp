@@ -1,9 +1,16 @@
 #include "transport/task_results.hpp"
 
-#include <iostream>
 #include <memory>
 
+#include "transport/logging.hpp"
+
 namespace cyme {
+
+namespace {
+
+constexpr log::logger results_log{"task results"};
+
+} // namespace
 
 task_results::task_results(kafka::config_map cfg, std::string topic,
                            std::size_t capacity)
@@ -36,8 +43,8 @@ void task_results::run() {
       }
       if (!reader) {
         if (err != last_error)
-          std::cerr << "task results: cannot read " << topic_ << ": " << err
-                    << " (retrying every second)\n";
+          results_log.warn("cannot read " + topic_ + ": " + err
+                           + " (retrying every second)");
         last_error = err;
         // Retry after a pause, still answering stop requests promptly.
         for (int i = 0; i < 10 && !stop_; ++i)
@@ -45,7 +52,7 @@ void task_results::run() {
         continue;
       }
       if (!last_error.empty())
-        std::cerr << "task results: reading " << topic_ << " again\n";
+        results_log.info("reading " + topic_ + " again");
       last_error.clear();
     }
     auto m = reader->poll(100);
@@ -53,7 +60,7 @@ void task_results::run() {
       continue;
     auto r = decode_result(m->value);
     if (!r) {
-      std::cerr << "task results: dropped: " << r.error << "\n";
+      results_log.warn("dropped: " + r.error);
       continue;
     }
     std::vector<watcher> due;

@@ -291,6 +291,8 @@ int perform(const connection_settings& settings, const branch_call& call,
   std::string error_body;
   event_printer events{as_json, out};
   if (streamed) {
+    // A followed log of an instance on another branch is served there.
+    client.set_follow_location(true);
     request.response_handler = [&](const httplib::Response& r) {
       stream_status = r.status;
       return true;

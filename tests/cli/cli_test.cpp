@@ -1038,3 +1038,64 @@ BOOST_AUTO_TEST_CASE(a_token_is_sent_as_a_bearer_authorization) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// -- events and logs ------------------------------------------------------------
+
+BOOST_FIXTURE_TEST_SUITE(watching, branch_fixture)
+
+BOOST_AUTO_TEST_CASE(events_asks_for_the_kept_events_and_prints_one_line_each) {
+  // `cyme events --app shop` is GET /events/?since=0&follow=0&app=shop; each
+  // Server-Sent Event becomes one line (its JSON with --json); -f follows.
+  branch.answer("GET", "/events/", 200,
+                ": cyme events\nretry: 2000\n\n"
+                "id: 1\ndata: {\"id\":1,\"time\":\"2026-11-30T10:00:00.000Z\","
+                "\"branch\":\"b1\",\"app\":\"shop\",\"instance\":\"w1\","
+                "\"kind\":\"died\",\"detail\":\"pid 7\",\"data\":{}}\n\n"
+                "id: 2\ndata: {\"id\":2,\"time\":\"2026-11-30T10:00:01.000Z\","
+                "\"branch\":\"b1\",\"app\":\"\",\"instance\":\"\","
+                "\"kind\":\"paused\",\"detail\":\"by operator\",\"data\":{}}\n\n");
+  auto run = cyme({"events", "--app", "shop"});
+  BOOST_TEST(run.exit_code == 0, run);
+  BOOST_TEST(run.out
+             == "2026-11-30T10:00:00.000Z  b1  shop/w1  died  pid 7\n"
+                "2026-11-30T10:00:01.000Z  b1  supervisor  paused  by operator\n");
+  auto r = only_request();
+  BOOST_TEST(r.path == "/events/");
+  BOOST_TEST(r.params.find("since")->second == "0");
+  BOOST_TEST(r.params.find("follow")->second == "0");
+  BOOST_TEST(r.params.find("app")->second == "shop");
+  auto as_json = cyme({"--json", "events", "-f", "--instance", "w1"});
+  BOOST_TEST(as_json.exit_code == 0, as_json);
+  BOOST_TEST(as_json.out.rfind("{\"id\":1,", 0) == 0);
+  auto followed = branch.requests().back();
+  BOOST_TEST(followed.params.find("follow")->second == "1");
+  BOOST_TEST(followed.params.find("instance")->second == "w1");
+}
+
+BOOST_AUTO_TEST_CASE(bad_event_filters_are_refused_before_anything_is_sent) {
+  // A bad name is a usage error (exit 2) and nothing reaches the branch.
+  BOOST_TEST(cyme({"events", "--app", "no such app"}).exit_code == 2);
+  BOOST_TEST(cyme({"instances", "logs", "shop", "w1", "-n", "0"}).exit_code == 2);
+  BOOST_TEST(cyme({"instances", "logs", "shop", "w1", "-n", "20000"}).exit_code == 2);
+  BOOST_TEST(branch.requests().empty());
+}
+
+BOOST_AUTO_TEST_CASE(instances_logs_prints_the_log_as_it_comes) {
+  // `cyme instances logs shop w1 -n 5 -f` is GET
+  // /shop/instances/w1/logs/?tail=5&follow=1, printed as sent; an error
+  // answer is an error.
+  branch.answer("GET", "/shop/instances/w1/logs/", 200, "line 1\nline 2\n");
+  auto run = cyme({"instances", "logs", "shop", "w1", "-n", "5", "-f"});
+  BOOST_TEST(run.exit_code == 0, run);
+  BOOST_TEST(run.out == "line 1\nline 2\n");
+  auto r = only_request();
+  BOOST_TEST(r.params.find("tail")->second == "5");
+  BOOST_TEST(r.params.find("follow")->second == "1");
+  branch.answer("GET", "/shop/instances/w9/logs/", 404,
+                R"({"error": "no instance 'w9' in app 'shop'"})");
+  auto missing = cyme({"instances", "logs", "shop", "w9"});
+  BOOST_TEST(missing.exit_code == 1, missing);
+  BOOST_TEST(missing.err.find("no instance 'w9'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -620,3 +620,68 @@ BOOST_AUTO_TEST_CASE(an_instance_shows_when_it_started_how_it_last_died_and_what
 
 BOOST_AUTO_TEST_SUITE_END()
 
+
+BOOST_AUTO_TEST_SUITE(instance_logs)
+
+BOOST_AUTO_TEST_CASE(the_tail_of_a_log_and_its_new_lines_as_they_come) {
+  // logs/?tail=N gives the last N lines; follow=1 then streams the lines a
+  // restarted process writes; bad parameters get 400, unknown instances 404.
+  temp_dir dir;
+  branch_process b{dir.path / "root", {"--allow-program", CYME_TEST_SLEEPER}};
+  auto put = request(b.port(), "PUT", "/chat/instances/talker/",
+                     nlohmann::json{{"kind", "process"},
+                                    {"program", CYME_TEST_SLEEPER},
+                                    {"args", {"--name", "talker", "--lines", "50"}}}
+                       .dump());
+  BOOST_REQUIRE_EQUAL(status_of(put), 201);
+  std::string tail;
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      auto answer = get(b.port(), "/chat/instances/talker/logs/?tail=5");
+      tail = answer.substr(answer.find("\r\n\r\n") + 4);
+      return status_of(answer) == 200 && tail.find("line 50") != std::string::npos;
+    },
+    30s));
+  BOOST_CHECK_EQUAL(std::count(tail.begin(), tail.end(), '\n'), 5);
+  BOOST_CHECK(tail.find("line 46") != std::string::npos);
+  int fd = connect_to(b.port());
+  send_all(fd, "GET /chat/instances/talker/logs/?tail=1&follow=1 HTTP/1.1\r\n"
+               "Host: t\r\n\r\n");
+  std::string streamed;
+  timeval tv{0, 200000};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  auto read_more = [&] {
+    char buf[4096];
+    auto n = ::recv(fd, buf, sizeof(buf), 0);
+    if (n > 0)
+      streamed.append(buf, static_cast<size_t>(n));
+  };
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      read_more();
+      return streamed.find("line 50") != std::string::npos;
+    },
+    10s));
+  auto before_restart = streamed.size();
+  BOOST_REQUIRE_EQUAL(
+    status_of(request(b.port(), "POST", "/chat/instances/talker/restart/")), 200);
+  BOOST_CHECK(wait_until(
+    [&] {
+      read_more();
+      return streamed.find("line 50", before_restart) != std::string::npos;
+    },
+    30s));
+  BOOST_CHECK(streamed.find("line 1", before_restart) != std::string::npos);
+  ::close(fd);
+  for (auto bad : {"tail=0", "tail=20000", "tail=x", "follow=2", "colour=red"})
+    BOOST_CHECK_MESSAGE(
+      status_of(get(b.port(), std::string{"/chat/instances/talker/logs/?"} + bad))
+        == 400,
+      bad);
+  BOOST_CHECK_EQUAL(status_of(get(b.port(), "/chat/instances/nobody/logs/")), 404);
+  BOOST_CHECK_EQUAL(status_of(request(b.port(), "DELETE",
+                                      "/chat/instances/talker/logs/")),
+                    405);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

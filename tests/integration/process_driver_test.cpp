@@ -238,6 +238,7 @@ struct driver_fixture {
     process_driver_settings s;
     s.root = root;
     s.worker_program = CYME_TEST_SLEEPER;
+    s.log_program = CYME_LOG_PROGRAM;
     s.default_broker = "127.0.0.1:9092";
     return s;
   }
@@ -380,6 +381,79 @@ std::vector<std::string> cmdline_of(int32_t pid) {
     }
   }
   return out;
+}
+
+// -- instance logs ------------------------------------------------------------
+
+/// An instance's log files, oldest first: its backups, then worker.log.
+std::vector<fs::path> log_files_of(const fs::path& dir) {
+  std::map<long, fs::path, std::greater<>> backups;
+  std::vector<fs::path> out;
+  for (auto& e : fs::directory_iterator{dir}) {
+    auto name = e.path().filename().string();
+    if (name.rfind("worker.log.", 0) == 0)
+      backups[std::stol(name.substr(11))] = e.path();
+  }
+  for (auto& [k, path] : backups)
+    out.push_back(path);
+  if (fs::exists(dir / "worker.log"))
+    out.push_back(dir / "worker.log");
+  return out;
+}
+
+/// The text of an instance's log files, oldest first.
+std::string log_text_of(const fs::path& dir) {
+  std::string out;
+  for (auto& f : log_files_of(dir))
+    out += slurp(f);
+  return out;
+}
+
+/// The numbers of the sleeper's "line <i> of ..." lines in `text`, in
+/// order.
+std::vector<long> numbered(const std::string& text) {
+  std::vector<long> out;
+  std::istringstream in{text};
+  for (std::string line; std::getline(in, line);)
+    if (line.rfind("line ", 0) == 0)
+      out.push_back(std::stol(line.substr(5)));
+  return out;
+}
+
+/// Whether `numbers` are first, first + 1, ..., last.
+bool is_run(const std::vector<long>& numbers, long first, long last) {
+  if (numbers.size() != static_cast<size_t>(last - first + 1))
+    return false;
+  for (size_t i = 0; i < numbers.size(); ++i)
+    if (numbers[i] != first + static_cast<long>(i))
+      return false;
+  return true;
+}
+
+/// The live cyme-log process writing the log of the instance in `dir`.
+std::optional<int32_t> log_writer_of(const fs::path& dir) {
+  auto log = (dir / "worker.log").string();
+  for (auto& entry : fs::directory_iterator{"/proc"}) {
+    auto name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos)
+      continue;
+    auto pid = std::stoi(name);
+    auto args = cmdline_of(pid);
+    auto st = read_stat(pid);
+    if (args.size() > 1 && args.front() == CYME_LOG_PROGRAM
+        && args.back() == log && st && st->state != 'Z')
+      return pid;
+  }
+  return std::nullopt;
+}
+
+/// Where descriptor `fd` of `pid` leads.
+std::string fd_target(int32_t pid, int fd) {
+  std::error_code ec;
+  return fs::read_symlink("/proc/" + std::to_string(pid) + "/fd/"
+                            + std::to_string(fd),
+                          ec)
+    .string();
 }
 
 /// Counts SIGTERMs this process receives while alive.
@@ -653,8 +727,11 @@ BOOST_AUTO_TEST_CASE(stop_terminates_with_sigterm_and_reports_requested_exit) {
   BOOST_CHECK(e->requested);
   BOOST_CHECK(WIFEXITED(e->status));
   BOOST_CHECK_EQUAL(WEXITSTATUS(e->status), 0);
-  BOOST_CHECK_NE(slurp(dir("beta") / "worker.log").find("got SIGTERM"),
-                 std::string::npos);
+  // Its last line reaches the log through its log writer.
+  BOOST_CHECK(wait_until([&] {
+    return slurp(dir("beta") / "worker.log").find("got SIGTERM")
+           != std::string::npos;
+  }));
   BOOST_CHECK_EQUAL(alive(d, "beta"), 0);
   BOOST_CHECK_EQUAL(exits->reports_of(pid), 1u);
 }
@@ -1096,6 +1173,12 @@ BOOST_AUTO_TEST_CASE(bad_settings_are_refused) {
   s.default_broker = "no port";
   expect_refused(s, "bad default broker");
   s = settings();
+  s.log_program = root / "missing";
+  expect_refused(s, "missing log program");
+  s = settings();
+  s.worker_log = rotation_policy{4096, 0};
+  expect_refused(s, "rotation without a backup");
+  s = settings();
   s.root = root / "fresh" / "deep";
   auto ok = spawn_process_driver(sys, s);
   BOOST_REQUIRE(ok);
@@ -1159,6 +1242,138 @@ BOOST_AUTO_TEST_CASE(driver_exit_ends_its_watcher_thread) {
   self->send_exit(*d, caf::exit_reason::user_shutdown);
   self->wait_for(*d);
   BOOST_CHECK(wait_until([&] { return thread_count() == before; }));
+}
+
+// -- the log writer -----------------------------------------------------------
+
+// An instance's output goes through its log writer, which rotates
+// worker.log by size: every line the worker wrote is in worker.log and its
+// backups, once and in order, and no file is over the size.
+BOOST_AUTO_TEST_CASE(output_is_rotated_by_size_losing_no_line) {
+  auto s = settings();
+  s.worker_log = rotation_policy{4096, 30};
+  auto d = spawn_driver(s);
+  auto chatty = spec("chatty");
+  chatty.launch.args = {"--lines", "1500"};
+  start(d, chatty);
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      auto n = numbered(log_text_of(dir("chatty")));
+      return !n.empty() && n.back() == 1500;
+    },
+    20s));
+  BOOST_CHECK(is_run(numbered(log_text_of(dir("chatty"))), 1, 1500));
+  auto files = log_files_of(dir("chatty"));
+  BOOST_CHECK_GE(files.size(), 10u);
+  BOOST_CHECK_LE(files.size(), 31u);
+  for (auto& f : files)
+    BOOST_CHECK_MESSAGE(fs::file_size(f) <= 4096u,
+                        f << " holds " << fs::file_size(f) << " bytes");
+  stop(d, "chatty");
+}
+
+// With fewer backups than the output needs, the newest lines stay, whole
+// and in order, in worker.log and exactly that many backups.
+BOOST_AUTO_TEST_CASE(rotation_keeps_only_the_backups_asked_for) {
+  auto s = settings();
+  s.worker_log = rotation_policy{4096, 3};
+  auto d = spawn_driver(s);
+  auto chatty = spec("brief");
+  chatty.launch.args = {"--lines", "2000"};
+  start(d, chatty);
+  BOOST_REQUIRE(wait_until(
+    [&] {
+      auto n = numbered(log_text_of(dir("brief")));
+      return !n.empty() && n.back() == 2000;
+    },
+    20s));
+  auto n = numbered(log_text_of(dir("brief")));
+  BOOST_REQUIRE(!n.empty());
+  BOOST_CHECK_GT(n.front(), 1);
+  BOOST_CHECK(is_run(n, n.front(), 2000));
+  // Three full backups of about 100 lines each, and worker.log.
+  BOOST_CHECK_GT(n.size(), 300u);
+  BOOST_CHECK_EQUAL(log_files_of(dir("brief")).size(), 4u);
+  BOOST_CHECK(!fs::exists(dir("brief") / "worker.log.4"));
+  for (auto& f : log_files_of(dir("brief")))
+    BOOST_CHECK_LE(fs::file_size(f), 4096u);
+  stop(d, "brief");
+}
+
+// A worker killed with -9 just after writing leaves its last lines in the
+// log: its log writer is outside the process group the driver kills, reads
+// the pipe to its end, then ends.
+BOOST_AUTO_TEST_CASE(a_worker_killed_hard_leaves_its_last_lines_in_the_log) {
+  auto d = spawn_driver();
+  auto doomed = spec("doomed");
+  doomed.launch.args = {"--lines", "20000", "--kill-self"};
+  auto pid = start(d, doomed);
+  auto e = exits->wait_exit(pid, 20s);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(WIFSIGNALED(e->status) && WTERMSIG(e->status) == SIGKILL);
+  BOOST_CHECK(wait_until([&] {
+    auto n = numbered(log_text_of(dir("doomed")));
+    return !n.empty() && n.back() == 20000;
+  }));
+  BOOST_CHECK(is_run(numbered(log_text_of(dir("doomed"))), 1, 20000));
+  BOOST_CHECK(wait_until([&] { return !log_writer_of(dir("doomed")); }));
+}
+
+// The log writer is no instance: detached in a session of its own, with no
+// environment (so no CYME_INSTANCE_DIR marker), reading the worker's pipe
+// and holding no other end of it, writing nothing but the log. A restarted
+// driver adopts the worker and leaves the writer alone; the writer ends
+// once the worker is gone, its last line written.
+BOOST_AUTO_TEST_CASE(the_log_writer_is_no_instance_and_ends_with_its_worker) {
+  auto a = spawn_driver();
+  auto pid = start(a, spec("scribe"));
+  BOOST_REQUIRE_NE(sleeper_line("scribe"), "");
+  auto writer = log_writer_of(dir("scribe"));
+  BOOST_REQUIRE(writer);
+  auto w = *writer;
+  BOOST_CHECK(environment_of(w).empty());
+  BOOST_CHECK_EQUAL(::getsid(w), w);
+  BOOST_CHECK_NE(::getpgid(w), ::getpgid(pid));
+  BOOST_CHECK_NE(read_stat(w)->ppid, ::getpid());
+  BOOST_CHECK_EQUAL(fd_target(pid, 1).rfind("pipe:", 0), 0u);
+  BOOST_CHECK_EQUAL(fd_target(pid, 2), fd_target(pid, 1));
+  BOOST_CHECK_EQUAL(fd_target(w, 0), fd_target(pid, 1));
+  BOOST_CHECK_EQUAL(fd_target(w, 1), "/dev/null");
+  BOOST_CHECK_EQUAL(fd_target(w, 2), "/dev/null");
+  for (auto& e : fs::directory_iterator{"/proc/" + std::to_string(w) + "/fd"})
+    if (e.path().filename() != "0")
+      BOOST_CHECK_MESSAGE(fs::read_symlink(e.path()).string().rfind("pipe:", 0)
+                            != 0,
+                          "the writer holds another pipe end: " << e.path());
+  BOOST_CHECK_EQUAL(fs::read_symlink(proc_path(w, "cwd")).string(), "/");
+  self->send_exit(a, caf::exit_reason::user_shutdown);
+  self->wait_for(a);
+  auto b = spawn_driver();
+  BOOST_CHECK_EQUAL(alive(b, "scribe"), pid);
+  BOOST_CHECK(log_writer_of(dir("scribe")) == w);
+  BOOST_CHECK_EQUAL(stop(b, "scribe"), pid);
+  // The test process is the worker's real parent and reaps it.
+  int status = 0;
+  BOOST_CHECK_EQUAL(::waitpid(pid, &status, 0), pid);
+  BOOST_CHECK(wait_until([&] { return !log_writer_of(dir("scribe")); }));
+  BOOST_CHECK_NE(slurp(dir("scribe") / "worker.log").find("got SIGTERM"),
+                 std::string::npos);
+}
+
+// When the log writer cannot open the log (a folder in its place), the
+// instance is not started, and the error says which log.
+BOOST_AUTO_TEST_CASE(an_instance_whose_log_cannot_be_opened_is_not_started) {
+  auto d = spawn_driver();
+  fs::create_directories(dir("blocked") / "worker.log");
+  auto started = ask(d, start_atom::value, spec("blocked"));
+  BOOST_REQUIRE(!started);
+  BOOST_CHECK_EQUAL(started.error().code(),
+                    static_cast<uint8_t>(cyme_errc::process_failure));
+  BOOST_CHECK_NE(describe(started.error()).find("worker.log"),
+                 std::string::npos);
+  BOOST_CHECK_EQUAL(alive(d, "blocked"), 0);
+  BOOST_CHECK(!fs::exists(pid_file("blocked")));
+  BOOST_CHECK(children_of_this_process().empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

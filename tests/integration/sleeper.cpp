@@ -5,6 +5,12 @@
 /// Extra flags:
 ///   --ignore-term  ignore SIGTERM (only SIGKILL ends it)
 ///   --fork-child   fork a child that stays in its process group and sleeps
+///   --lines N      after its first line, write N numbered lines as fast as
+///                  it can ("line <i> of <name> ..." padded to 40 bytes with
+///                  its '\n', i from 1), in writes of 1000 bytes that cut
+///                  lines anywhere
+///   --kill-self    then end by SIGKILL, as a kill -9 would, instead of
+///                  sleeping
 ///
 /// Its first line of output, which the tests read from the worker log:
 ///   sleeper name=<name> pid=<pid> pgid=<pgid> fds=<open fds> stdin=<path>
@@ -14,6 +20,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <climits>
 #include <cstdio>
 #include <cstdlib>
@@ -55,6 +62,35 @@ std::string stdin_path() {
   return std::string(buf, static_cast<size_t>(n));
 }
 
+/// Writes all of `text` to stdout.
+void write_out(const std::string& text) {
+  size_t done = 0;
+  while (done < text.size()) {
+    auto n = write(1, text.data() + done, text.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      std::exit(3);
+    done += static_cast<size_t>(n);
+  }
+}
+
+/// The numbered lines of --lines, 40 bytes each, written 1000 bytes at a
+/// time so that writes end inside lines.
+void write_lines(const std::string& name, long count) {
+  std::string pending;
+  for (long i = 1; i <= count; ++i) {
+    std::string line = "line " + std::to_string(i) + " of " + name + " ";
+    line.resize(39, '.');
+    pending += line + '\n';
+    if (pending.size() >= 1000) {
+      write_out(pending.substr(0, 1000));
+      pending.erase(0, 1000);
+    }
+  }
+  write_out(pending);
+}
+
 /// Sleeps, with SIGTERM blocked outside sigsuspend, until it arrives.
 void sleep_until_term() {
   sigset_t term;
@@ -73,6 +109,8 @@ int main(int argc, char** argv) {
   std::string name;
   bool ignore_term = false;
   bool fork_child = false;
+  long lines = 0;
+  bool kill_self = false;
   for (int i = 1; i < argc; ++i) {
     if (std::strcmp(argv[i], "--name") == 0 && i + 1 < argc)
       name = argv[++i];
@@ -80,10 +118,15 @@ int main(int argc, char** argv) {
       ignore_term = true;
     else if (std::strcmp(argv[i], "--fork-child") == 0)
       fork_child = true;
+    else if (std::strcmp(argv[i], "--lines") == 0 && i + 1 < argc)
+      lines = std::atol(argv[++i]);
+    else if (std::strcmp(argv[i], "--kill-self") == 0)
+      kill_self = true;
   }
   if (name.empty()) {
     std::fprintf(stderr, "usage: %s --name NAME [worker flags...] "
-                         "[--ignore-term] [--fork-child]\n", argv[0]);
+                         "[--ignore-term] [--fork-child] [--lines N] "
+                         "[--kill-self]\n", argv[0]);
     return 2;
   }
   struct sigaction sa {};
@@ -105,6 +148,9 @@ int main(int argc, char** argv) {
   }
   std::printf("%s\n", line.c_str());
   std::fflush(stdout);
+  write_lines(name, lines);
+  if (kill_self)
+    raise(SIGKILL);
   if (ignore_term) {
     for (;;)
       pause();

@@ -170,6 +170,7 @@ stack::stack(supervisor_settings settings, std::string worker_program)
   process_driver_settings driver_settings;
   driver_settings.root = dir.path / "instances";
   driver_settings.worker_program = worker_program;
+  driver_settings.log_program = CYME_LOG_PROGRAM;
   driver_settings.default_broker = bootstrap();
   driver_settings.extra_args = {"--control-fetch-wait-ms", "5",
                                 "--keepalive-ms", "500", "--exec", "/bin/cat",

@@ -431,7 +431,13 @@ class FleetTour(unittest.TestCase):
         self.branch.ok("POST", f"/{APP}/instances/{PY}/disable/", {"reason": "tour"})
         wait_for("py's process gone", lambda: not alive(old))
         self.assertIn(self.branch.instance(PY)["state"], ("stopped", "disabled"))
-        log = self.branch.worker_log(PY)[logged:]
+
+        def last_lines():
+            # They reach worker.log through its log writer, just after.
+            text = self.branch.worker_log(PY)[logged:]
+            return text if "stopped after" in text else ""
+
+        log = wait_for("py's last lines in its log", last_lines)
         self.assertIn("terminated by signal", log)
         self.assertRegex(log, r"stopped after \d+ done, \d+ failed")
         self.branch.ok("POST", f"/{APP}/instances/{PY}/enable/", {})
@@ -443,7 +449,8 @@ class FleetTour(unittest.TestCase):
         replies = self.control.command("shutdown", [PY])
         self.assertEqual(replies[PY]["result"], {})
         wait_for("py's process gone after shutdown", lambda: not alive(old))
-        self.assertIn("shutdown requested", self.branch.worker_log(PY)[logged:])
+        wait_for("'shutdown requested' in py's log",
+                 lambda: "shutdown requested" in self.branch.worker_log(PY)[logged:])
         wait_for("py started again by verification", lambda: self.running(PY, other_than=old))
 
     def test_11_delete(self):
