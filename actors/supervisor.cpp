@@ -177,6 +177,10 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
     return i->second;
   }
   auto& c = i->second;
+  if (c.spec.enabled && !spec.enabled)
+    // Disabled in the model (by an operator): its stop follows.
+    emit(self, event_kind::disabled, spec.name, spec.disabled_reason,
+         {{"reason", spec.disabled_reason}});
   c.spec = spec;
   if (explicit_request) {
     c.restarts.reset(now);
@@ -489,7 +493,7 @@ caf::typed_response_promise<restart_permit> refuse_restart(self_ptr self,
   c.spec.disabled_reason = reason;
   c.status.state = instance_state::disabled;
   c.status.disabled_reason = reason;
-  emit(self, event_kind::disabled, name, reason);
+  emit(self, event_kind::disabled, name, reason, {{"reason", reason}});
   self
     ->request(self->state.seams.store, caf::infinite, disable_atom::value, name,
               reason)

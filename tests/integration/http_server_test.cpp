@@ -513,6 +513,16 @@ BOOST_AUTO_TEST_CASE(a_client_resumes_where_it_was_and_bad_queries_are_refused) 
   BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?since=x")), 400);
   BOOST_CHECK_EQUAL(status_of(get(b.port(), "/events/?follow=maybe")), 400);
   BOOST_CHECK_EQUAL(status_of(request(b.port(), "DELETE", "/events/")), 405);
+  // An operator's disable is an event, with its reason.
+  BOOST_REQUIRE_EQUAL(
+    status_of(request(b.port(), "POST", "/shop/instances/w1/disable/",
+                      R"({"reason": "maintenance"})")),
+    200);
+  bool disabled = false;
+  for (auto& e : sse_events(get(b.port(), "/events/?since=0&follow=0&instance=w1")))
+    if (e["kind"] == "disabled" && e["data"]["reason"] == "maintenance")
+      disabled = true;
+  BOOST_CHECK(disabled);
   // An app may not take a reserved name; nothing is made.
   for (auto name : {"events", "metrics", "ui", "apps", "supervisor"})
     BOOST_CHECK_EQUAL(status_of(request(b.port(), "PUT",
