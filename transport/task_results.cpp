@@ -139,11 +139,6 @@ std::map<std::string, uint64_t> task_result_readers::counts() {
   return out;
 }
 
-std::size_t task_results::watching() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return watched_ids_.size();
-}
-
 task_result_readers::task_result_readers(
   std::shared_ptr<const kafka::property_book> properties, std::string topic)
   : properties_(std::move(properties)), topic_(std::move(topic)) {

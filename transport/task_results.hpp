@@ -47,9 +47,6 @@ public:
   /// Forgets a watch whose result has not come (a long poll that ended).
   void unwatch(uint64_t handle);
 
-  /// Watches not yet called.
-  std::size_t watching() const;
-
   /// Results read so far, by state ("SUCCESS", "FAILURE", ...).
   std::map<std::string, uint64_t> counts() const;
 
