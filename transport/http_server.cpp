@@ -129,6 +129,7 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   std::map<session*, std::weak_ptr<session>> sessions;
   bool stopping = false;
   std::optional<net::steady_timer> grace_timer;
+  net::steady_timer accept_retry{ioc};
   uint16_t bound_port = 0;
   std::atomic<bool> stopped{false};
 
@@ -650,19 +651,25 @@ void server::impl::accept() {
                                                     tcp::socket socket) {
     if (self->stopping)
       return;
-    if (!ec) {
-      if (self->sessions.size() >= self->settings.max_connections) {
-        self->refuse(std::move(socket));
-      } else {
-        auto s = std::make_shared<session>(self, std::move(socket));
-        self->sessions.emplace(s.get(), s);
-        self->counters.connections_open++;
-        self->counters.connections_total++;
-        s->start();
-      }
+    if (ec) {
+      // Out of descriptors, say: the pending connection stays queued;
+      // try again shortly rather than spin on the error.
+      self->accept_retry.expires_after(std::chrono::milliseconds{50});
+      self->accept_retry.async_wait([self](beast::error_code ec) {
+        if (!ec && !self->stopping)
+          self->accept();
+      });
+      return;
     }
-    // Errors such as running out of descriptors: keep accepting (the
-    // pending connection stays queued until one is free).
+    if (self->sessions.size() >= self->settings.max_connections) {
+      self->refuse(std::move(socket));
+    } else {
+      auto s = std::make_shared<session>(self, std::move(socket));
+      self->sessions.emplace(s.get(), s);
+      self->counters.connections_open++;
+      self->counters.connections_total++;
+      s->start();
+    }
     self->accept();
   });
 }
@@ -701,6 +708,7 @@ void server::impl::begin_stop() {
   stopping = true;
   beast::error_code ec;
   acceptor.close(ec);
+  accept_retry.cancel();
   // Streams, long polls and idle connections end now; requests being
   // handled get the grace.
   std::vector<std::shared_ptr<session>> now;
