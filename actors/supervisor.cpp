@@ -372,10 +372,19 @@ void handle_batch(self_ptr self, request_kind kind,
     probe(self, probed,
           [self, b, kind, ratelimit, to_probe](std::shared_ptr<probe_map> ps) {
             for (auto& [i, spec] : to_probe) {
+              // A request that came while the probe was out (a disable, a
+              // removal) read a newer model than this batch did: judge by
+              // what the supervisor knows now, not by the batch's copy.
+              auto child = self->state.children.find(spec.name);
+              if (child == self->state.children.end()) {
+                settle(b, i, action_report{spec.name, outcome::not_running,
+                                           "removed meanwhile"});
+                continue;
+              }
               probe_result p;
               if (auto found = ps->find(spec.name); found != ps->end())
                 p = found->second;
-              dispatch(self, b, i, kind, spec, p, ratelimit);
+              dispatch(self, b, i, kind, child->second.spec, p, ratelimit);
             }
           });
   }

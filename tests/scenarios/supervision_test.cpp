@@ -420,4 +420,30 @@ BOOST_AUTO_TEST_CASE(a_probe_sent_before_a_new_process_listens_is_not_believed) 
   BOOST_TEST(world.model["w1"].enabled);
 }
 
+BOOST_AUTO_TEST_CASE(a_disable_while_a_round_probes_leaves_no_process) {
+  // A round reads the model, then probes its instances; an operator
+  // disables a dead instance while the probe is out. Once the disable's
+  // verification is answered no process may be left, and the round,
+  // judging afterwards, must not start one from the spec it read before.
+  add_instance("w1");
+  add_instance("w2");
+  start();
+  advance(1s);
+  world.workers["w2"].responsive = false; // the probe waits for its timeout
+  kill("w1", false);
+  auto pings = world.count(control_op::ping);
+  BOOST_REQUIRE(run_until([&] { return world.count(control_op::ping) > pings; },
+                          std::chrono::minutes{2}));
+  world.model["w1"].enabled = false;
+  world.model["w1"].disabled_reason = "by operator";
+  auto slot = request<std::vector<action_report>>(
+    sup, verify_atom::value, std::vector<std::string>{"w1"}, false);
+  BOOST_REQUIRE(run_until([&] { return slot->done(); }, 1s));
+  BOOST_TEST(!world.workers["w1"].running);
+  advance(30s);
+  BOOST_TEST(!world.workers["w1"].running);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  BOOST_TEST(events(event_kind::disabled, "w1") == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
