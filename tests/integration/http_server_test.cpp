@@ -202,7 +202,9 @@ public:
   }
 
   ~branch_process() {
-    if (pid_ > 0) {
+    // SIGTERM: the branch stops its instances and its embedded cluster
+    // (a SIGKILL would leave the cluster's process behind).
+    if (pid_ > 0 && !terminate_within(30s)) {
       ::kill(pid_, SIGKILL);
       ::waitpid(pid_, nullptr, 0);
     }
