@@ -229,13 +229,15 @@ std::vector<char*> c_strings(std::vector<std::string>& strings) {
   return out;
 }
 
-/// posix_spawn with the instance's process setup: it leads a new process
-/// group, starts with no blocked signal and default dispositions in `cwd`,
-/// reads /dev/null, writes to `out_fd` and inherits no other descriptor.
-/// Returns 0 or an errno value.
-int spawn_worker(const fs::path& program, std::vector<std::string>& args,
-                 std::vector<std::string>& env, const fs::path& cwd,
-                 int out_fd, pid_t& pid) {
+/// posix_spawn with the setup every process started here gets: it leads a
+/// new process group, starts with no blocked signal and default
+/// dispositions in `cwd`, reads `in_fd` (-1: /dev/null), writes stdout and
+/// stderr to `out_fd` (-1: /dev/null), and inherits no other descriptor.
+/// `in_fd` and `out_fd` are at least 3 when given. Returns 0 or an errno
+/// value.
+int spawn_in_own_group(const fs::path& program, std::vector<std::string>& args,
+                       std::vector<std::string>& env, const fs::path& cwd,
+                       int in_fd, int out_fd, pid_t& pid) {
   auto argv = c_strings(args);
   auto envp = c_strings(env);
   posix_spawn_file_actions_t actions;
@@ -259,14 +261,17 @@ int spawn_worker(const fs::path& program, std::vector<std::string>& args,
     err = posix_spawnattr_setsigmask(&attr, &none);
   if (err == 0)
     err = posix_spawnattr_setsigdefault(&attr, &all);
-  // out_fd is at least 3, so the order of these does not matter.
   if (err == 0)
-    err = posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY,
-                                           0);
+    err = in_fd >= 0 ? posix_spawn_file_actions_adddup2(&actions, in_fd, 0)
+                     : posix_spawn_file_actions_addopen(&actions, 0, "/dev/null",
+                                                        O_RDONLY, 0);
   if (err == 0)
-    err = posix_spawn_file_actions_adddup2(&actions, out_fd, 1);
+    err = out_fd >= 0
+            ? posix_spawn_file_actions_adddup2(&actions, out_fd, 1)
+            : posix_spawn_file_actions_addopen(&actions, 1, "/dev/null",
+                                               O_WRONLY, 0);
   if (err == 0)
-    err = posix_spawn_file_actions_adddup2(&actions, out_fd, 2);
+    err = posix_spawn_file_actions_adddup2(&actions, 1, 2);
   if (err == 0)
     err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
   if (err == 0)
@@ -294,46 +299,8 @@ std::optional<std::string> start_log_writer(const process_driver_settings& s,
                                 std::to_string(s.worker_log.backups),
                                 log.string()};
   std::vector<std::string> no_env;
-  auto argv = c_strings(args);
-  auto envp = c_strings(no_env);
-  posix_spawn_file_actions_t actions;
-  posix_spawnattr_t attr;
-  if (int err = posix_spawn_file_actions_init(&actions); err != 0)
-    return "cannot start its log writer: " + errno_text(err);
-  if (int err = posix_spawnattr_init(&attr); err != 0) {
-    posix_spawn_file_actions_destroy(&actions);
-    return "cannot start its log writer: " + errno_text(err);
-  }
-  sigset_t none;
-  sigset_t all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  int err = posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP
-                                              | POSIX_SPAWN_SETSIGMASK
-                                              | POSIX_SPAWN_SETSIGDEF);
-  if (err == 0)
-    err = posix_spawnattr_setpgroup(&attr, 0);
-  if (err == 0)
-    err = posix_spawnattr_setsigmask(&attr, &none);
-  if (err == 0)
-    err = posix_spawnattr_setsigdefault(&attr, &all);
-  if (err == 0)
-    err = posix_spawn_file_actions_adddup2(&actions, in_fd, 0);
-  if (err == 0)
-    err = posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY,
-                                           0);
-  if (err == 0)
-    err = posix_spawn_file_actions_adddup2(&actions, 1, 2);
-  if (err == 0)
-    err = posix_spawn_file_actions_addclosefrom_np(&actions, 3);
-  if (err == 0)
-    err = posix_spawn_file_actions_addchdir_np(&actions, "/");
   pid_t pid = 0;
-  if (err == 0)
-    err = posix_spawn(&pid, s.log_program.c_str(), &actions, &attr,
-                      argv.data(), envp.data());
-  posix_spawnattr_destroy(&attr);
-  posix_spawn_file_actions_destroy(&actions);
+  int err = spawn_in_own_group(s.log_program, args, no_env, "/", in_fd, -1, pid);
   if (err != 0)
     return "cannot start its log writer " + s.log_program.string() + ": "
            + errno_text(err);
@@ -877,7 +844,8 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
     return failure(*problem);
   out_read.reset();
   pid_t pid = 0;
-  if (int err = spawn_worker(program, args, env, cwd, out_write.get(), pid);
+  if (int err = spawn_in_own_group(program, args, env, cwd, -1,
+                                       out_write.get(), pid);
       err != 0)
     return failure("cannot start " + program.string() + " in " + cwd.string()
                    + ": " + errno_text(err));
