@@ -285,7 +285,7 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       api::reply(res, 405, api::json{{"error", "method not allowed"}});
     } else if (seg.size() == 1 && req.path.back() != '/') {
       // Relative links in the page need the trailing slash.
-      res.status = 301;
+      api::reply(res, 301, api::json{{"location", "/ui/"}});
       res.headers.emplace_back("Location", "/ui/");
     } else if (auto* file = ui::find(seg.size() == 1 ? "" : seg[1]);
                file != nullptr && seg.size() <= 2) {

@@ -5,7 +5,8 @@ app holding two running cyme-worker instances (w1, w2).
 The tests run in order, each on the state the previous left, and stop at
 the first failure:
 
-0. the branch serves /ui/ (its three files) and /events/;
+0. the branch serves /ui/ (its three files) and /events/, and sends /ui to
+   /ui/ with a 301 whose JSON body names the location;
 1. the page lists both instances, running, with the pids the API gives;
 2. after kill -9 of w1's pid the page shows its new pid and the event of
    its death or restart, without a reload;
@@ -24,6 +25,7 @@ to --screenshots.
 """
 
 import argparse
+import http.client
 import json
 import os
 import signal
@@ -32,6 +34,7 @@ import tempfile
 import time
 import unittest
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -207,6 +210,17 @@ class Dashboard(unittest.TestCase):
         with urllib.request.urlopen(PAGE.rsplit("/ui/", 1)[0] + "/events/", timeout=30) as stream:
             self.assertTrue(stream.headers.get("Content-Type", "").startswith("text/event-stream"),
                             f"/events/: {stream.headers.get('Content-Type')}")
+        base = urllib.parse.urlsplit(PAGE)
+        conn = http.client.HTTPConnection(base.hostname, base.port, timeout=30)
+        try:
+            conn.request("GET", "/ui")
+            answer = conn.getresponse()
+            body = answer.read()
+            self.assertEqual(answer.status, 301)
+            self.assertEqual(answer.getheader("Location"), "/ui/")
+            self.assertEqual(json.loads(body), {"location": "/ui/"})
+        finally:
+            conn.close()
 
     def test_1_lists_the_instances_running_with_their_pids(self):
         pids = {name: wait_for(f"{name} running in the API",
