@@ -1,20 +1,13 @@
 #pragma once
 
 /// The instance actor: one per model instance, spawned and monitored by the
-/// supervisor. It decides for its instance: judges liveness, restarts it
-/// (after asking the supervisor for a permit), pings it until it answers,
-/// reconciles its consumers and concurrency, and stops it. An instance of
-/// kind `process` is judged by its process alone: no ping, no reconcile.
-/// It runs one operation at a time; a verify arriving while another verify
-/// waits is merged into it.
-///
-///            verify/restart/shutdown
-///   idle ---------------------------> busy --(queue empty)--> idle
-///                                      |  ^
-///                                      +--+ next queued operation
-///
-/// Every transition of its instance is reported to the supervisor as a new
-/// `instance_status` and a `supervisor_event`.
+/// supervisor. It interprets its instance's lifecycle table
+/// (actors/lifecycle.hpp): each request and each fact becomes an event of
+/// the table, each action of the table a request to the process driver, the
+/// bus or the supervisor, and each answer the next event, tagged so that a
+/// stale one is dropped by the table. It is the only writer of its
+/// instance's status: every change is reported to the supervisor, which
+/// keeps the reports.
 
 #include <string>
 
@@ -22,6 +15,7 @@
 #include <caf/replies_to.hpp>
 #include <caf/typed_actor.hpp>
 
+#include "actors/lifecycle.hpp"
 #include "actors/ping_schedule.hpp"
 #include "actors/seams.hpp"
 #include "messages/atoms.hpp"
@@ -30,23 +24,6 @@
 #include "messages/supervision.hpp"
 
 namespace cyme {
-
-/// What a round's batched ping and stats learned about one instance.
-struct probe_result {
-  /// False when no batched probe was made; the instance actor then asks
-  /// the instance itself.
-  bool probed = false;
-  bool pong = false;
-  bool has_stats = false;
-  worker_stats stats;
-  /// When the probe was sent (the actor clock, in ns since its epoch): a
-  /// probe sent before the instance's last start, or before its new
-  /// process first answered, describes a process that is gone or was not
-  /// listening yet, and is not used.
-  int64_t sent_at_ns = 0;
-  /// The ping's round trip, in microseconds, when it was answered.
-  int64_t rtt_us = 0;
-};
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
@@ -63,6 +40,9 @@ using instance_parent = caf::typed_actor<
 /// - verify(spec, probe, ratelimit): judge and repair the instance.
 /// - restart(spec): restart it unconditionally (no rate limit).
 /// - shutdown(spec): stop its process if running.
+/// - remove(spec): stop its process; the instance left the model.
+/// - disable(reason): the model disabled it (an operator, or the restart
+///   limit); the stop follows as an operation.
 /// - exited(exit): its process died unasked; the running operation ends
 ///   at once (answered "failed: interrupted") instead of waiting on a dead
 ///   process.
@@ -71,6 +51,8 @@ using instance_actor = caf::typed_actor<
     action_report>,
   caf::replies_to<restart_atom, instance_spec>::with<action_report>,
   caf::replies_to<shutdown_atom, instance_spec>::with<action_report>,
+  caf::replies_to<remove_atom, instance_spec>::with<action_report>,
+  caf::reacts_to<disable_atom, std::string>,
   caf::reacts_to<exited_atom, process_exit>>;
 
 /// What an instance actor is spawned with.
@@ -86,9 +68,10 @@ struct instance_config {
 };
 
 /// Spawns an instance actor for `initial.name`, starting from the status the
-/// supervisor last knew (so a respawned actor keeps its counters).
+/// supervisor last knew (so a respawned actor keeps its counters) and
+/// whether the model has the instance enabled.
 instance_actor spawn_instance_actor(caf::local_actor* parent,
                                     instance_config config,
-                                    instance_status initial);
+                                    instance_status initial, bool enabled);
 
 } // namespace cyme

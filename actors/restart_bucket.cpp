@@ -80,4 +80,29 @@ double restart_bucket::tokens(steady_time now) const {
   return copy.tokens_;
 }
 
+permit_decision decide_permit(const permit_request& req) {
+  permit_decision d{restart_permit::granted, req.bucket, true};
+  auto first = !req.ever_started;
+  if (!req.ratelimit) {
+    d.bucket.reset(req.now);
+    d.permit = first ? restart_permit::first_start : restart_permit::granted;
+    return d;
+  }
+  d.ever_started = req.ever_started;
+  if (req.paused) {
+    d.permit = restart_permit::paused;
+    return d;
+  }
+  if (req.broker_reviving) {
+    d.permit = restart_permit::broker_reviving;
+    return d;
+  }
+  d.ever_started = true;
+  if (first)
+    d.permit = restart_permit::first_start;
+  else if (!d.bucket.try_take(req.now))
+    d.permit = restart_permit::rate_limited;
+  return d;
+}
+
 } // namespace cyme

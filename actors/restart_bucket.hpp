@@ -1,13 +1,16 @@
 #pragma once
 
-/// The restart limit: a rate such as "1/m", parsed once, and a token bucket
-/// per instance that a rate-limited restart must take a token from. Pure:
-/// the clock is passed in, so tests drive it directly.
+/// The restart limit: a rate such as "1/m", parsed once, a token bucket per
+/// instance that a rate-limited restart must take a token from, and the
+/// policy that answers a restart's request for a permit. Pure: the clock is
+/// passed in, so tests drive it directly.
 
 #include <chrono>
 #include <optional>
 #include <string>
 #include <string_view>
+
+#include "messages/supervision.hpp"
 
 namespace cyme {
 
@@ -54,5 +57,38 @@ private:
   double tokens_;
   steady_time last_;
 };
+
+/// What the restart policy is asked, about one instance the supervisor
+/// knows.
+struct permit_request {
+  /// False for an explicit request (an operator's restart or verify): it is
+  /// not limited and forgives past restarts.
+  bool ratelimit = true;
+  /// The fleet is paused (by an operator or a broker down).
+  bool paused = false;
+  /// The instance talks over a broker (a worker; a plain process does not)
+  /// and that broker came back less than wait_after_broker_revived ago.
+  bool broker_reviving = false;
+  /// Its instance ran under this supervisor before.
+  bool ever_started = false;
+  restart_bucket bucket;
+  steady_time now;
+};
+
+/// The answer, and the instance's restart state after it.
+struct permit_decision {
+  restart_permit permit = restart_permit::granted;
+  restart_bucket bucket;
+  bool ever_started = false;
+};
+
+/// The restart policy (OTP's intensity and period, as a token bucket):
+/// - an explicit request is granted and fills the bucket again;
+/// - otherwise, nothing restarts while paused, nor while its broker is
+///   reviving;
+/// - a first start takes no token;
+/// - a restart takes a token, and is refused (rate_limited: the instance is
+///   to be disabled) when there is none.
+permit_decision decide_permit(const permit_request& req);
 
 } // namespace cyme

@@ -31,12 +31,15 @@ struct child_entry {
   instance_spec spec;
   /// Invalid while the actor is given up after crashing too often.
   instance_actor handle;
+  /// The status its instance actor last reported (it alone writes it).
   instance_status status;
   restart_bucket restarts;
   restart_bucket respawns;
   /// Whether its instance ran under this supervisor: the first start of a
   /// new instance is not a restart and takes no token.
   bool ever_started = false;
+  /// False while its actor is given up.
+  bool supervised = true;
 };
 
 struct supervisor_state {
@@ -117,6 +120,7 @@ void emit(self_ptr self, event_kind kind, std::string instance,
 /// An instance's status with the restarts its limit's window holds now.
 instance_status with_window(self_ptr self, const child_entry& c) {
   auto out = c.status;
+  out.supervised = c.supervised;
   auto used = self->state.restart_rate.count
               - c.restarts.tokens(self->clock().now());
   out.restarts_in_window = used > 0 ? static_cast<uint32_t>(std::ceil(used - 1e-9))
@@ -151,7 +155,8 @@ void spawn_child(self_ptr self, child_entry& c) {
                       self->address(), self->state.settings.restart_pings,
                       self->state.settings.probe_timeout,
                       self->state.settings.command_timeout};
-  c.handle = spawn_instance_actor(self, std::move(cfg), c.status);
+  c.handle = spawn_instance_actor(self, std::move(cfg), c.status,
+                                  c.spec.enabled);
   self->monitor(c.handle);
 }
 
@@ -168,25 +173,26 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
                   {},
                   restart_bucket{st.restart_rate, now},
                   restart_bucket{st.respawn_rate, now}};
-    c.status.name = spec.name;
-    c.status.state = spec.enabled ? instance_state::stopped
-                                  : instance_state::disabled;
-    c.status.disabled_reason = spec.disabled_reason;
+    // What its actor starts from, until its first report.
+    c.status = lifecycle::initial_status(spec);
     i = st.children.emplace(spec.name, std::move(c)).first;
     spawn_child(self, i->second);
     return i->second;
   }
   auto& c = i->second;
-  if (c.spec.enabled && !spec.enabled)
+  if (c.spec.enabled && !spec.enabled) {
     // Disabled in the model (by an operator): its stop follows.
     emit(self, event_kind::disabled, spec.name, spec.disabled_reason,
          {{"reason", spec.disabled_reason}});
+    if (c.handle)
+      self->send(c.handle, disable_atom::value, spec.disabled_reason);
+  }
   c.spec = spec;
   if (explicit_request) {
     c.restarts.reset(now);
     if (!c.handle) {
       c.respawns.reset(now);
-      c.status.supervised = true;
+      c.supervised = true;
       spawn_child(self, c);
       emit(self, event_kind::actor_respawned, spec.name, "on request");
     }
@@ -212,12 +218,10 @@ void retire(self_ptr self, const std::string& name,
     return;
   }
   auto handle = c.handle;
-  self->request(handle, caf::infinite, shutdown_atom::value, c.spec)
+  self->request(handle, caf::infinite, remove_atom::value, c.spec)
     .then(
       [=](action_report& r) {
         forget(handle);
-        r.detail = r.detail.empty() ? "removed from the model"
-                                    : r.detail + "; removed from the model";
         done(std::move(r));
       },
       [=](caf::error& err) {
@@ -500,9 +504,10 @@ caf::typed_response_promise<restart_permit> refuse_restart(self_ptr self,
                 + self->state.settings.restart_max_rate + ")";
   c.spec.enabled = false;
   c.spec.disabled_reason = reason;
-  c.status.state = instance_state::disabled;
-  c.status.disabled_reason = reason;
   emit(self, event_kind::disabled, name, reason, {{"reason", reason}});
+  // Before the permit's answer: the actor keeps it down, with this reason.
+  if (c.handle)
+    self->send(c.handle, disable_atom::value, reason);
   self
     ->request(self->state.seams.store, caf::infinite, disable_atom::value, name,
               reason)
@@ -544,7 +549,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         spawn_child(self, c);
         emit(self, event_kind::actor_respawned, name, why);
       } else {
-        c.status.supervised = false;
+        c.supervised = false;
         emit(self, event_kind::actor_given_up, name,
              why + "; crashed more often than respawn_max_rate "
                + self->state.settings.respawn_max_rate);
@@ -641,11 +646,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (i == st.children.end())
         return;
       auto& c = i->second;
-      if (c.status.pid == e.pid) {
-        c.status.pid = 0;
-        c.status.state = c.spec.enabled ? instance_state::stopped
-                                        : instance_state::disabled;
-      }
+      // A requested exit is the answer to its actor's stop.
       if (e.requested)
         return;
       auto data = exit_data(e.status);
@@ -691,26 +692,17 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (i == st.children.end())
         return granted(restart_permit::withdrawn);
       auto& c = i->second;
-      if (!ratelimit) {
-        c.restarts.reset(now);
-        bool first = !c.ever_started;
-        c.ever_started = true;
-        return granted(first ? restart_permit::first_start
-                             : restart_permit::granted);
-      }
-      if (st.paused())
-        return granted(restart_permit::paused);
       // A process does not use the broker: nothing to wait for.
-      if (c.spec.launch.kind == instance_kind::worker
-          && st.reviving(c.spec.broker, now))
-        return granted(restart_permit::broker_reviving);
-      if (!c.ever_started) {
-        c.ever_started = true;
-        return granted(restart_permit::first_start);
-      }
-      if (c.restarts.try_take(now))
-        return granted(restart_permit::granted);
-      return refuse_restart(self, c);
+      auto d = decide_permit(permit_request{
+        ratelimit, st.paused(),
+        c.spec.launch.kind == instance_kind::worker
+          && st.reviving(c.spec.broker, now),
+        c.ever_started, c.restarts, now});
+      c.restarts = d.bucket;
+      c.ever_started = d.ever_started;
+      if (d.permit == restart_permit::rate_limited)
+        return refuse_restart(self, c);
+      return granted(d.permit);
     },
     [=](report_atom, instance_status& s) {
       auto i = self->state.children.find(s.name);
@@ -719,12 +711,6 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       auto& c = i->second;
       if (s.pid > 0)
         c.ever_started = true;
-      s.supervised = c.status.supervised;
-      if (!c.spec.enabled) {
-        s.disabled_reason = c.spec.disabled_reason;
-        if (s.pid == 0)
-          s.state = instance_state::disabled;
-      }
       c.status = std::move(s);
     },
     [=](supervisor_event& ev) { emit(self, std::move(ev)); },

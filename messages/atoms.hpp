@@ -41,6 +41,7 @@ using command_atom = caf::atom_constant<caf::atom("command")>;
 // Model store.
 using get_atom = caf::atom_constant<caf::atom("get")>;
 using disable_atom = caf::atom_constant<caf::atom("disable")>;
+using remove_atom = caf::atom_constant<caf::atom("remove")>;
 
 // Process driver internals (transport/process_driver.cpp): its watcher
 // thread tells it that a watched process ended; its stop timer says the

@@ -1,0 +1,332 @@
+#pragma once
+
+/// An instance's lifecycle as one table: a pure state machine (no actors,
+/// no clock of its own) that takes events and answers with actions. The
+/// instance actor (actors/instance.cpp) interprets it: it carries out each
+/// action and turns each answer into the next event. It is the only writer
+/// of an instance's status.
+///
+/// Requests (verify, restart, shutdown, remove) queue as operations and run
+/// one at a time; a verify arriving while another waits joins it. Each
+/// request the machine sends out (to the process driver, the bus or the
+/// supervisor) carries a tag, and the answer must bring it back: an answer
+/// whose tag is not the one awaited belongs to an operation that ended (its
+/// process died under it) and is dropped, here and nowhere else.
+///
+/// The phases, and what moves between them (x: the operation ends, its
+/// requests are answered, the next one begins or the machine is idle):
+///
+///   idle --verify--> checking --checked(0)--> permitting
+///                       |  \--checked(pid), probe pong--> fetching/reconciling
+///                       |  \--checked(pid), no probe--> probing
+///                    probing --pong--> fetching --stats--> reconciling --x
+///                    probing --ping timeout--> permitting
+///   idle --restart--> permitting --granted--> replacing --stop done-->
+///                     starting --started--> pinging --pong--> fetching ...
+///                     pinging --ping timeout--> rechecking --checked(pid)-->
+///                     pinging (next timeout); after the last, or checked(0): x
+///   permitting --rate limited--> stopping (disabled) --stop done--> x
+///   idle --shutdown/remove, or verify of a disabled spec--> stopping --> x
+///   any --exited (its pid)--> x (answered "interrupted"), status stopped
+///
+/// `disable` (the model disabled it: an operator, or the restart limit)
+/// and `exited` apply in every phase; every other answer applies only in
+/// the phase that awaits it. The unit tests cover every cell of the table.
+
+#include <cstdint>
+#include <deque>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "actors/ping_schedule.hpp"
+#include "messages/control.hpp"
+#include "messages/instance.hpp"
+#include "messages/supervision.hpp"
+
+namespace cyme {
+
+/// What a round's batched ping and stats learned about one instance.
+struct probe_result {
+  /// False when no batched probe was made; the instance is then asked
+  /// itself.
+  bool probed = false;
+  bool pong = false;
+  bool has_stats = false;
+  worker_stats stats;
+  /// When the probe was sent (steady clock, ns): a probe sent before the
+  /// instance's last start, or before its new process first answered,
+  /// describes a process that is gone or was not listening yet, and is not
+  /// used.
+  int64_t sent_at_ns = 0;
+  /// The ping's round trip, in microseconds, when it was answered.
+  int64_t rtt_us = 0;
+};
+
+namespace lifecycle {
+
+/// Where the machine is. Every phase but idle runs an operation and awaits
+/// exactly one answer.
+enum class phase : uint8_t {
+  idle,
+  /// Asked the driver whether its process is alive.
+  checking,
+  /// Pinged it to judge liveness.
+  probing,
+  /// Asked the supervisor for a restart permit.
+  permitting,
+  /// Stopping its process for good (shutdown, disable, removal).
+  stopping,
+  /// Stopping its process to start a new one.
+  replacing,
+  /// Asked the driver to start its process.
+  starting,
+  /// Pinging the new process along the restart schedule.
+  pinging,
+  /// Asked the driver whether the new process still lives, after a ping
+  /// of the schedule went unanswered.
+  rechecking,
+  /// Asked it for its stats.
+  fetching,
+  /// Sent the commands that make its consumers match the spec.
+  reconciling,
+};
+
+constexpr size_t phase_count = 11;
+
+std::string to_string(phase x);
+
+enum class event_kind : uint8_t {
+  // Requests: each starts (or joins) an operation.
+  verify,
+  restart,
+  shutdown,
+  remove,
+  // Facts that apply in every phase.
+  disable,
+  exited,
+  // Answers, each carrying the tag of the request it answers.
+  checked,
+  permit,
+  stop_done,
+  started,
+  start_failed,
+  pong,
+  ping_timeout,
+  stats,
+  reconciled,
+  /// A request failed (the actor it went to answered with an error).
+  failed,
+};
+
+constexpr size_t event_count = 16;
+
+std::string to_string(event_kind x);
+
+/// The result of one command of a reconciliation.
+struct command_result {
+  bool ok = false;
+  std::string error;
+};
+
+/// One event. Which fields matter depends on the kind.
+struct event {
+  event_kind kind = event_kind::verify;
+  /// Answers: the tag of the request answered.
+  uint64_t tag = 0;
+  /// verify, restart, shutdown, remove: the spec as the model holds it.
+  instance_spec spec;
+  /// verify: what the round's probe found; whether the restart limit
+  /// applies.
+  probe_result probe;
+  bool ratelimit = true;
+  /// disable: why. failed, start_failed: what went wrong.
+  std::string text;
+  /// checked, stop_done, started, exited: a pid (0: none).
+  int32_t pid = 0;
+  /// exited: the wait status.
+  int wait_status = 0;
+  /// permit.
+  restart_permit permit = restart_permit::granted;
+  /// pong: the round trip.
+  int64_t rtt_us = 0;
+  /// stats: whether the instance answered, and its stats.
+  bool has_stats = false;
+  worker_stats stats;
+  /// reconciled: one result per command sent, in order.
+  std::vector<command_result> results;
+};
+
+enum class action_kind : uint8_t {
+  /// Ask the driver whether the process is alive (answer: checked).
+  check,
+  /// Ask the supervisor for a restart permit (answer: permit).
+  ask_permit,
+  /// Ask the driver to stop the process (answer: stop_done).
+  stop,
+  /// Ask the driver to start `spec` (answer: started or start_failed).
+  start,
+  /// Send `command`, a ping (answer: pong or ping_timeout).
+  ping,
+  /// Send `command`, a stats request (answer: stats).
+  fetch_stats,
+  /// Send `commands` (answer: reconciled, one result each).
+  reconcile,
+  /// Tell the supervisor the instance's status changed.
+  report,
+  /// Publish `event`.
+  emit,
+  /// Answer the requests that joined operation `op` with `result`.
+  answer,
+};
+
+std::string to_string(action_kind x);
+
+struct action {
+  action_kind kind = action_kind::report;
+  /// Requests out: the tag their answer must carry.
+  uint64_t tag = 0;
+  /// ask_permit: whether the restart limit applies.
+  bool ratelimit = true;
+  /// start.
+  instance_spec spec;
+  /// ping, fetch_stats.
+  control_command command;
+  /// reconcile.
+  std::vector<control_command> commands;
+  /// emit.
+  supervisor_event event;
+  /// answer.
+  uint64_t op = 0;
+  action_report result;
+};
+
+/// The clock, passed in: a steady reading for decisions and the wall clock
+/// for what people read.
+struct clock_reading {
+  int64_t steady_ns = 0;
+  int64_t wall_ms = 0;
+};
+
+struct settings {
+  ping_schedule restart_pings;
+  /// How long a liveness ping waits for its answer.
+  caf::timespan probe_timeout{std::chrono::seconds{1}};
+  /// How long other commands wait.
+  caf::timespan command_timeout{std::chrono::seconds{1}};
+};
+
+/// What one event did: the actions to carry out, in order, and for a
+/// request the operation it started or joined.
+struct step {
+  std::vector<action> actions;
+  uint64_t op = 0;
+  /// False when the event was dropped: a stale answer, or one the current
+  /// phase does not await.
+  bool applied = true;
+};
+
+enum class op_kind : uint8_t { verify, restart, shutdown, remove };
+
+/// The status an instance starts with, before anything is known of its
+/// process.
+instance_status initial_status(const instance_spec& spec);
+
+class machine {
+public:
+  /// Starts idle, from `initial` (a respawned instance actor keeps the
+  /// counters the supervisor last knew).
+  machine(settings s, instance_status initial, bool enabled);
+
+  step handle(const event& ev, clock_reading now);
+
+  const instance_status& status() const {
+    return status_;
+  }
+
+  phase current() const {
+    return phase_;
+  }
+
+  /// The tag the current phase awaits (0 when idle).
+  uint64_t awaiting() const {
+    return awaiting_;
+  }
+
+  /// Operations waiting behind the running one.
+  size_t queued() const {
+    return ops_.empty() ? 0 : ops_.size() - 1;
+  }
+
+private:
+  struct operation {
+    uint64_t id = 0;
+    op_kind kind = op_kind::verify;
+    instance_spec spec;
+    probe_result probe;
+    bool ratelimit = true;
+  };
+
+  // Requests and operations.
+  uint64_t enqueue(op_kind kind, const event& ev);
+  void begin();
+  void finish(outcome result, std::string detail = {});
+  // Steps of an operation.
+  void await(phase p);
+  void send_check();
+  void send_permit(std::string why);
+  void send_stop();
+  void restart(bool first_start);
+  void send_ping(caf::timespan timeout);
+  void send_stats(outcome result, std::string detail);
+  void reconcile(const worker_stats& stats, outcome result,
+                 std::string detail);
+  /// After an unanswered ping of the restart schedule: the next one, once
+  /// the process is known to live, or giving up after the last.
+  void after_silence();
+  void give_up(std::string why);
+  void emit(cyme::event_kind kind, std::string detail = {},
+            std::map<std::string, std::string> data = {});
+  control_command command(control_op op) const;
+  /// The state an instance with no process settles in.
+  instance_state at_rest() const;
+
+  // Phase handlers.
+  bool on_checked(const event& ev);
+  bool on_permit(const event& ev);
+  bool on_stop_done(const event& ev);
+  bool on_started(int32_t pid);
+  bool on_failed(const event& ev);
+  void on_exited(const event& ev);
+
+  settings settings_;
+  instance_status status_;
+  /// The newest enabled flag the model gave.
+  bool enabled_ = true;
+  phase phase_ = phase::idle;
+  uint64_t awaiting_ = 0;
+  uint64_t next_tag_ = 1;
+  uint64_t next_op_ = 1;
+  /// The running operation (front) and those waiting behind it.
+  std::deque<operation> ops_;
+  /// When a start was last asked for, or its process first answered: probes
+  /// sent before that are about an earlier process.
+  int64_t last_start_ns_ = INT64_MIN;
+  clock_reading now_;
+  std::vector<action> out_;
+  bool changed_ = false;
+  // The running operation's context.
+  std::string why_;
+  bool first_start_ = false;
+  size_t ping_index_ = 0;
+  outcome result_ = outcome::verified;
+  std::string detail_;
+  std::vector<control_command> sent_;
+  /// Pids that exited while a start was out: a start answering with one of
+  /// them started a process that is gone already.
+  std::set<int32_t> exited_while_starting_;
+};
+
+} // namespace lifecycle
+
+} // namespace cyme
