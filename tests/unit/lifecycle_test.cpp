@@ -1,0 +1,548 @@
+// The instance lifecycle table (actors/lifecycle.hpp), cell by cell: every
+// phase crossed with every event is one test case (`cell_<phase>_<event>`),
+// checked against the expectation written below: the phase after and the
+// actions, in order. Cells not written are either a request arriving while
+// an operation runs (queued: no action) or an answer the phase does not
+// await (dropped: no action, nothing changes). Every answer is also sent
+// with a wrong tag, which the table must drop. Then the policies the table
+// leans on: merging of waiting verifies, probes older than a start, a
+// process exiting before its start is answered, the restart permit.
+#include <boost/test/data/monomorphic.hpp>
+#include <boost/test/data/test_case.hpp>
+#include <boost/test/unit_test.hpp>
+
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "actors/lifecycle.hpp"
+#include "actors/restart_bucket.hpp"
+
+namespace bdata = boost::unit_test::data;
+using namespace cyme;
+using cyme::lifecycle::action;
+using cyme::lifecycle::action_kind;
+using cyme::lifecycle::clock_reading;
+using cyme::lifecycle::command_result;
+using cyme::lifecycle::event;
+using cyme::lifecycle::event_count;
+using cyme::lifecycle::initial_status;
+using cyme::lifecycle::machine;
+using cyme::lifecycle::phase;
+using cyme::lifecycle::phase_count;
+using cyme::lifecycle::settings;
+using cyme::lifecycle::step;
+using ev_kind = cyme::lifecycle::event_kind;
+using namespace std::chrono_literals;
+
+namespace {
+
+constexpr int32_t old_pid = 7;
+constexpr int32_t new_pid = 8;
+
+instance_spec worker_spec() {
+  instance_spec s;
+  s.name = "w1";
+  s.app = "demo";
+  s.queues = {"q"};
+  s.max_concurrency = 2;
+  s.min_concurrency = 1;
+  return s;
+}
+
+event request(ev_kind kind, instance_spec spec = worker_spec()) {
+  event ev;
+  ev.kind = kind;
+  ev.spec = std::move(spec);
+  return ev;
+}
+
+/// A machine and the clock it is driven by.
+struct driver {
+  machine m{settings{}, initial_status(worker_spec()), true};
+  int64_t t = 1'000'000'000;
+
+  step feed(event ev) {
+    t += 1'000'000;
+    return m.handle(ev, clock_reading{t, t / 1'000'000});
+  }
+
+  /// An answer to what the current phase awaits.
+  step answer(ev_kind kind) {
+    return answer(kind, [](event&) {});
+  }
+
+  template <class F>
+  step answer(ev_kind kind, F fill) {
+    event ev;
+    ev.kind = kind;
+    ev.tag = m.awaiting();
+    fill(ev);
+    return feed(ev);
+  }
+};
+
+worker_stats stats_without_queue() {
+  worker_stats s;
+  s.queues = {direct_queue("w1")};
+  s.autoscale_max = 2;
+  s.autoscale_min = 1;
+  return s;
+}
+
+/// A machine brought into phase `p` the way a real instance gets there.
+driver in_phase(phase p) {
+  driver d;
+  auto checked = [&](int32_t pid) {
+    d.answer(ev_kind::checked, [pid](event& ev) { ev.pid = pid; });
+  };
+  auto to_replacing = [&] {
+    d.feed(request(ev_kind::verify));
+    checked(0);
+    d.answer(ev_kind::permit,
+             [](event& ev) { ev.permit = restart_permit::granted; });
+  };
+  auto to_pinging = [&] {
+    to_replacing();
+    d.answer(ev_kind::stop_done);
+    d.answer(ev_kind::started, [](event& ev) { ev.pid = new_pid; });
+  };
+  auto to_fetching = [&] {
+    d.feed(request(ev_kind::verify));
+    checked(old_pid);
+    d.answer(ev_kind::pong);
+  };
+  switch (p) {
+    case phase::idle:
+      break;
+    case phase::checking:
+      d.feed(request(ev_kind::verify));
+      break;
+    case phase::probing:
+      d.feed(request(ev_kind::verify));
+      checked(old_pid);
+      break;
+    case phase::permitting:
+      d.feed(request(ev_kind::verify));
+      checked(0);
+      break;
+    case phase::stopping:
+      d.feed(request(ev_kind::shutdown));
+      break;
+    case phase::replacing:
+      to_replacing();
+      break;
+    case phase::starting:
+      to_replacing();
+      d.answer(ev_kind::stop_done);
+      break;
+    case phase::pinging:
+      to_pinging();
+      break;
+    case phase::rechecking:
+      to_pinging();
+      d.answer(ev_kind::ping_timeout);
+      break;
+    case phase::fetching:
+      to_fetching();
+      break;
+    case phase::reconciling:
+      to_fetching();
+      d.answer(ev_kind::stats, [](event& ev) {
+        ev.has_stats = true;
+        ev.stats = stats_without_queue();
+      });
+      break;
+  }
+  BOOST_REQUIRE_MESSAGE(d.m.current() == p,
+                        "setup reached " << to_string(d.m.current())
+                                         << " instead of " << to_string(p));
+  return d;
+}
+
+/// The event of kind `e` a cell is tested with, answering what the machine
+/// awaits.
+event cell_event(const driver& d, ev_kind e) {
+  event ev;
+  if (e == ev_kind::verify || e == ev_kind::restart
+      || e == ev_kind::shutdown || e == ev_kind::remove)
+    return request(e);
+  ev.kind = e;
+  ev.tag = d.m.awaiting();
+  switch (e) {
+    case ev_kind::disable:
+      ev.text = "by an operator";
+      break;
+    case ev_kind::exited:
+      // The instance's own process when it has one.
+      ev.pid = d.m.status().pid != 0 ? d.m.status().pid : old_pid;
+      ev.wait_status = 9;
+      break;
+    case ev_kind::checked:
+    case ev_kind::stop_done:
+      ev.pid = old_pid;
+      break;
+    case ev_kind::started:
+      ev.pid = new_pid;
+      break;
+    case ev_kind::permit:
+      ev.permit = restart_permit::granted;
+      break;
+    case ev_kind::start_failed:
+    case ev_kind::failed:
+      ev.text = "refused";
+      break;
+    case ev_kind::pong:
+      ev.rtt_us = 900;
+      break;
+    case ev_kind::stats:
+      ev.has_stats = true;
+      ev.stats = stats_without_queue();
+      break;
+    case ev_kind::reconciled:
+      // One command is out in the reconciling phase: add_consumer q.
+      ev.results = {command_result{true, {}}};
+      break;
+    default:
+      break;
+  }
+  return ev;
+}
+
+struct expectation {
+  phase after;
+  std::vector<action_kind> actions;
+};
+
+using AK = action_kind;
+using P = phase;
+using E = ev_kind;
+
+/// Every cell that does something. The rest: a request while an operation
+/// runs is queued, any other event is dropped; both leave the phase and do
+/// nothing.
+const std::map<std::pair<P, E>, expectation>& table() {
+  static const std::map<std::pair<P, E>, expectation> t{
+    // Requests begin an operation when idle.
+    {{P::idle, E::verify}, {P::checking, {AK::check}}},
+    {{P::idle, E::restart}, {P::permitting, {AK::ask_permit}}},
+    {{P::idle, E::shutdown}, {P::stopping, {AK::stop}}},
+    {{P::idle, E::remove}, {P::stopping, {AK::stop}}},
+    // A disable changes the status in every phase; the stop follows as an
+    // operation of its own.
+    {{P::idle, E::disable}, {P::idle, {AK::report}}},
+    {{P::checking, E::disable}, {P::checking, {AK::report}}},
+    {{P::probing, E::disable}, {P::probing, {AK::report}}},
+    {{P::permitting, E::disable}, {P::permitting, {AK::report}}},
+    {{P::stopping, E::disable}, {P::stopping, {AK::report}}},
+    {{P::replacing, E::disable}, {P::replacing, {AK::report}}},
+    {{P::starting, E::disable}, {P::starting, {AK::report}}},
+    {{P::pinging, E::disable}, {P::pinging, {AK::report}}},
+    {{P::rechecking, E::disable}, {P::rechecking, {AK::report}}},
+    {{P::fetching, E::disable}, {P::fetching, {AK::report}}},
+    {{P::reconciling, E::disable}, {P::reconciling, {AK::report}}},
+    // An exit is recorded in every phase; when it is the process the
+    // operation works on, the operation ends ("interrupted").
+    {{P::idle, E::exited}, {P::idle, {AK::report}}},
+    {{P::checking, E::exited}, {P::checking, {AK::report}}},
+    {{P::probing, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    {{P::permitting, E::exited}, {P::permitting, {AK::report}}},
+    {{P::stopping, E::exited}, {P::stopping, {AK::report}}},
+    {{P::replacing, E::exited}, {P::replacing, {AK::report}}},
+    {{P::starting, E::exited}, {P::starting, {AK::report}}},
+    {{P::pinging, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    {{P::rechecking, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    {{P::fetching, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    {{P::reconciling, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    // Answers, each in the phase that awaits it.
+    {{P::checking, E::checked}, {P::probing, {AK::ping, AK::report}}},
+    {{P::rechecking, E::checked}, {P::pinging, {AK::ping}}},
+    {{P::permitting, E::permit},
+     {P::replacing, {AK::emit, AK::stop, AK::report}}},
+    {{P::stopping, E::stop_done},
+     {P::idle, {AK::emit, AK::answer, AK::report}}},
+    {{P::replacing, E::stop_done}, {P::starting, {AK::start, AK::report}}},
+    {{P::starting, E::started}, {P::pinging, {AK::ping, AK::report}}},
+    {{P::starting, E::start_failed}, {P::idle, {AK::answer, AK::report}}},
+    {{P::probing, E::pong}, {P::fetching, {AK::fetch_stats, AK::report}}},
+    {{P::pinging, E::pong},
+     {P::fetching, {AK::emit, AK::fetch_stats, AK::report}}},
+    {{P::probing, E::ping_timeout}, {P::permitting, {AK::ask_permit}}},
+    {{P::pinging, E::ping_timeout}, {P::rechecking, {AK::check}}},
+    {{P::fetching, E::stats}, {P::reconciling, {AK::reconcile, AK::report}}},
+    {{P::reconciling, E::reconciled},
+     {P::idle, {AK::emit, AK::answer, AK::report}}},
+    // A request that failed.
+    {{P::checking, E::failed}, {P::idle, {AK::answer}}},
+    {{P::probing, E::failed}, {P::idle, {AK::answer}}},
+    {{P::permitting, E::failed}, {P::idle, {AK::answer}}},
+    {{P::stopping, E::failed}, {P::idle, {AK::answer}}},
+    {{P::replacing, E::failed}, {P::idle, {AK::answer, AK::report}}},
+    {{P::starting, E::failed}, {P::idle, {AK::answer, AK::report}}},
+    {{P::pinging, E::failed}, {P::rechecking, {AK::check}}},
+    {{P::rechecking, E::failed},
+     {P::idle, {AK::emit, AK::answer, AK::report}}},
+    {{P::fetching, E::failed}, {P::idle, {AK::answer}}},
+  };
+  return t;
+}
+
+std::string kinds(const std::vector<action>& actions) {
+  std::ostringstream out;
+  for (auto& a : actions)
+    out << to_string(a.kind) << " ";
+  return out.str();
+}
+
+std::string kinds(const std::vector<action_kind>& actions) {
+  std::ostringstream out;
+  for (auto& a : actions)
+    out << to_string(a) << " ";
+  return out.str();
+}
+
+bool is_answer(ev_kind e) {
+  return e != E::verify && e != E::restart && e != E::shutdown
+         && e != E::remove && e != E::disable && e != E::exited;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_SUITE(lifecycle_table)
+
+BOOST_DATA_TEST_CASE(cell, bdata::xrange(phase_count) * bdata::xrange(event_count),
+                     pi, ei) {
+  auto p = static_cast<phase>(pi);
+  auto e = static_cast<ev_kind>(ei);
+  BOOST_TEST_CONTEXT("phase " << to_string(p) << ", event " << to_string(e)) {
+    auto d = in_phase(p);
+    auto before = d.m.status();
+    auto queued_before = d.m.queued();
+    auto ev = cell_event(d, e);
+    auto s = d.feed(ev);
+    auto found = table().find({p, e});
+    if (found != table().end()) {
+      BOOST_TEST(s.applied);
+      BOOST_TEST(to_string(d.m.current()) == to_string(found->second.after));
+      BOOST_TEST(kinds(s.actions) == kinds(found->second.actions));
+    } else if (!is_answer(e)) {
+      // A request while an operation runs: queued behind it.
+      BOOST_TEST(to_string(p) != "idle");
+      BOOST_TEST(s.actions.empty(), kinds(s.actions));
+      BOOST_TEST(d.m.queued() == queued_before + 1);
+      BOOST_TEST(to_string(d.m.current()) == to_string(p));
+    } else {
+      // Forbidden: an answer this phase does not await is dropped.
+      BOOST_TEST(!s.applied);
+      BOOST_TEST(s.actions.empty(), kinds(s.actions));
+      BOOST_TEST(to_string(d.m.current()) == to_string(p));
+      BOOST_TEST(to_string(d.m.status().state) == to_string(before.state));
+      BOOST_TEST(d.m.status().pid == before.pid);
+    }
+    if (is_answer(e)) {
+      // The same answer with a tag not awaited is stale, in every phase.
+      auto stale_driver = in_phase(p);
+      auto stale = cell_event(stale_driver, e);
+      stale.tag = stale_driver.m.awaiting() + 1000;
+      auto status = stale_driver.m.status();
+      auto r = stale_driver.feed(stale);
+      BOOST_TEST(!r.applied);
+      BOOST_TEST(r.actions.empty());
+      BOOST_TEST(to_string(stale_driver.m.current()) == to_string(p));
+      BOOST_TEST(stale_driver.m.status().pid == status.pid);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_table_names_only_real_cells) {
+  for (auto& [cell, expected] : table()) {
+    BOOST_TEST(static_cast<size_t>(cell.first) < phase_count);
+    BOOST_TEST(static_cast<size_t>(cell.second) < event_count);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_verify_waiting_absorbs_later_verifies) {
+  driver d;
+  auto first = d.feed(request(E::verify));
+  auto second = d.feed(request(E::verify));
+  auto third = d.feed(request(E::verify));
+  BOOST_TEST(first.op != second.op);
+  BOOST_TEST(second.op == third.op);
+  BOOST_TEST(d.m.queued() == 1u);
+  // The first ends (process found dead, permit paused): the merged one
+  // runs, and ends answering once for both requests.
+  d.answer(E::checked, [](event& ev) { ev.pid = 0; });
+  auto s = d.answer(E::permit,
+                    [](event& ev) { ev.permit = restart_permit::paused; });
+  BOOST_REQUIRE(!s.actions.empty());
+  BOOST_TEST(to_string(s.actions.front().kind) == "answer");
+  BOOST_TEST(s.actions.front().op == first.op);
+  BOOST_TEST(to_string(d.m.current()) == "checking");
+}
+
+BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
+  driver d;
+  // Started at some time T.
+  d.feed(request(E::restart));
+  d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::first_start; });
+  d.answer(E::stop_done);
+  auto started_at = d.t;
+  d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
+  d.answer(E::pong);
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_REQUIRE(to_string(d.m.current()) == "idle");
+  BOOST_TEST(to_string(d.m.status().state) == "running");
+  // A round's probe sent before that start found no pong: it is about the
+  // process that was replaced, so the instance is asked itself.
+  auto v = request(E::verify);
+  v.probe.probed = true;
+  v.probe.pong = false;
+  v.probe.sent_at_ns = started_at - 1;
+  d.feed(v);
+  auto s = d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "probing");
+  // A probe sent after it is used: no pong means asking for a restart.
+  d.answer(E::pong);
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  v.probe.sent_at_ns = d.t + 1;
+  d.feed(v);
+  d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "permitting");
+}
+
+BOOST_AUTO_TEST_CASE(an_exit_before_the_start_is_answered_ends_the_start) {
+  auto d = in_phase(P::starting);
+  event gone;
+  gone.kind = E::exited;
+  gone.pid = new_pid;
+  gone.wait_status = 9;
+  d.feed(gone);
+  BOOST_TEST(to_string(d.m.current()) == "starting");
+  auto s = d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  BOOST_TEST(d.m.status().pid == 0);
+  BOOST_TEST(to_string(d.m.status().state) == "stopped");
+  BOOST_TEST(d.m.status().last_exit_signal == "SIGKILL");
+  bool answered = false;
+  for (auto& a : s.actions)
+    if (a.kind == AK::answer) {
+      answered = true;
+      BOOST_TEST(a.result.detail.find("interrupted") != std::string::npos);
+    }
+  BOOST_TEST(answered);
+}
+
+BOOST_AUTO_TEST_CASE(a_rate_limited_restart_keeps_the_instance_down) {
+  auto d = in_phase(P::probing);
+  d.answer(E::ping_timeout);
+  event disable;
+  disable.kind = E::disable;
+  disable.text = "restarted too often (restart_max_rate 1/m)";
+  d.feed(disable);
+  d.answer(E::permit,
+           [](event& ev) { ev.permit = restart_permit::rate_limited; });
+  BOOST_TEST(to_string(d.m.current()) == "stopping");
+  auto s = d.answer(E::stop_done, [](event& ev) { ev.pid = old_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  BOOST_TEST(to_string(d.m.status().state) == "disabled");
+  BOOST_TEST(d.m.status().disabled_reason
+             == "restarted too often (restart_max_rate 1/m)");
+  BOOST_TEST(d.m.status().pid == 0);
+  bool answered = false;
+  for (auto& a : s.actions)
+    if (a.kind == AK::answer) {
+      answered = true;
+      BOOST_TEST(to_string(a.result.result) == "disabled");
+    }
+  BOOST_TEST(answered);
+}
+
+BOOST_AUTO_TEST_CASE(the_restart_schedule_gives_up_after_its_last_ping) {
+  settings s;
+  s.restart_pings = ping_schedule{{100ms, 200ms}, 1000ms, 300ms};
+  BOOST_REQUIRE(s.restart_pings.timeouts().size() == 2u);
+  driver d;
+  d.m = machine{s, initial_status(worker_spec()), true};
+  d.feed(request(E::restart));
+  d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::granted; });
+  d.answer(E::stop_done);
+  d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
+  d.answer(E::ping_timeout);
+  d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "pinging");
+  auto last = d.answer(E::ping_timeout);
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  BOOST_TEST(to_string(d.m.status().state) == "unresponsive");
+  BOOST_TEST(kinds(last.actions) == "emit answer report ");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(restart_permit_policy)
+
+permit_request base(steady_time now) {
+  return permit_request{true, false, false, true, restart_bucket{rate{1, 60s}, now},
+                        now};
+}
+
+BOOST_AUTO_TEST_CASE(an_explicit_request_is_granted_and_forgives) {
+  steady_time t0{};
+  auto req = base(t0);
+  BOOST_REQUIRE(req.bucket.try_take(t0));
+  req.ratelimit = false;
+  req.paused = true;
+  req.broker_reviving = true;
+  auto d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::granted));
+  BOOST_TEST(d.bucket.tokens(t0) == 1.0);
+  req.ever_started = false;
+  BOOST_TEST(to_string(decide_permit(req).permit)
+             == to_string(restart_permit::first_start));
+}
+
+BOOST_AUTO_TEST_CASE(paused_and_reviving_refuse_without_a_token) {
+  steady_time t0{};
+  auto req = base(t0);
+  req.paused = true;
+  auto d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::paused));
+  BOOST_TEST(d.bucket.tokens(t0) == 1.0);
+  req.paused = false;
+  req.broker_reviving = true;
+  req.ever_started = false;
+  d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::broker_reviving));
+  BOOST_TEST(!d.ever_started);
+}
+
+BOOST_AUTO_TEST_CASE(a_first_start_takes_no_token_and_restarts_take_one) {
+  steady_time t0{};
+  auto req = base(t0);
+  req.ever_started = false;
+  auto d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::first_start));
+  BOOST_TEST(d.ever_started);
+  BOOST_TEST(d.bucket.tokens(t0) == 1.0);
+  req = base(t0);
+  d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::granted));
+  req.bucket = d.bucket;
+  d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::rate_limited));
+  // A minute later the bucket holds a token again.
+  req.now = t0 + 60s;
+  req.bucket = d.bucket;
+  BOOST_TEST(to_string(decide_permit(req).permit)
+             == to_string(restart_permit::granted));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
