@@ -7,6 +7,7 @@
 #include <map>
 #include <memory>
 #include <set>
+#include <utility>
 
 #include <caf/actor_cast.hpp>
 #include <caf/actor_registry.hpp>
@@ -27,6 +28,16 @@ constexpr caf::atom_value current_key = caf::atom("cyme_sup");
 
 using time_point = caf::actor_clock::time_point;
 
+/// A request to an instance actor still unanswered. An actor that crashes
+/// drops the requests it holds without answering, so each is failed by the
+/// down handler instead; whichever comes first settles it.
+struct in_flight {
+  bool settled = false;
+  std::function<void(std::string)> fail;
+};
+
+using in_flight_ptr = std::shared_ptr<in_flight>;
+
 struct child_entry {
   instance_spec spec;
   /// Invalid while the actor is given up after crashing too often.
@@ -40,6 +51,8 @@ struct child_entry {
   bool ever_started = false;
   /// False while its actor is given up.
   bool supervised = true;
+  /// Requests its actor has not answered yet.
+  std::vector<in_flight_ptr> waiting;
 };
 
 struct supervisor_state {
@@ -160,6 +173,18 @@ void spawn_child(self_ptr self, child_entry& c) {
   self->monitor(c.handle);
 }
 
+/// Registers a request to `c`'s actor; `fail` runs if the actor goes down
+/// before answering.
+in_flight_ptr track(child_entry& c, std::function<void(std::string)> fail) {
+  auto& w = c.waiting;
+  w.erase(std::remove_if(w.begin(), w.end(),
+                         [](const in_flight_ptr& x) { return x->settled; }),
+          w.end());
+  auto x = std::make_shared<in_flight>(in_flight{false, std::move(fail)});
+  w.push_back(x);
+  return x;
+}
+
 /// The child of `spec`, created (with its instance actor) if new. An
 /// explicit request forgives past restarts and revives a given-up actor.
 child_entry& ensure_child(self_ptr self, const instance_spec& spec,
@@ -168,13 +193,15 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
   auto now = self->clock().now();
   auto i = st.children.find(spec.name);
   if (i == st.children.end()) {
+    // Its status is what its actor starts from, until its first report.
     child_entry c{spec,
                   {},
-                  {},
+                  lifecycle::initial_status(spec),
                   restart_bucket{st.restart_rate, now},
-                  restart_bucket{st.respawn_rate, now}};
-    // What its actor starts from, until its first report.
-    c.status = lifecycle::initial_status(spec);
+                  restart_bucket{st.respawn_rate, now},
+                  false,
+                  true,
+                  {}};
     i = st.children.emplace(spec.name, std::move(c)).first;
     spawn_child(self, i->second);
     return i->second;
@@ -218,16 +245,23 @@ void retire(self_ptr self, const std::string& name,
     return;
   }
   auto handle = c.handle;
+  auto fail = [=](std::string why) {
+    forget(handle);
+    done(action_report{name, outcome::failed,
+                       "removed from the model; stop: " + why});
+  };
+  auto slot = track(c, fail);
   self->request(handle, caf::infinite, remove_atom::value, c.spec)
     .then(
       [=](action_report& r) {
+        if (std::exchange(slot->settled, true))
+          return;
         forget(handle);
         done(std::move(r));
       },
       [=](caf::error& err) {
-        forget(handle);
-        done(action_report{name, outcome::failed,
-                           "removed from the model; stop: " + describe(err)});
+        if (!std::exchange(slot->settled, true))
+          fail(describe(err));
       });
 }
 
@@ -298,10 +332,17 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
                          "not supervised: its instance actor crashed too often"});
     return;
   }
-  auto on_report = [b, i](action_report& r) { settle(b, i, std::move(r)); };
-  auto on_error = [b, i, name = spec.name](caf::error& err) {
-    settle(b, i, action_report{name, outcome::failed,
-                               "instance actor: " + describe(err)});
+  auto fail = [b, i, name = spec.name](std::string why) {
+    settle(b, i, action_report{name, outcome::failed, "instance actor: " + why});
+  };
+  auto slot = track(it->second, fail);
+  auto on_report = [b, i, slot](action_report& r) {
+    if (!std::exchange(slot->settled, true))
+      settle(b, i, std::move(r));
+  };
+  auto on_error = [slot, fail](caf::error& err) {
+    if (!std::exchange(slot->settled, true))
+      fail(describe(err));
   };
   auto& handle = it->second.handle;
   switch (kind) {
@@ -545,6 +586,12 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         continue;
       c.handle = nullptr;
       auto why = caf::to_string(dm.reason);
+      // What it held is lost with it: answer for it.
+      auto waiting = std::move(c.waiting);
+      c.waiting.clear();
+      for (auto& x : waiting)
+        if (!std::exchange(x->settled, true))
+          x->fail("crashed (" + why + ")");
       if (c.respawns.try_take(now)) {
         spawn_child(self, c);
         emit(self, event_kind::actor_respawned, name, why);

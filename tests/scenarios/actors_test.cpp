@@ -4,10 +4,10 @@
 
 #include <caf/send.hpp>
 
-#include "fixture.hpp"
+#include "testing/fixture.hpp"
 
 using namespace cyme;
-using namespace cyme::test;
+using namespace cyme::testing;
 using namespace std::chrono_literals;
 using names = std::vector<std::string>;
 using reports = std::vector<action_report>;
@@ -32,6 +32,34 @@ BOOST_AUTO_TEST_CASE(crashed_instance_actor_is_respawned) {
   advance(61s);
   BOOST_TEST(world.workers["w1"].running);
   BOOST_TEST(status_of("w1").restarts == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(an_actor_crashing_mid_operation_does_not_stall_rounds) {
+  // Found by cyme-explore (seed 4): an instance actor that crashed while
+  // its instance was being restarted took the round's request with it,
+  // unanswered; the round never finished and no round ran again. The
+  // request is now failed when the actor goes down, and the round ends.
+  add_instance("w1");
+  add_instance("w2");
+  world.workers["w1"].hangs = true;
+  start();
+  advance(1750ms);
+  BOOST_REQUIRE(supervisor().round_in_progress);
+  auto child = ask<instance_actor>(child_atom::value, std::string{"w1"});
+  auto pending = request<reports>(sup, restart_atom::value, names{"w1"});
+  sched.run();
+  caf::anon_send_exit(child, caf::exit_reason::kill);
+  sched.run();
+  BOOST_REQUIRE(pending->done());
+  BOOST_REQUIRE(pending->value);
+  BOOST_TEST(to_string(pending->value->at(0).result) == "failed");
+  BOOST_TEST(pending->value->at(0).detail.find("crashed") != std::string::npos);
+  auto rounds = supervisor().rounds_completed;
+  BOOST_TEST(rounds >= 1u);
+  world.workers["w1"].hangs = false;
+  advance(3min);
+  BOOST_TEST(supervisor().rounds_completed >= rounds + 2);
+  BOOST_TEST(world.workers["w1"].running);
 }
 
 BOOST_AUTO_TEST_CASE(crash_looping_instance_actor_is_not_respawned_forever) {

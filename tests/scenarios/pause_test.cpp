@@ -5,10 +5,10 @@
 
 #include <caf/send.hpp>
 
-#include "fixture.hpp"
+#include "testing/fixture.hpp"
 
 using namespace cyme;
-using namespace cyme::test;
+using namespace cyme::testing;
 using namespace std::chrono_literals;
 using names = std::vector<std::string>;
 using reports = std::vector<action_report>;

@@ -3,10 +3,10 @@
 // instance, plus only what repairs need.
 #include <boost/test/unit_test.hpp>
 
-#include "fixture.hpp"
+#include "testing/fixture.hpp"
 
 using namespace cyme;
-using namespace cyme::test;
+using namespace cyme::testing;
 using namespace std::chrono_literals;
 
 BOOST_FIXTURE_TEST_SUITE(scale, supervision_fixture)

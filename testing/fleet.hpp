@@ -6,7 +6,9 @@
 /// virtual time and read back what the supervisor caused.
 
 #include <cstdint>
+#include <functional>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -17,7 +19,7 @@
 #include "messages/control.hpp"
 #include "messages/instance.hpp"
 
-namespace cyme::test {
+namespace cyme::testing {
 
 /// One fake `cyme-worker` process slot.
 struct fake_worker {
@@ -29,6 +31,13 @@ struct fake_worker {
   bool hangs = false;
   /// Processes started from now on die right after starting.
   bool crashes_on_start = false;
+  /// Starts fail from now on (the driver answers with an error).
+  bool fails_to_start = false;
+  /// Processes started from now on answer only this long after their
+  /// start (a slow start); 0: at once.
+  std::chrono::nanoseconds start_delay{0};
+  /// When the running process starts answering (virtual clock, ns).
+  int64_t ready_at_ns = 0;
   std::vector<std::string> queues;
   uint32_t autoscale_max = 0;
   uint32_t autoscale_min = 0;
@@ -44,6 +53,16 @@ struct fleet {
   int32_t next_pid = 1000;
   /// The bus answers every command with an error (broker unreachable).
   bool bus_fails = false;
+  /// Brokers (by spec name; "" is the default) the bus cannot reach: their
+  /// commands are answered with an error.
+  std::set<std::string> brokers_down;
+  /// Starts asked for while the instance's process was running (the driver
+  /// refused them): a supervisor that does this lost track of a process.
+  size_t starts_while_running = 0;
+  /// Called by the fake driver on each process it starts.
+  std::function<void(const std::string& name, int32_t pid)> on_start;
+  /// Called by the fake bus on each command it carries.
+  std::function<void(const control_command&)> on_command;
   /// Every command the bus carried, in order.
   std::vector<control_command> commands;
   /// Replies the bus carried.
@@ -66,4 +85,4 @@ process_driver_actor spawn_fake_driver(caf::actor_system& sys, fleet* world);
 control_bus_actor spawn_fake_bus(caf::actor_system& sys, fleet* world);
 model_store_actor spawn_fake_store(caf::actor_system& sys, fleet* world);
 
-} // namespace cyme::test
+} // namespace cyme::testing

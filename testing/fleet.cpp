@@ -1,4 +1,4 @@
-#include "fleet.hpp"
+#include "testing/fleet.hpp"
 
 #include <algorithm>
 #include <memory>
@@ -10,7 +10,7 @@
 
 #include "messages/errors.hpp"
 
-namespace cyme::test {
+namespace cyme::testing {
 
 namespace {
 
@@ -27,18 +27,27 @@ caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {
   return {
     [=](start_atom, const instance_spec& spec) -> caf::result<int32_t> {
       auto& w = world->workers[spec.name];
-      if (w.running)
+      if (w.running) {
+        world->starts_while_running += 1;
         return caf::make_error(cyme_errc::process_failure,
                                spec.name + " already running");
+      }
+      if (w.fails_to_start)
+        return caf::make_error(cyme_errc::process_failure,
+                               spec.name + ": cannot execute");
       w.running = true;
       w.pid = world->next_pid++;
       w.responsive = !w.hangs;
+      w.ready_at_ns = self->clock().now().time_since_epoch().count()
+                      + w.start_delay.count();
       w.queues = {direct_queue(spec.name)};
       w.queues.insert(w.queues.end(), spec.queues.begin(), spec.queues.end());
       w.autoscale_max = spec.max_concurrency;
       w.autoscale_min = spec.min_concurrency;
       w.starts += 1;
       auto pid = w.pid;
+      if (world->on_start)
+        world->on_start(spec.name, pid);
       if (w.crashes_on_start) {
         w.running = false;
         notify_exit(self, world, spec.name, pid, false);
@@ -69,8 +78,8 @@ caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {
 /// One instance's answer, applying the command's effect, or nothing when it
 /// is not running or does not answer.
 bool answer(fake_worker& w, const std::string& name,
-            const control_command& cmd, control_reply& out) {
-  if (!w.running || !w.responsive)
+            const control_command& cmd, control_reply& out, int64_t now_ns) {
+  if (!w.running || !w.responsive || now_ns < w.ready_at_ns)
     return false;
   out.instance = name;
   switch (cmd.op) {
@@ -119,13 +128,17 @@ caf::behavior fake_bus(caf::stateful_actor<bus_state>* self, fleet* world) {
     [=](command_atom, const control_command& cmd)
       -> caf::result<std::vector<control_reply>> {
       world->commands.push_back(cmd);
-      if (world->bus_fails)
+      if (world->on_command)
+        world->on_command(cmd);
+      if (world->bus_fails || world->brokers_down.count(cmd.broker) > 0)
         return caf::make_error(cyme_errc::bus_failure, "broker unreachable");
       std::vector<control_reply> replies;
+      auto now_ns = self->clock().now().time_since_epoch().count();
       for (auto& name : cmd.destinations) {
         auto i = world->workers.find(name);
         control_reply r;
-        if (i != world->workers.end() && answer(i->second, name, cmd, r))
+        if (i != world->workers.end()
+            && answer(i->second, name, cmd, r, now_ns))
           replies.push_back(std::move(r));
       }
       world->replies += replies.size();
@@ -214,4 +227,4 @@ model_store_actor spawn_fake_store(caf::actor_system& sys, fleet* world) {
   return caf::actor_cast<model_store_actor>(sys.spawn(fake_store, world));
 }
 
-} // namespace cyme::test
+} // namespace cyme::testing

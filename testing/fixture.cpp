@@ -1,11 +1,11 @@
-#include "fixture.hpp"
+#include "testing/fixture.hpp"
 
 #include <stdexcept>
 
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
-namespace cyme::test {
+namespace cyme::testing {
 
 test_config::test_config() {
   set("scheduler.policy", caf::atom("testing"));
@@ -127,4 +127,4 @@ void supervision_fixture::fail(const std::string& what) {
   throw std::runtime_error(what);
 }
 
-} // namespace cyme::test
+} // namespace cyme::testing

@@ -15,11 +15,11 @@
 #include <caf/scheduler/test_coordinator.hpp>
 
 #include "actors/supervisor.hpp"
-#include "fleet.hpp"
+#include "testing/fleet.hpp"
 #include "messages/errors.hpp"
 #include "messages/supervision.hpp"
 
-namespace cyme::test {
+namespace cyme::testing {
 
 /// A reply that arrives while virtual time runs.
 template <class T>
@@ -145,4 +145,4 @@ private:
   [[noreturn]] static void fail(const std::string& what);
 };
 
-} // namespace cyme::test
+} // namespace cyme::testing
