@@ -33,7 +33,8 @@ using time_point = caf::actor_clock::time_point;
 /// down handler instead; whichever comes first settles it.
 struct in_flight {
   bool settled = false;
-  std::function<void(std::string)> fail;
+  /// Gives the request its answer.
+  std::function<void(action_report)> answer;
 };
 
 using in_flight_ptr = std::shared_ptr<in_flight>;
@@ -53,7 +54,18 @@ struct child_entry {
   bool supervised = true;
   /// Requests its actor has not answered yet.
   std::vector<in_flight_ptr> waiting;
+  /// Those waiting for its removal under way (a second removal joins it).
+  std::vector<std::function<void(action_report)>> retiring;
 };
+
+/// Answers every request still waiting on `c` with `r` (named for each).
+void answer_waiting(child_entry& c, const action_report& r) {
+  auto waiting = std::move(c.waiting);
+  c.waiting.clear();
+  for (auto& x : waiting)
+    if (!std::exchange(x->settled, true))
+      x->answer(r);
+}
 
 struct supervisor_state {
   supervisor_settings settings;
@@ -173,14 +185,14 @@ void spawn_child(self_ptr self, child_entry& c) {
   self->monitor(c.handle);
 }
 
-/// Registers a request to `c`'s actor; `fail` runs if the actor goes down
-/// before answering.
-in_flight_ptr track(child_entry& c, std::function<void(std::string)> fail) {
+/// Registers a request to `c`'s actor; `answer` gives it its answer, once:
+/// from the actor, or for it when the actor goes down first.
+in_flight_ptr track(child_entry& c, std::function<void(action_report)> answer) {
   auto& w = c.waiting;
   w.erase(std::remove_if(w.begin(), w.end(),
                          [](const in_flight_ptr& x) { return x->settled; }),
           w.end());
-  auto x = std::make_shared<in_flight>(in_flight{false, std::move(fail)});
+  auto x = std::make_shared<in_flight>(in_flight{false, std::move(answer)});
   w.push_back(x);
   return x;
 }
@@ -201,6 +213,7 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
                   restart_bucket{st.respawn_rate, now},
                   false,
                   true,
+                  {},
                   {}};
     i = st.children.emplace(spec.name, std::move(c)).first;
     spawn_child(self, i->second);
@@ -231,37 +244,48 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
 void retire(self_ptr self, const std::string& name,
             std::function<void(action_report)> done) {
   auto& c = self->state.children.at(name);
-  auto forget = [self, name](const instance_actor& handle) {
-    auto i = self->state.children.find(name);
-    if (i != self->state.children.end() && i->second.handle == handle) {
-      self->demonitor(handle.address());
-      self->send_exit(handle, caf::exit_reason::user_shutdown);
-      self->state.children.erase(i);
-    }
-  };
   if (!c.handle) {
     self->state.children.erase(name);
     done(action_report{name, outcome::not_running, "removed from the model"});
     return;
   }
+  c.retiring.push_back(std::move(done));
+  if (c.retiring.size() > 1)
+    // Joins the removal under way.
+    return;
   auto handle = c.handle;
-  auto fail = [=](std::string why) {
-    forget(handle);
-    done(action_report{name, outcome::failed,
-                       "removed from the model; stop: " + why});
+  // Once the actor answered (or went down): forget the instance if that
+  // actor still is its actor, and answer every removal.
+  auto finish = [self, name, handle](action_report r) {
+    auto i = self->state.children.find(name);
+    if (i == self->state.children.end())
+      return;
+    auto& c = i->second;
+    auto dones = std::move(c.retiring);
+    c.retiring.clear();
+    if (c.handle == handle) {
+      self->demonitor(handle.address());
+      self->send_exit(handle, caf::exit_reason::user_shutdown);
+      // Requests queued behind the removal die with the actor.
+      answer_waiting(c, action_report{name, outcome::not_running,
+                                      "removed from the model"});
+      self->state.children.erase(i);
+    }
+    for (auto& d : dones)
+      d(r);
   };
-  auto slot = track(c, fail);
+  auto slot = track(c, finish);
   self->request(handle, caf::infinite, remove_atom::value, c.spec)
     .then(
-      [=](action_report& r) {
-        if (std::exchange(slot->settled, true))
-          return;
-        forget(handle);
-        done(std::move(r));
-      },
-      [=](caf::error& err) {
+      [slot, finish](action_report& r) {
         if (!std::exchange(slot->settled, true))
-          fail(describe(err));
+          finish(std::move(r));
+      },
+      [slot, finish, name](caf::error& err) {
+        if (!std::exchange(slot->settled, true))
+          finish(action_report{name, outcome::failed,
+                               "removed from the model; stop: "
+                                 + describe(err)});
       });
 }
 
@@ -332,17 +356,16 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
                          "not supervised: its instance actor crashed too often"});
     return;
   }
-  auto fail = [b, i, name = spec.name](std::string why) {
-    settle(b, i, action_report{name, outcome::failed, "instance actor: " + why});
-  };
-  auto slot = track(it->second, fail);
-  auto on_report = [b, i, slot](action_report& r) {
+  auto slot = track(it->second,
+                    [b, i](action_report r) { settle(b, i, std::move(r)); });
+  auto on_report = [slot](action_report& r) {
     if (!std::exchange(slot->settled, true))
-      settle(b, i, std::move(r));
+      slot->answer(std::move(r));
   };
-  auto on_error = [slot, fail](caf::error& err) {
+  auto on_error = [slot, name = spec.name](caf::error& err) {
     if (!std::exchange(slot->settled, true))
-      fail(describe(err));
+      slot->answer(action_report{name, outcome::failed,
+                                 "instance actor: " + describe(err)});
   };
   auto& handle = it->second.handle;
   switch (kind) {
@@ -587,11 +610,8 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       c.handle = nullptr;
       auto why = caf::to_string(dm.reason);
       // What it held is lost with it: answer for it.
-      auto waiting = std::move(c.waiting);
-      c.waiting.clear();
-      for (auto& x : waiting)
-        if (!std::exchange(x->settled, true))
-          x->fail("crashed (" + why + ")");
+      answer_waiting(c, action_report{name, outcome::failed,
+                                      "instance actor crashed (" + why + ")"});
       if (c.respawns.try_take(now)) {
         spawn_child(self, c);
         emit(self, event_kind::actor_respawned, name, why);
