@@ -53,12 +53,13 @@ void supervision_fixture::start(supervisor_settings settings) {
     fail("supervisor not spawned: " + describe(spawned.error()));
   sup = *spawned;
   auto collector = sys.spawn(
-    [](caf::event_based_actor*, std::vector<supervisor_event>* events)
-      -> caf::behavior {
-      return {
-        [events](supervisor_event& ev) { events->push_back(std::move(ev)); }};
+    [](caf::event_based_actor* self, supervision_fixture* fx) -> caf::behavior {
+      return {[self, fx](supervisor_event& ev) {
+        fx->log.push_back(std::move(ev));
+        fx->log_at.push_back(self->clock().now());
+      }};
     },
-    &log);
+    this);
   caf::anon_send(sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(collector));
   sched.run();

@@ -135,8 +135,10 @@ public:
   control_bus_actor bus;
   model_store_actor store;
   supervisor_actor sup;
-  /// Every event the supervisor published, in order.
+  /// Every event the supervisor published, in order, and when (virtual
+  /// time) each arrived.
   std::vector<supervisor_event> log;
+  std::vector<caf::actor_clock::time_point> log_at;
 
 private:
   /// Fires the next timer if due by `deadline` and runs the jobs it made.

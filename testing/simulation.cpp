@@ -48,7 +48,9 @@ const instance_spec& simulation::spec_of(const std::string& name) {
 void simulation::note(const std::string& what) {
   for (; traced_ < fx_.log.size(); ++traced_) {
     auto& ev = fx_.log[traced_];
-    timeline_ << "    " << to_string(ev.kind)
+    timeline_ << "    "
+              << std::chrono::duration<double>(fx_.log_at[traced_] - t0_).count()
+              << " s  " << to_string(ev.kind)
               << (ev.instance.empty() ? "" : " " + ev.instance) << ": "
               << ev.detail << "\n";
   }
@@ -142,6 +144,15 @@ void simulation::set_queues(const std::string& name,
     i->second.queues = std::move(queues);
 }
 
+void simulation::drift(const std::string& name,
+                       const std::vector<std::string>& queues) {
+  auto& w = fx_.world.workers[name];
+  if (!w.running)
+    return;
+  w.queues = {direct_queue(name)};
+  w.queues.insert(w.queues.end(), queues.begin(), queues.end());
+}
+
 void simulation::set_autoscale(const std::string& name, uint32_t max,
                                uint32_t min) {
   if (auto i = fx_.world.model.find(name); i != fx_.world.model.end()) {
@@ -174,7 +185,7 @@ void simulation::broker_down(const std::string& broker) {
   fx_.world.brokers_down.insert(broker);
   if (down_.insert(broker).second)
     caf::anon_send(fx_.sup, broker_down_atom::value, broker,
-                   std::string{"unreachable (explorer)"});
+                   std::string{"unreachable (simulated)"});
 }
 
 void simulation::broker_up(const std::string& broker) {

@@ -41,6 +41,9 @@ public:
   /// Model changes and requests the steps cannot express.
   void set_queues(const std::string& name, std::vector<std::string> queues);
   void set_autoscale(const std::string& name, uint32_t max, uint32_t min);
+  /// The running process's consumers change behind the supervisor's back
+  /// (its direct queue stays).
+  void drift(const std::string& name, const std::vector<std::string>& queues);
   void send(const std::string& op, std::vector<std::string> names,
             bool ratelimit = true);
 
