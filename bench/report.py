@@ -141,12 +141,26 @@ def http(items, outdir):
     print()
 
 
+def explore(items, outdir):
+    rows = [[i["seeds"], i["steps"], f"{i['simulated_hours']:.0f} h",
+             f"{i['cpu_seconds']:.2f} s",
+             f"{i['simulated_hours_per_cpu_second']:.1f}"] for i in items]
+    rates = sorted(i["simulated_hours_per_cpu_second"] for i in items)
+    print("## The explorer: simulated time per CPU second\n")
+    print(table(["seeds", "steps", "simulated", "CPU", "simulated h / CPU s"],
+                rows))
+    if rates:
+        print(f"\nMedian: {rates[len(rates) // 2]:.1f} simulated hours per "
+              "CPU second.")
+    print()
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
-             "throughput": throughput, "http": http}
+             "throughput": throughput, "http": http, "explore": explore}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

@@ -35,7 +35,7 @@ fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
 tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
-all_parts=(restart rtt fleet idle throughput http)
+all_parts=(restart rtt fleet idle throughput http explore)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -400,6 +400,18 @@ run_http() {
   wait "$branch" 2>/dev/null || true
   tail -n 4 "$res" >&2
   part_done http
+}
+
+run_explore() {
+  log "explore: the supervisor in virtual time, simulated hours per CPU second"
+  local res="$out/explore.jsonl" i
+  : > "$res"
+  for i in 1 2 3 4 5; do
+    "$bin/cyme-explore" --seeds 2000 --steps 300 --json >> "$res" \
+      || die "cyme-explore found a broken invariant"
+  done
+  tail -n 1 "$res" >&2
+  part_done explore
 }
 
 for p in "${parts[@]}"; do

@@ -4,10 +4,11 @@
 // scenario test; the exit code is then 1.
 //
 //   cyme-explore [--seeds N] [--steps M] [--first-seed S] [--seed S]
-//                [--trace]
+//                [--trace] [--json]
 //
 // --trace prints the timeline (steps and the supervisor's events) of the
-// shrunk schedule of a failing seed.
+// shrunk schedule of a failing seed. --json prints the figures of a run in
+// which every invariant held as one JSON line (bench/run.sh explore).
 #include <chrono>
 #include <cstdlib>
 #include <ctime>
@@ -21,7 +22,7 @@ namespace {
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "cyme-explore: " << problem << "\n"
             << "usage: cyme-explore [--seeds N] [--steps M] [--first-seed S]"
-               " [--seed S] [--trace]\n";
+               " [--seed S] [--trace] [--json]\n";
   std::exit(2);
 }
 
@@ -46,10 +47,11 @@ int main(int argc, char** argv) {
   uint64_t steps = 200;
   uint64_t first = 1;
   bool trace = false;
+  bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
-    if (flag == "--trace") {
-      trace = true;
+    if (flag == "--trace" || flag == "--json") {
+      (flag == "--trace" ? trace : json) = true;
       continue;
     }
     const char* value = i + 1 < argc ? argv[i + 1] : nullptr;
@@ -94,12 +96,20 @@ int main(int argc, char** argv) {
     }
   }
   auto cpu = cpu_seconds() - cpu0;
+  auto rate = cpu > 0 ? simulated / 3600 / cpu : 0;
+  if (json) {
+    std::cout << "{\"seeds\": " << seeds << ", \"steps\": " << steps
+              << ", \"simulated_hours\": " << simulated / 3600
+              << ", \"cpu_seconds\": " << cpu << ", \"requests\": " << requests
+              << ", \"starts\": " << starts
+              << ", \"simulated_hours_per_cpu_second\": " << rate << "}\n";
+    return 0;
+  }
   std::cout << seeds << " seeds x " << steps << " steps: every invariant held; "
             << static_cast<uint64_t>(simulated / 3600) << " h "
             << static_cast<uint64_t>(simulated) % 3600 / 60
             << " min simulated, " << requests << " requests, " << starts
             << " process starts, in " << cpu << " s of CPU ("
-            << (cpu > 0 ? simulated / 3600 / cpu : 0)
-            << " simulated hours per CPU second)\n";
+            << rate << " simulated hours per CPU second)\n";
   return 0;
 }
