@@ -288,8 +288,10 @@ int main(int argc, char** argv) {
                "on SIGTERM, leave the instances (and the embedded cluster) "
                "running");
   app.add_option("--node", o.node,
-                 "HOST:PORT on which remote nodes reach the supervisor with "
-                 "typed actor messages (CAF middleman); off when not given");
+                 "HOST:PORT on which remote nodes send the supervisor its "
+                 "public requests as typed actor messages (CAF middleman); "
+                 "off when not given. Without TLS, loopback only unless "
+                 "--node-insecure");
   app.add_option("--node-cert", o.node_cert,
                  "PEM certificate of this node: with --node-key and "
                  "--node-ca, node traffic is TLS and peers must present a "
