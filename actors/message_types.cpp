@@ -31,6 +31,8 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<event_listener>("cyme.event_listener")
     .add_message_type<exit_listener>("cyme.exit_listener")
     .add_message_type<broker_listener>("cyme.broker_listener")
+    // The public interface only: supervisor_core must never cross a node
+    // boundary, so it has no name here and CAF cannot serialize it.
     .add_message_type<supervisor_actor>("cyme.supervisor_actor");
 }
 

@@ -17,6 +17,7 @@
 #include <caf/typed_event_based_actor.hpp>
 
 #include "actors/restart_bucket.hpp"
+#include "actors/supervisor_front.hpp"
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
 
@@ -105,7 +106,7 @@ struct supervisor_state {
   }
 };
 
-using self_ptr = supervisor_actor::stateful_pointer<supervisor_state>;
+using self_ptr = supervisor_core::stateful_pointer<supervisor_state>;
 using reports_fn = std::function<void(std::vector<action_report>)>;
 
 enum class request_kind { verify, restart, shutdown };
@@ -499,7 +500,7 @@ request_batch(self_ptr self, request_kind kind, std::vector<std::string> names,
 
 void schedule_round(self_ptr self, caf::timespan delay) {
   auto gen = ++self->state.timer_generation;
-  auto me = caf::actor_cast<supervisor_actor>(self);
+  auto me = caf::actor_cast<supervisor_core>(self);
   if (delay.count() == 0)
     self->send(me, tick_atom::value, gen);
   else
@@ -590,7 +591,7 @@ caf::typed_response_promise<restart_permit> refuse_restart(self_ptr self,
   return rp;
 }
 
-supervisor_actor::behavior_type
+supervisor_core::behavior_type
 supervisor_behavior(self_ptr self, supervisor_settings settings,
                     supervisor_seams seams) {
   auto& st = self->state;
@@ -786,9 +787,9 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
 
 } // namespace
 
-caf::expected<supervisor_actor> spawn_supervisor(caf::actor_system& sys,
-                                                 supervisor_settings settings,
-                                                 supervisor_seams seams) {
+caf::expected<supervisor_handles>
+spawn_supervisor(caf::actor_system& sys, supervisor_settings settings,
+                 supervisor_seams seams) {
   if (auto problem = settings_problem(settings); !problem.empty())
     return caf::make_error(cyme_errc::invalid_argument, problem);
   if (!seams.driver || !seams.bus || !seams.store)
@@ -796,8 +797,9 @@ caf::expected<supervisor_actor> spawn_supervisor(caf::actor_system& sys,
                            "a supervisor needs a process driver, a control "
                            "bus and a model store");
   bool make_current = settings.set_as_current;
-  auto sup = sys.spawn(supervisor_behavior, std::move(settings),
-                       std::move(seams));
+  auto core = sys.spawn(supervisor_behavior, std::move(settings),
+                        std::move(seams));
+  supervisor_handles sup{core, spawn_supervisor_front(sys, core)};
   if (make_current)
     set_current(sys, sup);
   return sup;
@@ -807,15 +809,15 @@ supervisor_actor get_current(caf::actor_system& sys) {
   return sys.registry().get<supervisor_actor>(current_key);
 }
 
-void set_current(caf::actor_system& sys, const supervisor_actor& sup) {
+void set_current(caf::actor_system& sys, const supervisor_handles& sup) {
   // put() keeps an existing entry: replace it.
   sys.registry().erase(current_key);
-  sys.registry().put(current_key, sup);
+  sys.registry().put(current_key, sup.front);
   // The registry holds a strong reference; drop it when the supervisor ends
-  // so a dead supervisor is never current.
+  // (its front ends with it) so a dead supervisor is never current.
   auto* registry = &sys.registry();
-  auto addr = sup.address();
-  sup->attach_functor([registry, addr] {
+  auto addr = sup.front.address();
+  sup.front->attach_functor([registry, addr] {
     auto cur = registry->get<supervisor_actor>(current_key);
     if (cur && cur.address() == addr)
       registry->erase(current_key);

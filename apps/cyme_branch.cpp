@@ -105,6 +105,7 @@ struct branch_options {
   std::string node_cert;
   std::string node_key;
   std::string node_ca;
+  bool node_insecure = false;
   std::string token;
   // The HTTP server's limits, defaults from http_settings.
   double http_header_timeout = seconds_of(http_settings{}.header_timeout);
@@ -287,14 +288,20 @@ int main(int argc, char** argv) {
                "on SIGTERM, leave the instances (and the embedded cluster) "
                "running");
   app.add_option("--node", o.node,
-                 "HOST:PORT on which remote nodes reach the supervisor with "
-                 "typed actor messages (CAF middleman); off when not given");
+                 "HOST:PORT on which remote nodes send the supervisor its "
+                 "public requests as typed actor messages (CAF middleman); "
+                 "off when not given. Without TLS, loopback only unless "
+                 "--node-insecure");
   app.add_option("--node-cert", o.node_cert,
                  "PEM certificate of this node: with --node-key and "
                  "--node-ca, node traffic is TLS and peers must present a "
                  "certificate signed by the CA");
   app.add_option("--node-key", o.node_key, "PEM private key of --node-cert");
   app.add_option("--node-ca", o.node_ca, "PEM file of the CA nodes trust");
+  app.add_flag("--node-insecure", o.node_insecure,
+               "allow --node on an address beyond loopback without TLS: "
+               "whoever reaches it may pause the branch and restart or stop "
+               "its instances");
   app.add_option("--token", o.token,
                  "require 'Authorization: Bearer TOKEN' on every change "
                  "through the HTTP API (also CYME_TOKEN)")
@@ -380,6 +387,15 @@ int main(int argc, char** argv) {
       if (path.empty() || !fs::is_regular_file(path))
         bad_flag(std::string{flag} + " must name a readable PEM file");
   }
+  if (o.node_insecure && !node)
+    bad_flag("--node-insecure needs --node");
+  // Plain node traffic beyond loopback lets anyone on the network drive the
+  // supervisor: only on an operator's explicit word.
+  if (node && !node_tls && !o.node_insecure && !loopback_host(node->first))
+    bad_flag("--node " + o.node
+             + " is reachable beyond loopback and node traffic would be "
+               "plain: give --node-cert, --node-key and --node-ca for TLS, "
+               "or --node-insecure if the network is trusted");
   bool embedded = o.kafka == "embedded";
   if (!embedded)
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
@@ -534,10 +550,13 @@ int main(int argc, char** argv) {
   auto driver = spawn_process_driver(sys, driver_settings);
   if (!driver)
     die(describe(driver.error()));
-  auto sup = spawn_supervisor(sys, settings,
-                              supervisor_seams{*driver, *bus, *store});
-  if (!sup)
-    die(describe(sup.error()));
+  auto spawned = spawn_supervisor(sys, settings,
+                                  supervisor_seams{*driver, *bus, *store});
+  if (!spawned)
+    die(describe(spawned.error()));
+  // This process's own parts (the event logger, the HTTP API, presence)
+  // talk to the core; only the front is published.
+  auto sup = spawned->core;
   auto logger = sys.spawn([&events, round_durations](
                             caf::event_based_actor*) -> caf::behavior {
     return {[&events, round_durations](supervisor_event& ev) {
@@ -548,19 +567,25 @@ int main(int argc, char** argv) {
       events.publish(ev);
     }};
   });
-  caf::anon_send(*sup, subscribe_atom::value,
+  caf::anon_send(sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(logger));
   std::string node_address;
   if (node) {
-    auto port = node_tls ? caf::openssl::publish(*sup, node->second,
+    auto& front = spawned->front;
+    auto port = node_tls ? caf::openssl::publish(front, node->second,
                                                  node->first.c_str(), true)
-                         : sys.middleman().publish(*sup, node->second,
+                         : sys.middleman().publish(front, node->second,
                                                    node->first.c_str(), true);
     if (!port)
       die("--node " + o.node + ": " + sys.render(port.error()));
     node_address = node->first + ":" + std::to_string(*port);
     branch_log.info("node: supervisor published at " + node_address
                     + (node_tls ? " (TLS)" : ""));
+    if (!node_tls && !loopback_host(node->first))
+      branch_log.warn("node: " + node_address
+                      + " takes plain traffic beyond loopback "
+                        "(--node-insecure): whoever reaches it may pause the "
+                        "branch and restart or stop its instances");
   }
 
   task_result_readers results{properties, "cyme.results"};
@@ -570,23 +595,22 @@ int main(int argc, char** argv) {
   // once bound.
   std::atomic<uint16_t> http_bound{0};
   auto advertised_host = http_host == "0.0.0.0" ? default_id() : http_host;
-  auto supervisor = *sup;
   presence branches{
     kafka::base_config(bootstrap, kafka_props), presence_settings{},
-    [&, supervisor] {
+    [&, sup] {
       branch_info me;
       me.id = o.id;
       me.http = "http://" + advertised_host + ":"
                 + std::to_string(http_bound.load());
       me.node = node_address;
-      if (auto st = ask<supervisor_status>(sys, supervisor, status_atom::value))
+      if (auto st = ask<supervisor_status>(sys, sup, status_atom::value))
         me.instances = static_cast<uint32_t>(st->instances);
       double load[1] = {0};
       if (::getloadavg(load, 1) == 1)
         me.load = load[0];
       return me;
     }};
-  http_parts parts{&sys,     *sup,   *store,    *bus,
+  http_parts parts{&sys,     sup,    *store,    *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
                    (root / "instances").string(), properties, &events,
@@ -618,7 +642,7 @@ int main(int argc, char** argv) {
                   + (o.keep_instances ? ", keeping instances" : ""));
   api.stop();
   if (o.keep_instances) {
-    ask<supervisor_status>(sys, *sup, pause_atom::value);
+    ask<supervisor_status>(sys, sup, pause_atom::value);
   } else {
     // Ahead of any start still queued: those are refused from now on, and
     // every instance is stopped at once (a fleet of thousands stops within
@@ -627,7 +651,8 @@ int main(int argc, char** argv) {
                                                             stop_atom::value))
       branch_log.info("stopped " + std::to_string(*n) + " instances");
   }
-  for (auto h : {caf::actor_cast<caf::actor>(*sup),
+  // The front ends with the core.
+  for (auto h : {caf::actor_cast<caf::actor>(sup),
                  caf::actor_cast<caf::actor>(*driver),
                  caf::actor_cast<caf::actor>(*bus),
                  caf::actor_cast<caf::actor>(*store), logger})

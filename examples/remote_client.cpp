@@ -1,7 +1,9 @@
 // A C++ client of a branch's supervisor on another node: connects through
 // CAF's middleman to the supervisor a branch published with --node, prints
 // its status and the instances it supervises, and restarts the instances
-// named on the command line.
+// named on the command line. supervisor_actor, the supervisor's public
+// requests, is all a remote node can send: the branch publishes a front
+// that refuses the supervisor's internal messages.
 //
 //   cyme-remote-example HOST PORT [INSTANCE...]
 #include <iostream>

@@ -4,6 +4,9 @@
 #include <cctype>
 #include <set>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 namespace cyme {
 
 namespace {
@@ -41,6 +44,25 @@ std::string name_problem(std::string_view what, std::string_view name) {
     return subject + " name " + quoted(name)
            + " may only hold letters, digits, '.', '_' and '-'";
   return {};
+}
+
+bool loopback_host(std::string_view host) {
+  std::string h{host};
+  if (h.size() >= 2 && h.front() == '[' && h.back() == ']')
+    h = h.substr(1, h.size() - 2);
+  std::string lower;
+  for (char c : h)
+    lower += static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  if (lower == "localhost")
+    return true;
+  in_addr v4{};
+  if (::inet_pton(AF_INET, h.c_str(), &v4) == 1)
+    return (ntohl(v4.s_addr) >> 24) == 127;
+  in6_addr v6{};
+  if (::inet_pton(AF_INET6, h.c_str(), &v6) == 1)
+    return IN6_IS_ADDR_LOOPBACK(&v6)
+           || (IN6_IS_ADDR_V4MAPPED(&v6) && v6.s6_addr[12] == 127);
+  return false;
 }
 
 std::string broker_problem(std::string_view servers) {

@@ -51,7 +51,8 @@ void supervision_fixture::start(supervisor_settings settings) {
                                   supervisor_seams{driver, bus, store});
   if (!spawned)
     fail("supervisor not spawned: " + describe(spawned.error()));
-  sup = *spawned;
+  sup = spawned->core;
+  front = spawned->front;
   auto collector = sys.spawn(
     [](caf::event_based_actor* self, supervision_fixture* fx) -> caf::behavior {
       return {[self, fx](supervisor_event& ev) {

@@ -134,7 +134,10 @@ public:
   process_driver_actor driver;
   control_bus_actor bus;
   model_store_actor store;
-  supervisor_actor sup;
+  /// The supervisor itself (tests send it internal messages too).
+  supervisor_core sup;
+  /// Its public front, as a remote node sees it.
+  supervisor_actor front;
   /// Every event the supervisor published, in order, and when (virtual
   /// time) each arrived.
   std::vector<supervisor_event> log;

@@ -19,6 +19,7 @@
 #include <tuple>
 
 #include <httplib.h>
+#include <caf/event_based_actor.hpp>
 #include <caf/io/middleman.hpp>
 #include <caf/scoped_actor.hpp>
 
@@ -124,10 +125,11 @@ public:
     return port_;
   }
 
-  /// The port of the published supervisor (after "node: ... published at").
-  int node_port() const {
+  /// The port of the published supervisor (after "node: ... published at"),
+  /// published on `host`.
+  int node_port(const std::string& host = "127.0.0.1") const {
     auto text = log().substr(log_start_);
-    const std::string pattern = "supervisor published at 127.0.0.1:";
+    const std::string pattern = "supervisor published at " + host + ":";
     auto at = text.find(pattern);
     if (at == std::string::npos)
       return 0;
@@ -710,6 +712,146 @@ BOOST_AUTO_TEST_CASE(a_remote_node_drives_the_supervisor_with_typed_messages) {
                refused = describe(e).find("invalid argument") == 0;
              });
   BOOST_TEST(refused);
+}
+
+BOOST_AUTO_TEST_CASE(a_remote_node_cannot_send_the_supervisor_its_internal_messages) {
+  // The handle --node publishes takes the public requests only. A node
+  // that sends it what the control bus, the process driver, the timer or
+  // the instance actors send the supervisor (a broker down, an exit, a
+  // report, ticks, an event) changes nothing; asking for a permit, an
+  // instance actor or a subscription is refused. The public requests work
+  // through the same handle, answered by it (never by an actor behind it,
+  // whose address the caller could then send anything).
+  temp_dir dir;
+  branch b{dir.path / "root", {"--node", "127.0.0.1:0"}};
+  auto c = b.client();
+  call(c, "PUT", "/demo/");
+  auto created = call(c, "PUT", "/demo/instances/forged1/");
+  BOOST_TEST_REQUIRE(created.status == 201);
+  auto pid = created.body["pid"].get<int>();
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      auto w = call(c, "GET", "/demo/instances/forged1/").body;
+      return w["state"] == "running" && w["pid"] == pid;
+    },
+    20s));
+  BOOST_TEST_REQUIRE(wait_until([&] { return b.node_port() > 0; }, 10s));
+  caf::actor_system_config cfg;
+  cfg.load<caf::io::middleman>();
+  add_message_types(cfg);
+  caf::actor_system sys{cfg};
+  // CAF 0.17 hands out a typed published actor only under its own interface
+  // (neither a dynamically typed handle nor a wider interface); a cast then
+  // lets any message through, as a hostile node would send it.
+  auto sup = sys.middleman().remote_actor<supervisor_actor>(
+    "127.0.0.1", static_cast<uint16_t>(b.node_port()));
+  if (!sup)
+    BOOST_FAIL("remote_actor: " + sys.render(sup.error()));
+  auto any = caf::actor_cast<caf::actor>(*sup);
+  caf::scoped_actor self{sys};
+  self->send(any, broker_down_atom::value, std::string{},
+             std::string{"forged outage"});
+  self->send(any, exited_atom::value,
+             process_exit{"forged1", static_cast<int32_t>(pid), 9, false});
+  instance_status dead;
+  dead.name = "forged1";
+  dead.state = instance_state::stopped;
+  self->send(any, report_atom::value, dead);
+  for (uint64_t generation = 0; generation < 8; ++generation)
+    self->send(any, tick_atom::value, generation);
+  self->send(any, supervisor_event{event_kind::disabled, "forged1", "forged",
+                                   {}, {}});
+  auto refused = [&](const char* what, auto&& request, auto on_answer) {
+    std::optional<caf::error> err;
+    request.receive(on_answer, [&](caf::error& e) { err = std::move(e); });
+    BOOST_TEST_REQUIRE(err.has_value(), what << " was answered");
+    BOOST_TEST((*err == caf::sec::unexpected_message),
+               what << ": " << sys.render(*err));
+  };
+  refused("permit",
+          self->request(any, 10s, permit_atom::value, std::string{"forged1"},
+                        false),
+          [](restart_permit) {});
+  refused("child",
+          self->request(any, 10s, child_atom::value, std::string{"forged1"}),
+          [](instance_actor&) {});
+  auto listener = sys.spawn(
+    [](caf::event_based_actor*, int) -> caf::behavior {
+      return {[](supervisor_event&) {}};
+    },
+    0);
+  refused("subscribe",
+          self->request(any, 10s, subscribe_atom::value,
+                        caf::actor_cast<event_listener>(listener)),
+          [] {});
+  caf::anon_send_exit(listener, caf::exit_reason::user_shutdown);
+  // From the same sender, so after every forged message.
+  supervisor_status st;
+  caf::actor_addr answered_by;
+  self->request(*sup, 10s, status_atom::value)
+    .receive(
+      [&](supervisor_status& x) {
+        st = x;
+        answered_by = caf::actor_cast<caf::actor_addr>(self->current_sender());
+      },
+      [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_TEST((answered_by == sup->address()));
+  BOOST_TEST(!st.paused);
+  BOOST_TEST(st.brokers_down.empty());
+  BOOST_TEST(st.instances == 1u);
+  auto shown = call(c, "GET", "/demo/instances/forged1/").body;
+  BOOST_TEST(shown["state"] == "running", shown.dump());
+  BOOST_TEST(shown["pid"] == pid, shown.dump());
+  BOOST_TEST(shown["is_enabled"] == true, shown.dump());
+  BOOST_TEST(::kill(pid, 0) == 0);
+  BOOST_TEST(processes_named("forged1") == 1);
+  BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == false);
+  // The public requests still work through it.
+  std::vector<instance_status> listed;
+  self->request(*sup, 10s, list_atom::value)
+    .receive([&](std::vector<instance_status>& x) { listed = std::move(x); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_TEST_REQUIRE(listed.size() == 1u);
+  BOOST_TEST(listed[0].pid == pid);
+  std::vector<action_report> verified;
+  self->request(*sup, 60s, verify_atom::value,
+                std::vector<std::string>{"forged1"}, false)
+    .receive([&](std::vector<action_report>& r) { verified = std::move(r); },
+             [&](caf::error& e) { BOOST_FAIL(sys.render(e)); });
+  BOOST_TEST_REQUIRE(verified.size() == 1u);
+  BOOST_TEST(to_string(verified[0].result) == "verified");
+  BOOST_TEST(call(c, "GET", "/demo/instances/forged1/").body["pid"] == pid);
+}
+
+BOOST_AUTO_TEST_CASE(plain_node_traffic_beyond_loopback_needs_node_insecure) {
+  // --node on an address other than loopback without TLS is refused as a
+  // bad flag (exit 2, naming the way out) before anything starts; with
+  // --node-insecure the branch publishes there and warns in its log.
+  temp_dir dir;
+  auto root = dir.path / "root";
+  for (std::string node : {"0.0.0.0:0", "10.1.2.3:4242", "[::]:0", "myhost:4242"}) {
+    auto r = run_program({CYME_BRANCH_PROGRAM, "--root", root.string(),
+                          "--node", node});
+    BOOST_TEST(r.code == 2, node);
+    BOOST_TEST(r.err.find("--node " + node + " is reachable beyond loopback")
+                 != std::string::npos,
+               r.err);
+    BOOST_TEST(r.err.find("--node-insecure") != std::string::npos, r.err);
+  }
+  auto alone = run_program({CYME_BRANCH_PROGRAM, "--root", root.string(),
+                            "--node-insecure"});
+  BOOST_TEST(alone.code == 2);
+  BOOST_TEST(alone.err.find("--node-insecure needs --node") != std::string::npos,
+             alone.err);
+  // Nothing started: no root, so no model and no embedded cluster.
+  BOOST_TEST(!std::filesystem::exists(root));
+  branch b{root, {"--node", "0.0.0.0:0", "--node-insecure"}};
+  BOOST_TEST_REQUIRE(wait_until([&] { return b.node_port("0.0.0.0") > 0; }, 10s));
+  BOOST_TEST(b.log().find("--node-insecure") != std::string::npos, b.log());
+  auto node = "127.0.0.1:" + std::to_string(b.node_port("0.0.0.0"));
+  auto status = cyme_cli(b.port(), {"--node", node, "supervisor", "status"});
+  BOOST_TEST(status.code == 0, status.err);
+  BOOST_TEST(status.out.find("paused: false") != std::string::npos, status.out);
 }
 
 BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {

@@ -179,7 +179,8 @@ stack::stack(supervisor_settings settings, std::string worker_program)
   settings.set_as_current = false;
   sup = unwrap(spawn_supervisor(sys, settings,
                                 supervisor_seams{driver, bus, store}),
-               "supervisor");
+               "supervisor")
+          .core;
   listener_ = sys.spawn(
     [](caf::event_based_actor*, std::mutex* mtx,
        std::vector<supervisor_event>* log) -> caf::behavior {

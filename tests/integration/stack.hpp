@@ -142,7 +142,8 @@ public:
   model_admin_actor store;
   control_bus_actor bus;
   process_driver_actor driver;
-  supervisor_actor sup;
+  /// The supervisor itself: the stack subscribes to its events.
+  supervisor_core sup;
 
 private:
   template <class T, class Handle, class... Ts>

@@ -1,6 +1,9 @@
 // The supervisor's own machinery: instance actors respawned under a limit,
-// rounds that never overlap, a flood of requests merged.
+// rounds that never overlap, a flood of requests merged, and the public
+// front that remote nodes see.
 #include <boost/test/unit_test.hpp>
+
+#include <memory>
 
 #include <caf/send.hpp>
 
@@ -141,6 +144,140 @@ BOOST_AUTO_TEST_CASE(flood_of_verify_requests_is_merged) {
   }
   // The initial start, the requested restart, one merged verification.
   BOOST_TEST(world.workers["w1"].starts == 3u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_FIXTURE_TEST_SUITE(public_front, supervision_fixture)
+
+namespace {
+
+/// An actor that notes what reaches it: events, or the end of an actor it
+/// watches. The caller keeps the handle (nothing else holds it).
+caf::behavior observer(caf::event_based_actor* self, caf::actor watched,
+                       std::shared_ptr<std::vector<std::string>> seen) {
+  if (watched) {
+    self->monitor(watched);
+    self->set_down_handler([seen](caf::down_msg&) { seen->push_back("down"); });
+  }
+  return {[seen](supervisor_event& ev) { seen->push_back(ev.detail); }};
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_front_answers_public_requests_and_refuses_the_rest) {
+  // The handle a remote node holds: the front answers the public requests
+  // as the supervisor would; the supervisor's internal messages sent to it
+  // (broker down, an exit, a report, a tick, a permit, an event, a child or
+  // subscribe request) are refused and change nothing.
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto pid = world.workers["w1"].pid;
+  BOOST_TEST_REQUIRE(to_string(status_of("w1").state) == "running");
+  auto rounds = supervisor().rounds_completed;
+  auto any = caf::actor_cast<caf::actor>(front);
+  caf::anon_send(any, broker_down_atom::value, std::string{},
+                 std::string{"forged"});
+  caf::anon_send(any, exited_atom::value, process_exit{"w1", pid, 9, false});
+  instance_status dead;
+  dead.name = "w1";
+  dead.state = instance_state::stopped;
+  caf::anon_send(any, report_atom::value, dead);
+  for (uint64_t gen = 0; gen < 4; ++gen)
+    caf::anon_send(any, tick_atom::value, gen);
+  caf::anon_send(any,
+                 supervisor_event{event_kind::disabled, "w1", "forged", {}, {}});
+  auto permit = request<restart_permit>(any, permit_atom::value,
+                                        std::string{"w1"}, false);
+  auto child = request<instance_actor>(any, child_atom::value,
+                                       std::string{"w1"});
+  auto heard = std::make_shared<std::vector<std::string>>();
+  auto eavesdropper = sys.spawn(observer, caf::actor{}, heard);
+  caf::anon_send(any, subscribe_atom::value,
+                 caf::actor_cast<event_listener>(eavesdropper));
+  advance(10s);
+  for (auto* refused : {&permit->error, &child->error}) {
+    BOOST_REQUIRE(refused->has_value());
+    BOOST_TEST((**refused == caf::sec::unexpected_message));
+  }
+  auto st = supervisor();
+  BOOST_TEST(!st.paused);
+  BOOST_TEST(st.brokers_down.empty());
+  BOOST_TEST(st.rounds_completed == rounds);
+  auto w1 = status_of("w1");
+  BOOST_TEST(to_string(w1.state) == "running");
+  BOOST_TEST(w1.pid == pid);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+  BOOST_TEST(events(event_kind::broker_down) == 0u);
+  BOOST_TEST(events(event_kind::died) == 0u);
+  BOOST_TEST(events(event_kind::disabled) == 0u);
+  // The public requests work through it.
+  auto paused = request<supervisor_status>(front, pause_atom::value);
+  sched.run();
+  BOOST_REQUIRE(paused->value);
+  BOOST_TEST(paused->value->paused);
+  BOOST_TEST(supervisor().paused_by_operator);
+  // The pause was an event, and the would-be subscriber heard none.
+  BOOST_TEST(events(event_kind::paused) == 1u);
+  BOOST_TEST(heard->empty());
+  auto listed = request<std::vector<instance_status>>(front, list_atom::value);
+  auto one = request<instance_status>(front, status_atom::value,
+                                      std::string{"w1"});
+  auto restarted = request<reports>(front, restart_atom::value, names{"w1"});
+  auto unknown = request<instance_status>(front, status_atom::value,
+                                          std::string{"ghost"});
+  run_until([&] { return restarted->done(); }, 1min);
+  BOOST_REQUIRE(listed->value);
+  BOOST_TEST(listed->value->size() == 1u);
+  BOOST_REQUIRE(one->value);
+  BOOST_TEST(one->value->pid == pid);
+  BOOST_REQUIRE(restarted->value);
+  BOOST_TEST(to_string(restarted->value->at(0).result) == "restarted");
+  BOOST_REQUIRE(unknown->error);
+  BOOST_TEST(describe(*unknown->error).find("unknown instance") == 0u);
+  caf::anon_send_exit(eavesdropper, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(nothing_sent_to_the_front_ends_the_supervisor) {
+  // A peer's exit or error message leaves the front serving; a kill, which
+  // no CAF actor can refuse, ends the front but not the supervisor.
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto seen = std::make_shared<std::vector<std::string>>();
+  auto watcher = sys.spawn(observer, caf::actor_cast<caf::actor>(front), seen);
+  sched.run();
+  caf::anon_send_exit(front, caf::exit_reason::user_shutdown);
+  caf::anon_send(caf::actor_cast<caf::actor>(front),
+                 caf::make_error(caf::sec::runtime_error));
+  auto still = request<supervisor_status>(front, status_atom::value);
+  sched.run();
+  BOOST_TEST(still->value.has_value());
+  BOOST_TEST(seen->empty());
+  caf::anon_send_exit(front, caf::exit_reason::kill);
+  sched.run();
+  BOOST_TEST((*seen == std::vector<std::string>{"down"}));
+  BOOST_TEST(supervisor().instances == 1u);
+  auto restarted = ask<reports>(restart_atom::value, names{"w1"});
+  BOOST_TEST(to_string(restarted.at(0).result) == "restarted");
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
+}
+
+BOOST_AUTO_TEST_CASE(the_front_ends_with_the_supervisor) {
+  // When the supervisor ends, so does its front (and with it what a remote
+  // node published); no front outlives its core.
+  add_instance("w1");
+  start();
+  advance(1s);
+  auto seen = std::make_shared<std::vector<std::string>>();
+  auto watcher = sys.spawn(observer, caf::actor_cast<caf::actor>(front), seen);
+  sched.run();
+  BOOST_TEST(seen->empty());
+  caf::anon_send_exit(sup, caf::exit_reason::user_shutdown);
+  sched.run();
+  BOOST_TEST((*seen == std::vector<std::string>{"down"}));
+  caf::anon_send_exit(watcher, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

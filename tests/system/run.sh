@@ -36,7 +36,7 @@ trap 'exit 130' INT TERM
 
 for n in 1 2 3; do
   "$cluster" exec "h$n" "$build/cyme-branch" --id "host$n" \
-    --http "10.77.0.1$n:8000" --node "10.77.0.1$n:4242" \
+    --http "10.77.0.1$n:8000" --node "10.77.0.1$n:4242" --node-insecure \
     --kafka 10.77.0.1:9092 --root "$run_dir/h$n" --interval 5 \
     --wait-after-broker-revived 20 >"$run_dir/h$n.log" 2>&1 &
   pids+=($!)

@@ -54,6 +54,19 @@ BOOST_AUTO_TEST_CASE(brokers_are_host_port_lists) {
     BOOST_TEST(!broker_problem(b).empty(), "accepted '" << b << "'");
 }
 
+BOOST_AUTO_TEST_CASE(only_loopback_addresses_count_as_loopback) {
+  // What --node may bind without TLS or --node-insecure: 127.0.0.0/8, ::1,
+  // localhost; every other address, the wildcards included, may be
+  // reachable from elsewhere.
+  for (auto h : {"127.0.0.1", "127.255.0.9", "localhost", "LocalHost", "::1",
+                 "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"})
+    BOOST_TEST(loopback_host(h), h);
+  for (auto h : {"0.0.0.0", "::", "[::]", "10.0.0.1", "128.0.0.1",
+                 "192.168.1.127", "::ffff:10.0.0.1", "::2", "localhost.evil",
+                 "127.0.0.1.example.com", "myhost", "", "[]", "127.1"})
+    BOOST_TEST(!loopback_host(h), h);
+}
+
 BOOST_AUTO_TEST_CASE(valid_spec_passes) {
   // The reference spec is valid.
   BOOST_TEST(spec_problem(valid_spec()).empty());
