@@ -179,6 +179,7 @@ void simulation::add(const std::string& name) {
 
 void simulation::bump(const std::string& name) {
   versions_[name] += 1;
+  verified_off_.erase(name);
 }
 
 void simulation::broker_down(const std::string& broker) {
@@ -271,6 +272,7 @@ void simulation::answered(size_t id, reports* r, bool is_explicit) {
     bool off = i == fx_.world.model.end() || !i->second.enabled;
     if (!off || versions_[rep.instance] != t.versions[rep.instance])
       continue;
+    verified_off_.insert(rep.instance);
     auto w = fx_.world.workers.find(rep.instance);
     if (w != fx_.world.workers.end() && w->second.running)
       fail("verify of " + rep.instance
@@ -285,6 +287,18 @@ void simulation::on_start(const std::string& name) {
   auto& starts = starts_at_[name];
   starts.push_back(now);
   window_extra_ += 2;
+  // Starts that take no virtual time never let time run: a restart loop
+  // would spin for ever. Fail, and refuse further starts so it ends.
+  if (std::count(starts.begin(), starts.end(), now) > 100) {
+    fail(name + " started over 100 times at one instant (a restart loop)");
+    for (auto& [other, w] : fx_.world.workers)
+      w.fails_to_start = true;
+    return;
+  }
+  if (verified_off_.count(name) > 0)
+    fail("started " + name + " after a verification found it "
+         + (fx_.world.model.count(name) ? "disabled" : "removed")
+         + " (the model unchanged since)");
   if (explicit_pending_[name] > 0)
     return;
   const auto& spec = spec_of(name);

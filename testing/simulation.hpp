@@ -114,6 +114,9 @@ private:
   std::string violation_;
   std::vector<tracked> requests_;
   std::map<std::string, uint64_t> versions_;
+  /// Instances a verification found disabled or removed, answered, with
+  /// the model unchanged since: no process may run for them.
+  std::set<std::string> verified_off_;
   std::map<std::string, int> explicit_pending_;
   std::map<std::string, std::vector<time_point>> starts_at_;
   std::set<std::string> down_;
