@@ -53,6 +53,11 @@ params::params(const http::request& req) {
     auto doc = json::parse(req.body, nullptr, false);
     if (doc.is_discarded())
       fail(400, "the body is not valid JSON");
+    if (doc.is_array()) {
+      // Only the task batch takes one; its route says so.
+      array_ = std::move(doc);
+      return;
+    }
     if (!doc.is_object())
       fail(400, "the JSON body must be an object");
     for (auto& [k, v] : doc.items())

@@ -39,6 +39,10 @@ int status_of(const caf::error& err);
 
 /// The parameters of a request: query string and form fields as strings,
 /// overridden by the members of a JSON object body.
+/// The body of a batch of tasks may hold this many bytes (16 MiB: 10,000
+/// tasks of about 1.6 KiB); any other body at most one wire message.
+constexpr std::size_t max_batch_body_bytes = 16 * 1024 * 1024;
+
 class params {
 public:
   explicit params(const http::request& req);
@@ -55,8 +59,14 @@ public:
   /// form) parsed as JSON when it is, else kept as a string.
   std::optional<json> value(const std::string& key) const;
 
+  /// The body, when it is a JSON array (a batch of tasks); null otherwise.
+  const json* array() const {
+    return array_ ? &*array_ : nullptr;
+  }
+
 private:
   std::map<std::string, json> values_;
+  std::optional<json> array_;
 };
 
 /// 400 unless `name` is a valid name of a `what`.

@@ -165,6 +165,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       seg.erase(seg.begin());
     api::params p{req};
     auto n = seg.size();
+    if (p.array() != nullptr && !(n == 3 && seg[1] == "queue"))
+      api::fail(400, "the JSON body must be an object");
     if (n == 0 || (n == 1 && seg[0] == "apps" && !prefixed)) {
       fleet.apps(m, res);
       return false;
@@ -235,8 +237,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
         return false;
       }
     } else if (seg[1] == "queue" && n == 3) {
-      tasks.send(m, app_name, seg[2], p, res);
-      return false;
+      // Answered from the broker's acknowledgement.
+      return tasks.send(ex, m, app_name, seg[2], p);
     } else if (seg[1] == "query" && n == 4) {
       api::check_name("app", app_name);
       return tasks.query(ex, m, app_name, seg[2], seg[3], p, res);
@@ -361,6 +363,17 @@ http_api::http_api(http_parts parts, http_settings settings)
   ss.keep_alive_requests = settings.keep_alive_requests;
   ss.max_connections = settings.max_connections;
   ss.max_body_bytes = max_wire_message;
+  // A batch of tasks (POST /<app>/queue/<queue>/, or under /apps/) may be
+  // up to max_batch tasks; every other body stays within one wire message.
+  ss.body_limit_for = [](std::string_view method, std::string_view target) {
+    auto path = target.substr(0, target.find('?'));
+    auto seg = api::split_path(std::string{path});
+    if (seg.size() == 4 && seg[0] == "apps")
+      seg.erase(seg.begin());
+    bool batch = (method == "POST" || method == "PUT") && seg.size() == 3
+                 && seg[1] == "queue";
+    return batch ? api::max_batch_body_bytes : max_wire_message;
+  };
   server_ = std::make_unique<http::server>(
     ss, [impl = impl_](http::exchange_ptr ex) { impl->on_request(ex); });
   impl_->server_counters = &server_->counters();

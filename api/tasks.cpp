@@ -4,56 +4,122 @@
 
 namespace cyme::api {
 
-/// Made again when its broker's client properties changed. Called with
-/// producers_mtx_ held.
-kafka::producer& task_room::producer_for(const std::string& broker) {
+/// A producer is made again when its broker's client properties changed;
+/// the old one finishes its batches and goes with the last of them.
+std::shared_ptr<task_producer> task_room::producer_for(const std::string& broker,
+                                                       const std::string& queue,
+                                                       bool& topic_known) {
   auto version = ctx_.parts.kafka_properties->version(broker);
+  std::lock_guard<std::mutex> guard{producers_mtx_};
   auto& p = producers_[broker];
   if (!p.client || p.version != version) {
     auto cfg = kafka::base_config(
       broker, ctx_.parts.kafka_properties->for_broker(broker));
     cfg["message.timeout.ms"] = "10000";
-    p.client = std::make_unique<kafka::producer>(cfg);
+    p.client = std::make_shared<task_producer>(cfg);
     p.version = version;
     // Checked again on the new connection.
     for (auto i = known_topics_.begin(); i != known_topics_.end();)
       i = i->first == broker ? known_topics_.erase(i) : std::next(i);
   }
-  return *p.client;
+  topic_known = known_topics_.count({broker, queue}) > 0;
+  return p.client;
 }
 
-void task_room::send(const std::string& method, const std::string& app,
-                     const std::string& queue, const params& p,
-                     http::response& res) {
+namespace {
+
+/// One task of a request, checked and encoded; `where` names it in errors
+/// ("" for a single task, "task 3: " in a batch).
+task_producer::item encode_one(const std::optional<std::string>& handler,
+                               const std::optional<json>& args,
+                               const std::string& where) {
+  task_message task;
+  task.id = new_uuid();
+  task.handler = handler.value_or("echo");
+  if (task.handler.empty() || task.handler.size() > 64)
+    fail(400, where + "'handler' must hold 1 to 64 characters");
+  task.args_json = args.value_or(json(nullptr)).dump();
+  auto bytes = encode_task(task);
+  if (bytes.size() > max_wire_message)
+    fail(413, where + "the task is larger than "
+                + std::to_string(max_wire_message) + " bytes");
+  return {task.id, std::move(bytes)};
+}
+
+} // namespace
+
+bool task_room::send(const http::exchange_ptr& ex, const std::string& method,
+                     const std::string& app, const std::string& queue,
+                     const params& p) {
   if (method != "POST" && method != "PUT")
     fail(405, "method not allowed");
   check_name("queue", queue);
   auto broker = ctx_.app_broker(app);
   if (broker.empty())
     broker = ctx_.parts.default_broker;
-  task_message task;
-  task.id = new_uuid();
-  task.handler = p.text("handler").value_or("echo");
-  if (task.handler.empty() || task.handler.size() > 64)
-    fail(400, "'handler' must hold 1 to 64 characters");
-  task.args_json = p.value("args").value_or(json(nullptr)).dump();
-  auto bytes = encode_task(task);
-  if (bytes.size() > max_wire_message)
-    fail(413, "the task is larger than " + std::to_string(max_wire_message)
-                + " bytes");
-  std::lock_guard<std::mutex> guard{producers_mtx_};
-  auto& producer = producer_for(broker);
-  if (known_topics_.count({broker, queue}) == 0) {
-    if (auto err = producer.ensure_topics({queue}, 4, 5000); !err.empty())
+  std::vector<task_producer::item> items;
+  const auto* batch = p.array();
+  if (batch != nullptr) {
+    if (batch->empty() || batch->size() > max_batch)
+      fail(400, "a batch holds 1 to " + std::to_string(max_batch) + " tasks");
+    items.reserve(batch->size());
+    for (size_t i = 0; i < batch->size(); ++i) {
+      auto where = "task " + std::to_string(i) + ": ";
+      const auto& t = (*batch)[i];
+      if (!t.is_object())
+        fail(400, where + "must be an object {\"handler\", \"args\"}");
+      std::optional<std::string> handler;
+      std::optional<json> args;
+      for (auto& [k, v] : t.items()) {
+        if (k == "handler") {
+          if (!v.is_string())
+            fail(400, where + "'handler' must be a string");
+          handler = v.get<std::string>();
+        } else if (k == "args") {
+          args = v;
+        } else {
+          fail(400, where + "unknown field '" + k + "' (handler, args)");
+        }
+      }
+      items.push_back(encode_one(handler, args, where));
+    }
+  } else {
+    items.push_back(encode_one(p.text("handler"), p.value("args"), ""));
+  }
+  bool topic_known = false;
+  auto producer = producer_for(broker, queue, topic_known);
+  if (!topic_known) {
+    // Broker I/O, once per topic, with no lock held.
+    if (auto err = producer->ensure_topics({queue}, 4, 5000); !err.empty())
       fail(503, err);
+    std::lock_guard<std::mutex> guard{producers_mtx_};
     known_topics_.emplace(broker, queue);
   }
-  if (auto err = producer.produce(queue, task.id, bytes); !err.empty())
-    fail(503, "task not queued: " + err);
-  if (!producer.flush(10000))
-    fail(503, "task not stored by the broker in time");
-  submitted_++;
-  reply(res, 202, json{{"id", task.id}});
+  std::vector<std::string> ids;
+  ids.reserve(items.size());
+  for (auto& item : items)
+    ids.push_back(item.first);
+  auto n = items.size();
+  bool single = batch == nullptr;
+  producer->send(queue, std::move(items),
+                 // Not the producer: its own thread calls this.
+                 [this, ex, ids = std::move(ids), n,
+                  single](const std::string& error) {
+                   http::response res;
+                   if (!error.empty()) {
+                     reply(res, 503, json{{"error", (single ? "task not stored: "
+                                                            : "tasks not all stored: ")
+                                                       + error}});
+                   } else {
+                     submitted_ += n;
+                     if (single)
+                       reply(res, 202, json{{"id", ids.front()}});
+                     else
+                       reply(res, 202, json{{"ids", ids}});
+                   }
+                   ex->reply(std::move(res));
+                 });
+  return true;
 }
 
 bool task_room::query(const http::exchange_ptr& ex, const std::string& method,

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "api/common.hpp"
+#include "transport/task_producer.hpp"
 
 namespace cyme::api {
 
@@ -20,10 +21,17 @@ public:
   explicit task_room(context& ctx) : ctx_(ctx) {
   }
 
-  /// POST /<app>/queue/<queue>/: one task, answered 202 with its id once
-  /// the broker has it.
-  void send(const std::string& method, const std::string& app,
-            const std::string& queue, const params& p, http::response& res);
+  /// POST /<app>/queue/<queue>/: one task ({"handler", "args"}), or a
+  /// batch (a JSON array of up to `max_batch` of them). Everything is
+  /// checked first: a wrong item is refused (400, naming its index) and
+  /// nothing is queued. The exchange is parked and answered 202 with the
+  /// id ({"id"}) or the ids in order ({"ids"}) once the broker has every
+  /// task, 503 if it does not take one. Always returns true (parked).
+  bool send(const http::exchange_ptr& ex, const std::string& method,
+            const std::string& app, const std::string& queue,
+            const params& p);
+
+  static constexpr size_t max_batch = 10000;
 
   /// GET /<app>/query/<id>/<what>/. `wait` parks the exchange: it is
   /// answered when the result arrives or the timeout passes, and returns
@@ -38,20 +46,25 @@ public:
   }
 
 private:
-  struct task_producer {
-    std::unique_ptr<kafka::producer> client;
+  struct producer_slot {
+    std::shared_ptr<task_producer> client;
     /// The version of its broker's properties it was made with.
     uint64_t version = 0;
   };
 
-  kafka::producer& producer_for(const std::string& broker);
+  /// The broker's producer, and whether `queue`'s topic is known to exist
+  /// there.
+  std::shared_ptr<task_producer> producer_for(const std::string& broker,
+                                              const std::string& queue,
+                                              bool& topic_known);
 
   context& ctx_;
+  /// Held only to look up or make a producer, never across broker I/O.
   std::mutex producers_mtx_;
   /// (broker, queue) pairs whose topic is known to exist: checked once,
   /// not with a metadata request per task.
   std::set<std::pair<std::string, std::string>> known_topics_;
-  std::map<std::string, task_producer> producers_;
+  std::map<std::string, producer_slot> producers_;
   std::atomic<uint64_t> submitted_{0};
 };
 

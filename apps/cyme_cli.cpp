@@ -16,6 +16,7 @@
 #include <cctype>
 #include <exception>
 #include <functional>
+#include <fstream>
 #include <iostream>
 #include <string>
 #include <utility>
@@ -84,6 +85,9 @@ struct arguments {
   std::string reason;
   std::string handler;
   std::string task_args;
+  /// `tasks send --from FILE`: the tasks read from it (one batch).
+  std::string tasks_file;
+  nlohmann::ordered_json task_batch;
   /// 0 means "not given": the branch's default applies.
   int wait_s = 0;
   /// What an instance (or an app's instances) runs; empty: not given.
@@ -182,6 +186,44 @@ CLI::Validator json_rule() {
       }
     },
     "");
+}
+
+/// Most tasks one batch may hold (the branch's limit, docs/HTTP.md).
+constexpr size_t max_batch = 10000;
+
+/// Reads a file of tasks, one JSON object per line ({"handler", "args"});
+/// blank lines are skipped. Empty when it holds 1 to `max_batch` valid
+/// tasks (then in `out`), else what is wrong, naming the line.
+std::string read_task_lines(const std::string& path,
+                            nlohmann::ordered_json& out) {
+  std::ifstream in{path};
+  if (!in)
+    return "cannot read " + path;
+  out = nlohmann::ordered_json::array();
+  std::string line;
+  for (size_t n = 1; std::getline(in, line); ++n) {
+    if (line.find_first_not_of(" \t\r") == std::string::npos)
+      continue;
+    auto where = path + ", line " + std::to_string(n) + ": ";
+    auto task = nlohmann::ordered_json::parse(line, nullptr, false);
+    if (task.is_discarded() || !task.is_object())
+      return where + "not a JSON object";
+    for (auto& [k, v] : task.items()) {
+      if (k != "handler" && k != "args")
+        return where + "unknown field '" + k + "' (handler, args)";
+      if (k == "handler"
+          && (!v.is_string() || v.get<std::string>().empty()
+              || v.get<std::string>().size() > 64))
+        return where + "'handler' must hold 1 to 64 characters";
+    }
+    if (out.size() == max_batch)
+      return path + " holds more than " + std::to_string(max_batch)
+             + " tasks: split it (one batch per command)";
+    out.push_back(std::move(task));
+  }
+  if (out.empty())
+    return path + " holds no task";
+  return {};
 }
 
 /// The leaf commands and the request each maps to.
@@ -611,11 +653,28 @@ void define_tasks(CLI::App& root, arguments& a, command_table& table) {
             "(POST /APP/queue/QUEUE/)");
   add_app(send, a);
   add_queue(send, a);
-  send->add_option("--handler", a.handler,
+  auto* handler = send->add_option("--handler", a.handler,
                    "the handler to run (the branch's default: echo)");
-  send->add_option("--args", a.task_args, "the task's arguments, any JSON")
-    ->check(json_rule());
+  auto* args = send->add_option("--args", a.task_args,
+                                "the task's arguments, any JSON")
+                ->check(json_rule());
+  send
+    ->add_option("--from", a.tasks_file,
+                 "send the tasks of FILE instead, one JSON object per line "
+                 "({\"handler\": ..., \"args\": ...}), up to "
+                 + std::to_string(max_batch)
+                 + ", as one batch; prints their ids in order")
+    ->excludes(args)
+    ->excludes(handler)
+    ->check(CLI::Validator(
+      [&a](std::string& path) { return read_task_lines(path, a.task_batch); },
+      "FILE"));
   table.add(send, [&a] {
+    if (!a.tasks_file.empty()) {
+      auto c = call("POST", {a.app, "queue", a.queue}, view::task_ids);
+      c.body = a.task_batch;
+      return c;
+    }
     auto c = call("POST", {a.app, "queue", a.queue}, view::task_id);
     if (!a.handler.empty())
       (*c.body)["handler"] = a.handler;

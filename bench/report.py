@@ -155,12 +155,29 @@ def explore(items, outdir):
     print()
 
 
+def tasks(items, outdir):
+    kcat = {i["broker"]: i["tasks_per_s"] for i in items if i["figure"] == "kcat"}
+    rows = []
+    for i in items:
+        what = ("kcat -P, same messages" if i["figure"] == "kcat"
+                else f"HTTP, {i['clients']} clients, "
+                + ("one task per request" if i["mode"] == "single"
+                   else f"batches of {i['batch']}"))
+        base = kcat.get(i["broker"])
+        ratio = f"{i['tasks_per_s'] / base:.2f}" if base else "-"
+        rows.append([i["broker"], what, i["tasks"], f"{i['seconds']:.2f} s",
+                     f"{i['tasks_per_s']:,.0f}", ratio])
+    print("## Task submission\n")
+    print(table(["broker", "how", "tasks", "time", "tasks/s", "/ kcat"], rows))
+    print()
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
-             "throughput": throughput, "http": http, "explore": explore}
+             "throughput": throughput, "http": http, "explore": explore, "tasks": tasks}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

@@ -18,10 +18,15 @@
 #               default interval (real broker and embedded cluster)
 #   throughput  no-op tasks per second through one worker at concurrency 1
 #               and 4, against kcat reading the same topic
+#   explore     simulated hours per CPU second of cyme-explore
+#   tasks       task submission over HTTP (16 clients one task per request;
+#               batches of 10,000) beside kcat producing the same messages,
+#               on the real broker and the embedded cluster
 #
 # Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
 # BENCH_PINGS (1000), BENCH_FLEET_SIZES ("100 1000 10000"),
-# BENCH_IDLE_SECONDS (60), BENCH_TASKS (100000).
+# BENCH_IDLE_SECONDS (60), BENCH_TASKS (100000), BENCH_SUBMIT_SINGLE
+# (100000), BENCH_SUBMIT_BATCHED (1000000).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -35,7 +40,7 @@ fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
 tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
-all_parts=(restart rtt fleet idle throughput http explore)
+all_parts=(restart rtt fleet idle throughput http explore tasks)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -400,6 +405,62 @@ run_http() {
   wait "$branch" 2>/dev/null || true
   tail -n 4 "$res" >&2
   part_done http
+}
+
+# The same messages kcat would produce: the wire form of an echo task, one
+# per line, key and value separated by a tab.
+task_lines() { # COUNT PREFIX
+  python3 -c '
+import json, sys
+n, prefix = int(sys.argv[1]), sys.argv[2]
+out = sys.stdout
+for i in range(n):
+    tid = "%s-%08d" % (prefix, i)
+    out.write(tid + "\t" + json.dumps({"v": 1, "id": tid, "handler": "echo", "args": None}, separators=(",", ":")) + "\n")
+' "$1" "$2"
+}
+
+run_tasks() {
+  log "tasks: submission over HTTP (16 clients one by one, batches of 10,000) beside kcat"
+  local res="$out/tasks.jsonl" single="${BENCH_SUBMIT_SINGLE:-100000}"
+  local batched="${BENCH_SUBMIT_BATCHED:-1000000}" which dir port branch bootstrap t0 t1
+  : > "$res"
+  for which in real embedded; do
+    dir="$work/tasks-$which"
+    mkdir -p "$dir"
+    port=$(free_port)
+    local args=()
+    [ "$which" = real ] && args=(--kafka "$broker")
+    "$bin/cyme-branch" --id "tasks-$which" --root "$dir" --http "127.0.0.1:$port" \
+      "${args[@]}" >"$dir/branch.log" 2>&1 &
+    branch=$!
+    pids+=("$branch")
+    wait_for 60 grep -q "serving http" "$dir/branch.log" || die "tasks branch did not start"
+    bootstrap="$broker"
+    [ "$which" = embedded ] && bootstrap="$(cat "$dir/kafka/bootstrap")"
+    curl -sf -X PUT "http://127.0.0.1:$port/bench/" >/dev/null || die "no app"
+    # Every topic made (4 partitions) before the clock starts.
+    for q in single batch kcat; do
+      curl -sf -X POST -H 'Content-Type: application/json' -d '{}' \
+        "http://127.0.0.1:$port/bench/queue/$q/" >/dev/null || die "no queue $q"
+    done
+    "$bin/cyme-bench-tasks" --port "$port" --queue single --clients 16 \
+      --count "$single" | sed "s/^{/{\"broker\": \"$which\", /" >> "$res" \
+      || die "single submissions failed"
+    "$bin/cyme-bench-tasks" --port "$port" --queue batch --clients 4 --batch 10000 \
+      --count "$batched" | sed "s/^{/{\"broker\": \"$which\", /" >> "$res" \
+      || die "batched submissions failed"
+    task_lines "$batched" "kcat-$which" > "$dir/tasks.txt"
+    t0=$(date +%s.%N)
+    kcat -P -b "$bootstrap" -t kcat -K $'\t' -l "$dir/tasks.txt" || die "kcat failed"
+    t1=$(date +%s.%N)
+    python3 -c 'import json,sys; n=int(sys.argv[2]); s=float(sys.argv[4])-float(sys.argv[3]); print(json.dumps({"broker": sys.argv[1], "figure": "kcat", "tasks": n, "seconds": round(s, 3), "tasks_per_s": round(n / s)}))' \
+      "$which" "$batched" "$t0" "$t1" >> "$res"
+    kill -TERM "$branch"
+    wait "$branch" 2>/dev/null || true
+  done
+  cat "$res" >&2
+  part_done tasks
 }
 
 run_explore() {

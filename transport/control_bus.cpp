@@ -219,9 +219,9 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   producer_cfg["linger.ms"] = "0";
   auto me = self->address();
   st.producer = std::make_unique<kafka::producer>(
-    producer_cfg, [me](const std::string& id, bool ok) {
+    producer_cfg, [me](const std::string& id, const std::string& error) {
       if (auto relay = caf::actor_cast<caf::actor>(me))
-        caf::anon_send(relay, delivered_atom::value, id, ok);
+        caf::anon_send(relay, delivered_atom::value, id, error.empty());
     });
   auto reader_cfg = cfg;
   reader_cfg["fetch.wait.max.ms"]

@@ -5,6 +5,7 @@
 #include <cctype>
 #include <cerrno>
 #include <deque>
+#include <limits>
 #include <map>
 #include <optional>
 #include <thread>
@@ -360,7 +361,12 @@ void session::read_request() {
   current_.reset();
   parser_.emplace();
   parser_->header_limit(static_cast<std::uint32_t>(srv_->settings.max_header_bytes));
-  parser_->body_limit(srv_->settings.max_body_bytes);
+  // With a limit per route, the header is read first (Beast checks a
+  // Content-Length against the limit there) and the route's limit applied
+  // once the target is known.
+  parser_->body_limit(srv_->settings.body_limit_for
+                        ? std::numeric_limits<std::uint64_t>::max()
+                        : srv_->settings.max_body_bytes);
   stream_.expires_after(served_ == 0 ? srv_->settings.header_timeout
                                      : srv_->settings.keep_alive_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
@@ -376,6 +382,15 @@ void session::on_header(beast::error_code ec) {
   if (srv_->stopping)
     return close();
   auto& head = parser_->get();
+  if (srv_->settings.body_limit_for) {
+    auto limit = srv_->settings.body_limit_for(
+      std::string_view{head.method_string().data(), head.method_string().size()},
+      std::string_view{head.target().data(), head.target().size()});
+    auto length = parser_->content_length();
+    if (length && *length > limit)
+      return reply_and_close(413, "request body too large");
+    parser_->body_limit(limit);
+  }
   auto expect = head[bhttp::field::expect];
   if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(

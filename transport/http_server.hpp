@@ -21,6 +21,7 @@
 #include <map>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -124,6 +125,10 @@ struct server_settings {
   uint32_t max_connections = 4096;
   std::size_t max_header_bytes = 16 * 1024;
   std::size_t max_body_bytes = 64 * 1024;
+  /// When set, the body limit of a request, from its method and target
+  /// (read before its body): a route may take more than max_body_bytes.
+  std::function<std::size_t(std::string_view method, std::string_view target)>
+    body_limit_for;
   /// Bytes a stream's client may fall behind before it is cut off.
   std::size_t stream_backlog_bytes = 1024 * 1024;
   /// How long stopping waits for requests being handled.

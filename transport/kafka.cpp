@@ -214,7 +214,9 @@ struct delivery_hook {
     std::string key;
     if (m->key != nullptr)
       key.assign(static_cast<const char*>(m->key), m->key_len);
-    self->on_delivery_(key, m->err == RD_KAFKA_RESP_ERR_NO_ERROR);
+    self->on_delivery_(key, m->err == RD_KAFKA_RESP_ERR_NO_ERROR
+                              ? std::string{}
+                              : std::string{rd_kafka_err2str(m->err)});
   }
 };
 

@@ -78,8 +78,10 @@ private:
 /// Produces messages; deliveries are reported by `poll`.
 class producer : public client {
 public:
-  /// Told, from `poll`, whether the message with `key` reached the broker.
-  using delivery_fn = std::function<void(const std::string& key, bool ok)>;
+  /// Told, from `poll`, whether the message with `key` reached the broker:
+  /// `error` is empty when it did, else librdkafka's reason.
+  using delivery_fn
+    = std::function<void(const std::string& key, const std::string& error)>;
 
   explicit producer(const config_map& cfg, delivery_fn on_delivery = {});
   ~producer() override;

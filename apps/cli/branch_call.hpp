@@ -55,6 +55,8 @@ enum class view {
   instances,
   /// Only the `id` of the answer (a task just sent).
   task_id,
+  /// The `ids` of the answer, one per line (a batch just sent).
+  task_ids,
   /// Server-Sent Events (`events`): one line per event as it arrives.
   event_stream,
   /// Text as it arrives (`instances logs`).
@@ -71,7 +73,8 @@ struct branch_call {
   /// Query parameters (`nowait`, `timeout`): the ones that also make sense
   /// on GET and DELETE, which carry no body.
   std::vector<std::pair<std::string, std::string>> query;
-  /// JSON object body for PUT and POST, sent as application/json.
+  /// JSON body for PUT and POST (an object; an array for a batch of
+  /// tasks), sent as application/json.
   std::optional<nlohmann::ordered_json> body;
   view shown_as = view::object;
   /// Column title for `view::names`.

@@ -141,6 +141,14 @@ void print_answer(view how, const std::string& names_title,
         return;
       }
       break;
+    case view::task_ids:
+      if (answer.is_object() && answer.contains("ids")
+          && answer["ids"].is_array()) {
+        for (auto& id : answer["ids"])
+          out << cell_text(id) << "\n";
+        return;
+      }
+      break;
     case view::object:
     case view::event_stream:
     case view::text_stream:

@@ -733,6 +733,76 @@ BOOST_AUTO_TEST_CASE(tasks_send_posts_handler_and_args_and_prints_the_id) {
                           {"args", {{"argv", {"true"}}, {"n", 1.5}}}});
 }
 
+namespace {
+
+/// A file of `text` that is removed when it goes.
+struct text_file {
+  std::string path;
+  explicit text_file(const std::string& text) {
+    char name[] = "/tmp/cyme-cli-tasks-XXXXXX";
+    int fd = ::mkstemp(name);
+    if (fd < 0)
+      throw std::runtime_error("mkstemp failed");
+    path = name;
+    auto n = ::write(fd, text.data(), text.size());
+    ::close(fd);
+    if (n != static_cast<ssize_t>(text.size()))
+      throw std::runtime_error("short write");
+  }
+  ~text_file() {
+    ::unlink(path.c_str());
+  }
+};
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(tasks_send_from_a_file_posts_one_batch_and_prints_the_ids) {
+  // --from FILE: one JSON object per line (blank lines skipped) go as one
+  // JSON array; the ids come back one per line, in order.
+  text_file tasks{"{\"handler\": \"echo\", \"args\": [1]}\n\n{\"args\": \"two\"}\n"};
+  branch.answer("POST", "/demo/queue/q1/", 202, R"({"ids": ["a-1", "b-2"]})");
+  auto run = cyme({"tasks", "send", "demo", "q1", "--from", tasks.path});
+  BOOST_TEST(run.exit_code == 0, run);
+  BOOST_TEST(run.out == "a-1\nb-2\n");
+  check_json_request(only_request(), "POST", "/demo/queue/q1/",
+                     json::array({json{{"handler", "echo"}, {"args", {1}}},
+                                  json{{"args", "two"}}}));
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_tasks_file_exits_2_naming_its_line_and_sends_nothing) {
+  struct bad_file {
+    std::string text;
+    std::string says;
+  };
+  const std::vector<bad_file> cases{
+    {"{\"args\": 1}\n{args: 2}\n", ", line 2: not a JSON object"},
+    {"{\"args\": 1}\n{\"colour\": 1}\n", ", line 2: unknown field 'colour'"},
+    {"{\"handler\": \"\"}\n", ", line 1: 'handler' must hold 1 to 64"},
+    {"\n\n", "holds no task"},
+  };
+  for (auto& c : cases) {
+    text_file f{c.text};
+    auto run = cyme({"tasks", "send", "demo", "q1", "--from", f.path});
+    BOOST_TEST(run.exit_code == 2, run);
+    BOOST_TEST(contains(run.err, c.says), run);
+  }
+  std::string many;
+  for (int i = 0; i < 10001; ++i)
+    many += "{\"args\": " + std::to_string(i) + "}\n";
+  text_file big{many};
+  auto run = cyme({"tasks", "send", "demo", "q1", "--from", big.path});
+  BOOST_TEST(run.exit_code == 2, run);
+  BOOST_TEST(contains(run.err, "more than 10000 tasks"), run);
+  auto missing = cyme({"tasks", "send", "demo", "q1", "--from", "/nonexistent/t"});
+  BOOST_TEST(missing.exit_code == 2, missing);
+  BOOST_TEST(contains(missing.err, "cannot read /nonexistent/t"), missing);
+  // --from excludes --args and --handler.
+  text_file ok{"{\"args\": 1}\n"};
+  auto both = cyme({"tasks", "send", "demo", "q1", "--from", ok.path, "--args", "1"});
+  BOOST_TEST(both.exit_code == 2, both);
+  BOOST_TEST(branch.requests().empty());
+}
+
 BOOST_AUTO_TEST_CASE(tasks_send_json_prints_the_whole_answer) {
   // With --json the answer object is printed, not just the id.
   branch.answer("POST", "/demo/queue/q1/", 202, R"({"id": "6f1c-42"})");

@@ -517,6 +517,71 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_error_and_changes_nothing) {
   BOOST_TEST(processes_named("bad1") == 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_batch_of_tasks_is_queued_whole_or_not_at_all) {
+  // POST /<app>/queue/<queue>/ with a JSON array: every item is checked
+  // first, a wrong one refused naming its index with nothing queued; a good
+  // batch is answered with the ids in order once the broker has them all.
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto c = b.client();
+  BOOST_TEST_REQUIRE(call(c, "PUT", "/demo/").status == 201);
+  auto r = call(c, "PUT", "/demo/instances/bw/", {{"queues", {"batchq"}}});
+  BOOST_TEST_REQUIRE(r.status == 201, r.body.dump());
+  // Refused, each naming what is wrong, and nothing queued.
+  struct bad_batch {
+    json body;
+    std::string says;
+  };
+  std::vector<bad_batch> bad{
+    {json::array({json{{"args", 1}}, json{{"handler", 5}}}), "task 1: 'handler'"},
+    {json::array({json{{"args", 1}}, json{{"args", 2}}, json{{"colour", "red"}}}),
+     "task 2: unknown field 'colour'"},
+    {json::array({json{{"args", 1}}, json("not a task")}), "task 1: must be an object"},
+    {json::array({json{{"args", std::string(70000, 'x')}}}), "task 0: the task is larger"},
+    {json::array(), "a batch holds 1 to 10000 tasks"},
+  };
+  json too_many = json::array();
+  for (int i = 0; i < 10001; ++i)
+    too_many.push_back(json{{"args", i}});
+  bad.push_back({too_many, "a batch holds 1 to 10000 tasks"});
+  for (auto& x : bad) {
+    r = call(c, "POST", "/demo/queue/batchq/", x.body);
+    BOOST_TEST((r.status == 400 || r.status == 413), r.status << " " << r.body.dump());
+    BOOST_TEST(r.body["error"].get<std::string>().find(x.says) != std::string::npos,
+               r.body.dump());
+  }
+  // An array anywhere else is still refused.
+  BOOST_TEST(call(c, "PUT", "/demo/instances/bw2/", json::array({1})).status == 400);
+  // A good batch: ids in order, each done by the worker.
+  r = call(c, "POST", "/demo/queue/batchq/",
+           json::array({json{{"handler", "echo"}, {"args", 1}}, json{{"args", 2}},
+                        json{{"args", "three"}}}));
+  BOOST_TEST_REQUIRE(r.status == 202, r.body.dump());
+  BOOST_TEST_REQUIRE(r.body["ids"].size() == 3u);
+  std::set<std::string> distinct;
+  json expected = json::array({1, 2, "three"});
+  for (size_t i = 0; i < 3; ++i) {
+    auto id = r.body["ids"][i].get<std::string>();
+    distinct.insert(id);
+    auto done = call(c, "GET", "/demo/query/" + id + "/wait/?timeout=60");
+    BOOST_TEST_REQUIRE(done.status == 200, done.body.dump());
+    BOOST_TEST(done.body["result"] == expected[i]);
+  }
+  BOOST_TEST(distinct.size() == 3u);
+  // The topic holds those three and nothing of the refused batches.
+  std::string bootstrap;
+  {
+    std::ifstream in{dir.path / "root" / "kafka" / "bootstrap"};
+    in >> bootstrap;
+  }
+  BOOST_TEST_REQUIRE(!bootstrap.empty());
+  kafka::topic_reader reader{kafka::base_config(bootstrap), "batchq", 10000, true};
+  size_t messages = 0;
+  while (reader.poll(2000))
+    ++messages;
+  BOOST_TEST(messages == 3u);
+}
+
 BOOST_AUTO_TEST_CASE(any_allowed_program_runs_as_a_process_instance) {
   // A process instance runs its program (from its app's defaults, its own
   // overrides on top), is restarted after kill -9 by liveness alone, takes
