@@ -55,6 +55,9 @@ int main(int argc, char** argv) {
     threads.emplace_back([&] {
       httplib::Client client{"127.0.0.1", port};
       client.set_keep_alive(true);
+      // Header and body in two writes must not wait on a delayed ACK
+      // (Nagle): real clients (curl, urllib3) set this too.
+      client.set_tcp_nodelay(true);
       client.set_read_timeout(60, 0);
       while (next.fetch_add(1) < requests) {
         auto r = client.Post(path.c_str(), body, "application/json");

@@ -679,6 +679,9 @@ void server::impl::accept() {
     if (self->sessions.size() >= self->settings.max_connections) {
       self->refuse(std::move(socket));
     } else {
+      // Answers go out at once, not held back for a delayed ACK.
+      beast::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       auto s = std::make_shared<session>(self, std::move(socket));
       self->sessions.emplace(s.get(), s);
       self->counters.connections_open++;
