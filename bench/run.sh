@@ -66,7 +66,7 @@ bash deploy/install-deps.sh --bench
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target cyme-branch cyme-worker \
   cyme-embedded-kafka cyme cyme-bench cyme-fleet-sim cyme-sim-instance \
-  cyme-bench-respawn cyme-bench-http
+  cyme-bench-respawn cyme-bench-http cyme-bench-tasks cyme-explore
 bin="$(cd "$build" && pwd)"
 mkdir -p "$out"
 
