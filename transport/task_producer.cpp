@@ -98,9 +98,4 @@ std::string task_producer::ensure_topics(const std::vector<std::string>& topics,
   return producer_.ensure_topics(topics, partitions, timeout_ms);
 }
 
-size_t task_producer::in_flight() const {
-  std::lock_guard<std::mutex> guard{mtx_};
-  return waiting_.size();
-}
-
 } // namespace cyme

@@ -45,9 +45,6 @@ public:
   std::string ensure_topics(const std::vector<std::string>& topics,
                             int partitions, int timeout_ms);
 
-  /// Tasks queued and not answered for yet.
-  size_t in_flight() const;
-
 private:
   struct batch_state {
     std::atomic<size_t> pending{0};
@@ -59,7 +56,7 @@ private:
   void delivered(const std::string& key, const std::string& error);
   static void settle(batch_state& b, const std::string& error);
 
-  mutable std::mutex mtx_;
+  std::mutex mtx_;
   /// The batch of each task not answered for yet, by id.
   std::unordered_map<std::string, std::shared_ptr<batch_state>> waiting_;
   kafka::producer producer_;
