@@ -116,8 +116,14 @@ struct context {
     return ask<app_record>(parts.store, get_app_atom::value, app);
   }
 
+  /// The app's broker ("" for the default) from the store's directory,
+  /// without asking the store; 404 when the model has no such app.
   std::string app_broker(const std::string& app) {
-    return get_app(app).broker;
+    check_name("app", app);
+    auto broker = parts.apps->broker_of(app);
+    if (!broker)
+      fail(404, "app '" + app + "' does not exist");
+    return std::move(*broker);
   }
 
   /// The app as the model holds it, or, when it is not there, a new one:

@@ -66,6 +66,8 @@ struct http_parts {
   caf::actor_system* sys = nullptr;
   supervisor_actor sup;
   model_admin_actor store;
+  /// Every app's broker, kept by the store: read on each task submission.
+  std::shared_ptr<const app_directory> apps;
   control_bus_actor bus;
   /// Bootstrap servers of the branch's default broker (tasks of apps with
   /// no broker of their own go there).

@@ -16,6 +16,11 @@ std::shared_ptr<task_producer> task_room::producer_for(const std::string& broker
     auto cfg = kafka::base_config(
       broker, ctx_.parts.kafka_properties->for_broker(broker));
     cfg["message.timeout.ms"] = "10000";
+    // A request is answered only once the broker has its tasks, so waiting
+    // to fill a batch (librdkafka's default 5 ms) is latency every
+    // single-task request pays; tasks queued while a send is out still go
+    // together in the next one.
+    cfg["linger.ms"] = "0";
     p.client = std::make_shared<task_producer>(cfg);
     p.version = version;
     // Checked again on the new connection.

@@ -511,7 +511,8 @@ int main(int argc, char** argv) {
   // joined) before the embedded cluster is stopped below.
   {
   caf::actor_system sys{cfg};
-  auto store = spawn_model_store(sys, (root / "model.db").string());
+  auto apps = std::make_shared<app_directory>();
+  auto store = spawn_model_store(sys, (root / "model.db").string(), apps);
   if (!store)
     die(describe(store.error()));
   // The branch's Kafka properties, and those the model gives brokers.
@@ -610,7 +611,7 @@ int main(int argc, char** argv) {
         me.load = load[0];
       return me;
     }};
-  http_parts parts{&sys,     sup,    *store,    *bus,
+  http_parts parts{&sys,     sup,    *store,    apps, *bus,
                    bootstrap, &results, o.id, &branches,
                    &programs, worker.string(),
                    (root / "instances").string(), properties, &events,

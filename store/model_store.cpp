@@ -18,6 +18,20 @@ struct model_store_state {
   /// Shared only to cross `spawn`, which copies its arguments; the actor is
   /// its one user.
   std::shared_ptr<model_db> db;
+  /// Kept in step with the apps of `db`; may be null.
+  std::shared_ptr<app_directory> apps;
+
+  /// Sets the directory's entry of `app` from the database, after a change
+  /// that may have made, changed or removed it.
+  void refresh(const std::string& app) {
+    if (!apps)
+      return;
+    auto rec = db->get_app(app);
+    if (rec)
+      apps->set(app, rec.value().broker);
+    else if (rec.error().fault == model_fault::not_found)
+      apps->erase(app);
+  }
 
   static inline const char* name = "cyme.model_store";
 };
@@ -59,10 +73,13 @@ caf::result<bool> reply_done(const model_result<void>& r, subject about) {
   return true;
 }
 
-model_admin_actor::behavior_type model_store(self_ptr self,
-                                             std::shared_ptr<model_db> db) {
+model_admin_actor::behavior_type
+model_store(self_ptr self, std::shared_ptr<model_db> db,
+            std::shared_ptr<app_directory> apps) {
   self->state.db = std::move(db);
+  self->state.apps = std::move(apps);
   auto& db_ref = *self->state.db;
+  auto& st = self->state;
   // Handlers capture the database by reference: the state outlives them.
   return {
     [&db_ref](list_atom) -> caf::result<std::vector<instance_spec>> {
@@ -77,9 +94,12 @@ model_admin_actor::behavior_type model_store(self_ptr self,
       return reply(db_ref.set_enabled(name, false, reason),
                    subject::instance);
     },
-    [&db_ref](put_instance_atom,
-              const instance_spec& spec) -> caf::result<instance_spec> {
-      return reply(db_ref.put_instance(spec), subject::instance);
+    [&db_ref, &st](put_instance_atom,
+                   const instance_spec& spec) -> caf::result<instance_spec> {
+      auto r = db_ref.put_instance(spec);
+      if (r)
+        st.refresh(spec.app); // made when missing
+      return reply(std::move(r), subject::instance);
     },
     [&db_ref](delete_instance_atom,
               const std::string& name) -> caf::result<bool> {
@@ -90,9 +110,11 @@ model_admin_actor::behavior_type model_store(self_ptr self,
       return reply(db_ref.set_enabled(name, enabled, reason),
                    subject::instance);
     },
-    [&db_ref](put_app_atom, const app_record& app) -> caf::result<bool> {
-      return reply(db_ref.put_app(app.name, app.broker, app.launch),
-                   subject::app);
+    [&db_ref, &st](put_app_atom, const app_record& app) -> caf::result<bool> {
+      auto r = db_ref.put_app(app.name, app.broker, app.launch);
+      if (r)
+        st.refresh(app.name);
+      return reply(std::move(r), subject::app);
     },
     [&db_ref](get_app_atom, const std::string& name)
       -> caf::result<app_record> {
@@ -101,8 +123,12 @@ model_admin_actor::behavior_type model_store(self_ptr self,
     [&db_ref](list_apps_atom) -> caf::result<std::vector<std::string>> {
       return reply(db_ref.list_apps(), subject::app);
     },
-    [&db_ref](delete_app_atom, const std::string& name) -> caf::result<bool> {
-      return reply_done(db_ref.delete_app(name), subject::app);
+    [&db_ref, &st](delete_app_atom,
+                   const std::string& name) -> caf::result<bool> {
+      auto r = db_ref.delete_app(name);
+      if (r)
+        st.refresh(name);
+      return reply_done(r, subject::app);
     },
     [&db_ref](put_queue_atom, const std::string& app,
               const std::string& name) -> caf::result<bool> {
@@ -130,13 +156,26 @@ model_admin_actor::behavior_type model_store(self_ptr self,
 
 } // namespace
 
-caf::expected<model_admin_actor> spawn_model_store(caf::actor_system& sys,
-                                                   const std::string& path) {
+caf::expected<model_admin_actor>
+spawn_model_store(caf::actor_system& sys, const std::string& path,
+                  std::shared_ptr<app_directory> apps) {
   auto db = model_db::open(path);
   if (!db)
     return caf::make_error(cyme_errc::store_failure, db.error().text);
+  if (apps) {
+    auto names = db.value().list_apps();
+    if (!names)
+      return caf::make_error(cyme_errc::store_failure, names.error().text);
+    for (auto& name : names.value()) {
+      auto rec = db.value().get_app(name);
+      if (!rec)
+        return caf::make_error(cyme_errc::store_failure, rec.error().text);
+      apps->set(name, rec.value().broker);
+    }
+  }
   return sys.spawn<caf::detached>(
-    model_store, std::make_shared<model_db>(std::move(db.value())));
+    model_store, std::make_shared<model_db>(std::move(db.value())),
+    std::move(apps));
 }
 
 } // namespace cyme

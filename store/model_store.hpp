@@ -13,6 +13,7 @@
 /// - store_failure: SQLite could not read or write the file.
 
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@
 #include "actors/seams.hpp"
 #include "messages/atoms.hpp"
 #include "messages/instance.hpp"
+#include "store/app_directory.hpp"
 #include "store/model_db.hpp"
 
 namespace cyme {
@@ -74,7 +76,12 @@ using model_admin_actor = model_store_actor::extend<
 ///
 /// The actor is detached (its own thread): a commit waits for fsync, and
 /// that wait must not hold one of the scheduler's few worker threads.
-caf::expected<model_admin_actor> spawn_model_store(caf::actor_system& sys,
-                                                   const std::string& path);
+///
+/// With `apps`, the store fills it with the model's apps and keeps it in
+/// step with every change it commits, so others read an app's broker
+/// without asking.
+caf::expected<model_admin_actor>
+spawn_model_store(caf::actor_system& sys, const std::string& path,
+                  std::shared_ptr<app_directory> apps = nullptr);
 
 } // namespace cyme

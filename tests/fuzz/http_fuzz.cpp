@@ -46,6 +46,7 @@ struct api_under_test {
     parts.sys = sys.get();
     parts.sup = caf::actor_cast<cyme::supervisor_actor>(refuser);
     parts.store = caf::actor_cast<cyme::model_admin_actor>(refuser);
+    parts.apps = std::make_shared<cyme::app_directory>();
     parts.bus = caf::actor_cast<cyme::control_bus_actor>(refuser);
     parts.default_broker = "127.0.0.1:9";
     parts.branch_id = "fuzz";

@@ -784,6 +784,51 @@ BOOST_AUTO_TEST_CASE(store_actor_serves_list_get_and_disable) {
   BOOST_TEST(db.get_app("fresh").value().broker == "localhost:9092");
 }
 
+BOOST_AUTO_TEST_CASE(store_keeps_the_app_directory_in_step) {
+  // The directory starts with the file's apps and follows every committed
+  // change of an app; a refused change leaves it as it was.
+  {
+    auto db = open_db(db_path());
+    populate(db);
+  }
+  caf::actor_system_config cfg;
+  caf::actor_system sys{cfg};
+  auto apps = std::make_shared<app_directory>();
+  auto admin = spawn_model_store(sys, db_path(), apps);
+  BOOST_REQUIRE_MESSAGE(admin, (admin ? "" : describe(admin.error())));
+  auto broker = [&](const std::string& app) {
+    return apps->broker_of(app).value_or("<none>");
+  };
+  BOOST_TEST(broker("shop") == "localhost:9092");
+  BOOST_TEST(broker("empty") == "");
+  BOOST_TEST(broker("made") == "<none>");
+  caf::scoped_actor self{sys};
+  std::optional<caf::error> failure;
+  auto on_error = [&](caf::error& err) { failure = err; };
+  // An instance of a new app makes the app, on the default broker.
+  self->request(*admin, 10s, put_instance_atom::value, small_spec("m1", "made"))
+    .receive([&](instance_spec&) {}, on_error);
+  BOOST_REQUIRE(!failure);
+  BOOST_TEST(broker("made") == "");
+  self->request(*admin, 10s, put_app_atom::value,
+                app_record{"made", "other:9092", "{}"})
+    .receive([&](bool) {}, on_error);
+  BOOST_REQUIRE(!failure);
+  BOOST_TEST(broker("made") == "other:9092");
+  // Refused: an app with instances is not deleted, and stays.
+  self->request(*admin, 10s, delete_app_atom::value, std::string{"made"})
+    .receive([&](bool) {}, on_error);
+  BOOST_REQUIRE(failure.has_value());
+  failure.reset();
+  BOOST_TEST(broker("made") == "other:9092");
+  self->request(*admin, 10s, delete_app_atom::value, std::string{"empty"})
+    .receive([&](bool) {}, on_error);
+  BOOST_REQUIRE(!failure);
+  BOOST_TEST(broker("empty") == "<none>");
+  self->send_exit(*admin, caf::exit_reason::user_shutdown);
+  self->wait_for(*admin);
+}
+
 BOOST_AUTO_TEST_CASE(spawn_on_unwritable_path_fails) {
   // /proc cannot hold a file: spawn_model_store returns store_failure and
   // spawns nothing.
