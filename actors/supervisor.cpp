@@ -93,6 +93,14 @@ struct supervisor_state {
     return operator_paused || !brokers_down.empty();
   }
 
+  /// A broker as the status and events name it: by its address, the
+  /// default one ("") too when the settings know it.
+  std::string broker_address(const std::string& broker) const {
+    return broker.empty() && !settings.default_broker.empty()
+             ? settings.default_broker
+             : broker;
+  }
+
   bool reviving(const std::string& broker, time_point now) const {
     auto i = revived_at.find(broker);
     return i != revived_at.end()
@@ -160,13 +168,13 @@ supervisor_status status_of(self_ptr self) {
   s.paused = st.paused();
   s.paused_by_operator = st.operator_paused;
   for (auto& [broker, why] : st.brokers_down) {
-    s.brokers_down.push_back(broker);
-    s.broker_errors[broker] = why;
+    s.brokers_down.push_back(st.broker_address(broker));
+    s.broker_errors[st.broker_address(broker)] = why;
   }
   auto now = self->clock().now();
   for (auto& [broker, at] : st.revived_at)
     if (st.reviving(broker, now))
-      s.brokers_reviving.push_back(broker);
+      s.brokers_reviving.push_back(st.broker_address(broker));
   s.interval = st.settings.interval;
   s.round_in_progress = st.round_in_progress;
   s.rounds_completed = st.rounds_completed;
@@ -692,7 +700,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         return;
       ++st.timer_generation;
       emit(self, event_kind::broker_down, {}, reason,
-           {{"broker", broker}, {"reason", reason}});
+           {{"broker", st.broker_address(broker)}, {"reason", reason}});
       if (!was_paused)
         emit(self, event_kind::paused, {}, "broker down: " + reason);
     },
@@ -701,9 +709,10 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (st.brokers_down.erase(broker) == 0)
         return;
       st.revived_at[broker] = self->clock().now();
-      emit(self, event_kind::broker_up, {}, broker, {{"broker", broker}});
+      auto address = st.broker_address(broker);
+      emit(self, event_kind::broker_up, {}, address, {{"broker", address}});
       if (!st.paused()) {
-        emit(self, event_kind::resumed, {}, "broker '" + broker + "' up");
+        emit(self, event_kind::resumed, {}, "broker " + address + " up");
         if (!st.round_in_progress)
           schedule_round(self, st.settings.interval);
       }

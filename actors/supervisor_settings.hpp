@@ -34,6 +34,10 @@ struct supervisor_settings {
   std::string respawn_max_rate = "3/m";
   /// Register the supervisor as the current one of its actor system.
   bool set_as_current = true;
+  /// The address of the default broker (the one instances with no broker
+  /// of their own use, named "" in the model), so the status and events
+  /// name every broker by its address.
+  std::string default_broker;
 };
 
 /// Empty when the settings are valid, else the first problem found.

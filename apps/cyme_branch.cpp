@@ -148,6 +148,7 @@ log::level level_of(event_kind kind) {
     case event_kind::died:
     case event_kind::disabled:
     case event_kind::broker_down:
+    case event_kind::broker_restarted:
     case event_kind::actor_given_up:
       return log::level::warn;
     case event_kind::round_finished:
@@ -475,11 +476,48 @@ int main(int argc, char** argv) {
                     + "; in memory: tasks are lost if it stops)");
   }
 
+  settings.default_broker = bootstrap;
+
   // The branch's events: kept for /events/ and published on cyme.events.
   // Made before the actor system, so they outlive the actor that feeds them.
   event_publisher event_bus{kafka::base_config(bootstrap, kafka_props), o.id};
   event_hub events{o.id};
   events.set_sink([&](const event_record& e) { event_bus.enqueue(e); });
+  // The embedded cluster, supervised: started again at once, on the same
+  // address, when its process dies.
+  std::optional<embedded_kafka_watch> cluster_watch;
+  if (cluster)
+    cluster_watch.emplace(
+      root / "kafka", sibling(argv[0], "cyme-embedded-kafka"), *cluster,
+      [&events](const embedded_kafka& now,
+                const std::map<std::string, std::string>& ended,
+                std::chrono::milliseconds took) {
+        supervisor_event ev;
+        ev.kind = event_kind::broker_restarted;
+        ev.data = ended;
+        ev.data["broker"] = now.bootstrap;
+        ev.data["pid"] = std::to_string(now.pid);
+        ev.data["took_ms"] = std::to_string(took.count());
+        std::string how = "died";
+        if (auto i = ended.find("signal"); i != ended.end())
+          how = "was killed by " + i->second;
+        else if (auto j = ended.find("code"); j != ended.end())
+          how = "exited with code " + j->second;
+        ev.detail = "embedded Kafka at " + now.bootstrap + " " + how
+                    + "; started again in " + std::to_string(took.count())
+                    + " ms (pid " + std::to_string(now.pid)
+                    + "); the tasks, results and events it held in memory "
+                      "are lost";
+        branch_log.write(level_of(ev.kind), to_log_line(ev));
+        events.publish(ev);
+      },
+      [last = std::string{}](const std::string& why) mutable {
+        // Tried again up to once a second: say each new reason once.
+        if (why != last)
+          branch_log.error("embedded Kafka cannot be started again (trying "
+                           "again): " + why);
+        last = why;
+      });
   // What /metrics shows of the bus and of rounds.
   auto bus_counters = std::make_shared<control_bus_counters>();
   auto round_durations = std::make_shared<metrics::histogram>(
@@ -658,6 +696,10 @@ int main(int argc, char** argv) {
                  caf::actor_cast<caf::actor>(*bus),
                  caf::actor_cast<caf::actor>(*store), logger})
     caf::anon_send_exit(h, caf::exit_reason::user_shutdown);
+  }
+  if (cluster_watch) {
+    cluster = cluster_watch->current();
+    cluster_watch.reset();
   }
   if (cluster && !o.keep_instances)
     stop_embedded_kafka(root / "kafka", *cluster);

@@ -90,6 +90,8 @@ std::string to_string(event_kind x) {
       return "instance actor given up";
     case event_kind::round_finished:
       return "round finished";
+    case event_kind::broker_restarted:
+      return "broker restarted";
   }
   return "unknown";
 }
@@ -130,6 +132,8 @@ std::string event_name(event_kind x) {
       return "actor_given_up";
     case event_kind::round_finished:
       return "round_finished";
+    case event_kind::broker_restarted:
+      return "broker_restarted";
   }
   return "unknown";
 }

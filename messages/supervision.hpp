@@ -124,6 +124,9 @@ enum class event_kind : uint8_t {
   actor_respawned,
   actor_given_up,
   round_finished,
+  /// The branch's embedded Kafka cluster ended and was started again (by
+  /// the branch, not the supervisor): what it held in memory is lost.
+  broker_restarted,
 };
 
 std::string to_string(event_kind x);

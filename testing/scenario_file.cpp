@@ -200,7 +200,7 @@ per_instance(const json& v, const std::string& where, F read) {
 const std::set<std::string>& event_kinds() {
   static const std::set<std::string> kinds = [] {
     std::set<std::string> out;
-    for (int k = 0; k <= static_cast<int>(event_kind::round_finished); ++k)
+    for (int k = 0; k <= static_cast<int>(event_kind::broker_restarted); ++k)
       out.insert(event_name(static_cast<event_kind>(k)));
     return out;
   }();

@@ -6,10 +6,13 @@
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <chrono>
 #include <fstream>
+#include <stdexcept>
 #include <thread>
 
+#include "messages/supervision.hpp"
 #include "transport/kafka.hpp"
 #include "transport/logging.hpp"
 #include "transport/proc.hpp"
@@ -65,28 +68,41 @@ bool answers(const std::string& bootstrap) {
   }
 }
 
-} // namespace
+/// The ports of a bootstrap list of the cluster's ("127.0.0.1:P1,..."),
+/// comma-separated: "P1,...".
+std::string ports_of(const std::string& bootstrap) {
+  std::string ports;
+  size_t at = 0;
+  while (at <= bootstrap.size()) {
+    auto end = bootstrap.find(',', at);
+    if (end == std::string::npos)
+      end = bootstrap.size();
+    auto colon = bootstrap.rfind(':', end);
+    if (colon != std::string::npos && colon >= at)
+      ports += (ports.empty() ? "" : ",") + bootstrap.substr(colon + 1, end - colon - 1);
+    at = end + 1;
+  }
+  return ports;
+}
 
-std::optional<embedded_kafka>
-ensure_embedded_kafka(const fs::path& dir, const fs::path& program,
-                      std::string& error) {
+/// Starts the cluster's process for `dir` (on `ports` when not empty) and
+/// waits until it says its address.
+std::optional<embedded_kafka> start_cluster(const fs::path& dir,
+                                            const fs::path& program,
+                                            const std::string& ports,
+                                            std::string& error) {
   std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) {
-    error = "cannot create " + dir.string() + ": " + ec.message();
-    return std::nullopt;
-  }
-  if (auto pid = trusted_pid(dir)) {
-    if (auto bootstrap = read_bootstrap(dir); bootstrap && answers(*bootstrap))
-      return embedded_kafka{*bootstrap, *pid, false};
-  }
-  // Nothing usable: start afresh.
   fs::remove(dir / pid_name, ec);
   fs::remove(dir / bootstrap_name, ec);
   auto log = (dir / "kafka.log").string();
   auto bootstrap_file = bootstrap_path(dir);
   std::vector<std::string> args{program.string(), "--bootstrap-file",
                                 bootstrap_file};
+  if (!ports.empty()) {
+    auto brokers = 1 + std::count(ports.begin(), ports.end(), ',');
+    args.insert(args.end(), {"--brokers", std::to_string(brokers), "--ports",
+                             ports});
+  }
   std::vector<char*> argv;
   for (auto& a : args)
     argv.push_back(a.data());
@@ -138,6 +154,25 @@ ensure_embedded_kafka(const fs::path& dir, const fs::path& program,
   return embedded_kafka{*bootstrap, static_cast<int32_t>(pid), true};
 }
 
+} // namespace
+
+std::optional<embedded_kafka>
+ensure_embedded_kafka(const fs::path& dir, const fs::path& program,
+                      std::string& error) {
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    error = "cannot create " + dir.string() + ": " + ec.message();
+    return std::nullopt;
+  }
+  if (auto pid = trusted_pid(dir)) {
+    if (auto bootstrap = read_bootstrap(dir); bootstrap && answers(*bootstrap))
+      return embedded_kafka{*bootstrap, *pid, false};
+  }
+  // Nothing usable: start afresh, on ports the system picks.
+  return start_cluster(dir, program, "", error);
+}
+
 void stop_embedded_kafka(const fs::path& dir, const embedded_kafka& kafka) {
   auto pid = trusted_pid(dir);
   if (!pid || *pid != kafka.pid)
@@ -154,6 +189,92 @@ void stop_embedded_kafka(const fs::path& dir, const embedded_kafka& kafka) {
   std::error_code ec;
   fs::remove(dir / pid_name, ec);
   fs::remove(dir / bootstrap_name, ec);
+}
+
+// -- embedded_kafka_watch ----------------------------------------------------
+
+embedded_kafka_watch::embedded_kafka_watch(fs::path dir, fs::path program,
+                                           embedded_kafka kafka,
+                                           restarted_fn on_restarted,
+                                           failed_fn on_failed)
+  : dir_(std::move(dir)),
+    program_(std::move(program)),
+    on_restarted_(std::move(on_restarted)),
+    on_failed_(std::move(on_failed)),
+    kafka_(std::move(kafka)) {
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0)
+    throw std::runtime_error("embedded Kafka watch: pipe: " + errno_text(errno));
+  stop_read_ = unique_fd{fds[0]};
+  stop_write_ = unique_fd{fds[1]};
+  thread_ = std::thread{[this] { run(); }};
+}
+
+embedded_kafka_watch::~embedded_kafka_watch() {
+  char one = 1;
+  [[maybe_unused]] auto n = ::write(stop_write_.get(), &one, 1);
+  thread_.join();
+}
+
+embedded_kafka embedded_kafka_watch::current() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return kafka_;
+}
+
+bool embedded_kafka_watch::pause(std::chrono::milliseconds d) {
+  pollfd p{stop_read_.get(), POLLIN, 0};
+  return ::poll(&p, 1, static_cast<int>(d.count())) == 0;
+}
+
+bool embedded_kafka_watch::wait_for_end(std::map<std::string, std::string>& ended) {
+  auto kafka = current();
+  unique_fd pidfd{pidfd_open(kafka.pid)};
+  if (pidfd) {
+    pollfd ps[2] = {{stop_read_.get(), POLLIN, 0}, {pidfd.get(), POLLIN, 0}};
+    while (::poll(ps, 2, -1) < 0)
+      if (errno != EINTR)
+        return false;
+    if (ps[0].revents != 0)
+      return false;
+  } else if (errno != ESRCH) {
+    // No pidfd (an old kernel): look twice a second.
+    while (::kill(kafka.pid, 0) == 0)
+      if (!pause(std::chrono::milliseconds{500}))
+        return false;
+  }
+  // Our own child is reaped here, and tells how it ended.
+  int status = 0;
+  if (kafka.started_here && ::waitpid(kafka.pid, &status, 0) == kafka.pid)
+    ended = exit_data(status);
+  return true;
+}
+
+void embedded_kafka_watch::run() {
+  for (;;) {
+    std::map<std::string, std::string> ended;
+    if (!wait_for_end(ended))
+      return;
+    auto died_at = std::chrono::steady_clock::now();
+    auto ports = ports_of(current().bootstrap);
+    for (auto backoff = std::chrono::milliseconds{0};;) {
+      if (backoff.count() > 0 && !pause(backoff))
+        return;
+      std::string error;
+      if (auto started = start_cluster(dir_, program_, ports, error)) {
+        {
+          std::lock_guard<std::mutex> guard{mtx_};
+          kafka_ = *started;
+        }
+        on_restarted_(*started, ended,
+                      std::chrono::duration_cast<std::chrono::milliseconds>(
+                        std::chrono::steady_clock::now() - died_at));
+        break;
+      }
+      on_failed_(error);
+      backoff = std::min(std::chrono::milliseconds{1000},
+                         std::max(std::chrono::milliseconds{100}, backoff * 2));
+    }
+  }
 }
 
 } // namespace cyme

@@ -4,11 +4,74 @@
 #include <librdkafka/rdkafka_mock.h>
 
 #include <algorithm>
+#include <chrono>
 #include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include "transport/logging.hpp"
 
 namespace cyme::kafka {
 
 namespace {
+
+constexpr log::logger librdkafka_log{"kafka"};
+
+/// librdkafka's own log lines go through our log, rate-limited: a broker
+/// that is gone makes every client say so every second. Per kind of line
+/// (librdkafka's facility: FAIL, CLUSTERID, ...), at most `burst` lines in
+/// a window of `window`; the first line of a later window says how many
+/// were held back.
+class log_limiter {
+public:
+  static constexpr int burst = 3;
+  static constexpr std::chrono::seconds window{30};
+
+  /// The line to write, or nothing when it is held back.
+  std::optional<std::string> admit(const std::string& fac,
+                                   std::string line) {
+    auto now = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> guard{mtx_};
+    auto& w = windows_[fac];
+    if (w.written == 0 || now - w.start >= window) {
+      if (w.held > 0)
+        line += " (" + std::to_string(w.held) + " more " + fac
+                + " lines held back in the last "
+                + std::to_string(window.count()) + " s)";
+      w = {now, 0, 0};
+    }
+    if (w.written >= burst) {
+      ++w.held;
+      return std::nullopt;
+    }
+    ++w.written;
+    return line;
+  }
+
+private:
+  struct state {
+    std::chrono::steady_clock::time_point start;
+    int written = 0;
+    uint64_t held = 0;
+  };
+  std::mutex mtx_;
+  std::unordered_map<std::string, state> windows_;
+};
+
+void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
+  static log_limiter limiter;
+  auto line = limiter.admit(fac, std::string{"["} + rd_kafka_name(rk) + "] "
+                                   + fac + ": " + buf);
+  if (!line)
+    return;
+  // syslog levels: 0-3 errors, 4 warnings, 5-6 notices and information.
+  auto lv = level <= 3   ? log::level::error
+            : level == 4 ? log::level::warn
+            : level <= 6 ? log::level::info
+                         : log::level::debug;
+  librdkafka_log.write(lv, *line);
+}
 
 void on_error(rd_kafka_t*, int err, const char* reason, void* opaque) {
   static_cast<client*>(opaque)->note_error(
@@ -23,6 +86,7 @@ rd_kafka_t* create(rd_kafka_type_t type, const config_map& cfg,
                    const std::function<void(rd_kafka_conf_t*)>& extra = {}) {
   char err[512];
   auto* conf = rd_kafka_conf_new();
+  rd_kafka_conf_set_log_cb(conf, &on_log);
   if (owner != nullptr) {
     rd_kafka_conf_set_opaque(conf, owner);
     rd_kafka_conf_set_error_cb(conf, &on_error);

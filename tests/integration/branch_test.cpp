@@ -1159,6 +1159,73 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_killed_embedded_cluster_is_started_again_and_the_fleet_works) {
+  // kill -9 of cyme-embedded-kafka under a running branch (the default
+  // deployment): the branch starts it again on the same address, says in
+  // its log and in an event that what it held in memory is lost, is not
+  // left paused, and its worker serves tasks again within 10 s.
+  temp_dir dir;
+  branch b{dir.path / "root"};
+  auto c = b.client();
+  BOOST_TEST_REQUIRE(call(c, "PUT", "/demo/").status == 201);
+  auto r = call(c, "PUT", "/demo/instances/kw/", {{"queues", {"kq"}}});
+  BOOST_TEST_REQUIRE(r.status == 201, r.body.dump());
+  auto serves_a_task = [&](int timeout_s) {
+    auto sent = call(c, "POST", "/demo/queue/kq/", {{"args", "hello"}});
+    if (sent.status != 202)
+      return false;
+    auto done = call(c, "GET",
+                     "/demo/query/" + sent.body["id"].get<std::string>()
+                       + "/wait/?timeout=" + std::to_string(timeout_s));
+    return done.status == 200 && done.body["state"] == "SUCCESS";
+  };
+  BOOST_TEST_REQUIRE(serves_a_task(60));
+  auto kafka_dir = dir.path / "root" / "kafka";
+  auto read_word = [](const std::filesystem::path& file) {
+    std::ifstream in{file};
+    std::string word;
+    in >> word;
+    return word;
+  };
+  auto bootstrap = read_word(kafka_dir / "bootstrap");
+  auto old_pid = std::stoi(read_word(kafka_dir / "kafka.pid"));
+  BOOST_TEST_REQUIRE(::kill(old_pid, SIGKILL) == 0);
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  int new_pid = 0;
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      auto word = read_word(kafka_dir / "kafka.pid");
+      new_pid = word.empty() ? 0 : std::stoi(word);
+      return new_pid > 0 && new_pid != old_pid && ::kill(new_pid, 0) == 0;
+    },
+    5s), b.log());
+  BOOST_TEST(read_word(kafka_dir / "bootstrap") == bootstrap);
+  // Served again, before the deadline.
+  bool served = false;
+  while (!served && std::chrono::steady_clock::now() < deadline)
+    served = serves_a_task(2);
+  BOOST_TEST(served, "no task served within 10 s of the kill:\n" << b.log());
+  auto status = call(c, "GET", "/supervisor/").body;
+  BOOST_TEST(status["paused"] == false, status.dump());
+  BOOST_TEST(status["brokers_down"].empty(), status.dump());
+  // Said in the log and in an event, with how the old process ended.
+  auto log = b.log();
+  BOOST_TEST(log.find("embedded Kafka at " + bootstrap + " was killed by SIGKILL")
+               != std::string::npos, log);
+  BOOST_TEST(log.find("held in memory are lost") != std::string::npos);
+  auto events = c.Get("/events/?since=0&follow=0");
+  BOOST_TEST_REQUIRE(events != nullptr);
+  auto restarted = events->body.find("broker_restarted");
+  BOOST_TEST_REQUIRE(restarted != std::string::npos, events->body);
+  auto from = events->body.rfind('\n', restarted) + 1;
+  auto line = events->body.substr(from, events->body.find('\n', restarted) - from);
+  BOOST_TEST(line.find(std::to_string(new_pid)) != std::string::npos, line);
+  BOOST_TEST(line.find("SIGKILL") != std::string::npos, line);
+  // A clean stop stops the cluster it started again.
+  b.stop(SIGTERM);
+  BOOST_TEST(wait_until([&] { return ::kill(new_pid, 0) != 0; }, 10s));
+}
+
 BOOST_AUTO_TEST_CASE(an_instance_serves_tasks_with_its_own_exec_program) {
   // A cyme-worker instance given --exec PROGRAM in its args serves `exec`
   // tasks with it: stdout is the result, a non-zero exit a FAILURE; an

@@ -60,6 +60,37 @@ BOOST_AUTO_TEST_CASE(pause_and_resume_are_idempotent) {
   BOOST_TEST(events(event_kind::resumed) == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(the_default_broker_is_named_by_its_address) {
+  // Instances with no broker of their own use the default one, named "" in
+  // the model: the status and the events name it by its address.
+  add_instance("w1");
+  supervisor_settings s;
+  s.default_broker = "127.0.0.1:40123";
+  start(s);
+  advance(1s);
+  caf::anon_send(sup, broker_down_atom::value, std::string{},
+                 std::string{"127.0.0.1:40123: Connection refused"});
+  sched.run();
+  auto st = supervisor();
+  BOOST_TEST(st.paused);
+  BOOST_TEST(st.brokers_down == std::vector<std::string>{"127.0.0.1:40123"});
+  BOOST_TEST(st.broker_errors.count("127.0.0.1:40123") == 1u);
+  caf::anon_send(sup, broker_up_atom::value, std::string{});
+  sched.run();
+  st = supervisor();
+  BOOST_TEST(!st.paused);
+  BOOST_TEST(st.brokers_reviving == std::vector<std::string>{"127.0.0.1:40123"});
+  size_t named = 0;
+  for (auto& ev : log)
+    if (ev.kind == event_kind::broker_down || ev.kind == event_kind::broker_up) {
+      BOOST_TEST(ev.data.at("broker") == "127.0.0.1:40123");
+      ++named;
+    } else if (ev.kind == event_kind::resumed) {
+      BOOST_TEST(ev.detail == "broker 127.0.0.1:40123 up");
+    }
+  BOOST_TEST(named == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(broker_outage_pauses_and_revival_waits_before_restarts) {
   // Broker down: paused, nothing restarted. Broker up: resumed, but its
   // instances are not restarted until 35 s after the revival; then normal.
