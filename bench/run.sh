@@ -86,7 +86,13 @@ cleanup() {
   if [ -f "$work/kafka/kafka.pid" ]; then
     bash deploy/kafka/kafka.sh stop "$work/kafka" >/dev/null 2>&1 || true
   fi
-  rm -rf "$work"
+  if [ "$rc" -eq 0 ]; then
+    rm -rf "$work"
+  else
+    # A failed run keeps what it made: the branches' logs, the workers'
+    # folders, the broker's log.
+    echo "bench/run.sh: failed (exit $rc); its work folder, with every log, is kept: $work" >&2
+  fi
   exit "$rc"
 }
 trap cleanup EXIT INT TERM

@@ -1,5 +1,6 @@
 #include "transport/task_results.hpp"
 
+#include <algorithm>
 #include <memory>
 
 #include "transport/logging.hpp"
@@ -13,8 +14,11 @@ constexpr log::logger results_log{"task results"};
 } // namespace
 
 task_results::task_results(kafka::config_map cfg, std::string topic,
-                           std::size_t capacity)
-  : cfg_(std::move(cfg)), topic_(std::move(topic)), capacity_(capacity) {
+                           std::size_t capacity, std::size_t max_bytes)
+  : cfg_(std::move(cfg)),
+    topic_(std::move(topic)),
+    capacity_(capacity),
+    max_bytes_(max_bytes) {
   thread_ = std::thread{[this] { run(); }};
 }
 
@@ -66,16 +70,8 @@ void task_results::run() {
     std::vector<watcher> due;
     std::unique_lock<std::mutex> lock{mtx_};
     auto id = r.value->id;
-    if (results_.count(id) == 0) {
-      order_.push_back(id);
-      if (order_.size() > capacity_) {
-        results_.erase(order_.front());
-        order_.pop_front();
-      }
-    }
     counts_[to_string(r.value->state)] += 1;
-    auto& stored = results_[id];
-    stored = std::move(*r.value);
+    auto& stored = keep(std::move(*r.value));
     auto range = watchers_.equal_range(id);
     for (auto i = range.first; i != range.second; ++i) {
       due.push_back(std::move(i->second.second));
@@ -87,6 +83,45 @@ void task_results::run() {
     for (auto& fn : due)
       fn(copy);
   }
+}
+
+std::size_t task_results::size_of(const task_result& r) {
+  // The map node and the order entry: about 200 bytes besides the texts.
+  return 2 * r.id.size() + r.result_json.size() + r.error.size()
+         + r.instance.size() + r.queue.size() + 200;
+}
+
+task_result& task_results::keep(task_result&& r) {
+  auto [at, added] = results_.try_emplace(r.id);
+  if (added) {
+    order_.push_back(r.id);
+  } else {
+    // A result again (a task run twice): it counts as the newest.
+    bytes_ -= size_of(at->second);
+    order_.erase(std::find(order_.begin(), order_.end(), r.id));
+    order_.push_back(r.id);
+  }
+  bytes_ += size_of(r);
+  at->second = std::move(r);
+  // The newest is always kept, even alone over the bounds.
+  while (order_.size() > 1
+         && (order_.size() > capacity_ || bytes_ > max_bytes_)) {
+    auto old = results_.find(order_.front());
+    bytes_ -= size_of(old->second);
+    results_.erase(old);
+    order_.pop_front();
+  }
+  return at->second;
+}
+
+std::size_t task_results::kept() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return results_.size();
+}
+
+std::size_t task_results::kept_bytes() const {
+  std::lock_guard<std::mutex> guard{mtx_};
+  return bytes_;
 }
 
 std::optional<task_result> task_results::find(const std::string& id) const {

@@ -26,10 +26,17 @@ namespace cyme {
 
 class task_results {
 public:
+  /// The results kept in memory, per broker: at most this many tasks and
+  /// this many bytes (a result may be up to 64 KiB), the oldest forgotten
+  /// first when either is passed.
+  static constexpr std::size_t default_capacity = 100000;
+  static constexpr std::size_t default_max_bytes = 256u << 20;
+
   /// Starts following `topic` on the cluster of `cfg`; results beyond
-  /// `capacity` tasks forget the oldest.
+  /// `capacity` tasks or `max_bytes` forget the oldest.
   task_results(kafka::config_map cfg, std::string topic,
-               std::size_t capacity = 100000);
+               std::size_t capacity = default_capacity,
+               std::size_t max_bytes = default_max_bytes);
   ~task_results();
   task_results(const task_results&) = delete;
   task_results& operator=(const task_results&) = delete;
@@ -50,12 +57,24 @@ public:
   /// Results read so far, by state ("SUCCESS", "FAILURE", ...).
   std::map<std::string, uint64_t> counts() const;
 
+  /// The results kept now, and the bytes they take.
+  std::size_t kept() const;
+  std::size_t kept_bytes() const;
+
+  /// What one kept result counts for against `max_bytes`: its texts and
+  /// the bookkeeping around them.
+  static std::size_t size_of(const task_result& r);
+
 private:
   void run();
+  /// Keeps `r`, forgetting the oldest beyond the bounds. Under `mtx_`.
+  task_result& keep(task_result&& r);
 
   kafka::config_map cfg_;
   std::string topic_;
   std::size_t capacity_;
+  std::size_t max_bytes_;
+  std::size_t bytes_ = 0;
   mutable std::mutex mtx_;
   std::map<std::string, task_result> results_;
   std::multimap<std::string, std::pair<uint64_t, watcher>> watchers_;

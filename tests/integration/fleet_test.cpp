@@ -14,6 +14,7 @@
 
 #include "messages/wire.hpp"
 #include "stack.hpp"
+#include "transport/task_results.hpp"
 
 using namespace cyme;
 using namespace cyme::test;
@@ -411,6 +412,47 @@ BOOST_AUTO_TEST_CASE(a_crash_looping_worker_is_disabled_as_the_policy_says) {
   BOOST_TEST(s.pid_of("looper") == 0);
   BOOST_TEST(s.status("looper").restarts == 3u);
   BOOST_TEST(to_string(s.status("looper").state) == "disabled");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(kept_results)
+
+BOOST_AUTO_TEST_CASE(kept_results_stay_within_their_bounds) {
+  // Results beyond the count or the byte bound forget the oldest first;
+  // the newest are found; a task's result seen again counts as the newest.
+  kafka::embedded_cluster cluster;
+  auto cfg = kafka::base_config(cluster.bootstrap());
+  cluster.create_topic("kept.results", 1);
+  const std::size_t max_results = 50, max_bytes = 20000;
+  task_results results{cfg, "kept.results", max_results, max_bytes};
+  kafka::producer out{cfg};
+  auto send = [&](int i) {
+    task_result r;
+    r.id = "t" + std::to_string(i);
+    r.result_json = json(std::string(i % 2 == 0 ? 10 : 500, 'x')).dump();
+    BOOST_TEST_REQUIRE(out.produce("kept.results", r.id, encode_result(r)).empty());
+  };
+  for (int i = 0; i < 100; ++i)
+    send(i);
+  send(60); // seen again: now the newest
+  out.flush(5000);
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] { return results.counts()["SUCCESS"] == 101u; }, 20s));
+  BOOST_TEST(results.kept() <= max_results);
+  BOOST_TEST(results.kept_bytes() <= max_bytes);
+  // The byte bound binds first here: fewer than 50 are kept.
+  BOOST_TEST(results.kept() < max_results);
+  BOOST_TEST(!results.find("t0"));
+  BOOST_TEST(!results.find("t50"));
+  BOOST_TEST(results.find("t99").has_value());
+  BOOST_TEST(results.find("t60").has_value());
+  // What kept_bytes says is what the kept results weigh.
+  std::size_t weighed = 0;
+  for (int i = 0; i < 100; ++i)
+    if (auto r = results.find("t" + std::to_string(i)))
+      weighed += task_results::size_of(*r);
+  BOOST_TEST(weighed == results.kept_bytes());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
