@@ -172,12 +172,30 @@ def tasks(items, outdir):
     print()
 
 
+def results(items, outdir):
+    rows = []
+    for broker in sorted({i["broker"] for i in items}):
+        runs = [i for i in items if i["broker"] == broker]
+        rows.append([broker, runs[0]["waiters"], len(runs),
+                     ms(statistics.median(i["write_ms"] for i in runs)),
+                     ms(statistics.median(i["median_ms"] for i in runs)),
+                     ms(statistics.median(i["p90_ms"] for i in runs)),
+                     ms(statistics.median(i["all_ms"] for i in runs)),
+                     ms(max(i["all_ms"] for i in runs))])
+    print("## A burst of results to waiting clients\n")
+    print(table(["broker", "waiters", "runs", "results written", "median waiter",
+                 "p90 waiter", "last waiter (median of runs)",
+                 "last waiter (worst run)"], rows))
+    print()
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
-             "throughput": throughput, "http": http, "explore": explore, "tasks": tasks}
+             "throughput": throughput, "http": http, "explore": explore, "tasks": tasks,
+             "results": results}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

@@ -22,11 +22,14 @@
 #   tasks       task submission over HTTP (16 clients one task per request;
 #               batches of 10,000) beside kcat producing the same messages,
 #               on the real broker and the embedded cluster
+#   results     a burst of 10,000 task results to 10,000 clients waiting
+#               for them (long polls), on the real broker and the embedded
+#               cluster
 #
 # Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
 # BENCH_PINGS (1000), BENCH_FLEET_SIZES ("100 1000 10000"),
 # BENCH_IDLE_SECONDS (60), BENCH_TASKS (100000), BENCH_SUBMIT_SINGLE
-# (100000), BENCH_SUBMIT_BATCHED (1000000).
+# (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -40,7 +43,7 @@ fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
 tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
-all_parts=(restart rtt fleet idle throughput http explore tasks)
+all_parts=(restart rtt fleet idle throughput http explore tasks results)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -66,7 +69,8 @@ bash deploy/install-deps.sh --bench
 cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target cyme-branch cyme-worker \
   cyme-embedded-kafka cyme cyme-bench cyme-fleet-sim cyme-sim-instance \
-  cyme-bench-respawn cyme-bench-http cyme-bench-tasks cyme-explore
+  cyme-bench-respawn cyme-bench-http cyme-bench-tasks cyme-bench-results \
+  cyme-explore
 bin="$(cd "$build" && pwd)"
 mkdir -p "$out"
 
@@ -479,6 +483,36 @@ run_explore() {
   done
   tail -n 1 "$res" >&2
   part_done explore
+}
+
+run_results() {
+  log "results: a burst of results to clients waiting for them (long polls)"
+  local res="$out/results.jsonl" waiters="${BENCH_WAITERS:-10000}" which dir port branch bootstrap i
+  : > "$res"
+  for which in real embedded; do
+    dir="$work/results-$which"
+    mkdir -p "$dir"
+    port=$(free_port)
+    local args=()
+    [ "$which" = real ] && args=(--kafka "$broker")
+    "$bin/cyme-branch" --id "results-$which" --root "$dir" --http "127.0.0.1:$port" \
+      --http-max-connections $((waiters + 100)) "${args[@]}" >"$dir/branch.log" 2>&1 &
+    branch=$!
+    pids+=("$branch")
+    wait_for 60 grep -q "serving http" "$dir/branch.log" || die "results branch did not start"
+    bootstrap="$broker"
+    [ "$which" = embedded ] && bootstrap="$(cat "$dir/kafka/bootstrap")"
+    curl -sf -X PUT "http://127.0.0.1:$port/bench/" >/dev/null || die "no app"
+    for i in 1 2 3 4 5; do
+      "$bin/cyme-bench-results" --port "$port" --broker "$bootstrap" --waiters "$waiters" \
+        | sed "s/^{/{\"broker\": \"$which\", /" >> "$res" \
+        || die "not every waiter was answered"
+    done
+    kill -TERM "$branch"
+    wait "$branch" 2>/dev/null || true
+  done
+  cat "$res" >&2
+  part_done results
 }
 
 for p in "${parts[@]}"; do
