@@ -284,6 +284,23 @@ run_cyme() {
   wait_for 60 instance_running "$url/$app/instances/$name/" \
     || die "instance $name is not running (see $work/cyme-branch.log)"
   run_probe cyme --match "$name" --ping-broker "$broker" --ping-name "$name"
+  # Each replacement's start-up, piece by piece, as its log says it.
+  python3 - "$work/cyme/instances/$name/worker.log" <<'PY' >> "$work/figures.jsonl"
+import json, re, sys
+pieces = {}
+for line in open(sys.argv[1], errors="replace"):
+    if "start-up: " not in line:
+        continue
+    for piece, ms in re.findall(r"([a-z][a-z ]*?) at ([0-9.]+) ms", line.split("start-up: ", 1)[1]):
+        pieces.setdefault(piece, []).append(float(ms))
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
+for piece, xs in pieces.items():
+    print(json.dumps({"system": "cyme", "figure": "start-up: " + piece + " at", "n": len(xs),
+                      "median_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9),
+                      "p99_ms": pct(xs, 0.99), "note": ""}))
+PY
   local state restarts
   state="$(instance_field "$url/$app/instances/$name/" state)"
   restarts="$(instance_field "$url/$app/instances/$name/" restarts)"

@@ -4,13 +4,18 @@
 #include <atomic>
 #include <condition_variable>
 #include <csignal>
+#include <cstdio>
 #include <ctime>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <memory>
+#include <stdexcept>
 #include <mutex>
 #include <sys/signalfd.h>
 #include <thread>
+#include <utility>
+#include <vector>
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
@@ -508,31 +513,82 @@ worker_options parse_worker_options(int argc, char** argv) {
   return o;
 }
 
+namespace {
+
+/// The start-up of a worker, piece by piece: when each piece was done,
+/// from the start of run_worker (pieces overlap: the control reader is
+/// made while the producer is, and the task consumers start while the
+/// control loop runs). Said in its log once it answers its first ping, so
+/// how long a replacement takes to get onto the bus can be read per piece
+/// (BENCHMARKS.md).
+class startup_clock {
+public:
+  void mark(const char* piece) {
+    auto at = std::chrono::steady_clock::now();
+    std::lock_guard<std::mutex> guard{mtx_};
+    pieces_.emplace_back(piece, at);
+  }
+
+  /// "producer at 1.2 ms, control reader at 3.4 ms, ...".
+  std::string text() const {
+    std::lock_guard<std::mutex> guard{mtx_};
+    std::string out;
+    char buf[96];
+    for (auto& [piece, at] : pieces_) {
+      std::snprintf(buf, sizeof buf, "%s%s at %.1f ms", out.empty() ? "" : ", ",
+                    piece,
+                    std::chrono::duration<double, std::milli>(at - start_).count());
+      out += buf;
+    }
+    return out;
+  }
+
+private:
+  std::chrono::steady_clock::time_point start_ = std::chrono::steady_clock::now();
+  mutable std::mutex mtx_;
+  std::vector<std::pair<const char*, std::chrono::steady_clock::time_point>> pieces_;
+};
+
+/// The control reader, positioned at the end of the control topic, or why
+/// it could not be made.
+std::unique_ptr<kafka::topic_reader> open_control_reader(const kafka::config_map& cfg,
+                                                         const std::string& topic,
+                                                         std::string& err) {
+  try {
+    return std::make_unique<kafka::topic_reader>(cfg, topic);
+  } catch (const std::exception& e) {
+    err = e.what();
+    return nullptr;
+  }
+}
+
+} // namespace
+
 int run_worker(const worker_options& opts, const handler_registry& handlers) {
+  startup_clock startup;
   // A program run by exec may exit without reading its stdin: the write
   // fails with EPIPE instead of killing the worker.
   ::signal(SIGPIPE, SIG_IGN);
   int term_fd = termination_fd();
   try {
-    worker_context ctx{opts, handlers};
-    auto control_cfg = ctx.base;
+    auto control_cfg = kafka::base_config(opts.broker, opts.kafka_properties);
     control_cfg["fetch.wait.max.ms"] = std::to_string(opts.control_fetch_wait_ms);
-    // A broker that just started, or a topic just created, may not serve
-    // yet (no leader elected): retry for a while before giving up.
-    std::unique_ptr<kafka::topic_reader> reader;
+    // A replacement is on the bus once its control reader is positioned:
+    // that comes first, made while the producer is.
+    std::string first_err;
+    auto first_reader = std::async(std::launch::async, [&] {
+      auto r = open_control_reader(control_cfg, opts.control_topic, first_err);
+      startup.mark("control reader");
+      return r;
+    });
+    worker_context ctx{opts, handlers};
+    startup.mark("producer");
+    auto reader = first_reader.get();
+    // A broker that just started, or a topic not made yet (no leader
+    // elected), may not serve at once: make the topics, retry for a while.
     auto give_up_at = std::chrono::steady_clock::now() + std::chrono::seconds{30};
-    for (;;) {
-      std::string err = ctx.producer.ensure_topics(
-        {opts.control_topic, opts.results_topic}, 1, 10000);
-      if (err.empty()) {
-        try {
-          reader = std::make_unique<kafka::topic_reader>(control_cfg,
-                                                         opts.control_topic);
-          break;
-        } catch (const std::exception& e) {
-          err = e.what();
-        }
-      }
+    std::string err = first_err;
+    while (!reader) {
       if (term_fd >= 0 && terminated(term_fd)) {
         ctx.log("terminated by signal while waiting for broker "
                 + opts.broker);
@@ -544,30 +600,59 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
       }
       ctx.log("waiting for broker " + opts.broker + ": " + err);
       std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      err = ctx.producer.ensure_topics({opts.control_topic, opts.results_topic},
+                                       1, 10000);
+      if (err.empty())
+        reader = open_control_reader(control_cfg, opts.control_topic, err);
     }
     auto& control = *reader;
+    // The task consumers start beside the control loop; a command that
+    // reads or changes them (anything but ping) waits until they have.
     consumer_set consumers{ctx};
-    auto dq = direct_queue(opts.name);
-    if (auto err = consumers.add(dq, 1, group_of(opts, dq)); !err.empty()) {
-      ctx.log("cannot consume " + dq + ": " + err);
-      return 1;
-    }
-    for (auto& q : opts.queues)
-      if (auto err = consumers.add(q, opts.queue_partitions, group_of(opts, q));
-          !err.empty())
-        ctx.log("cannot consume " + q + ": " + err);
+    std::future<void> consumers_started
+      = std::async(std::launch::async, [&] {
+          // Results go to a topic that must exist before the first task
+          // ends; made here, off the way to the first pong.
+          if (auto e = ctx.producer.ensure_topics({opts.results_topic}, 1, 10000);
+              !e.empty())
+            ctx.log("cannot make " + opts.results_topic + ": " + e);
+          auto dq = direct_queue(opts.name);
+          if (auto e = consumers.add(dq, 1, group_of(opts, dq)); !e.empty())
+            throw std::runtime_error("cannot consume " + dq + ": " + e);
+          for (auto& q : opts.queues)
+            if (auto e = consumers.add(q, opts.queue_partitions, group_of(opts, q));
+                !e.empty())
+              ctx.log("cannot consume " + q + ": " + e);
+          startup.mark("task consumers");
+        });
+    // Rethrows the direct queue's failure: the worker cannot run without it.
+    auto wait_for_consumers = [&] {
+      if (consumers_started.valid())
+        consumers_started.get();
+    };
     ctx.log("ready, pid " + std::to_string(::getpid()));
     bool shutdown = false;
+    bool first_message = true;
+    bool first_pong = true;
     while (!shutdown) {
       if (term_fd >= 0 && terminated(term_fd)) {
         ctx.log("terminated by signal");
         break;
       }
-      consumers.reap();
+      if (consumers_started.valid()
+          && consumers_started.wait_for(std::chrono::seconds{0})
+               == std::future_status::ready)
+        wait_for_consumers();
+      if (!consumers_started.valid())
+        consumers.reap();
       ctx.producer.poll(0);
       auto m = control.poll(50);
       if (!m)
         continue;
+      if (first_message) {
+        startup.mark("first control message");
+        first_message = false;
+      }
       auto cmd = decode_command(m->value);
       if (!cmd) {
         ctx.log("dropped control message at offset " + std::to_string(m->offset)
@@ -577,6 +662,8 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
       auto& to = cmd.value->command.destinations;
       if (std::find(to.begin(), to.end(), opts.name) == to.end())
         continue;
+      if (cmd.value->command.op != control_op::ping)
+        wait_for_consumers();
       reply_envelope reply;
       reply.id = cmd.value->id;
       reply.op = cmd.value->command.op;
@@ -585,9 +672,15 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
                                           encode_reply(reply));
           !err.empty())
         ctx.log("reply to " + reply.id + " not sent: " + err);
+      else if (first_pong && reply.op == control_op::ping) {
+        first_pong = false;
+        startup.mark("first pong");
+        ctx.log("start-up: " + startup.text());
+      }
       if (shutdown)
         ctx.log("shutdown requested");
     }
+    wait_for_consumers();
     // Graceful: stop taking tasks, finish running ones, commit, leave.
     consumers.stop_all();
     ctx.pool.stop();
