@@ -159,9 +159,12 @@ step machine::handle(const event& ev, clock_reading now) {
           last_start_ns_ = now_.steady_ns;
           status_.state = instance_state::running;
           changed_ = true;
+          // Which ping of the schedule was answered (1: the first, with
+          // the shortest timeout): how soon replacements get onto the bus.
           if (!first_start_)
             emit(cyme::event_kind::restarted, pid_text(status_.pid),
-                 {{"pid", std::to_string(status_.pid)}});
+                 {{"pid", std::to_string(status_.pid)},
+                  {"pings", std::to_string(ping_index_ + 1)}});
           send_stats(first_start_ ? outcome::started : outcome::restarted, {});
           applied = true;
         }

@@ -301,6 +301,15 @@ for piece, xs in pieces.items():
                       "median_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9),
                       "p99_ms": pct(xs, 0.99), "note": ""}))
 PY
+  # Which ping of the supervisor's schedule each restart's answer was to
+  # (1: the first, whose timeout is 0.1 s).
+  curl -sf --max-time 30 "$url/events/?since=0&follow=0&instance=$name" \
+    | python3 -c '
+import json, sys
+pings = [int(json.loads(l[6:])["data"].get("pings", 0)) for l in sys.stdin
+         if l.startswith("data: ") and json.loads(l[6:])["kind"] == "restarted"]
+print(json.dumps({"restarts": len(pings), "first_ping": sum(1 for p in pings if p == 1)}))
+' > "$work/pings.json" || die "cannot read the events of $url"
   local state restarts
   state="$(instance_field "$url/$app/instances/$name/" state)"
   restarts="$(instance_field "$url/$app/instances/$name/" restarts)"
@@ -396,6 +405,16 @@ if notes:
     print()
     for x in notes:
         print(f"- {x['system']}: {x['note']}")
+import os
+pings = os.path.join(os.path.dirname(sys.argv[1]), "pings.json")
+if os.path.exists(pings):
+    p = json.load(open(pings))
+    with open(sys.argv[2], "w") as f:
+        json.dump(figures + [{"system": "cyme", "figure": "first_ping_answered", **p}], f, indent=1)
+        f.write("\n")
+    print()
+    print(f"cyme: the supervisor's first ping after a restart (timeout 0.1 s) was"
+          f" answered for {p['first_ping']} of {p['restarts']} restarts.")
 if figures:
     x = figures[0]
     print()

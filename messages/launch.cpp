@@ -208,7 +208,8 @@ const std::vector<std::string>& branch_worker_flags() {
   static const std::vector<std::string> flags{
     "--name",         "--app",      "--broker",
     "--queues",       "--min",      "--max",
-    "--instance-dir", "--control-fetch-wait-ms", "--kafka-config"};
+    "--instance-dir", "--control-fetch-wait-ms", "--kafka-config",
+    "--control-since-ms"};
   return flags;
 }
 

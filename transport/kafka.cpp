@@ -339,6 +339,7 @@ std::optional<message> take(rd_kafka_message_t* m) {
       out.key.assign(static_cast<const char*>(m->key), m->key_len);
     if (m->payload != nullptr)
       out.value.assign(static_cast<const char*>(m->payload), m->len);
+    out.timestamp_ms = rd_kafka_message_timestamp(m, nullptr);
     result = std::move(out);
   }
   rd_kafka_message_destroy(m);
@@ -361,7 +362,8 @@ config_map reader_config(config_map cfg) {
 } // namespace
 
 topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
-                           int timeout_ms, bool from_beginning)
+                           int timeout_ms, bool from_beginning,
+                           int64_t since_ms)
   : client(create(RD_KAFKA_CONSUMER, reader_config(cfg), this)) {
   rd_kafka_poll_set_consumer(rk_);
   auto* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr);
@@ -381,6 +383,34 @@ topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
   int partitions = md->topics[0].partition_cnt;
   rd_kafka_metadata_destroy(md);
   partition_list list{partitions};
+  if (!from_beginning && since_ms >= 0) {
+    // One request for every partition: the first offset at or after the
+    // time. Where nothing is that new yet (-1), or the broker cannot say,
+    // the watermarks below position at the end as of now.
+    partition_list by_time{partitions};
+    for (int p = 0; p < partitions; ++p)
+      rd_kafka_topic_partition_list_add(by_time.ptr, topic.c_str(), p)->offset
+        = since_ms;
+    if (rd_kafka_offsets_for_times(rk_, by_time.ptr, timeout_ms)
+        == RD_KAFKA_RESP_ERR_NO_ERROR) {
+      bool all = true;
+      for (int p = 0; p < partitions && all; ++p) {
+        auto& tp = by_time.ptr->elems[p];
+        all = tp.err == RD_KAFKA_RESP_ERR_NO_ERROR && tp.offset >= 0;
+        rd_kafka_topic_partition_list_add(list.ptr, topic.c_str(), p)->offset
+          = tp.offset;
+      }
+      if (all) {
+        if (auto aerr = rd_kafka_assign(rk_, list.ptr);
+            aerr != RD_KAFKA_RESP_ERR_NO_ERROR)
+          throw kafka_error("reading " + topic + ": assign: "
+                            + rd_kafka_err2str(aerr));
+        return;
+      }
+      rd_kafka_topic_partition_list_destroy(list.ptr);
+      list.ptr = rd_kafka_topic_partition_list_new(partitions);
+    }
+  }
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
     auto werr = rd_kafka_query_watermark_offsets(rk_, topic.c_str(), p, &low,

@@ -36,6 +36,8 @@ struct message {
   int64_t offset = 0;
   std::string key;
   std::string value;
+  /// When its producer made it (ms since the epoch), -1 when not known.
+  int64_t timestamp_ms = -1;
 };
 
 /// Owns an rd_kafka_t.
@@ -111,9 +113,15 @@ class topic_reader : public client {
 public:
   /// Positions at the topic's high watermark as of construction, so every
   /// message produced after the constructor returns is read; or, with
-  /// `from_beginning`, at its low watermark (everything still retained).
+  /// `from_beginning`, at its low watermark (everything still retained);
+  /// or, with `since_ms` (ms since the epoch), at the first message made at
+  /// or after then, so messages made between that time and the
+  /// constructor's return are read too (a broker that cannot look up
+  /// offsets by time, like the embedded cluster, positions at the high
+  /// watermark instead).
   topic_reader(const config_map& cfg, const std::string& topic,
-               int timeout_ms = 10000, bool from_beginning = false);
+               int timeout_ms = 10000, bool from_beginning = false,
+               int64_t since_ms = -1);
   ~topic_reader() override;
 
   /// The next message, or nothing after `timeout_ms`.

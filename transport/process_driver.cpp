@@ -191,6 +191,14 @@ std::vector<std::string> launch_args(const process_driver_settings& settings,
     args.emplace_back("--kafka-config");
     args.push_back((settings.root / spec.name / kafka_file_name).string());
   }
+  // Commands from this instant on are for this process: the supervisor's
+  // first ping after the start is read even when it comes before the
+  // worker's control reader is positioned.
+  args.emplace_back("--control-since-ms");
+  args.push_back(std::to_string(
+    std::chrono::duration_cast<std::chrono::milliseconds>(
+      std::chrono::system_clock::now().time_since_epoch())
+      .count()));
   args.insert(args.end(), settings.extra_args.begin(),
               settings.extra_args.end());
   return args;

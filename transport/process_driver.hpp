@@ -99,7 +99,8 @@ struct process_driver_settings {
 ///   <program> <args...> --name <name> --app <app> --broker <broker>
 ///     [--queues <q1,q2,...>] --min <min_concurrency>
 ///     --max <max_concurrency> --instance-dir <root>/<name>
-///     [--kafka-config <root>/<name>/kafka.properties] <extra_args...>
+///     [--kafka-config <root>/<name>/kafka.properties]
+///     --control-since-ms <when the driver starts it> <extra_args...>
 ///
 /// (program: the launch's, or `worker_program`); a process-kind instance as
 /// `<program> <args...>`. A program that is neither the worker program nor

@@ -437,6 +437,8 @@ std::string options_problem(const worker_options& o) {
     return p;
   if (o.queue_partitions < 1 || o.queue_partitions > 1000)
     return "--queue-partitions must be 1 to 1000";
+  if (o.control_since_ms < -1)
+    return "--control-since-ms must be a time in ms since the epoch";
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
     return "--control-fetch-wait-ms must be 1 to 10000";
   if (o.max_concurrency > 10000)
@@ -463,6 +465,10 @@ worker_options parse_worker_options(int argc, char** argv) {
   app.add_option("--results-topic", o.results_topic, "topic of task results");
   app.add_option("--queue-partitions", o.queue_partitions,
                  "partitions of queue topics this worker creates");
+  app.add_option("--control-since-ms", o.control_since_ms,
+                 "read control commands made from this time on (ms since "
+                 "the epoch; the branch gives its start of this process) and "
+                 "ignore older ones");
   app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
                  "fetch.wait.max.ms of the control reader");
   app.add_option("--keepalive-ms", keepalive_ms,
@@ -553,9 +559,11 @@ private:
 /// it could not be made.
 std::unique_ptr<kafka::topic_reader> open_control_reader(const kafka::config_map& cfg,
                                                          const std::string& topic,
+                                                         int64_t since_ms,
                                                          std::string& err) {
   try {
-    return std::make_unique<kafka::topic_reader>(cfg, topic);
+    return std::make_unique<kafka::topic_reader>(cfg, topic, 10000, false,
+                                                 since_ms);
   } catch (const std::exception& e) {
     err = e.what();
     return nullptr;
@@ -577,7 +585,8 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
     // that comes first, made while the producer is.
     std::string first_err;
     auto first_reader = std::async(std::launch::async, [&] {
-      auto r = open_control_reader(control_cfg, opts.control_topic, first_err);
+      auto r = open_control_reader(control_cfg, opts.control_topic,
+                                   opts.control_since_ms, first_err);
       startup.mark("control reader");
       return r;
     });
@@ -603,7 +612,8 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
       err = ctx.producer.ensure_topics({opts.control_topic, opts.results_topic},
                                        1, 10000);
       if (err.empty())
-        reader = open_control_reader(control_cfg, opts.control_topic, err);
+        reader = open_control_reader(control_cfg, opts.control_topic,
+                                     opts.control_since_ms, err);
     }
     auto& control = *reader;
     // The task consumers start beside the control loop; a command that
@@ -661,6 +671,10 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
       }
       auto& to = cmd.value->command.destinations;
       if (std::find(to.begin(), to.end(), opts.name) == to.end())
+        continue;
+      // Made before this process started: meant for an earlier one.
+      if (opts.control_since_ms >= 0 && m->timestamp_ms >= 0
+          && m->timestamp_ms < opts.control_since_ms)
         continue;
       if (cmd.value->command.op != control_op::ping)
         wait_for_consumers();
