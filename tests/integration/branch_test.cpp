@@ -835,7 +835,7 @@ BOOST_AUTO_TEST_CASE(a_remote_node_cannot_send_the_supervisor_its_internal_messa
   };
   refused("permit",
           self->request(any, 10s, permit_atom::value, std::string{"forged1"},
-                        false),
+                        false, restart_cause::requested),
           [](restart_permit) {});
   refused("child",
           self->request(any, 10s, child_atom::value, std::string{"forged1"}),

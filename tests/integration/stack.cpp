@@ -412,4 +412,11 @@ void stack::broker_up() {
   broker_is_down_ = false;
 }
 
+void stack::lag_broker(std::chrono::milliseconds rtt) {
+  if (!cluster)
+    throw std::runtime_error("only the embedded cluster can be made to lag, "
+                             "not the broker at " + real_bootstrap_);
+  cluster->set_broker_rtt(1, rtt);
+}
+
 } // namespace cyme::test

@@ -133,6 +133,11 @@ public:
   /// Brings the broker back (`kafka.sh resume` for a real one).
   void broker_up();
 
+  /// Makes the embedded broker answer every request `rtt` late (0: on time
+  /// again): a lagging bus that still takes every request. Throws on a real
+  /// broker, which cannot be made to lag.
+  void lag_broker(std::chrono::milliseconds rtt);
+
   /// The embedded cluster; empty when the stack runs on a real broker.
   std::optional<kafka::embedded_cluster> cluster;
   temp_dir dir;
