@@ -426,18 +426,21 @@ void judge_bus_by_probe(self_ptr self, const probe_map& probes,
     then();
     return;
   }
+  // Shared by every answer's handler: `then` holds the round's verdicts,
+  // too large to copy per instance.
   struct tally {
     size_t pending;
-    size_t running = 0;
+    size_t running;
+    std::function<void()> then;
   };
-  auto t = std::make_shared<tally>(tally{missed.size(), 0});
-  auto one_done = [self, t, probed, then](bool running) {
+  auto t = std::make_shared<tally>(tally{missed.size(), 0, std::move(then)});
+  auto one_done = [self, t, probed](bool running) {
     if (running)
       ++t->running;
     if (--t->pending > 0)
       return;
     judge_bus(self, t->running, probed);
-    then();
+    t->then();
   };
   for (auto& name : missed)
     self
@@ -538,11 +541,12 @@ void handle_batch(self_ptr self, request_kind kind,
     std::vector<instance_spec> probed;
     for (auto& entry : to_probe)
       probed.push_back(entry.second);
+    auto probing = std::make_shared<decltype(to_probe)>(std::move(to_probe));
     probe(self, probed,
-          [self, b, kind, ratelimit, to_probe,
+          [self, b, kind, ratelimit, probing,
            is_round](std::shared_ptr<probe_map> ps) {
-            auto verdicts = [self, b, kind, ratelimit, to_probe, ps] {
-              for (auto& [i, spec] : to_probe) {
+            auto verdicts = [self, b, kind, ratelimit, probing, ps] {
+              for (auto& [i, spec] : *probing) {
                 // A request that came while the probe was out (a disable, a
                 // removal) read a newer model than this batch did: judge by
                 // what the supervisor knows now, not by the batch's copy.

@@ -356,8 +356,10 @@ void simulation::check_rounds() {
     }
     if (ev.kind == event_kind::bus_recovered)
       bus_suspected_ = false;
+    // An operator's verify or restart is not limited.
     if (ev.kind == event_kind::restarting && bus_suspected_
-        && ev.detail == "no answer to ping") {
+        && ev.detail == "no answer to ping"
+        && explicit_pending_[ev.instance] == 0) {
       auto at = fx_.log_at[log_seen_];
       silent_restarts_.push_back(at);
       auto window = std::chrono::duration_cast<caf::timespan>(
