@@ -142,7 +142,8 @@ T stack::ask(const Handle& dest, Ts&&... xs) {
   return result;
 }
 
-stack::stack(supervisor_settings settings, std::string worker_program)
+stack::stack(supervisor_settings settings, std::string worker_program,
+             std::chrono::milliseconds broker_health_interval)
   : cluster(embedded_unless_real()),
     sys(cfg),
     self(sys),
@@ -165,7 +166,7 @@ stack::stack(supervisor_settings settings, std::string worker_program)
   bus_settings.default_broker = bootstrap();
   bus_settings.branch_id = "itest";
   bus_settings.reply_fetch_wait_ms = 5;
-  bus_settings.health_interval = 500ms;
+  bus_settings.health_interval = broker_health_interval;
   bus = unwrap(spawn_control_bus(sys, bus_settings), "control bus");
   process_driver_settings driver_settings;
   driver_settings.root = dir.path / "instances";

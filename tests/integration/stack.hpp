@@ -56,8 +56,13 @@ supervisor_settings test_settings();
 class stack {
 public:
   /// `worker_program`: the cyme-worker executable to run.
+  /// `broker_health_interval`: how often the bus asks its broker for
+  /// metadata, and how long it waits for the answer before counting a
+  /// failure (two in a row: broker down).
   explicit stack(supervisor_settings settings = test_settings(),
-                 std::string worker_program = CYME_WORKER_PROGRAM);
+                 std::string worker_program = CYME_WORKER_PROGRAM,
+                 std::chrono::milliseconds broker_health_interval
+                 = std::chrono::milliseconds{500});
   ~stack();
 
   // -- the model ---------------------------------------------------------------
