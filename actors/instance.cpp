@@ -139,7 +139,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
         }
         self
           ->request(parent, caf::infinite, permit_atom::value, name,
-                    a.ratelimit)
+                    a.ratelimit, a.cause)
           .then(
             [self, tag](restart_permit p) {
               auto ev = answer_event(event_kind::permit, tag);

@@ -31,9 +31,11 @@ typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
            x.has_stats, x.stats, x.sent_at_ns, x.rtt_us);
 }
 
-/// What an instance actor needs of its supervisor.
+/// What an instance actor needs of its supervisor. permit(name, ratelimit,
+/// cause): may it restart its instance now?
 using instance_parent = caf::typed_actor<
-  caf::replies_to<permit_atom, std::string, bool>::with<restart_permit>,
+  caf::replies_to<permit_atom, std::string, bool, restart_cause>::with<
+    restart_permit>,
   caf::reacts_to<report_atom, instance_status>,
   caf::reacts_to<supervisor_event>>;
 

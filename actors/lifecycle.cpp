@@ -171,7 +171,7 @@ step machine::handle(const event& ev, clock_reading now) {
         break;
       case event_kind::ping_timeout:
         if (phase_ == phase::probing) {
-          send_permit("no answer to ping");
+          send_permit(restart_cause::no_answer, "no answer to ping");
           applied = true;
         } else if (phase_ == phase::pinging) {
           after_silence();
@@ -291,7 +291,7 @@ void machine::begin() {
                "not restarted: the instance is disabled; enable it first");
         return;
       }
-      send_permit("restart requested");
+      send_permit(restart_cause::requested, "restart requested");
       return;
     case op_kind::shutdown:
     case op_kind::remove:
@@ -354,11 +354,12 @@ void machine::send_check() {
   out_.push_back(make_action(action_kind::check, awaiting_));
 }
 
-void machine::send_permit(std::string why) {
+void machine::send_permit(restart_cause cause, std::string why) {
   why_ = std::move(why);
   await(phase::permitting);
   auto a = make_action(action_kind::ask_permit, awaiting_);
   a.ratelimit = ops_.front().ratelimit;
+  a.cause = cause;
   out_.push_back(std::move(a));
 }
 
@@ -472,7 +473,7 @@ bool machine::on_checked(const event& ev) {
     changed_ = true;
   }
   if (ev.pid == 0) {
-    send_permit("not running");
+    send_permit(restart_cause::not_running, "not running");
     return true;
   }
   if (op.spec.launch.kind == instance_kind::process) {
@@ -487,7 +488,7 @@ bool machine::on_checked(const event& ev) {
   const auto& probe = op.probe;
   if (probe.probed && probe.sent_at_ns > last_start_ns_) {
     if (!probe.pong) {
-      send_permit("no answer to ping");
+      send_permit(restart_cause::no_answer, "no answer to ping");
       return true;
     }
     status_.ping_rtt_us = probe.rtt_us;
@@ -531,6 +532,15 @@ bool machine::on_permit(const event& ev) {
         = status_.pid > 0 ? instance_state::unresponsive : at_rest();
       changed_ = true;
       finish(outcome::deferred, why_ + "; broker revived recently");
+      break;
+    case restart_permit::bus_suspected:
+      // Alive but silent, like most of the fleet: the bus is the likelier
+      // cause, and the next round judges it again.
+      status_.state = instance_state::unresponsive;
+      changed_ = true;
+      finish(outcome::deferred,
+             why_ + "; bus suspected, restarts of silent instances held "
+                    "to bus_suspect_restart_rate");
       break;
     case restart_permit::paused:
       finish(outcome::paused);

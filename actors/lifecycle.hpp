@@ -26,6 +26,7 @@
 ///                     pinging --ping timeout--> rechecking --checked(pid)-->
 ///                     pinging (next timeout); after the last, or checked(0): x
 ///   permitting --rate limited--> stopping (disabled) --stop done--> x
+///   permitting --paused, broker reviving, bus suspected, withdrawn--> x
 ///   idle --shutdown/remove, or verify of a disabled spec--> stopping --> x
 ///   any --exited (its pid)--> x (answered "interrupted"), status stopped
 ///
@@ -186,8 +187,9 @@ struct action {
   action_kind kind = action_kind::report;
   /// Requests out: the tag their answer must carry.
   uint64_t tag = 0;
-  /// ask_permit: whether the restart limit applies.
+  /// ask_permit: whether the restart limit applies, and why the restart.
   bool ratelimit = true;
+  restart_cause cause = restart_cause::not_running;
   /// start.
   instance_spec spec;
   /// ping, fetch_stats.
@@ -274,7 +276,7 @@ private:
   // Steps of an operation.
   void await(phase p);
   void send_check();
-  void send_permit(std::string why);
+  void send_permit(restart_cause cause, std::string why);
   void send_stop();
   void restart(bool first_start);
   void send_ping(caf::timespan timeout);

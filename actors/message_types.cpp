@@ -23,6 +23,7 @@ void add_message_types(caf::actor_system_config& cfg) {
     .add_message_type<outcome>("cyme.outcome")
     .add_message_type<action_report>("cyme.action_report")
     .add_message_type<restart_permit>("cyme.restart_permit")
+    .add_message_type<restart_cause>("cyme.restart_cause")
     .add_message_type<supervisor_status>("cyme.supervisor_status")
     .add_message_type<event_kind>("cyme.event_kind")
     .add_message_type<supervisor_event>("cyme.supervisor_event")

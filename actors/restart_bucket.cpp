@@ -81,7 +81,7 @@ double restart_bucket::tokens(steady_time now) const {
 }
 
 permit_decision decide_permit(const permit_request& req) {
-  permit_decision d{restart_permit::granted, req.bucket, true};
+  permit_decision d{restart_permit::granted, req.bucket, true, req.bus_bucket};
   auto first = !req.ever_started;
   if (!req.ratelimit) {
     d.bucket.reset(req.now);
@@ -98,10 +98,22 @@ permit_decision decide_permit(const permit_request& req) {
     return d;
   }
   d.ever_started = true;
-  if (first)
+  if (first) {
     d.permit = restart_permit::first_start;
-  else if (!d.bucket.try_take(req.now))
+    return d;
+  }
+  bool held_to_bus_rate
+    = d.bus_bucket.has_value() && req.cause == restart_cause::no_answer;
+  if (held_to_bus_rate && d.bus_bucket->tokens(req.now) < 1) {
+    d.permit = restart_permit::bus_suspected;
+    return d;
+  }
+  if (!d.bucket.try_take(req.now)) {
     d.permit = restart_permit::rate_limited;
+    return d;
+  }
+  if (held_to_bus_rate)
+    d.bus_bucket->try_take(req.now);
   return d;
 }
 

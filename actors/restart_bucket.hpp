@@ -73,13 +73,19 @@ struct permit_request {
   bool ever_started = false;
   restart_bucket bucket;
   steady_time now;
+  /// Why the restart is asked for.
+  restart_cause cause = restart_cause::not_running;
+  /// Set while the supervisor suspects the control bus: the fleet's bucket
+  /// of restarts of live but silent instances (bus_suspect_restart_rate).
+  std::optional<restart_bucket> bus_bucket;
 };
 
-/// The answer, and the instance's restart state after it.
+/// The answer, and the instance's and the fleet's restart state after it.
 struct permit_decision {
   restart_permit permit = restart_permit::granted;
   restart_bucket bucket;
   bool ever_started = false;
+  std::optional<restart_bucket> bus_bucket;
 };
 
 /// The restart policy (OTP's intensity and period, as a token bucket):
@@ -87,6 +93,11 @@ struct permit_decision {
 /// - otherwise, nothing restarts while paused, nor while its broker is
 ///   reviving;
 /// - a first start takes no token;
+/// - while the bus is suspected, a live but silent instance (cause
+///   no_answer) is restarted only with a token of the fleet's bus bucket
+///   too: without one it is held back (bus_suspected) and its own bucket
+///   is left alone, since the silence is not held against it (Kubernetes
+///   evicts from an unhealthy zone at a lower rate in the same way);
 /// - a restart takes a token, and is refused (rate_limited: the instance is
 ///   to be disabled) when there is none.
 permit_decision decide_permit(const permit_request& req);

@@ -1,11 +1,13 @@
 #include "actors/supervisor.hpp"
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <utility>
 
@@ -72,6 +74,7 @@ struct supervisor_state {
   supervisor_settings settings;
   rate restart_rate;
   rate respawn_rate;
+  rate bus_restart_rate;
   supervisor_seams seams;
   std::map<std::string, child_entry> children;
   bool operator_paused = false;
@@ -85,6 +88,12 @@ struct supervisor_state {
   time_point round_started{};
   caf::timespan last_round{0};
   uint64_t last_round_instances = 0;
+  /// Set while the bus is suspected (a round found most probed instances
+  /// silent while their processes run): the fleet's bucket of restarts of
+  /// live but silent instances.
+  std::optional<restart_bucket> bus_bucket;
+  /// When the suspicion began (wall clock, ms since the epoch).
+  int64_t bus_suspected_since_ms = 0;
   std::vector<event_listener> listeners;
 
   static inline const char* name = "cyme.supervisor";
@@ -181,6 +190,8 @@ supervisor_status status_of(self_ptr self) {
   s.last_round = st.last_round;
   s.last_round_instances = st.last_round_instances;
   s.instances = st.children.size();
+  s.bus_suspected = st.bus_bucket.has_value();
+  s.bus_suspected_since_ms = st.bus_suspected_since_ms;
   return s;
 }
 
@@ -356,6 +367,97 @@ void probe(self_ptr self, const std::vector<instance_spec>& specs,
   }
 }
 
+/// Enters or leaves the bus-suspected state by what a round's probe found:
+/// `silent` of its `probed` instances missed their ping while their
+/// processes run.
+void judge_bus(self_ptr self, size_t silent, size_t probed) {
+  auto& st = self->state;
+  auto share = static_cast<double>(silent) / static_cast<double>(probed);
+  bool suspect = silent >= st.settings.bus_suspect_min_misses
+                 && share >= st.settings.bus_suspect_threshold;
+  if (suspect == st.bus_bucket.has_value())
+    return;
+  char percent[16];
+  std::snprintf(percent, sizeof(percent), "%.0f%%", share * 100);
+  char share_text[16];
+  std::snprintf(share_text, sizeof(share_text), "%.3f", share);
+  auto found = std::to_string(silent) + " of " + std::to_string(probed)
+               + " probed instances (" + percent
+               + ") missed their ping while their processes run";
+  std::map<std::string, std::string> data{
+    {"share", share_text},
+    {"missed", std::to_string(silent)},
+    {"instances", std::to_string(probed)},
+    {"rate", st.settings.bus_suspect_restart_rate}};
+  if (suspect) {
+    st.bus_bucket.emplace(st.bus_restart_rate, self->clock().now());
+    st.bus_suspected_since_ms
+      = std::chrono::duration_cast<std::chrono::milliseconds>(
+          std::chrono::system_clock::now().time_since_epoch())
+          .count();
+    emit(self, event_kind::bus_suspected, {},
+         found + "; the control bus is suspected: silent instances are "
+                 "restarted at most at "
+           + st.settings.bus_suspect_restart_rate,
+         std::move(data));
+  } else {
+    st.bus_bucket.reset();
+    st.bus_suspected_since_ms = 0;
+    emit(self, event_kind::bus_recovered, {},
+         found + "; silent instances are restarted as usual again",
+         std::move(data));
+  }
+}
+
+/// Judges the bus by a round's probe before its verdicts go out, so that
+/// every restart of the round follows the judgment: asks the driver which
+/// of the probed instances that missed their ping still run, then
+/// `judge_bus`, then `then`. A probe that reached no instance judges
+/// nothing.
+void judge_bus_by_probe(self_ptr self, const probe_map& probes,
+                        std::function<void()> then) {
+  std::vector<std::string> missed;
+  size_t probed = 0;
+  for (auto& [name, p] : probes) {
+    if (!p.probed)
+      continue;
+    ++probed;
+    if (!p.pong)
+      missed.push_back(name);
+  }
+  if (probed == 0) {
+    then();
+    return;
+  }
+  if (missed.empty()) {
+    judge_bus(self, 0, probed);
+    then();
+    return;
+  }
+  // Shared by every answer's handler: `then` holds the round's verdicts,
+  // too large to copy per instance.
+  struct tally {
+    size_t pending;
+    size_t running;
+    std::function<void()> then;
+  };
+  auto t = std::make_shared<tally>(tally{missed.size(), 0, std::move(then)});
+  auto one_done = [self, t, probed](bool running) {
+    if (running)
+      ++t->running;
+    if (--t->pending > 0)
+      return;
+    judge_bus(self, t->running, probed);
+    t->then();
+  };
+  for (auto& name : missed)
+    self
+      ->request(self->state.seams.driver, caf::infinite, alive_atom::value,
+                name)
+      .then([one_done](int32_t pid) { one_done(pid > 0); },
+            [one_done](caf::error&) { one_done(false); });
+}
+
 void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
               const instance_spec& spec, const probe_result& p, bool ratelimit) {
   auto it = self->state.children.find(spec.name);
@@ -397,11 +499,12 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
 
 /// Handles `names` given the specs the model holds for them: unknown names
 /// are reported, removed instances retired, new ones started, the rest
-/// verified (after one batched probe), restarted or shut down.
+/// verified (after one batched probe), restarted or shut down. A round
+/// (`is_round`) judges the bus by its probe first.
 void handle_batch(self_ptr self, request_kind kind,
                   const std::vector<std::string>& names,
                   const std::vector<instance_spec>& specs, bool ratelimit,
-                  reports_fn on_done) {
+                  reports_fn on_done, bool is_round) {
   auto b = std::make_shared<batch>();
   b->reports.resize(names.size());
   b->pending = names.size() + 1;
@@ -446,23 +549,31 @@ void handle_batch(self_ptr self, request_kind kind,
     std::vector<instance_spec> probed;
     for (auto& entry : to_probe)
       probed.push_back(entry.second);
+    auto probing = std::make_shared<decltype(to_probe)>(std::move(to_probe));
     probe(self, probed,
-          [self, b, kind, ratelimit, to_probe](std::shared_ptr<probe_map> ps) {
-            for (auto& [i, spec] : to_probe) {
-              // A request that came while the probe was out (a disable, a
-              // removal) read a newer model than this batch did: judge by
-              // what the supervisor knows now, not by the batch's copy.
-              auto child = self->state.children.find(spec.name);
-              if (child == self->state.children.end()) {
-                settle(b, i, action_report{spec.name, outcome::not_running,
-                                           "removed meanwhile"});
-                continue;
+          [self, b, kind, ratelimit, probing,
+           is_round](std::shared_ptr<probe_map> ps) {
+            auto verdicts = [self, b, kind, ratelimit, probing, ps] {
+              for (auto& [i, spec] : *probing) {
+                // A request that came while the probe was out (a disable, a
+                // removal) read a newer model than this batch did: judge by
+                // what the supervisor knows now, not by the batch's copy.
+                auto child = self->state.children.find(spec.name);
+                if (child == self->state.children.end()) {
+                  settle(b, i, action_report{spec.name, outcome::not_running,
+                                             "removed meanwhile"});
+                  continue;
+                }
+                probe_result p;
+                if (auto found = ps->find(spec.name); found != ps->end())
+                  p = found->second;
+                dispatch(self, b, i, kind, child->second.spec, p, ratelimit);
               }
-              probe_result p;
-              if (auto found = ps->find(spec.name); found != ps->end())
-                p = found->second;
-              dispatch(self, b, i, kind, child->second.spec, p, ratelimit);
-            }
+            };
+            if (is_round)
+              judge_bus_by_probe(self, *ps, std::move(verdicts));
+            else
+              verdicts();
           });
   }
   if (--b->pending == 0)
@@ -495,10 +606,12 @@ request_batch(self_ptr self, request_kind kind, std::vector<std::string> names,
     ->request(self->state.seams.store, caf::infinite, get_atom::value, names)
     .then(
       [=](std::vector<instance_spec>& specs) mutable {
-        handle_batch(self, kind, names, specs, ratelimit,
-                     [rp](std::vector<action_report> reports) mutable {
-                       rp.deliver(std::move(reports));
-                     });
+        handle_batch(
+          self, kind, names, specs, ratelimit,
+          [rp](std::vector<action_report> reports) mutable {
+            rp.deliver(std::move(reports));
+          },
+          false);
       },
       [=](caf::error& err) mutable {
         rp.deliver(caf::make_error(cyme_errc::store_failure, describe(err)));
@@ -557,10 +670,12 @@ void start_round(self_ptr self) {
         for (auto& [name, child] : self->state.children)
           if (seen.count(name) == 0)
             names.push_back(name);
-        handle_batch(self, request_kind::verify, names, specs, true,
-                     [self](std::vector<action_report> reports) {
-                       finish_round(self, reports, {});
-                     });
+        handle_batch(
+          self, request_kind::verify, names, specs, true,
+          [self](std::vector<action_report> reports) {
+            finish_round(self, reports, {});
+          },
+          true);
       },
       [self](caf::error& err) {
         finish_round(self, {}, "model store: " + describe(err));
@@ -605,6 +720,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
   auto& st = self->state;
   st.restart_rate = *parse_rate(settings.restart_max_rate);
   st.respawn_rate = *parse_rate(settings.respawn_max_rate);
+  st.bus_restart_rate = *parse_rate(settings.bus_suspect_restart_rate);
   st.settings = std::move(settings);
   st.seams = std::move(seams);
   self->send(st.seams.driver, subscribe_atom::value,
@@ -742,8 +858,9 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         ->request(st.seams.store, caf::infinite, get_atom::value, names)
         .then(
           [self, names](std::vector<instance_spec>& specs) {
-            handle_batch(self, request_kind::verify, names, specs, true,
-                         [](std::vector<action_report>) {});
+            handle_batch(
+              self, request_kind::verify, names, specs, true,
+              [](std::vector<action_report>) {}, false);
           },
           [self, names](caf::error& err) {
             emit(self, event_kind::died, names.front(),
@@ -757,7 +874,8 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         return;
       start_round(self);
     },
-    [=](permit_atom, const std::string& name, bool ratelimit) {
+    [=](permit_atom, const std::string& name, bool ratelimit,
+        restart_cause cause) {
       auto& st = self->state;
       auto now = self->clock().now();
       auto i = st.children.find(name);
@@ -774,9 +892,10 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         ratelimit, st.paused(),
         c.spec.launch.kind == instance_kind::worker
           && st.reviving(c.spec.broker, now),
-        c.ever_started, c.restarts, now});
+        c.ever_started, c.restarts, now, cause, st.bus_bucket});
       c.restarts = d.bucket;
       c.ever_started = d.ever_started;
+      st.bus_bucket = d.bus_bucket;
       if (d.permit == restart_permit::rate_limited)
         return refuse_restart(self, c);
       return granted(d.permit);

@@ -14,6 +14,14 @@
 ///   tick  round finished: next tick after interval
 ///     v   |
 ///   round in progress (at most one)
+///
+/// Beside those, each round judges the control bus by its batched probe:
+///
+///                 a round: silent running share >= threshold
+///   bus trusted  ------------------------------------------->  bus suspected
+///                <-------------------------------------------   (restarts of
+///                 a round: silent running share < threshold     silent ones
+///                                                                at a rate)
 
 #include <string>
 #include <vector>
@@ -75,7 +83,8 @@ using supervisor_core = supervisor_actor::extend<
   // Its own timer.
   caf::reacts_to<tick_atom, uint64_t>,
   // From its instance actors.
-  caf::replies_to<permit_atom, std::string, bool>::with<restart_permit>,
+  caf::replies_to<permit_atom, std::string, bool, restart_cause>::with<
+    restart_permit>,
   caf::reacts_to<report_atom, instance_status>,
   caf::reacts_to<supervisor_event>>;
 

@@ -32,6 +32,21 @@ struct supervisor_settings {
   /// Respawns of a crashed instance actor; beyond it the instance is left
   /// unsupervised until an explicit verify or restart names it.
   std::string respawn_max_rate = "3/m";
+  /// A round in which at least this share of the probed instances miss
+  /// their ping while their processes run (and at least
+  /// bus_suspect_min_misses of them) makes the supervisor suspect the
+  /// control bus rather than the instances, like Kubernetes'
+  /// --unhealthy-zone-threshold; a round below it ends the suspicion.
+  double bus_suspect_threshold = 0.55;
+  /// The fewest silent live instances a round must find to suspect the bus:
+  /// two silent instances of two are no evidence against the bus.
+  uint32_t bus_suspect_min_misses = 5;
+  /// While the bus is suspected, live but silent instances are restarted
+  /// at most at this rate, fleet-wide (a token bucket like
+  /// restart_max_rate's, like Kubernetes' --secondary-node-eviction-rate);
+  /// the others wait for a later round. Dead processes are replaced at once
+  /// as always.
+  std::string bus_suspect_restart_rate = "5/m";
   /// Register the supervisor as the current one of its actor system.
   bool set_as_current = true;
   /// The address of the default broker (the one instances with no broker

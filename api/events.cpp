@@ -1,7 +1,6 @@
 #include "api/events.hpp"
 
 #include <chrono>
-#include <ctime>
 
 #include <nlohmann/json.hpp>
 
@@ -20,17 +19,6 @@ int64_t wall_now_ms() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            std::chrono::system_clock::now().time_since_epoch())
     .count();
-}
-
-std::string wall_time_text(int64_t ms) {
-  std::time_t secs = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  ::gmtime_r(&secs, &tm);
-  char buf[40];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[48];
-  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
-  return out;
 }
 
 event_hub::event_hub(std::string branch_id, std::size_t capacity)

@@ -21,6 +21,7 @@
 #include <vector>
 
 #include "messages/supervision.hpp"
+#include "messages/wire.hpp"
 #include "transport/http_server.hpp"
 #include "transport/kafka.hpp"
 
@@ -28,9 +29,6 @@ namespace cyme {
 
 /// Now on the wall clock, in ms since the epoch.
 int64_t wall_now_ms();
-
-/// A wall-clock time as RFC 3339 UTC with milliseconds.
-std::string wall_time_text(int64_t ms);
 
 /// The topic every branch publishes its events on.
 constexpr const char* events_topic = "cyme.events";

@@ -138,6 +138,11 @@ void supervisor(exposition& x, context& ctx) {
            "1 while the supervisor is paused (by an operator or a broker "
            "down)");
   x.sample("cyme_supervisor_paused", branch, st.paused ? 1 : 0);
+  x.family("cyme_supervisor_bus_suspected", "gauge",
+           "1 while the supervisor suspects the control bus (most of a "
+           "round's instances silent while their processes run) and "
+           "restarts silent instances only at bus_suspect_restart_rate");
+  x.sample("cyme_supervisor_bus_suspected", branch, st.bus_suspected ? 1 : 0);
   // Every broker the branch's instances use, and its default one.
   std::set<std::string> brokers{ctx.parts.default_broker};
   for (auto& spec :

@@ -96,6 +96,10 @@ struct branch_options {
   double interval = 60;
   std::string restart_max_rate = "1/m";
   double wait_after_broker_revived = 35;
+  double bus_suspect_threshold = supervisor_settings{}.bus_suspect_threshold;
+  uint32_t bus_suspect_min_misses = supervisor_settings{}.bus_suspect_min_misses;
+  std::string bus_suspect_restart_rate
+    = supervisor_settings{}.bus_suspect_restart_rate;
   int control_fetch_wait_ms = 0;
   bool keep_instances = false;
   std::string worker;
@@ -150,6 +154,7 @@ log::level level_of(event_kind kind) {
     case event_kind::broker_down:
     case event_kind::broker_restarted:
     case event_kind::actor_given_up:
+    case event_kind::bus_suspected:
       return log::level::warn;
     case event_kind::round_finished:
       return log::level::debug;
@@ -282,6 +287,21 @@ int main(int argc, char** argv) {
                  "restarts per instance before it is disabled (N/s, N/m, N/h)");
   app.add_option("--wait-after-broker-revived", o.wait_after_broker_revived,
                  "seconds without restarts after a broker comes back");
+  app.add_option("--bus-suspect-threshold", o.bus_suspect_threshold,
+                 "share of a round's probed instances silent while their "
+                 "processes run (0 to 1) at which the control bus, not the "
+                 "instances, is suspected")
+    ->capture_default_str();
+  app.add_option("--bus-suspect-min-misses", o.bus_suspect_min_misses,
+                 "fewest silent running instances a round must find to "
+                 "suspect the bus (at least 1)")
+    ->check(whole_number)
+    ->capture_default_str();
+  app.add_option("--bus-suspect-restart-rate", o.bus_suspect_restart_rate,
+                 "while the bus is suspected, restarts of running but silent "
+                 "instances, fleet-wide (N/s, N/m, N/h); dead ones are "
+                 "replaced at once")
+    ->capture_default_str();
   app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
                  "fetch.wait.max.ms of control readers (default 10 embedded, "
                  "500 real Kafka)");
@@ -406,6 +426,15 @@ int main(int argc, char** argv) {
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
     bad_flag("--control-fetch-wait-ms must be 1 to 10000");
   supervisor_settings settings;
+  // Before --interval: a test passes --interval 0 so that a bad flag let
+  // through here still starts no branch.
+  if (!(o.bus_suspect_threshold > 0 && o.bus_suspect_threshold <= 1))
+    bad_flag("--bus-suspect-threshold must be greater than 0 and at most 1");
+  if (o.bus_suspect_min_misses < 1)
+    bad_flag("--bus-suspect-min-misses must be at least 1");
+  if (std::string problem;
+      !parse_rate(o.bus_suspect_restart_rate, &problem))
+    bad_flag("--bus-suspect-restart-rate: " + problem);
   if (!(o.interval > 0) || o.interval > 86400)
     bad_flag("--interval must be greater than 0 and at most 86400 seconds");
   if (!(o.wait_after_broker_revived >= 0) || o.wait_after_broker_revived > 86400)
@@ -427,6 +456,9 @@ int main(int argc, char** argv) {
   settings.wait_after_broker_revived = std::chrono::duration_cast<caf::timespan>(
     std::chrono::duration<double>{o.wait_after_broker_revived});
   settings.restart_max_rate = o.restart_max_rate;
+  settings.bus_suspect_threshold = o.bus_suspect_threshold;
+  settings.bus_suspect_min_misses = o.bus_suspect_min_misses;
+  settings.bus_suspect_restart_rate = o.bus_suspect_restart_rate;
   if (auto p = settings_problem(settings); !p.empty())
     bad_flag(p);
   fs::path root = fs::absolute(o.root);

@@ -50,6 +50,20 @@ std::string to_string(restart_permit x) {
       return "paused";
     case restart_permit::withdrawn:
       return "withdrawn";
+    case restart_permit::bus_suspected:
+      return "bus suspected";
+  }
+  return "unknown";
+}
+
+std::string to_string(restart_cause x) {
+  switch (x) {
+    case restart_cause::requested:
+      return "requested";
+    case restart_cause::not_running:
+      return "not running";
+    case restart_cause::no_answer:
+      return "no answer";
   }
   return "unknown";
 }
@@ -90,6 +104,10 @@ std::string to_string(event_kind x) {
       return "instance actor given up";
     case event_kind::round_finished:
       return "round finished";
+    case event_kind::bus_suspected:
+      return "bus suspected";
+    case event_kind::bus_recovered:
+      return "bus recovered";
     case event_kind::broker_restarted:
       return "broker restarted";
   }
@@ -132,6 +150,10 @@ std::string event_name(event_kind x) {
       return "actor_given_up";
     case event_kind::round_finished:
       return "round_finished";
+    case event_kind::bus_suspected:
+      return "bus_suspected";
+    case event_kind::bus_recovered:
+      return "bus_recovered";
     case event_kind::broker_restarted:
       return "broker_restarted";
   }

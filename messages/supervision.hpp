@@ -73,9 +73,25 @@ enum class restart_permit : uint8_t {
   paused,
   /// The instance is no longer in the model.
   withdrawn,
+  /// Its process runs but did not answer a ping, and the supervisor
+  /// suspects the control bus of the silence: restarts of such instances
+  /// are held to bus_suspect_restart_rate, whose tokens are used up now.
+  bus_suspected,
 };
 
 std::string to_string(restart_permit x);
+
+/// Why an instance actor asks to restart its instance.
+enum class restart_cause : uint8_t {
+  /// An operator asked for a restart.
+  requested,
+  /// Its process does not run.
+  not_running,
+  /// Its process runs but did not answer a ping.
+  no_answer,
+};
+
+std::string to_string(restart_cause x);
 
 /// The supervisor as a whole.
 struct supervisor_status {
@@ -94,6 +110,12 @@ struct supervisor_status {
   caf::timespan last_round{0};
   uint64_t last_round_instances = 0;
   uint64_t instances = 0;
+  /// A round found most of its probed instances silent while their
+  /// processes run: the supervisor takes the control bus, not them, for
+  /// the cause and restarts them only at bus_suspect_restart_rate.
+  bool bus_suspected = false;
+  /// When it began to (wall clock, ms since the epoch; 0 when it does not).
+  int64_t bus_suspected_since_ms = 0;
 };
 
 template <class Inspector>
@@ -102,7 +124,8 @@ typename Inspector::result_type inspect(Inspector& f, supervisor_status& x) {
            x.paused_by_operator, x.brokers_down, x.broker_errors,
            x.brokers_reviving,
            x.interval, x.round_in_progress, x.rounds_completed, x.last_round,
-           x.last_round_instances, x.instances);
+           x.last_round_instances, x.instances, x.bus_suspected,
+           x.bus_suspected_since_ms);
 }
 
 /// Kinds of transitions the supervisor publishes.
@@ -124,6 +147,12 @@ enum class event_kind : uint8_t {
   actor_respawned,
   actor_given_up,
   round_finished,
+  /// A round found most probed instances silent while their processes
+  /// run: restarts of such instances are held to a rate from now on.
+  bus_suspected,
+  /// A round found the share of silent instances below the threshold
+  /// again: they are restarted as usual.
+  bus_recovered,
   /// The branch's embedded Kafka cluster ended and was started again (by
   /// the branch, not the supervisor): what it held in memory is lost.
   broker_restarted,

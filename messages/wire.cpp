@@ -1,6 +1,8 @@
 #include "messages/wire.hpp"
 
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 
 #include <nlohmann/json.hpp>
 
@@ -175,8 +177,23 @@ std::string status_json_text(const supervisor_status& s) {
     {"last_round_ms",
      std::chrono::duration<double, std::milli>(s.last_round).count()},
     {"last_round_instances", s.last_round_instances},
-    {"instances", s.instances}}
+    {"instances", s.instances},
+    {"bus_suspected", s.bus_suspected},
+    {"bus_suspected_since",
+     s.bus_suspected ? json(wall_time_text(s.bus_suspected_since_ms))
+                     : json(nullptr)}}
     .dump();
+}
+
+std::string wall_time_text(int64_t ms) {
+  std::time_t secs = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  ::gmtime_r(&secs, &tm);
+  char buf[40];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%S", &tm);
+  char out[48];
+  std::snprintf(out, sizeof(out), "%s.%03dZ", buf, static_cast<int>(ms % 1000));
+  return out;
 }
 
 std::optional<control_op> parse_control_op(std::string_view name) {

@@ -112,4 +112,8 @@ std::string stats_json_text(const worker_stats& stats);
 /// it.
 std::string status_json_text(const supervisor_status& status);
 
+/// A wall-clock time (ms since the epoch) as RFC 3339 UTC with
+/// milliseconds, as events and statuses show times.
+std::string wall_time_text(int64_t ms);
+
 } // namespace cyme

@@ -57,6 +57,10 @@ supervisor_settings explore_settings() {
   s.probe_timeout = 700ms;
   s.command_timeout = 2s;
   s.respawn_max_rate = "3/m";
+  // Two silent of the three or four probed workers suspect the bus, so
+  // schedules of hangs reach that state.
+  s.bus_suspect_min_misses = 2;
+  s.bus_suspect_restart_rate = "1/m";
   return s;
 }
 

@@ -18,6 +18,8 @@
 ///   wait_after_broker_revived after it came back, or while paused, unless
 ///   an operator asked for it;
 /// - restarts stay within the restart limit's bucket;
+/// - while the bus is suspected, restarts of running instances that gave no
+///   answer stay within bus_suspect_restart_rate's bucket;
 /// - every request is answered, exactly once;
 /// - liveness commands per round stay within 2N + c;
 /// - once every fault is healed, the fleet converges on the model.

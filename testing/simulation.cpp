@@ -16,6 +16,7 @@ simulation::simulation(supervisor_settings settings,
   : settings_(std::move(settings)) {
   t0_ = fx_.now();
   restart_rate_ = *parse_rate(settings_.restart_max_rate);
+  bus_restart_rate_ = *parse_rate(settings_.bus_suspect_restart_rate);
   for (auto& spec : catalogue) {
     brokers_.insert(spec.broker);
     catalogue_[spec.name] = std::move(spec);
@@ -339,13 +340,41 @@ void simulation::check_step() {
 /// Liveness commands (probes: ping at the probe timeout, stats) per round
 /// stay within 2 per instance and 2 per broker, plus 2 for each request,
 /// death and start that fell into the round. Rounds are told apart by
-/// their round_finished events, read as commands and steps come.
+/// their round_finished events, read as commands and steps come. While the
+/// bus is suspected, restarts of running instances that gave no answer
+/// stay within bus_suspect_restart_rate's bucket.
 void simulation::check_rounds() {
   auto& log = fx_.log;
   for (; log_seen_ < log.size(); ++log_seen_) {
     auto& ev = log[log_seen_];
     if (ev.kind == event_kind::died)
       window_extra_ += 2;
+    if (ev.kind == event_kind::bus_suspected) {
+      // Each suspicion starts with a full bucket.
+      bus_suspected_ = true;
+      silent_restarts_.clear();
+    }
+    if (ev.kind == event_kind::bus_recovered)
+      bus_suspected_ = false;
+    // An operator's verify or restart is not limited.
+    if (ev.kind == event_kind::restarting && bus_suspected_
+        && ev.detail == "no answer to ping"
+        && explicit_pending_[ev.instance] == 0) {
+      auto at = fx_.log_at[log_seen_];
+      silent_restarts_.push_back(at);
+      auto window = std::chrono::duration_cast<caf::timespan>(
+        bus_restart_rate_.period);
+      auto in_window = std::count_if(
+        silent_restarts_.begin(), silent_restarts_.end(),
+        [&](time_point t) { return at - t <= window; });
+      auto bound = std::max(1.0, bus_restart_rate_.count)
+                   + bus_restart_rate_.count;
+      if (static_cast<double>(in_window) > bound)
+        fail("while the bus was suspected, " + std::to_string(in_window)
+             + " running instances were restarted for no answer within one "
+               "period of bus_suspect_restart_rate (bucket allows "
+             + std::to_string(static_cast<int>(bound)) + ")");
+    }
     if (ev.kind != event_kind::round_finished)
       continue;
     if (ev.detail.find("invalid spec") != std::string::npos)

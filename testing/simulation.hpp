@@ -109,6 +109,7 @@ private:
   size_t traced_ = 0;
   supervisor_settings settings_;
   rate restart_rate_;
+  rate bus_restart_rate_;
   std::map<std::string, instance_spec> catalogue_;
   std::set<std::string> brokers_;
   std::string violation_;
@@ -127,6 +128,10 @@ private:
   /// window's requests, deaths and starts allow beyond the bound.
   size_t liveness_ = 0;
   size_t window_extra_ = 0;
+  /// Whether the supervisor suspects the bus (by its events), and when,
+  /// since it began to, it restarted a running instance for no answer.
+  bool bus_suspected_ = false;
+  std::vector<time_point> silent_restarts_;
 };
 
 } // namespace cyme::testing

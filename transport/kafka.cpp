@@ -543,6 +543,10 @@ void embedded_cluster::set_broker_up(int id) {
   rd_kafka_mock_broker_set_up(cluster_, id);
 }
 
+void embedded_cluster::set_broker_rtt(int id, std::chrono::milliseconds rtt) {
+  rd_kafka_mock_broker_set_rtt(cluster_, id, static_cast<int>(rtt.count()));
+}
+
 void embedded_cluster::create_topic(const std::string& topic, int partitions) {
   auto err = rd_kafka_mock_topic_create(cluster_, topic.c_str(), partitions, 1);
   if (err != RD_KAFKA_RESP_ERR_NO_ERROR)

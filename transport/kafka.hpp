@@ -6,6 +6,7 @@
 /// here knows about supervision.
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -187,6 +188,10 @@ public:
   /// Takes broker `id` (1-based) down: connections are closed and refused.
   void set_broker_down(int id);
   void set_broker_up(int id);
+
+  /// Delays every response of broker `id` (1-based) by `rtt` (0: none
+  /// again): a lagging broker, which still takes every request.
+  void set_broker_rtt(int id, std::chrono::milliseconds rtt);
 
   /// Creates a topic directly in the cluster.
   void create_topic(const std::string& topic, int partitions);

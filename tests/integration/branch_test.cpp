@@ -429,6 +429,9 @@ BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
   // The supervisor.
   BOOST_TEST(call(c, "POST", "/supervisor/pause/").body["paused"] == true);
   BOOST_TEST(call(c, "GET", "/supervisor/").body["paused_by_operator"] == true);
+  auto sup = call(c, "GET", "/supervisor/").body;
+  BOOST_TEST(sup["bus_suspected"] == false);
+  BOOST_TEST(sup["bus_suspected_since"].is_null());
   BOOST_TEST(call(c, "POST", "/supervisor/resume/").body["paused"] == false);
   // The log has one readable line per action.
   auto log = b.log();
@@ -835,7 +838,7 @@ BOOST_AUTO_TEST_CASE(a_remote_node_cannot_send_the_supervisor_its_internal_messa
   };
   refused("permit",
           self->request(any, 10s, permit_atom::value, std::string{"forged1"},
-                        false),
+                        false, restart_cause::requested),
           [](restart_permit) {});
   refused("child",
           self->request(any, 10s, child_atom::value, std::string{"forged1"}),
@@ -1364,6 +1367,40 @@ BOOST_AUTO_TEST_CASE(bad_log_flags_are_refused_with_exit_2) {
     BOOST_TEST(r.err.find(says) != std::string::npos, r.err);
   }
   BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
+}
+
+BOOST_AUTO_TEST_CASE(bad_bus_suspicion_flags_are_refused_with_exit_2) {
+  // A threshold outside (0, 1], a minimum of misses below 1 or not a
+  // number, a rate that is not one: exit 2 naming the flag, before
+  // anything starts. Good values pass on to the next check (--interval 0).
+  // --help lists the three flags.
+  temp_dir dir;
+  auto root = (dir.path / "root").string();
+  for (auto& [args, says] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+         {{"--bus-suspect-threshold", "0"}, "--bus-suspect-threshold"},
+         {{"--bus-suspect-threshold", "1.5"}, "--bus-suspect-threshold"},
+         {{"--bus-suspect-threshold", "-0.2"}, "--bus-suspect-threshold"},
+         {{"--bus-suspect-threshold", "most"}, "--bus-suspect-threshold"},
+         {{"--bus-suspect-min-misses", "0"}, "--bus-suspect-min-misses"},
+         {{"--bus-suspect-min-misses", "-4"}, "--bus-suspect-min-misses"},
+         {{"--bus-suspect-restart-rate", "fast"}, "--bus-suspect-restart-rate"},
+         {{"--bus-suspect-restart-rate", "0/m"}, "--bus-suspect-restart-rate"},
+         {{"--bus-suspect-threshold", "0.8", "--bus-suspect-min-misses", "3",
+           "--bus-suspect-restart-rate", "2/s"},
+          "--interval"}}) {
+    args.insert(args.begin(), {CYME_BRANCH_PROGRAM, "--root", root,
+                               "--interval", "0"});
+    auto r = run_program(args);
+    BOOST_TEST(r.code == 2, args.back());
+    BOOST_TEST(r.err.find(says) != std::string::npos, r.err);
+  }
+  BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
+  auto help = run_program({CYME_BRANCH_PROGRAM, "--help"});
+  BOOST_TEST(help.code == 0);
+  for (auto flag : {"--bus-suspect-threshold", "--bus-suspect-min-misses",
+                    "--bus-suspect-restart-rate"})
+    BOOST_TEST(help.out.find(flag) != std::string::npos, flag);
 }
 
 BOOST_AUTO_TEST_CASE(worker_logs_rotate_as_the_branch_flags_say) {

@@ -456,3 +456,64 @@ BOOST_AUTO_TEST_CASE(kept_results_stay_within_their_bounds) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+// Not in `fleet`: a real broker cannot be made to lag.
+BOOST_AUTO_TEST_SUITE(lagging_bus)
+
+BOOST_AUTO_TEST_CASE(a_lagging_bus_is_suspected_and_gets_no_mass_restart) {
+  // The embedded broker answers every request 700 ms late: it takes a
+  // command within the ping's 1 s, but no reply comes back in time, so the
+  // pings of all six workers time out while their processes run. The
+  // supervisor suspects the bus (status and event) and restarts them only
+  // at its rate (1/m here), not all six. Once the lag ends, a round ends
+  // the suspicion (event) and every worker answers again, none disabled.
+  auto settings = test_settings();
+  settings.interval = 2s;
+  settings.bus_suspect_min_misses = 3;
+  settings.bus_suspect_restart_rate = "1/m";
+  // Metadata answered 700 ms late is a slow broker, not one down.
+  stack s{settings, CYME_WORKER_PROGRAM, 5s};
+  names ns{"l1", "l2", "l3", "l4", "l5", "l6"};
+  for (auto& n : ns)
+    s.put(n, {"lag"});
+  start_all(s, ns);
+  std::map<std::string, int32_t> pids;
+  for (auto& n : ns)
+    pids[n] = s.pid_of(n);
+  auto lag_began = std::chrono::steady_clock::now();
+  s.lag_broker(700ms);
+  BOOST_TEST_REQUIRE(wait_until([&] { return s.supervisor().bus_suspected; },
+                                60s));
+  BOOST_TEST(s.supervisor().bus_suspected_since_ms > 0);
+  BOOST_TEST(s.events(event_kind::bus_suspected) == 1u);
+  // Rounds go on under the lag; restarts stay within 1/m: the bucket's one
+  // plus one a minute since the lag began.
+  auto rounds = s.supervisor().rounds_completed;
+  BOOST_TEST(wait_until(
+    [&] { return s.supervisor().rounds_completed >= rounds + 3; }, 180s));
+  BOOST_TEST(s.supervisor().bus_suspected);
+  auto restarts = s.events(event_kind::restarting);
+  auto minutes = std::chrono::duration<double>(
+                   std::chrono::steady_clock::now() - lag_began)
+                   .count()
+                 / 60;
+  BOOST_TEST(static_cast<double>(restarts) <= 1 + minutes,
+             restarts << " restarts in " << minutes << " minutes");
+  BOOST_TEST(restarts < ns.size());
+  size_t kept = 0;
+  for (auto& n : ns)
+    kept += s.pid_of(n) == pids[n] ? 1 : 0;
+  BOOST_TEST(kept + restarts >= ns.size());
+  // The lag ends: the next round finds them answering.
+  s.lag_broker(0ms);
+  BOOST_TEST_REQUIRE(wait_until([&] { return !s.supervisor().bus_suspected; },
+                                60s));
+  BOOST_TEST(s.events(event_kind::bus_recovered) == 1u);
+  for (auto& n : ns)
+    BOOST_TEST(wait_until([&] { return s.pings(n); }, 10s), n);
+  for (auto& n : ns)
+    BOOST_TEST(s.get(n).enabled, n);
+  BOOST_TEST(s.events(event_kind::disabled) == 0u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()

@@ -586,6 +586,7 @@ BOOST_AUTO_TEST_CASE(metrics_describe_the_fleet_and_pass_promtool) {
         "cyme_instance_resident_memory_bytes{", "cyme_instance_cpu_seconds_total{",
         "cyme_supervisor_round_duration_seconds_bucket{",
         "cyme_supervisor_rounds_total{", "cyme_supervisor_paused{branch=\"http\"} 0",
+        "cyme_supervisor_bus_suspected{branch=\"http\"} 0",
         "cyme_broker_up{", "cyme_control_round_trip_seconds_bucket{",
         "cyme_control_commands_sent_total{", "cyme_control_replies_received_total{",
         "cyme_control_timeouts_total{", "cyme_tasks_submitted_total{",

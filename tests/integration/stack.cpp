@@ -142,7 +142,8 @@ T stack::ask(const Handle& dest, Ts&&... xs) {
   return result;
 }
 
-stack::stack(supervisor_settings settings, std::string worker_program)
+stack::stack(supervisor_settings settings, std::string worker_program,
+             std::chrono::milliseconds broker_health_interval)
   : cluster(embedded_unless_real()),
     sys(cfg),
     self(sys),
@@ -165,7 +166,7 @@ stack::stack(supervisor_settings settings, std::string worker_program)
   bus_settings.default_broker = bootstrap();
   bus_settings.branch_id = "itest";
   bus_settings.reply_fetch_wait_ms = 5;
-  bus_settings.health_interval = 500ms;
+  bus_settings.health_interval = broker_health_interval;
   bus = unwrap(spawn_control_bus(sys, bus_settings), "control bus");
   process_driver_settings driver_settings;
   driver_settings.root = dir.path / "instances";
@@ -410,6 +411,13 @@ void stack::broker_up() {
     run_kafka_script("resume", real_dir_);
   }
   broker_is_down_ = false;
+}
+
+void stack::lag_broker(std::chrono::milliseconds rtt) {
+  if (!cluster)
+    throw std::runtime_error("only the embedded cluster can be made to lag, "
+                             "not the broker at " + real_bootstrap_);
+  cluster->set_broker_rtt(1, rtt);
 }
 
 } // namespace cyme::test

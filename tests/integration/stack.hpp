@@ -56,8 +56,13 @@ supervisor_settings test_settings();
 class stack {
 public:
   /// `worker_program`: the cyme-worker executable to run.
+  /// `broker_health_interval`: how often the bus asks its broker for
+  /// metadata, and how long it waits for the answer before counting a
+  /// failure (two in a row: broker down).
   explicit stack(supervisor_settings settings = test_settings(),
-                 std::string worker_program = CYME_WORKER_PROGRAM);
+                 std::string worker_program = CYME_WORKER_PROGRAM,
+                 std::chrono::milliseconds broker_health_interval
+                 = std::chrono::milliseconds{500});
   ~stack();
 
   // -- the model ---------------------------------------------------------------
@@ -132,6 +137,11 @@ public:
   void broker_down();
   /// Brings the broker back (`kafka.sh resume` for a real one).
   void broker_up();
+
+  /// Makes the embedded broker answer every request `rtt` late (0: on time
+  /// again): a lagging bus that still takes every request. Throws on a real
+  /// broker, which cannot be made to lag.
+  void lag_broker(std::chrono::milliseconds rtt);
 
   /// The embedded cluster; empty when the stack runs on a real broker.
   std::optional<kafka::embedded_cluster> cluster;

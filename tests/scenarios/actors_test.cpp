@@ -189,7 +189,8 @@ BOOST_AUTO_TEST_CASE(the_front_answers_public_requests_and_refuses_the_rest) {
   caf::anon_send(any,
                  supervisor_event{event_kind::disabled, "w1", "forged", {}, {}});
   auto permit = request<restart_permit>(any, permit_atom::value,
-                                        std::string{"w1"}, false);
+                                        std::string{"w1"}, false,
+                                        restart_cause::requested);
   auto child = request<instance_actor>(any, child_atom::value,
                                        std::string{"w1"});
   auto heard = std::make_shared<std::vector<std::string>>();

@@ -6,7 +6,8 @@
 // await (dropped: no action, nothing changes). Every answer is also sent
 // with a wrong tag, which the table must drop. Then the policies the table
 // leans on: merging of waiting verifies, probes older than a start, a
-// process exiting before its start is answered, the restart permit.
+// process exiting before its start is answered, every answer to a restart
+// permit, the restart permit policy.
 #include <boost/test/data/monomorphic.hpp>
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
@@ -466,6 +467,103 @@ BOOST_AUTO_TEST_CASE(a_rate_limited_restart_keeps_the_instance_down) {
   BOOST_TEST(answered);
 }
 
+/// What each answer to a permit does to a running but silent instance
+/// (its ping timed out): the phase after and the actions, in order.
+const std::map<restart_permit, expectation>& permit_answers() {
+  static const std::map<restart_permit, expectation> t{
+    {restart_permit::granted, {P::replacing, {AK::emit, AK::stop, AK::report}}},
+    // A process found running is restarted, not started.
+    {restart_permit::first_start,
+     {P::replacing, {AK::emit, AK::stop, AK::report}}},
+    {restart_permit::rate_limited, {P::stopping, {AK::stop}}},
+    {restart_permit::broker_reviving, {P::idle, {AK::answer, AK::report}}},
+    {restart_permit::paused, {P::idle, {AK::answer}}},
+    {restart_permit::withdrawn, {P::idle, {AK::answer}}},
+    // Held back for the bus: its process keeps running, unresponsive.
+    {restart_permit::bus_suspected, {P::idle, {AK::answer, AK::report}}},
+  };
+  return t;
+}
+
+BOOST_DATA_TEST_CASE(permit_answer,
+                     bdata::xrange(static_cast<int>(restart_permit::bus_suspected)
+                                   + 1),
+                     pi) {
+  auto permit = static_cast<restart_permit>(pi);
+  BOOST_TEST_CONTEXT("permit " << to_string(permit)) {
+    auto d = in_phase(P::probing);
+    d.answer(E::ping_timeout);
+    BOOST_REQUIRE(to_string(d.m.current()) == "permitting");
+    auto found = permit_answers().find(permit);
+    BOOST_REQUIRE(found != permit_answers().end());
+    auto s = d.answer(E::permit, [permit](event& ev) { ev.permit = permit; });
+    BOOST_TEST(s.applied);
+    BOOST_TEST(to_string(d.m.current()) == to_string(found->second.after));
+    BOOST_TEST(kinds(s.actions) == kinds(found->second.actions));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_restart_held_back_for_the_bus_leaves_the_process_running) {
+  // The bus is suspected and its rate used up: the silent instance keeps
+  // its process, is unresponsive, and the request is answered "deferred",
+  // saying why.
+  auto d = in_phase(P::probing);
+  d.answer(E::ping_timeout);
+  auto s = d.answer(E::permit,
+                    [](event& ev) { ev.permit = restart_permit::bus_suspected; });
+  BOOST_TEST(to_string(d.m.status().state) == "unresponsive");
+  BOOST_TEST(d.m.status().pid == old_pid);
+  BOOST_TEST(d.m.status().restarts == 0u);
+  bool answered = false;
+  for (auto& a : s.actions) {
+    BOOST_TEST(to_string(a.kind) != "stop");
+    if (a.kind == AK::answer) {
+      answered = true;
+      BOOST_TEST(to_string(a.result.result) == "deferred");
+      BOOST_TEST(a.result.detail.find("bus suspected") != std::string::npos,
+                 a.result.detail);
+    }
+  }
+  BOOST_TEST(answered);
+}
+
+BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
+  // The supervisor holds only silent running instances to the bus rate, so
+  // each way to ask for a permit names its cause.
+  auto cause_of = [](const step& s) {
+    for (auto& a : s.actions)
+      if (a.kind == AK::ask_permit)
+        return to_string(a.cause);
+    return std::string{"no ask_permit"};
+  };
+  {
+    driver d;
+    BOOST_TEST(cause_of(d.feed(request(E::restart))) == "requested");
+  }
+  {
+    driver d;
+    d.feed(request(E::verify));
+    BOOST_TEST(cause_of(d.answer(E::checked, [](event& ev) { ev.pid = 0; }))
+               == "not running");
+  }
+  {
+    auto d = in_phase(P::probing);
+    BOOST_TEST(cause_of(d.answer(E::ping_timeout)) == "no answer");
+  }
+  {
+    // A round's probe that found no pong, about the running process.
+    driver d;
+    auto v = request(E::verify);
+    v.probe.probed = true;
+    v.probe.pong = false;
+    v.probe.sent_at_ns = d.t + 1;
+    d.feed(v);
+    BOOST_TEST(cause_of(d.answer(E::checked,
+                                 [](event& ev) { ev.pid = old_pid; }))
+               == "no answer");
+  }
+}
+
 BOOST_AUTO_TEST_CASE(the_restart_schedule_gives_up_after_its_last_ping) {
   settings s;
   s.restart_pings = ping_schedule{{100ms, 200ms}, 1000ms, 300ms};
@@ -490,8 +588,14 @@ BOOST_AUTO_TEST_SUITE_END()
 BOOST_AUTO_TEST_SUITE(restart_permit_policy)
 
 permit_request base(steady_time now) {
-  return permit_request{true, false, false, true, restart_bucket{rate{1, 60s}, now},
-                        now};
+  return permit_request{true,
+                        false,
+                        false,
+                        true,
+                        restart_bucket{rate{1, 60s}, now},
+                        now,
+                        restart_cause::not_running,
+                        std::nullopt};
 }
 
 BOOST_AUTO_TEST_CASE(an_explicit_request_is_granted_and_forgives) {
@@ -543,6 +647,60 @@ BOOST_AUTO_TEST_CASE(a_first_start_takes_no_token_and_restarts_take_one) {
   req.bucket = d.bucket;
   BOOST_TEST(to_string(decide_permit(req).permit)
              == to_string(restart_permit::granted));
+}
+
+BOOST_AUTO_TEST_CASE(while_the_bus_is_suspected_silent_instances_need_a_bus_token) {
+  // A running but silent instance takes a token of the fleet's bus bucket
+  // as well as its own; without one it is held back and its own bucket is
+  // left alone. A dead process, an explicit request and a first start pass
+  // as before.
+  steady_time t0{};
+  auto req = base(t0);
+  req.cause = restart_cause::no_answer;
+  req.bus_bucket = restart_bucket{rate{1, 60s}, t0};
+  auto d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::granted));
+  BOOST_REQUIRE(d.bus_bucket.has_value());
+  BOOST_TEST(d.bus_bucket->tokens(t0) == 0.0);
+  BOOST_TEST(d.bucket.tokens(t0) == 0.0);
+  // Another silent instance, its own bucket full: held back for the bus.
+  req.bus_bucket = d.bus_bucket;
+  d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::bus_suspected));
+  BOOST_TEST(d.bucket.tokens(t0) == 1.0);
+  BOOST_TEST(d.bus_bucket->tokens(t0) == 0.0);
+  // A dead process is replaced at once.
+  req.cause = restart_cause::not_running;
+  d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::granted));
+  BOOST_TEST(d.bus_bucket->tokens(t0) == 0.0);
+  // An operator's request too.
+  req.cause = restart_cause::no_answer;
+  req.ratelimit = false;
+  BOOST_TEST(to_string(decide_permit(req).permit)
+             == to_string(restart_permit::granted));
+  req.ratelimit = true;
+  req.ever_started = false;
+  BOOST_TEST(to_string(decide_permit(req).permit)
+             == to_string(restart_permit::first_start));
+  // A minute later the bus bucket holds a token again.
+  req.ever_started = true;
+  req.now = t0 + 60s;
+  BOOST_TEST(to_string(decide_permit(req).permit)
+             == to_string(restart_permit::granted));
+}
+
+BOOST_AUTO_TEST_CASE(an_instance_without_its_own_token_takes_no_bus_token) {
+  // Refused by its own limit (to be disabled), a silent instance leaves
+  // the fleet's bus token to another.
+  steady_time t0{};
+  auto req = base(t0);
+  req.cause = restart_cause::no_answer;
+  req.bus_bucket = restart_bucket{rate{1, 60s}, t0};
+  BOOST_REQUIRE(req.bucket.try_take(t0));
+  auto d = decide_permit(req);
+  BOOST_TEST(to_string(d.permit) == to_string(restart_permit::rate_limited));
+  BOOST_TEST(d.bus_bucket->tokens(t0) == 1.0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

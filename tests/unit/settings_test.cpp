@@ -40,4 +40,28 @@ BOOST_AUTO_TEST_CASE(bad_settings_are_rejected) {
   BOOST_TEST(!settings_problem(s).empty());
 }
 
+BOOST_AUTO_TEST_CASE(bad_bus_suspicion_settings_are_rejected) {
+  // A threshold outside (0, 1], no minimum of misses, a bad rate.
+  supervisor_settings s;
+  BOOST_TEST(s.bus_suspect_threshold == 0.55);
+  for (double bad : {0.0, -0.1, 1.01}) {
+    s = supervisor_settings{};
+    s.bus_suspect_threshold = bad;
+    BOOST_TEST(settings_problem(s).find("bus_suspect_threshold")
+                 != std::string::npos,
+               bad);
+  }
+  s = supervisor_settings{};
+  s.bus_suspect_threshold = 1;
+  BOOST_TEST(settings_problem(s).empty());
+  s = supervisor_settings{};
+  s.bus_suspect_min_misses = 0;
+  BOOST_TEST(settings_problem(s).find("bus_suspect_min_misses")
+             != std::string::npos);
+  s = supervisor_settings{};
+  s.bus_suspect_restart_rate = "fast";
+  BOOST_TEST(settings_problem(s).find("bus_suspect_restart_rate")
+             != std::string::npos);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
