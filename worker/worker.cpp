@@ -522,13 +522,25 @@ worker_options parse_worker_options(int argc, char** argv) {
 namespace {
 
 /// The start-up of a worker, piece by piece: when each piece was done,
-/// from the start of run_worker (pieces overlap: the control reader is
-/// made while the producer is, and the task consumers start while the
-/// control loop runs). Said in its log once it answers its first ping, so
-/// how long a replacement takes to get onto the bus can be read per piece
+/// from the moment the branch started the process when it says so
+/// (--control-since-ms, to the millisecond), else from the start of
+/// run_worker. Pieces overlap: the control reader is made while the
+/// producer is, and the task consumers start while the control loop runs.
+/// Said in its log once it answers its first ping, so how long a
+/// replacement takes to get onto the bus can be read per piece
 /// (BENCHMARKS.md).
 class startup_clock {
 public:
+  /// `spawned_ms`: when the branch started the process (ms since the
+  /// epoch), -1 when not known.
+  explicit startup_clock(int64_t spawned_ms) {
+    if (spawned_ms >= 0) {
+      auto up = std::chrono::milliseconds{wall_ms() - spawned_ms};
+      start_ -= up;
+      pieces_.emplace_back("process up", start_ + up);
+    }
+  }
+
   void mark(const char* piece) {
     auto at = std::chrono::steady_clock::now();
     std::lock_guard<std::mutex> guard{mtx_};
@@ -573,7 +585,7 @@ std::unique_ptr<kafka::topic_reader> open_control_reader(const kafka::config_map
 } // namespace
 
 int run_worker(const worker_options& opts, const handler_registry& handlers) {
-  startup_clock startup;
+  startup_clock startup{opts.control_since_ms};
   // A program run by exec may exit without reading its stdin: the write
   // fails with EPIPE instead of killing the worker.
   ::signal(SIGPIPE, SIG_IGN);
