@@ -21,30 +21,12 @@
 
 #include <CLI/CLI.hpp>
 
+#include "loopback.hpp"
+
 namespace {
 
-int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
-
-void send_all(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    auto n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0)
-      return;
-    done += static_cast<size_t>(n);
-  }
-}
+using cyme::bench::connect_to;
+using cyme::bench::send_all;
 
 /// One GET / on a fresh connection; its time in ms, or -1 without a 200.
 double timed_get(int port) {

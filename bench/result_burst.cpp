@@ -24,37 +24,20 @@
 
 #include <CLI/CLI.hpp>
 
+#include "loopback.hpp"
+
 #include "messages/wire.hpp"
 #include "percentile.hpp"
 #include "transport/kafka.hpp"
 
 namespace {
 
+using cyme::bench::connect_to;
+using cyme::bench::send_all;
+
 using clock_type = std::chrono::steady_clock;
 
-int connect_to(int port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(static_cast<uint16_t>(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    ::close(fd);
-    return -1;
-  }
-  return fd;
-}
 
-bool send_all(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    auto n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n <= 0)
-      return false;
-    done += static_cast<size_t>(n);
-  }
-  return true;
-}
 
 /// A GET on its own connection, answered whole (Connection: close).
 std::string get(int port, const std::string& path) {

@@ -430,6 +430,27 @@ for i in range(n):
 ' "$1" "$2"
 }
 
+# Starts a branch in the background on the real broker or its embedded
+# cluster (WHICH: real | embedded), its root DIR, its HTTP on PORT, with
+# the FLAGS after; $! is its pid. Returns once it serves HTTP.
+start_bench_branch() { # WHICH DIR PORT [FLAGS...]
+  local which=$1 dir=$2 port=$3
+  shift 3
+  mkdir -p "$dir"
+  local args=("$@")
+  [ "$which" = real ] && args+=(--kafka "$broker")
+  "$bin/cyme-branch" --id "$(basename "$dir")" --root "$dir" \
+    --http "127.0.0.1:$port" "${args[@]}" >"$dir/branch.log" 2>&1 &
+  pids+=("$!")
+  wait_for 60 grep -q "serving http" "$dir/branch.log" \
+    || die "the branch in $dir did not start (see $dir/branch.log)"
+}
+
+# The bootstrap address of the broker a branch of start_bench_branch uses.
+bench_bootstrap() { # WHICH DIR
+  if [ "$1" = embedded ]; then cat "$2/kafka/bootstrap"; else echo "$broker"; fi
+}
+
 run_tasks() {
   log "tasks: submission over HTTP (16 clients one by one, batches of 10,000) beside kcat"
   local res="$out/tasks.jsonl" single="${BENCH_SUBMIT_SINGLE:-100000}"
@@ -437,17 +458,10 @@ run_tasks() {
   : > "$res"
   for which in real embedded; do
     dir="$work/tasks-$which"
-    mkdir -p "$dir"
     port=$(free_port)
-    local args=()
-    [ "$which" = real ] && args=(--kafka "$broker")
-    "$bin/cyme-branch" --id "tasks-$which" --root "$dir" --http "127.0.0.1:$port" \
-      "${args[@]}" >"$dir/branch.log" 2>&1 &
+    start_bench_branch "$which" "$dir" "$port"
     branch=$!
-    pids+=("$branch")
-    wait_for 60 grep -q "serving http" "$dir/branch.log" || die "tasks branch did not start"
-    bootstrap="$broker"
-    [ "$which" = embedded ] && bootstrap="$(cat "$dir/kafka/bootstrap")"
+    bootstrap="$(bench_bootstrap "$which" "$dir")"
     curl -sf -X PUT "http://127.0.0.1:$port/bench/" >/dev/null || die "no app"
     # Every topic made (4 partitions) before the clock starts.
     for q in single batch kcat; do
@@ -491,17 +505,10 @@ run_results() {
   : > "$res"
   for which in real embedded; do
     dir="$work/results-$which"
-    mkdir -p "$dir"
     port=$(free_port)
-    local args=()
-    [ "$which" = real ] && args=(--kafka "$broker")
-    "$bin/cyme-branch" --id "results-$which" --root "$dir" --http "127.0.0.1:$port" \
-      --http-max-connections $((waiters + 100)) "${args[@]}" >"$dir/branch.log" 2>&1 &
+    start_bench_branch "$which" "$dir" "$port" --http-max-connections $((waiters + 100))
     branch=$!
-    pids+=("$branch")
-    wait_for 60 grep -q "serving http" "$dir/branch.log" || die "results branch did not start"
-    bootstrap="$broker"
-    [ "$which" = embedded ] && bootstrap="$(cat "$dir/kafka/bootstrap")"
+    bootstrap="$(bench_bootstrap "$which" "$dir")"
     curl -sf -X PUT "http://127.0.0.1:$port/bench/" >/dev/null || die "no app"
     for i in 1 2 3 4 5; do
       "$bin/cyme-bench-results" --port "$port" --broker "$bootstrap" --waiters "$waiters" \
