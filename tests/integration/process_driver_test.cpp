@@ -498,11 +498,17 @@ BOOST_AUTO_TEST_CASE(start_writes_pid_file_and_log_folder) {
 
 // The worker runs with exactly the documented command line: spec fields,
 // the default broker when the spec has none, --queues only when there are
-// queues, then the extra arguments.
+// queues, its start time, then the extra arguments.
 BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
   auto s = settings();
   s.extra_args = {"--extra", "x y"};
   auto d = spawn_driver(s);
+  auto wall_ms = [] {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+  };
+  auto before_ms = wall_ms();
   auto with_queues = spec("q1");
   with_queues.queues = {"orders", "mail"};
   with_queues.broker = "10.0.0.1:9092,10.0.0.2:9092";
@@ -528,8 +534,21 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
     "--max", "2",
     "--instance-dir", (s.root / "q2").string(),
     "--extra", "x y"};
+  auto after_ms = wall_ms();
   auto got1 = cmdline_of(p1);
   auto got2 = cmdline_of(p2);
+  // --control-since-ms: when the driver started the process, between the
+  // two readings of the clock; compared apart, then taken out.
+  for (auto* got : {&got1, &got2}) {
+    auto at = std::find(got->begin(), got->end(), "--control-since-ms");
+    BOOST_TEST_REQUIRE((at != got->end() && at + 1 != got->end()));
+    auto since = std::stoll(*(at + 1));
+    BOOST_TEST(since >= before_ms);
+    BOOST_TEST(since <= after_ms);
+    BOOST_TEST((at + 2 != got->end() && *(at + 2) == "--extra"),
+               "--control-since-ms comes before the extra arguments");
+    got->erase(at, at + 2);
+  }
   BOOST_CHECK_EQUAL_COLLECTIONS(got1.begin(), got1.end(), want1.begin(),
                                 want1.end());
   BOOST_CHECK_EQUAL_COLLECTIONS(got2.begin(), got2.end(), want2.begin(),
