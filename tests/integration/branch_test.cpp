@@ -239,6 +239,22 @@ std::map<std::string, json> by_name_local(const json& list) {
   return out;
 }
 
+/// Starts the branch with each case's flags after --root ROOT and
+/// --interval 0 (refused after every other flag, so a flag wrongly let
+/// through still starts nothing) and expects exit 2 with an error naming
+/// the case's text.
+void expect_flags_refused(
+  const std::filesystem::path& root,
+  std::vector<std::pair<std::vector<std::string>, std::string>> cases) {
+  for (auto& [args, says] : cases) {
+    args.insert(args.begin(), {CYME_BRANCH_PROGRAM, "--root", root.string(),
+                               "--interval", "0"});
+    auto r = run_program(args);
+    BOOST_TEST(r.code == 2, args.back());
+    BOOST_TEST(r.err.find(says) != std::string::npos, r.err);
+  }
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(branch_daemon)
@@ -1349,9 +1365,7 @@ BOOST_AUTO_TEST_CASE(bad_log_flags_are_refused_with_exit_2) {
   // exit 2 naming the flag, before anything starts. (--interval 0, refused
   // later, keeps a flag wrongly let through from starting a branch.)
   temp_dir dir;
-  auto root = (dir.path / "root").string();
-  for (auto& [args, says] :
-       std::vector<std::pair<std::vector<std::string>, std::string>>{
+  expect_flags_refused(dir.path / "root", {
          {{"--log-level", "verbose"}, "--log-level"},
          {{"--log-level", "INFO"}, "--log-level"},
          {{"--log-format", "xml"}, "--log-format"},
@@ -1359,13 +1373,7 @@ BOOST_AUTO_TEST_CASE(bad_log_flags_are_refused_with_exit_2) {
          {{"--worker-log-backups", "-1"}, "--worker-log-backups"},
          {{"--worker-log-max-bytes", "100"}, "--worker-log-max-bytes"},
          {{"--worker-log-max-bytes", "-3"}, "--worker-log-max-bytes"},
-         {{"--worker-log-max-bytes", "lots"}, "--worker-log-max-bytes"}}) {
-    args.insert(args.begin(), {CYME_BRANCH_PROGRAM, "--root", root,
-                               "--interval", "0"});
-    auto r = run_program(args);
-    BOOST_TEST(r.code == 2, args.back());
-    BOOST_TEST(r.err.find(says) != std::string::npos, r.err);
-  }
+         {{"--worker-log-max-bytes", "lots"}, "--worker-log-max-bytes"}});
   BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
 }
 
@@ -1375,9 +1383,7 @@ BOOST_AUTO_TEST_CASE(bad_bus_suspicion_flags_are_refused_with_exit_2) {
   // anything starts. Good values pass on to the next check (--interval 0).
   // --help lists the three flags.
   temp_dir dir;
-  auto root = (dir.path / "root").string();
-  for (auto& [args, says] :
-       std::vector<std::pair<std::vector<std::string>, std::string>>{
+  expect_flags_refused(dir.path / "root", {
          {{"--bus-suspect-threshold", "0"}, "--bus-suspect-threshold"},
          {{"--bus-suspect-threshold", "1.5"}, "--bus-suspect-threshold"},
          {{"--bus-suspect-threshold", "-0.2"}, "--bus-suspect-threshold"},
@@ -1388,13 +1394,7 @@ BOOST_AUTO_TEST_CASE(bad_bus_suspicion_flags_are_refused_with_exit_2) {
          {{"--bus-suspect-restart-rate", "0/m"}, "--bus-suspect-restart-rate"},
          {{"--bus-suspect-threshold", "0.8", "--bus-suspect-min-misses", "3",
            "--bus-suspect-restart-rate", "2/s"},
-          "--interval"}}) {
-    args.insert(args.begin(), {CYME_BRANCH_PROGRAM, "--root", root,
-                               "--interval", "0"});
-    auto r = run_program(args);
-    BOOST_TEST(r.code == 2, args.back());
-    BOOST_TEST(r.err.find(says) != std::string::npos, r.err);
-  }
+          "--interval"}});
   BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
   auto help = run_program({CYME_BRANCH_PROGRAM, "--help"});
   BOOST_TEST(help.code == 0);
