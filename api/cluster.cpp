@@ -1,5 +1,6 @@
 #include "api/cluster.hpp"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 
@@ -63,6 +64,26 @@ constexpr time_t lookup_timeout_s = 5;
 
 bool cluster_room::clustered(const params& p) const {
   return ctx_.parts.cluster != nullptr && !p.flag("local");
+}
+
+void cluster_room::branches(const std::string& method,
+                            http::response& res) const {
+  if (method != "GET")
+    fail(405, "method not allowed");
+  if (ctx_.parts.cluster == nullptr)
+    fail(404, "this branch follows no presence topic");
+  auto live = ctx_.parts.cluster->live();
+  std::sort(live.begin(), live.end(),
+            [](auto& a, auto& b) { return a.id < b.id; });
+  json out = json::array();
+  for (auto& b : live)
+    out.push_back(json{{"id", b.id},
+                       {"http", b.http},
+                       {"node", b.node},
+                       {"instances", b.instances},
+                       {"load", b.load},
+                       {"self", b.id == ctx_.parts.branch_id}});
+  reply(res, 200, out);
 }
 
 std::vector<branch_info> cluster_room::peers() const {

@@ -26,6 +26,10 @@ public:
   /// Whether a request spans the cluster (it is not marked `local`).
   bool clustered(const params& p) const;
 
+  /// GET /cluster/: the live branches, this one included, as presence
+  /// sees them; 404 on a branch without presence.
+  void branches(const std::string& method, http::response& res) const;
+
   /// The live branches other than this one.
   std::vector<branch_info> peers() const;
 

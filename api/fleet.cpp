@@ -1,7 +1,10 @@
 #include "api/fleet.hpp"
 
 #include <algorithm>
+#include <future>
 #include <map>
+#include <string_view>
+#include <unordered_map>
 
 #include <caf/send.hpp>
 
@@ -176,8 +179,7 @@ void fleet_room::refuse_reserved(const std::string& app) {
   auto apps = ctx_.ask<std::vector<std::string>>(ctx_.parts.store,
                                                  list_apps_atom::value);
   if (std::find(apps.begin(), apps.end(), app) == apps.end())
-    fail(400, "the app name '" + app + "' is reserved (the API's own paths: "
-              "supervisor, events, metrics, ui, apps)");
+    fail(400, reserved_app_refusal(app));
 }
 
 // -- endpoints --------------------------------------------------------------
@@ -241,34 +243,7 @@ void fleet_room::instances(const http::request& req, const std::string& method,
                const std::string& app, const params& p,
                http::response& res) {
   if (method == "GET") {
-    ctx_.app_broker(app); // 404 for an unknown app
-    auto specs = ctx_.ask<std::vector<instance_spec>>(ctx_.parts.store, list_atom::value);
-    auto statuses = ctx_.ask<std::vector<instance_status>>(ctx_.parts.sup,
-                                                      list_atom::value);
-    std::map<std::string, instance_status> by_name;
-    for (auto& s : statuses)
-      by_name[s.name] = s;
-    json out = json::array();
-    for (auto& spec : specs) {
-      if (spec.app != app)
-        continue;
-      instance_status st;
-      st.name = spec.name;
-      if (auto i = by_name.find(spec.name); i != by_name.end())
-        st = i->second;
-      out.push_back(instance_json(spec, st, ctx_.parts));
-    }
-    if (cluster_.clustered(p))
-      for (auto& peer : cluster_.peers()) {
-        auto r = cluster_.call(peer, "GET", "/" + app + "/instances/?local=1");
-        if (!r || r->status != 200)
-          continue;
-        auto theirs = json::parse(r->body, nullptr, false);
-        if (theirs.is_array())
-          for (auto& x : theirs)
-            out.push_back(x);
-      }
-    reply(res, 200, out);
+    list_instances(app, p, res);
   } else if (method == "PUT" || method == "POST") {
     if (cluster_.clustered(p)) {
       auto target = ctx_.parts.cluster->least_loaded();
@@ -285,6 +260,135 @@ void fleet_room::instances(const http::request& req, const std::string& method,
   } else {
     fail(405, "method not allowed");
   }
+}
+
+namespace {
+
+/// The elements of a JSON array as they are written, without parsing
+/// them: "[a,b]" gives "a,b"; nothing when `body` is not an array.
+std::optional<std::string_view> array_items(const std::string& body) {
+  std::string_view v{body};
+  auto first = v.find_first_not_of(" \t\r\n");
+  auto last = v.find_last_not_of(" \t\r\n");
+  if (first == std::string_view::npos || v[first] != '[' || v[last] != ']')
+    return std::nullopt;
+  v = v.substr(first + 1, last - first - 1);
+  first = v.find_first_not_of(" \t\r\n");
+  return first == std::string_view::npos ? std::string_view{} : v.substr(first);
+}
+
+} // namespace
+
+void fleet_room::list_instances(const std::string& app, const params& p,
+                                http::response& res) {
+  ctx_.app_broker(app); // 404 for an unknown app
+  auto limit = p.count("limit");
+  if (limit && *limit == 0)
+    fail(400, "'limit' must be a whole number from 1 to 10000");
+  std::string after;
+  if (auto a = p.text("after")) {
+    check_name("instance", *a);
+    after = *a;
+  }
+  // The peers are asked at once, each on its own thread, while this
+  // branch's part is made: a listing takes as long as the slowest branch,
+  // not the sum of all.
+  std::string query = "/" + app + "/instances/?local=1";
+  if (limit)
+    query += "&limit=" + std::to_string(*limit);
+  if (!after.empty())
+    query += "&after=" + after;
+  std::vector<branch_info> peers;
+  std::vector<std::future<std::optional<peer_answer>>> asked;
+  if (cluster_.clustered(p))
+    peers = cluster_.peers();
+  for (auto& peer : peers)
+    asked.push_back(std::async(std::launch::async, [this, peer, query] {
+      return cluster_.call(peer, "GET", query);
+    }));
+  auto specs = ctx_.ask<std::vector<instance_spec>>(ctx_.parts.store, list_atom::value);
+  auto statuses = ctx_.ask<std::vector<instance_status>>(ctx_.parts.sup,
+                                                         list_atom::value);
+  std::unordered_map<std::string, const instance_status*> by_name;
+  for (auto& s : statuses)
+    by_name.emplace(s.name, &s);
+  std::vector<const instance_spec*> mine;
+  for (auto& spec : specs)
+    if (spec.app == app && spec.name > after)
+      mine.push_back(&spec);
+  std::sort(mine.begin(), mine.end(),
+            [](auto* a, auto* b) { return a->name < b->name; });
+  if (limit && mine.size() > *limit)
+    mine.resize(*limit);
+  // Each instance as its name and its JSON text.
+  std::vector<std::pair<std::string, std::string>> items;
+  items.reserve(mine.size());
+  for (auto* spec : mine) {
+    instance_status st;
+    st.name = spec->name;
+    if (auto i = by_name.find(spec->name); i != by_name.end())
+      st = *i->second;
+    items.emplace_back(spec->name, instance_json(*spec, st, ctx_.parts).dump());
+  }
+  // Peers that did not answer are named in a header rather than failing
+  // the listing: what the live branches hold is still worth showing.
+  std::string missing;
+  std::string theirs; // unpaged: the peers' items, as they wrote them
+  bool more = limit && mine.size() == *limit;
+  for (size_t k = 0; k < peers.size(); ++k) {
+    auto r = asked[k].get();
+    std::optional<std::string_view> body;
+    if (r && r->status == 200)
+      body = array_items(r->body);
+    if (!body) {
+      missing += (missing.empty() ? "" : ",") + peers[k].id;
+      continue;
+    }
+    if (!limit) {
+      if (!body->empty())
+        theirs.append(",").append(*body);
+      continue;
+    }
+    auto page = json::parse(r->body, nullptr, false);
+    if (!page.is_array()) {
+      missing += (missing.empty() ? "" : ",") + peers[k].id;
+      continue;
+    }
+    more = more || page.size() >= *limit;
+    for (auto& x : page)
+      if (auto n = x.find("name"); n != x.end() && n->is_string())
+        items.emplace_back(n->get<std::string>(), x.dump());
+  }
+  if (limit) {
+    // One page across every branch: the first `limit` names after the
+    // cursor, and a link to the next page when there may be one.
+    std::sort(items.begin(), items.end(),
+              [](auto& a, auto& b) { return a.first < b.first; });
+    if (items.size() > *limit) {
+      items.resize(*limit);
+      more = true;
+    }
+    if (more && !items.empty())
+      res.headers.emplace_back(
+        "Link", "</" + app + "/instances/?limit=" + std::to_string(*limit)
+                  + "&after=" + items.back().first
+                  + (cluster_.clustered(p) ? "" : "&local=1")
+                  + ">; rel=\"next\"");
+  }
+  std::string body = "[";
+  for (auto& [name, text] : items) {
+    if (body.size() > 1)
+      body += ',';
+    body += text;
+  }
+  if (!theirs.empty())
+    body.append(body.size() > 1 ? theirs : theirs.substr(1));
+  body += ']';
+  if (!missing.empty())
+    res.headers.emplace_back("Cyme-Unanswered-Branches", missing);
+  res.status = 200;
+  res.content_type = "application/json";
+  res.body = std::move(body);
 }
 
 void fleet_room::put_instance(const std::string& app, const std::string& name,

@@ -78,6 +78,11 @@ private:
                         const launch_spec* launch_before = nullptr);
   void put_instance(const std::string& app, const std::string& name,
                     const params& p, http::response& res);
+  /// GET /<app>/instances/: this branch's instances and, unless `local`,
+  /// every live peer's (asked in parallel); with `limit`, one page of the
+  /// names after `after`, in name order, and a Link to the next.
+  void list_instances(const std::string& app, const params& p,
+                      http::response& res);
   /// 400 when a new app would take a reserved name (an app that has one
   /// already is still served, under /apps/<name>/).
   void refuse_reserved(const std::string& app);

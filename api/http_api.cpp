@@ -140,7 +140,12 @@ private:
 
 bool reserved_app_name(const std::string& name) {
   return name == "supervisor" || name == "events" || name == "metrics"
-         || name == "ui" || name == "apps";
+         || name == "ui" || name == "apps" || name == "cluster";
+}
+
+std::string reserved_app_refusal(const std::string& name) {
+  return "the app name '" + name + "' is reserved (the API's own paths: "
+         "supervisor, events, metrics, ui, apps, cluster)";
 }
 
 struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
@@ -179,15 +184,17 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       res.body = api::render_metrics(ctx, tasks, server_counters);
       return false;
     }
+    if (!prefixed && n == 1 && seg[0] == "cluster") {
+      cluster.branches(m, res);
+      return false;
+    }
     if (!prefixed && seg[0] == "supervisor") {
       fleet.supervisor(m, seg, res);
       return false;
     }
     if (!prefixed && reserved_app_name(seg[0])) {
       if (m != "GET")
-        api::fail(400, "the app name '" + seg[0]
-                         + "' is reserved (the API's own paths: supervisor, "
-                           "events, metrics, ui, apps)");
+        api::fail(400, reserved_app_refusal(seg[0]));
       api::fail(404, "no such path");
     }
     const auto& app_name = seg[0];
@@ -319,11 +326,7 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     if (seg.size() == 1 && reserved_app_name(seg[0])
         && (m == "PUT" || m == "POST")) {
       http::response res;
-      api::reply(res, 400,
-                 api::json{{"error", "the app name '" + seg[0]
-                                       + "' is reserved (the API's own paths: "
-                                         "supervisor, events, metrics, ui, "
-                                         "apps)"}});
+      api::reply(res, 400, api::json{{"error", reserved_app_refusal(seg[0])}});
       ex->reply(std::move(res));
       return;
     }

@@ -99,6 +99,9 @@ struct http_parts {
 /// /apps/<name>/..., where every app is too.
 bool reserved_app_name(const std::string& name);
 
+/// Why a request may not make an app of a reserved name.
+std::string reserved_app_refusal(const std::string& name);
+
 class http_api {
 public:
   http_api(http_parts parts, http_settings settings);

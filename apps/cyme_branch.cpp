@@ -41,13 +41,13 @@
 #include "store/model_store.hpp"
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
+#include "apps/branch_driver.hpp"
 #include "api/events.hpp"
 #include "api/http_api.hpp"
 #include "transport/kafka.hpp"
 #include "transport/log_files.hpp"
 #include "transport/logging.hpp"
 #include "transport/presence.hpp"
-#include "transport/process_driver.hpp"
 #include "transport/task_results.hpp"
 
 namespace fs = std::filesystem;
@@ -618,7 +618,7 @@ int main(int argc, char** argv) {
   driver_settings.kafka_properties = properties;
   driver_settings.extra_args = {"--control-fetch-wait-ms",
                                 std::to_string(o.control_fetch_wait_ms)};
-  auto driver = spawn_process_driver(sys, driver_settings);
+  auto driver = spawn_branch_driver(sys, driver_settings);
   if (!driver)
     die(describe(driver.error()));
   auto spawned = spawn_supervisor(sys, settings,

@@ -4,13 +4,15 @@
 // instance is a real process the branch starts, watches and stops, and
 // this program answers the commands addressed to it, as its worker would.
 //
-//   cyme-fleet-sim --broker HOST:PORT --program /abs/cyme-sim-instance
+//   cyme-fleet-sim --broker HOST:PORT (--program /abs/cyme-sim-instance | --any)
 //                  [--counters FILE] [--control-topic cyme.control]
 //
 // It knows an instance from its stand-in process: the command line the
 // driver gave it (--name, --queues, --min, --max) is its initial state, and
 // it answers only while that process lives, so a killed stand-in goes
-// silent like a killed worker. Commands change the state as in a worker
+// silent like a killed worker. With --any (for cyme-bench-branch, whose
+// instances have no process) it answers for every destination, each
+// starting as a worker given no queues and concurrency 0..1 would. Commands change the state as in a worker
 // (add_consumer, cancel_consumer, autoscale); shutdown ends the process.
 //
 // It counts what crosses the broker: commands addressed to its instances
@@ -76,6 +78,7 @@ std::vector<std::string> split_commas(const std::string& text) {
 /// The fleet as the stand-in processes on this machine describe it.
 class fleet {
 public:
+  /// Stand-ins of `program`, or every name asked for when it is empty.
   explicit fleet(std::string program) : program_(std::move(program)) {
   }
 
@@ -85,6 +88,13 @@ public:
   /// are up.
   sim_instance* find(const std::string& name) {
     auto i = known_.find(name);
+    if (program_.empty()) {
+      if (i == known_.end()) {
+        i = known_.emplace(name, sim_instance{}).first;
+        i->second.queues.push_back("dq." + name);
+      }
+      return &i->second;
+    }
     if (i != known_.end() && ::kill(i->second.pid, 0) == 0)
       return &i->second;
     auto now = clock_type::now();
@@ -105,8 +115,12 @@ public:
   }
 
 private:
+  /// Reads the command line of processes not seen before only: with
+  /// 10,000 stand-ins, a scan is then a walk of /proc's entries, not
+  /// 10,000 reads, and a starting fleet's misses do not stall the answers.
   void scan() {
     std::map<std::string, sim_instance> found;
+    std::map<int32_t, std::string> seen;
     auto* dir = ::opendir("/proc");
     if (dir == nullptr)
       return;
@@ -115,6 +129,15 @@ private:
       long pid = std::strtol(e->d_name, &end, 10);
       if (pid <= 0 || *end != '\0')
         continue;
+      if (auto k = pid_names_.find(static_cast<int32_t>(pid));
+          k != pid_names_.end()) {
+        if (auto old = known_.find(k->second);
+            old != known_.end() && old->second.pid == pid) {
+          found.emplace(old->first, old->second);
+          seen.emplace(k->first, k->second);
+        }
+        continue;
+      }
       auto args = command_line(static_cast<int32_t>(pid));
       if (args.empty() || args[0] != program_)
         continue;
@@ -135,17 +158,22 @@ private:
         continue;
       auto old = known_.find(name);
       if (old != known_.end() && old->second.pid == inst.pid) {
+        seen.emplace(inst.pid, name);
         found.emplace(name, old->second);
         continue;
       }
       inst.queues.insert(inst.queues.begin(), "dq." + name);
+      seen.emplace(inst.pid, name);
       found.emplace(name, std::move(inst));
     }
     ::closedir(dir);
     known_ = std::move(found);
+    pid_names_ = std::move(seen);
   }
 
   std::string program_;
+  /// The stand-ins' pids as of the last scan.
+  std::map<int32_t, std::string> pid_names_;
   std::map<std::string, sim_instance> known_;
   clock_type::time_point last_scan_{};
 };
@@ -249,9 +277,14 @@ int main(int argc, char** argv) {
   int fetch_wait_ms = 100;
   app.add_option("--broker", broker, "bootstrap servers host:port[,...]")
     ->required();
-  app.add_option("--program", program,
-                 "absolute path of the stand-in program the branch starts")
-    ->required();
+  bool any = false;
+  auto* program_opt = app.add_option(
+    "--program", program,
+    "absolute path of the stand-in program the branch starts");
+  app.add_flag("--any", any,
+               "answer for every destination (instances without processes, "
+               "cyme-bench-branch)")
+    ->excludes(program_opt);
   app.add_option("--control-topic", control_topic, "topic of commands");
   app.add_option("--counters", counters_path,
                  "file rewritten with the message counts after each command");
@@ -259,8 +292,9 @@ int main(int argc, char** argv) {
                  "fetch.wait.max.ms of the command reader")
     ->check(CLI::Range(1, 10000));
   CLI11_PARSE(app, argc, argv);
-  if (program.empty() || program[0] != '/') {
-    std::fprintf(stderr, "cyme-fleet-sim: --program must be an absolute path\n");
+  if (!any && (program.empty() || program[0] != '/')) {
+    std::fprintf(stderr, "cyme-fleet-sim: --program must be an absolute path "
+                         "(or --any)\n");
     return 2;
   }
   if (auto p = name_problem("control topic", control_topic); !p.empty()) {
@@ -316,7 +350,8 @@ int main(int argc, char** argv) {
         }
         answered += 1;
         if (c.op == control_op::shutdown) {
-          ::kill(s->pid, SIGTERM);
+          if (s->pid > 0)
+            ::kill(s->pid, SIGTERM);
           sims.forget(name);
         }
       }

@@ -193,13 +193,78 @@ def results(items, outdir):
     print()
 
 
+def cluster(items, outdir):
+    rows, dat = [], []
+    for i in sorted(items, key=lambda x: (x["instances"], x["branches"])):
+        every = [r for branch in i["round_ms"] for r in branch]
+        placed = list(i["placed"].values())
+        # Every branch reads every announcement: deliveries per second are
+        # the announcements times the branches.
+        delivered = i["presence_per_s"] * i["branches"]
+        rows.append([i["branches"], i["per_branch"], i["instances"],
+                     f"{statistics.median(every):.0f} ms", f"{max(every):.0f} ms",
+                     f"{statistics.median(i['list_ms']):.0f} ms",
+                     f"{min(placed)} to {max(placed)} of {sum(placed)}",
+                     f"{i['presence_per_s']:.1f}", f"{delivered:.1f}",
+                     f"{i['branch_rss_kb'] / 1024:.0f} MiB"])
+        dat.append((i["instances"], statistics.median(every), max(every),
+                    statistics.median(i["list_ms"]), i["branches"],
+                    i["presence_per_s"], delivered))
+    print("## A cluster of branches on one broker\n")
+    print("Each branch supervises its instances through the simulated driver "
+          "(no processes; cyme-fleet-sim --any answers). Rounds 3 to 5 of every "
+          "branch; the cluster-wide listing through branch 1, three times; new "
+          "instances created through branch 1, 10 per branch; presence "
+          "announcements over 20 s.\n")
+    print(table(["branches", "instances each", "instances", "round (median)",
+                 "round (worst)", "cluster-wide listing (median)",
+                 "placed per branch", "announcements/s", "deliveries/s",
+                 "branch 1 RSS"], rows))
+    print()
+    if not dat:
+        return
+    path = os.path.join(outdir, "cluster.dat")
+    with open(path, "w") as f:
+        f.write("# instances round_median_ms round_worst_ms list_ms branches "
+                "announcements_per_s deliveries_per_s\n")
+        for d in dat:
+            f.write(" ".join(str(x) for x in d) + "\n")
+    png = os.path.join(outdir, "cluster.png")
+    script = f"""
+set terminal pngcairo size 1200,420 font ",10"
+set output "{png}"
+set multiplot layout 1,3 title "cyme cluster: branches of instances on one Kafka broker (simulated driver)"
+set logscale x
+set grid
+set key top left
+set xlabel "instances in the cluster"
+set ylabel "ms"
+set title "each branch's round"
+plot "{path}" using 1:2 with linespoints lw 2 pt 7 title "median", \\
+     "{path}" using 1:3 with linespoints lw 2 pt 5 title "worst", \\
+     500 with lines dt 2 title "500 ms target"
+set title "cluster-wide listing"
+plot "{path}" using 1:4 with linespoints lw 2 pt 7 title "GET /<app>/instances/", \\
+     2000 with lines dt 2 title "2 s target"
+unset logscale x
+set xlabel "branches"
+set ylabel "messages/s"
+set title "presence traffic"
+plot "{path}" using 5:6 with linespoints lw 2 pt 7 title "announcements", \\
+     "{path}" using 5:7 with linespoints lw 2 pt 5 title "deliveries (every branch reads all)"
+unset multiplot
+"""
+    subprocess.run(["gnuplot"], input=script, text=True, check=True)
+    print("Plot: `bench/results/cluster.png`\n")
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
              "throughput": throughput, "http": http, "explore": explore, "tasks": tasks,
-             "results": results}
+             "results": results, "cluster": cluster}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

@@ -25,11 +25,18 @@
 #   results     a burst of 10,000 task results to 10,000 clients waiting
 #               for them (long polls), on the real broker and the embedded
 #               cluster
+#   cluster     branches of 10,000 instances each on one real broker, up to
+#               10 (100,000 instances): every branch's round, a
+#               cluster-wide listing, placement of new instances, presence
+#               traffic; the instances have no processes (cyme-bench-branch)
+#               and cyme-fleet-sim --any answers for them
 #
 # Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
 # BENCH_PINGS (1000), BENCH_FLEET_SIZES ("100 1000 10000"),
 # BENCH_IDLE_SECONDS (60), BENCH_TASKS (100000), BENCH_SUBMIT_SINGLE
-# (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000).
+# (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000),
+# BENCH_CLUSTER ("1x1000 1x10000 2x10000 5x10000 10x10000": branches x
+# instances per branch).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -43,7 +50,8 @@ fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
 tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
-all_parts=(restart rtt fleet idle throughput http explore tasks results)
+cluster_sizes="${BENCH_CLUSTER:-1x1000 1x10000 2x10000 5x10000 10x10000}"
+all_parts=(restart rtt fleet idle throughput http explore tasks results cluster)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -70,7 +78,7 @@ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j "$(nproc)" --target cyme-branch cyme-worker \
   cyme-embedded-kafka cyme cyme-bench cyme-fleet-sim cyme-sim-instance \
   cyme-bench-respawn cyme-bench-http cyme-bench-tasks cyme-bench-results \
-  cyme-explore
+  cyme-bench-branch cyme-explore
 bin="$(cd "$build" && pwd)"
 mkdir -p "$out"
 
@@ -520,6 +528,94 @@ run_results() {
   done
   cat "$res" >&2
   part_done results
+}
+
+# -- a cluster of branches -------------------------------------------------------
+
+# The offset after the last presence announcement on the broker.
+presence_end() {
+  local last
+  last=$(kcat -b "$broker" -C -t cyme.presence -o -1 -c 1 -e -q -f '%o\n' 2>/dev/null \
+         | tail -n 1)
+  echo $(( ${last:-0} + 1 ))
+}
+
+# Starts B branches of N instances each on the real broker (cyme-bench-branch:
+# no processes) and one cyme-fleet-sim --any answering for all of them; after
+# each branch's first two rounds (the first starts its instances), records
+# three rounds of every branch, a cluster-wide listing (three times, through
+# branch 1), where 10 instances per branch created through branch 1 were
+# placed, and the presence announcements over 20 s.
+cluster_once() { # B N
+  local nb=$1 n=$2 dir="$work/cluster-${1}x$2" sim i d port
+  local -a ports=() branches=()
+  mkdir -p "$dir"
+  "$bin/cyme-fleet-sim" --broker "$broker" --any --counters "$dir/counters.json" \
+    2>"$dir/sim.log" &
+  sim=$!
+  pids+=("$sim")
+  wait_for 30 test -s "$dir/counters.json" || die "fleet simulator did not start"
+  for i in $(seq 1 "$nb"); do
+    d="$dir/b$i"
+    mkdir -p "$d"
+    "$bin/cyme-bench" seed --db "$d/model.db" --count "$n" --prefix "b$i-" >/dev/null
+    port=$(free_port)
+    "$bin/cyme-bench-branch" --id "b$i" --kafka "$broker" --root "$d" \
+      --http "127.0.0.1:$port" --interval 10 >"$d/branch.log" 2>&1 &
+    branches+=($!)
+    pids+=($!)
+    ports+=("$port")
+  done
+  local deadline
+  for i in $(seq 0 $((nb - 1))); do
+    wait_for 600 rounds_at_least "${ports[$i]}" 1 \
+      || die "branch b$((i + 1)) of ${nb}x$n finished no round in 600 s"
+  done
+  local url="http://127.0.0.1:${ports[0]}" rounds list_ms=() k t items
+  rounds=$(python3 "$here/rounds.py" --from 3 --count 3 "${ports[@]}") \
+    || die "the branches of ${nb}x$n did not finish rounds 3 to 5"
+  rounds=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["rounds"]))' "$rounds")
+  # Every branch is in the view before the listing is timed.
+  wait_for 30 bash -c "[ \$(curl -sf '$url/cluster/' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') -eq $nb ]" \
+    || die "branch 1 does not see $nb branches"
+  for k in 1 2 3; do
+    t=$(curl -sf -o "$dir/list.json" -w '%{time_total}' "$url/bench/instances/") \
+      || die "cluster-wide listing failed"
+    list_ms+=("$(python3 -c "print(round($t * 1000, 1))")")
+  done
+  items=$(python3 -c 'import json,sys; print(len(json.load(open(sys.argv[1]))))' "$dir/list.json")
+  [ "$items" -eq $((nb * n)) ] || die "the cluster-wide listing has $items instances, expected $((nb * n))"
+  for k in $(seq 1 $((10 * nb))); do
+    curl -sf -X POST "$url/bench/instances/?nowait=1" >/dev/null || die "placement failed"
+  done
+  local placed
+  placed=$(curl -sf "$url/bench/instances/" | python3 -c '
+import collections, json, sys
+c = collections.Counter(x["branch"] for x in json.load(sys.stdin) if not x["name"].startswith("b"))
+print(json.dumps(dict(sorted(c.items()))))')
+  local p0 p1 bytes
+  p0=$(presence_end)
+  sleep 20
+  p1=$(presence_end)
+  bytes=$(kcat -b "$broker" -C -t cyme.presence -o -1 -c 1 -e -q -f '%S\n' | tail -n 1)
+  echo "{\"figure\":\"cluster\",\"branches\":$nb,\"per_branch\":$n,\"instances\":$((nb * n)),\"round_ms\":$rounds,\"list_ms\":[$(IFS=,; echo "${list_ms[*]}")],\"listed\":$items,\"placed\":$placed,\"presence_per_s\":$(python3 -c "print(round(($p1 - $p0) / 20, 2))"),\"presence_bytes\":$bytes,\"branch_rss_kb\":$(rss_kb "${branches[0]}")}"
+  for i in "${branches[@]}"; do kill -TERM "$i"; done
+  for i in "${branches[@]}"; do
+    wait_for 300 bash -c "! kill -0 $i 2>/dev/null" || die "branch did not stop"
+  done
+  kill -TERM "$sim"
+  wait "$sim" 2>/dev/null || true
+}
+
+run_cluster() {
+  log "cluster: branches of instances on one broker ($cluster_sizes)"
+  local res="$out/cluster.jsonl" size
+  : > "$res"
+  for size in $cluster_sizes; do
+    cluster_once "${size%x*}" "${size#*x}" >> "$res"
+    tail -n 1 "$res" >&2
+  done
+  part_done cluster
 }
 
 for p in "${parts[@]}"; do

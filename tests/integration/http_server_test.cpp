@@ -526,7 +526,7 @@ BOOST_AUTO_TEST_CASE(a_client_resumes_where_it_was_and_bad_queries_are_refused) 
       disabled = true;
   BOOST_CHECK(disabled);
   // An app may not take a reserved name; nothing is made.
-  for (auto name : {"events", "metrics", "ui", "apps", "supervisor"})
+  for (auto name : {"events", "metrics", "ui", "apps", "supervisor", "cluster"})
     BOOST_CHECK_EQUAL(status_of(request(b.port(), "PUT",
                                         std::string{"/"} + name + "/", "{}")),
                       400);
