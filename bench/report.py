@@ -206,20 +206,25 @@ def cluster(items, outdir):
                      f"{statistics.median(i['list_ms']):.0f} ms",
                      f"{min(placed)} to {max(placed)} of {sum(placed)}",
                      f"{i['presence_per_s']:.1f}", f"{delivered:.1f}",
-                     f"{i['branch_rss_kb'] / 1024:.0f} MiB"])
+                     f"{i['branch_rss_kb'] / 1024:.0f} MiB",
+                     f"{max(i['first_round_ms']) / 1000:.1f} s",
+                     i["unresponsive_at_start"]])
         dat.append((i["instances"], statistics.median(every), max(every),
                     statistics.median(i["list_ms"]), i["branches"],
                     i["presence_per_s"], delivered))
     print("## A cluster of branches on one broker\n")
     print("Each branch supervises its instances through the simulated driver "
           "(no processes; cyme-fleet-sim --any answers). Rounds 3 to 5 of every "
-          "branch; the cluster-wide listing through branch 1, three times; new "
+          "branch; the first round starts every instance (\"starts given up\": "
+          "instances reported as not responding to their start pings); "
+          "the cluster-wide listing through branch 1, three times; new "
           "instances created through branch 1, 10 per branch; presence "
           "announcements over 20 s.\n")
     print(table(["branches", "instances each", "instances", "round (median)",
                  "round (worst)", "cluster-wide listing (median)",
                  "placed per branch", "announcements/s", "deliveries/s",
-                 "branch 1 RSS"], rows))
+                 "branch 1 RSS", "first round (slowest branch)",
+                 "starts given up"], rows))
     print()
     if not dat:
         return

@@ -566,10 +566,14 @@ cluster_once() { # B N
     pids+=($!)
     ports+=("$port")
   done
-  local deadline
-  for i in $(seq 0 $((nb - 1))); do
-    wait_for 600 rounds_at_least "${ports[$i]}" 1 \
-      || die "branch b$((i + 1)) of ${nb}x$n finished no round in 600 s"
+  # Round 1 starts every instance; a start that the branch gave up on says
+  # "does not respond" in its log.
+  local first unresponsive=0
+  first=$(python3 "$here/rounds.py" --from 1 --count 1 --timeout 600 "${ports[@]}") \
+    || die "the branches of ${nb}x$n did not finish round 1 in 600 s"
+  first=$(python3 -c 'import json,sys; print(json.dumps([r[0] for r in json.loads(sys.argv[1])["rounds"]]))' "$first")
+  for i in $(seq 1 "$nb"); do
+    unresponsive=$((unresponsive + $(grep -c "does not respond" "$dir/b$i/branch.log" || true)))
   done
   local url="http://127.0.0.1:${ports[0]}" rounds list_ms=() k t items
   rounds=$(python3 "$here/rounds.py" --from 3 --count 3 "${ports[@]}") \
@@ -590,15 +594,15 @@ cluster_once() { # B N
   done
   local placed
   placed=$(curl -sf "$url/bench/instances/" | python3 -c '
-import collections, json, sys
-c = collections.Counter(x["branch"] for x in json.load(sys.stdin) if not x["name"].startswith("b"))
+import collections, json, re, sys
+c = collections.Counter(x["branch"] for x in json.load(sys.stdin) if not re.fullmatch(r"b[0-9]+-[0-9]{5}", x["name"]))
 print(json.dumps(dict(sorted(c.items()))))')
   local p0 p1 bytes
   p0=$(presence_end)
   sleep 20
   p1=$(presence_end)
   bytes=$(kcat -b "$broker" -C -t cyme.presence -o -1 -c 1 -e -q -f '%S\n' | tail -n 1)
-  echo "{\"figure\":\"cluster\",\"branches\":$nb,\"per_branch\":$n,\"instances\":$((nb * n)),\"round_ms\":$rounds,\"list_ms\":[$(IFS=,; echo "${list_ms[*]}")],\"listed\":$items,\"placed\":$placed,\"presence_per_s\":$(python3 -c "print(round(($p1 - $p0) / 20, 2))"),\"presence_bytes\":$bytes,\"branch_rss_kb\":$(rss_kb "${branches[0]}")}"
+  echo "{\"figure\":\"cluster\",\"branches\":$nb,\"per_branch\":$n,\"instances\":$((nb * n)),\"first_round_ms\":$first,\"unresponsive_at_start\":$unresponsive,\"round_ms\":$rounds,\"list_ms\":[$(IFS=,; echo "${list_ms[*]}")],\"listed\":$items,\"placed\":$placed,\"presence_per_s\":$(python3 -c "print(round(($p1 - $p0) / 20, 2))"),\"presence_bytes\":$bytes,\"branch_rss_kb\":$(rss_kb "${branches[0]}")}"
   for i in "${branches[@]}"; do kill -TERM "$i"; done
   for i in "${branches[@]}"; do
     wait_for 300 bash -c "! kill -0 $i 2>/dev/null" || die "branch did not stop"

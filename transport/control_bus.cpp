@@ -5,6 +5,7 @@
 #include <map>
 #include <mutex>
 #include <set>
+#include <tuple>
 #include <thread>
 
 #include <caf/actor_cast.hpp>
@@ -28,10 +29,13 @@ using expire_atom = caf::atom_constant<caf::atom("expire")>;
 using health_atom = caf::atom_constant<caf::atom("health")>;
 using ready_atom = caf::atom_constant<caf::atom("ready")>;
 using delivered_atom = caf::atom_constant<caf::atom("delivered")>;
+using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 constexpr log::logger bus_log{"control bus"};
 
-/// The thread that reads a relay's reply topic and probes its broker.
+/// The threads of a relay: one reads its reply topic, one probes its
+/// broker. They are apart so that a slow probe (a metadata request queued
+/// behind a burst of commands) never holds replies back.
 class reply_reader {
 public:
   reply_reader(caf::actor_addr relay, kafka::config_map cfg, std::string topic,
@@ -42,10 +46,13 @@ public:
       interval_(interval),
       prober_(prober) {
     thread_ = std::thread{[this] { run(); }};
+    probe_thread_ = std::thread{[this] { probe(); }};
   }
 
   ~reply_reader() {
     stop_ = true;
+    if (probe_thread_.joinable())
+      probe_thread_.join();
     if (thread_.joinable())
       thread_.join();
   }
@@ -57,50 +64,71 @@ private:
       caf::anon_send(relay, std::forward<Ts>(xs)...);
   }
 
-  void run() {
-    std::unique_ptr<kafka::topic_reader> reader;
-    auto next_probe = std::chrono::steady_clock::now();
+  /// Probes the broker once an interval and makes the reply topic once it
+  /// answers.
+  void probe() {
+    auto next = std::chrono::steady_clock::now();
     while (!stop_) {
       auto now = std::chrono::steady_clock::now();
-      if (now >= next_probe) {
-        next_probe = now + interval_;
-        bool ok = prober_->reachable(static_cast<int>(interval_.count()));
-        std::string why;
-        if (!ok) {
-          // Served by poll: an authentication failure, a refused connection.
-          prober_->poll(0);
-          why = prober_->last_error();
-          if (why.empty())
-            why = "no answer to a metadata request within "
-                  + std::to_string(interval_.count()) + " ms";
-        }
-        if (ok && !reader) {
-          auto err = prober_->ensure_topics({topic_}, 1, 5000);
-          if (err.empty()) {
-            try {
-              reader = std::make_unique<kafka::topic_reader>(cfg_, topic_);
-              tell(ready_atom::value);
-            } catch (const std::exception& e) {
-              why = e.what();
-              ok = false;
-            }
-          } else {
-            why = err;
-            ok = false;
-          }
-        }
-        tell(health_atom::value, ok, why);
-      }
-      prober_->poll(0);
-      if (!reader) {
-        // Not connected yet: wait for the next probe.
-        std::this_thread::sleep_until(
-          std::min(next_probe, std::chrono::steady_clock::now()
-                                 + std::chrono::milliseconds{100}));
+      if (now < next) {
+        std::this_thread::sleep_for(
+          std::min<std::chrono::steady_clock::duration>(next - now,
+                                                         std::chrono::milliseconds{50}));
         continue;
       }
-      if (auto m = reader->poll(100))
+      next = now + interval_;
+      bool ok = prober_->reachable(static_cast<int>(interval_.count()));
+      // Replies read within the interval prove the broker serves: the
+      // metadata request was only queued behind a burst.
+      if (!ok && std::chrono::steady_clock::now().time_since_epoch().count()
+                     - last_reply_ns_.load()
+                   < std::chrono::nanoseconds{interval_}.count())
+        ok = true;
+      std::string why;
+      if (!ok) {
+        // Served by poll: an authentication failure, a refused connection.
+        prober_->poll(0);
+        why = prober_->last_error();
+        if (why.empty())
+          why = "no answer to a metadata request within "
+                + std::to_string(interval_.count()) + " ms";
+      }
+      if (ok && !topic_made_) {
+        if (auto err = prober_->ensure_topics({topic_}, 1, 5000); err.empty()) {
+          topic_made_ = true;
+        } else {
+          why = err;
+          ok = false;
+        }
+      }
+      tell(health_atom::value, ok, why);
+    }
+  }
+
+  /// Reads replies once the topic exists; serves the producer's delivery
+  /// reports.
+  void run() {
+    std::unique_ptr<kafka::topic_reader> reader;
+    while (!stop_) {
+      prober_->poll(0);
+      if (!reader && topic_made_) {
+        try {
+          reader = std::make_unique<kafka::topic_reader>(cfg_, topic_);
+          tell(ready_atom::value);
+        } catch (const std::exception& e) {
+          tell(health_atom::value, false, std::string{e.what()});
+          std::this_thread::sleep_for(interval_);
+        }
+      }
+      if (!reader) {
+        // Not connected yet: wait for the probe.
+        std::this_thread::sleep_for(std::chrono::milliseconds{50});
+        continue;
+      }
+      if (auto m = reader->poll(100)) {
+        last_reply_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
         tell(reply_atom::value, std::move(m->value));
+      }
     }
   }
 
@@ -110,11 +138,19 @@ private:
   std::chrono::milliseconds interval_;
   kafka::producer* prober_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> topic_made_{false};
+  /// When the reader last read a reply (steady clock, ns).
+  std::atomic<int64_t> last_reply_ns_{0};
   std::thread thread_;
+  std::thread probe_thread_;
 };
 
 struct pending_command {
+  /// Whom to answer: the caller of the command, or, for commands coalesced
+  /// into one, each instance's callers with its reply alone.
   caf::response_promise promise;
+  bool coalesced = false;
+  std::multimap<std::string, caf::response_promise> callers;
   std::set<std::string> waiting_for;
   std::vector<control_reply> replies;
   /// Whether the broker took the command: silence means something only
@@ -135,8 +171,19 @@ struct relay_state {
   bool ready = false;
   bool down = false;
   int failures = 0;
+  /// When a reply or a delivery report last came from the broker: a probe
+  /// that fails while they still come is slow, not a sign of a dead broker.
+  std::chrono::steady_clock::time_point last_heard{};
   uint64_t next_id = 0;
   std::map<std::string, pending_command> pending;
+  /// Commands for one instance each, waiting to go out together: by what
+  /// they ask (op, queue, concurrency, timeout), their instances and
+  /// callers.
+  std::map<std::tuple<control_op, std::string, uint32_t, uint32_t,
+                      caf::timespan::rep>,
+           std::vector<std::pair<std::string, caf::response_promise>>>
+    batch;
+  bool flush_scheduled = false;
   /// Commands that arrived before the reply reader was positioned.
   std::vector<std::pair<std::string, std::string>> backlog;
 
@@ -149,6 +196,22 @@ struct relay_state {
 
 using relay_ptr = caf::stateful_actor<relay_state>*;
 
+/// Ends a command with `err` for everyone waiting on it.
+void fail(relay_ptr self, const std::string& id, const caf::error& err) {
+  auto i = self->state.pending.find(id);
+  if (i == self->state.pending.end())
+    return;
+  auto& p = i->second;
+  if (p.coalesced)
+    for (auto& [name, caller] : p.callers)
+      caller.deliver(err);
+  else
+    p.promise.deliver(err);
+  self->state.pending.erase(i);
+}
+
+/// Ends a command at its timeout (or once every destination replied) with
+/// the replies that arrived; as failed when none of it was delivered.
 void deliver(relay_ptr self, const std::string& id) {
   auto i = self->state.pending.find(id);
   if (i == self->state.pending.end())
@@ -157,10 +220,13 @@ void deliver(relay_ptr self, const std::string& id) {
   if (auto& c = self->state.settings.counters; c && p.delivered)
     c->timeouts += p.waiting_for.size();
   if (!p.delivered && !p.waiting_for.empty())
-    p.promise.deliver(caf::make_error(
-      cyme_errc::bus_failure,
-      "command not delivered in time: broker " + self->state.bootstrap
-        + " unreachable"));
+    return fail(self, id,
+                caf::make_error(cyme_errc::bus_failure,
+                                "command not delivered in time: broker "
+                                  + self->state.bootstrap + " unreachable"));
+  if (p.coalesced)
+    for (auto& [name, caller] : p.callers)
+      caller.deliver(std::vector<control_reply>{});
   else
     p.promise.deliver(std::move(p.replies));
   self->state.pending.erase(i);
@@ -169,13 +235,34 @@ void deliver(relay_ptr self, const std::string& id) {
 void publish(relay_ptr self, const std::string& id, const std::string& bytes) {
   auto err = self->state.producer->produce(self->state.settings.control_topic,
                                            id, bytes);
-  if (!err.empty()) {
-    auto i = self->state.pending.find(id);
-    if (i != self->state.pending.end()) {
-      i->second.promise.deliver(
-        caf::make_error(cyme_errc::bus_failure, "publish: " + err));
-      self->state.pending.erase(i);
-    }
+  if (!err.empty())
+    fail(self, id, caf::make_error(cyme_errc::bus_failure, "publish: " + err));
+}
+
+/// Registers `p` as command `id` and sends `cmd`: at once, or once the
+/// reply reader is positioned; it ends at its timeout. While the broker is
+/// down it is not sent and fails at its timeout, as an undelivered command
+/// does: a caller that tries again (a ping schedule) then waits as long as
+/// it would for a silent instance, and does not spend its whole schedule
+/// in the first instant of an outage.
+void send_command(relay_ptr self, pending_command p, const control_command& cmd) {
+  auto& st = self->state;
+  auto id = st.settings.branch_id + "-" + std::to_string(st.next_id++);
+  p.waiting_for.insert(cmd.destinations.begin(), cmd.destinations.end());
+  p.sent_at = std::chrono::steady_clock::now();
+  st.pending.emplace(id, std::move(p));
+  self->delayed_send(self, cmd.timeout, expire_atom::value, id);
+  if (st.down)
+    return;
+  if (auto& c = st.settings.counters)
+    c->commands_sent++;
+  command_envelope env{id, reply_topic(st.settings.branch_id), cmd};
+  // One message, or a few for a fleet too large to name in one.
+  for (auto& bytes : encode_command_messages(env)) {
+    if (st.ready)
+      publish(self, id, bytes);
+    else
+      st.backlog.emplace_back(id, std::move(bytes));
   }
 }
 
@@ -232,28 +319,48 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   return {
     [=](command_atom, control_command& cmd) -> caf::result<std::vector<control_reply>> {
       auto& st = self->state;
-      if (st.down)
-        return caf::make_error(cyme_errc::bus_failure,
-                               "broker " + st.bootstrap + " unreachable");
       if (cmd.destinations.empty())
         return std::vector<control_reply>{};
-      auto id = st.settings.branch_id + "-" + std::to_string(st.next_id++);
-      command_envelope env{id, reply_topic(st.settings.branch_id), cmd};
-      auto& p = st.pending[id];
-      p.promise = self->make_response_promise();
-      p.waiting_for.insert(cmd.destinations.begin(), cmd.destinations.end());
-      p.sent_at = std::chrono::steady_clock::now();
-      if (auto& c = st.settings.counters)
-        c->commands_sent++;
-      self->delayed_send(self, cmd.timeout, expire_atom::value, id);
-      // One message, or a few for a fleet too large to name in one.
-      for (auto& bytes : encode_command_messages(env)) {
-        if (st.ready)
-          publish(self, id, bytes);
-        else
-          st.backlog.emplace_back(id, std::move(bytes));
+      if (cmd.destinations.size() == 1 && !st.down) {
+        // An instance's own command (a start's pings, its stats, its
+        // consumers) goes out with the same ones queued behind it: a fleet
+        // starting at once costs a few commands, not several per instance.
+        st.batch[{cmd.op, cmd.queue, cmd.max_concurrency, cmd.min_concurrency,
+                  cmd.timeout.count()}]
+          .emplace_back(cmd.destinations.front(), self->make_response_promise());
+        if (!st.flush_scheduled) {
+          st.flush_scheduled = true;
+          self->send(self, flush_atom::value);
+        }
+        return caf::delegated<std::vector<control_reply>>{};
       }
+      pending_command p;
+      p.promise = self->make_response_promise();
+      send_command(self, std::move(p), cmd);
       return caf::delegated<std::vector<control_reply>>{};
+    },
+    [=](flush_atom) {
+      auto& st = self->state;
+      st.flush_scheduled = false;
+      auto batch = std::move(st.batch);
+      st.batch.clear();
+      for (auto& [what, callers] : batch) {
+        control_command cmd;
+        std::tie(cmd.op, cmd.queue, cmd.max_concurrency, cmd.min_concurrency,
+                 std::ignore)
+          = what;
+        cmd.timeout = caf::timespan{std::get<4>(what)};
+        cmd.broker = st.key;
+        pending_command p;
+        p.coalesced = true;
+        std::set<std::string> names;
+        for (auto& [name, caller] : callers) {
+          if (names.insert(name).second)
+            cmd.destinations.push_back(name);
+          p.callers.emplace(name, std::move(caller));
+        }
+        send_command(self, std::move(p), cmd);
+      }
     },
     [=](reply_atom, const std::string& bytes) {
       auto r = decode_reply(bytes);
@@ -267,6 +374,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       auto& p = i->second;
       // A reply proves delivery even before the report arrives.
       p.delivered = true;
+      self->state.last_heard = std::chrono::steady_clock::now();
       if (p.waiting_for.erase(r.value->reply.instance) == 0)
         return; // duplicate or not asked
       auto took = std::chrono::steady_clock::now() - p.sent_at;
@@ -276,7 +384,14 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         c->replies_received++;
         c->round_trip.observe(std::chrono::duration<double>(took).count());
       }
-      p.replies.push_back(std::move(r.value->reply));
+      if (p.coalesced) {
+        auto [first, last] = p.callers.equal_range(r.value->reply.instance);
+        for (auto k = first; k != last; ++k)
+          k->second.deliver(std::vector<control_reply>{r.value->reply});
+        p.callers.erase(first, last);
+      } else {
+        p.replies.push_back(std::move(r.value->reply));
+      }
       if (p.waiting_for.empty())
         deliver(self, r.value->id);
     },
@@ -287,11 +402,11 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         return;
       if (ok) {
         i->second.delivered = true;
+        self->state.last_heard = std::chrono::steady_clock::now();
         return;
       }
-      i->second.promise.deliver(
-        caf::make_error(cyme_errc::bus_failure, "command not delivered"));
-      self->state.pending.erase(i);
+      fail(self, id,
+           caf::make_error(cyme_errc::bus_failure, "command not delivered"));
     },
     [=](ready_atom) {
       auto& st = self->state;
@@ -314,16 +429,16 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         }
         return;
       }
+      if (std::chrono::steady_clock::now() - st.last_heard
+          < st.settings.health_interval)
+        return;
       if (++st.failures >= st.settings.health_failures && !st.down) {
         st.down = true;
         auto reason = st.bootstrap + ": " + why;
         bus_log.error("broker " + reason);
         self->send(st.router, broker_down_atom::value, st.key, reason);
-        // Commands in flight cannot be answered now.
-        for (auto& [id, p] : st.pending)
-          p.promise.deliver(
-            caf::make_error(cyme_errc::bus_failure, "broker unreachable"));
-        st.pending.clear();
+        // Commands in flight end at their timeouts, with what arrived by
+        // then or, when none was delivered, as failed.
       }
     },
   };

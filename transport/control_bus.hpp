@@ -6,10 +6,14 @@
 /// branch's reply topic (without a consumer-group join) on a thread of its
 /// own, routes each reply to the waiting request by correlation id, and
 /// answers with whatever arrived when every destination replied or the
-/// command's timeout ran out. It probes its broker once a `health_interval`
-/// and reports loss (with the reason: librdkafka's last error, such as a
-/// failed SASL authentication) and recovery to subscribers as broker_down /
-/// broker_up.
+/// command's timeout ran out. It probes its broker once a `health_interval`,
+/// on a thread of its own, and reports loss (with the reason: librdkafka's
+/// last error, such as a failed SASL authentication) and recovery to
+/// subscribers as broker_down / broker_up. A probe that fails while replies
+/// or delivery reports still came within the last interval does not count:
+/// a burst of commands slows the probe, not the broker. While its broker
+/// is down, a command fails when its timeout runs out (like one that was
+/// not delivered), not at once.
 
 #include <atomic>
 #include <chrono>

@@ -3,6 +3,7 @@
 // the README's tour, bad input that changes nothing, and branch restarts.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <mutex>
 #include <csignal>
@@ -981,6 +982,52 @@ BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {
   BOOST_TEST(per_branch["alpha"] >= 2);
   BOOST_TEST(per_branch["beta"] >= 2);
   BOOST_TEST(call(cb, "GET", "/demo/instances/").body.size() == list.size());
+  // Either branch names both, and itself.
+  auto view = call(cb, "GET", "/cluster/");
+  BOOST_TEST_REQUIRE(view.status == 200);
+  BOOST_TEST_REQUIRE(view.body.size() == 2u);
+  BOOST_TEST(view.body[0]["id"] == "alpha");
+  BOOST_TEST(view.body[0]["self"] == false);
+  BOOST_TEST(view.body[1]["id"] == "beta");
+  BOOST_TEST(view.body[1]["self"] == true);
+  BOOST_TEST(view.body[1]["http"] == "http://127.0.0.1:" + std::to_string(b->port()));
+  // The path is the API's own: no app of that name is made.
+  BOOST_TEST(call(ca, "POST", "/cluster/").status == 400);
+  // Pages of 2 across both branches, followed by their Link: every
+  // instance once, in name order.
+  std::vector<std::string> paged;
+  std::string next = "/demo/instances/?limit=2";
+  int pages = 0;
+  while (!next.empty() && pages < 1000) {
+    auto r = ca.Get(next.c_str());
+    BOOST_TEST_REQUIRE(static_cast<bool>(r));
+    BOOST_TEST_REQUIRE(r->status == 200);
+    auto page = json::parse(r->body);
+    BOOST_TEST(page.size() <= 2u);
+    for (auto& x : page)
+      paged.push_back(x["name"].get<std::string>());
+    next.clear();
+    auto link = r->get_header_value("Link");
+    if (auto lt = link.find('<'), gt = link.find('>');
+        lt != std::string::npos && gt != std::string::npos)
+      next = link.substr(lt + 1, gt - lt - 1);
+    ++pages;
+  }
+  std::vector<std::string> all_names;
+  for (auto& x : list)
+    all_names.push_back(x["name"].get<std::string>());
+  std::sort(all_names.begin(), all_names.end());
+  BOOST_TEST(paged == all_names, boost::test_tools::per_element());
+  BOOST_TEST(pages >= static_cast<int>(all_names.size() / 2));
+  // A page of one branch only, and bad paging: 400, nothing listed.
+  auto mine = call(ca, "GET", "/demo/instances/?local=1&limit=10000").body;
+  BOOST_TEST(mine.size() == static_cast<size_t>(per_branch["alpha"]));
+  for (auto bad : {"limit=0", "limit=10001", "limit=x", "limit=-1",
+                   "limit=2&after=..", "limit=2&after=a%2Fb"}) {
+    auto r = call(ca, "GET", std::string{"/demo/instances/?"} + bad);
+    BOOST_TEST(r.status == 400, bad);
+    BOOST_TEST(r.body.contains("error"), bad);
+  }
   // An instance of beta, operated through alpha.
   std::string on_beta;
   for (auto& x : list)
