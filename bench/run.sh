@@ -540,6 +540,11 @@ presence_end() {
   echo $(( ${last:-0} + 1 ))
 }
 
+# Every round's time (ms) in a branch log, in order.
+round_times() { # LOG
+  sed -n 's/.*round finished: .* in \([0-9.]*\) ms.*/\1/p' "$1"
+}
+
 # Starts B branches of N instances each on the real broker (cyme-bench-branch:
 # no processes) and one cyme-fleet-sim --any answering for all of them; after
 # each branch's first two rounds (the first starts its instances), records
@@ -560,25 +565,26 @@ cluster_once() { # B N
     mkdir -p "$d"
     "$bin/cyme-bench" seed --db "$d/model.db" --count "$n" --prefix "b$i-" >/dev/null
     port=$(free_port)
+    # At debug level the log has every round's time, and little else more.
     "$bin/cyme-bench-branch" --id "b$i" --kafka "$broker" --root "$d" \
-      --http "127.0.0.1:$port" --interval 10 >"$d/branch.log" 2>&1 &
+      --http "127.0.0.1:$port" --interval 10 --log-level debug \
+      >"$d/branch.log" 2>&1 &
     branches+=($!)
     pids+=($!)
     ports+=("$port")
   done
   # Round 1 starts every instance; a start that the branch gave up on says
   # "does not respond" in its log.
-  local first unresponsive=0
-  first=$(python3 "$here/rounds.py" --from 1 --count 1 --timeout 600 "${ports[@]}") \
-    || die "the branches of ${nb}x$n did not finish round 1 in 600 s"
-  first=$(python3 -c 'import json,sys; print(json.dumps([r[0] for r in json.loads(sys.argv[1])["rounds"]]))' "$first")
+  for i in $(seq 1 "$nb"); do
+    wait_for 900 bash -c "[ \$(grep -c 'round finished' '$dir/b$i/branch.log') -ge 5 ]" \
+      || die "branch b$i of ${nb}x$n did not finish 5 rounds in 900 s"
+  done
+  local url="http://127.0.0.1:${ports[0]}" first rounds unresponsive=0 list_ms=() k t items
+  first="[$(for i in $(seq 1 "$nb"); do round_times "$dir/b$i/branch.log" | sed -n 1p; done | paste -sd, -)]"
+  rounds="[$(for i in $(seq 1 "$nb"); do echo "[$(round_times "$dir/b$i/branch.log" | sed -n 3,5p | paste -sd, -)]"; done | paste -sd, -)]"
   for i in $(seq 1 "$nb"); do
     unresponsive=$((unresponsive + $(grep -c "does not respond" "$dir/b$i/branch.log" || true)))
   done
-  local url="http://127.0.0.1:${ports[0]}" rounds list_ms=() k t items
-  rounds=$(python3 "$here/rounds.py" --from 3 --count 3 "${ports[@]}") \
-    || die "the branches of ${nb}x$n did not finish rounds 3 to 5"
-  rounds=$(python3 -c 'import json,sys; print(json.dumps(json.loads(sys.argv[1])["rounds"]))' "$rounds")
   # Every branch is in the view before the listing is timed.
   wait_for 30 bash -c "[ \$(curl -sf '$url/cluster/' | python3 -c 'import json,sys; print(len(json.load(sys.stdin)))') -eq $nb ]" \
     || die "branch 1 does not see $nb branches"

@@ -5,7 +5,6 @@
 #include <map>
 #include <mutex>
 #include <set>
-#include <tuple>
 #include <thread>
 
 #include <caf/actor_cast.hpp>
@@ -17,6 +16,7 @@
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
+#include "transport/command_batch.hpp"
 #include "transport/kafka.hpp"
 #include "transport/logging.hpp"
 
@@ -176,13 +176,8 @@ struct relay_state {
   std::chrono::steady_clock::time_point last_heard{};
   uint64_t next_id = 0;
   std::map<std::string, pending_command> pending;
-  /// Commands for one instance each, waiting to go out together: by what
-  /// they ask (op, queue, concurrency, timeout), their instances and
-  /// callers.
-  std::map<std::tuple<control_op, std::string, uint32_t, uint32_t,
-                      caf::timespan::rep>,
-           std::vector<std::pair<std::string, caf::response_promise>>>
-    batch;
+  /// Commands for one instance each, waiting to go out together.
+  command_batch<caf::response_promise> batch;
   bool flush_scheduled = false;
   /// Commands that arrived before the reply reader was positioned.
   std::vector<std::pair<std::string, std::string>> backlog;
@@ -325,9 +320,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         // An instance's own command (a start's pings, its stats, its
         // consumers) goes out with the same ones queued behind it: a fleet
         // starting at once costs a few commands, not several per instance.
-        st.batch[{cmd.op, cmd.queue, cmd.max_concurrency, cmd.min_concurrency,
-                  cmd.timeout.count()}]
-          .emplace_back(cmd.destinations.front(), self->make_response_promise());
+        st.batch.add(cmd, self->make_response_promise());
         if (!st.flush_scheduled) {
           st.flush_scheduled = true;
           self->send(self, flush_atom::value);
@@ -342,24 +335,11 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
     [=](flush_atom) {
       auto& st = self->state;
       st.flush_scheduled = false;
-      auto batch = std::move(st.batch);
-      st.batch.clear();
-      for (auto& [what, callers] : batch) {
-        control_command cmd;
-        std::tie(cmd.op, cmd.queue, cmd.max_concurrency, cmd.min_concurrency,
-                 std::ignore)
-          = what;
-        cmd.timeout = caf::timespan{std::get<4>(what)};
-        cmd.broker = st.key;
+      for (auto& g : st.batch.take()) {
         pending_command p;
         p.coalesced = true;
-        std::set<std::string> names;
-        for (auto& [name, caller] : callers) {
-          if (names.insert(name).second)
-            cmd.destinations.push_back(name);
-          p.callers.emplace(name, std::move(caller));
-        }
-        send_command(self, std::move(p), cmd);
+        p.callers = std::move(g.callers);
+        send_command(self, std::move(p), g.command);
       }
     },
     [=](reply_atom, const std::string& bytes) {

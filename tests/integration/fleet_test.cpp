@@ -8,8 +8,12 @@
 #include <csignal>
 #include <filesystem>
 #include <fstream>
+#include <memory>
+#include <mutex>
+#include <optional>
 #include <set>
 
+#include <caf/event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
 #include "messages/wire.hpp"
@@ -412,6 +416,80 @@ BOOST_AUTO_TEST_CASE(a_crash_looping_worker_is_disabled_as_the_policy_says) {
   BOOST_TEST(s.pid_of("looper") == 0);
   BOOST_TEST(s.status("looper").restarts == 3u);
   BOOST_TEST(to_string(s.status("looper").state) == "disabled");
+}
+
+BOOST_AUTO_TEST_CASE(commands_for_one_instance_each_sent_at_once_get_their_own_replies) {
+  // Fifty-one callers ask one instance each, all at once, so the bus
+  // gathers them into one command per kind: every caller gets exactly its
+  // own instance's reply, an instance asked twice answers both, a stats
+  // question is answered with stats, and a name no worker has leaves its
+  // caller with no reply when the timeout runs out.
+  stack s{test_settings()};
+  s.put("w1", {"q1"});
+  s.put("w2", {"q1"});
+  s.put("w3", {"q2"});
+  start_all(s, {"w1", "w2", "w3"});
+  std::vector<control_command> cmds;
+  for (int k = 0; k < 10; ++k)
+    for (auto name : {"w1", "w2", "w3", "w1", "nobody"}) {
+      control_command cmd;
+      cmd.op = control_op::ping;
+      cmd.destinations = {name};
+      cmd.timeout = caf::timespan{3s};
+      cmds.push_back(cmd);
+    }
+  control_command stats;
+  stats.op = control_op::stats;
+  stats.destinations = {"w3"};
+  stats.timeout = caf::timespan{3s};
+  cmds.push_back(stats);
+  struct results {
+    std::mutex mtx;
+    std::vector<std::optional<std::vector<control_reply>>> replies;
+    std::vector<std::string> errors;
+    size_t done = 0;
+  };
+  auto got = std::make_shared<results>();
+  got->replies.resize(cmds.size());
+  auto bus = s.bus;
+  s.sys.spawn([got, bus, cmds](caf::event_based_actor* self) {
+    for (size_t i = 0; i < cmds.size(); ++i)
+      self->request(bus, caf::infinite, command_atom::value, cmds[i])
+        .then(
+          [got, i](std::vector<control_reply>& r) {
+            std::lock_guard<std::mutex> guard{got->mtx};
+            got->replies[i] = std::move(r);
+            ++got->done;
+          },
+          [got](caf::error& e) {
+            std::lock_guard<std::mutex> guard{got->mtx};
+            got->errors.push_back(describe(e));
+            ++got->done;
+          });
+  });
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] {
+      std::lock_guard<std::mutex> guard{got->mtx};
+      return got->done == cmds.size();
+    },
+    20s));
+  std::lock_guard<std::mutex> guard{got->mtx};
+  BOOST_TEST(got->errors.empty());
+  for (size_t i = 0; i < cmds.size(); ++i) {
+    BOOST_TEST_REQUIRE(got->replies[i].has_value());
+    auto& r = *got->replies[i];
+    const auto& asked = cmds[i].destinations.front();
+    if (asked == "nobody") {
+      BOOST_TEST(r.empty(), i);
+      continue;
+    }
+    BOOST_TEST_REQUIRE(r.size() == 1u, i << " " << asked);
+    BOOST_TEST(r.front().instance == asked);
+    BOOST_TEST(r.front().ok);
+  }
+  auto& st = got->replies.back()->front();
+  BOOST_TEST(st.stats.pid == s.pid_of("w3"));
+  BOOST_TEST(std::count(st.stats.queues.begin(), st.stats.queues.end(), "q2") == 1);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
