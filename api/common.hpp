@@ -79,6 +79,10 @@ std::string new_uuid();
 /// what its process uses now.
 json instance_json(const instance_spec& spec, const instance_status& st,
                    const http_parts& parts);
+/// The same view as JSON text, appended to `out` without building a json
+/// object first (for listings).
+void append_instance_text(std::string& out, const instance_spec& spec,
+                          const instance_status& st, const http_parts& parts);
 /// An app: its broker and the launch fields its instances inherit.
 json app_json(const app_record& app);
 json supervisor_json(const supervisor_status& s);

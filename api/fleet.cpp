@@ -328,7 +328,8 @@ void fleet_room::list_instances(const std::string& app, const params& p,
     st.name = spec->name;
     if (auto i = by_name.find(spec->name); i != by_name.end())
       st = *i->second;
-    items.emplace_back(spec->name, instance_json(*spec, st, ctx_.parts).dump());
+    items.emplace_back(spec->name, std::string{});
+    append_instance_text(items.back().second, *spec, st, ctx_.parts);
   }
   // Peers that did not answer are named in a header rather than failing
   // the listing: what the live branches hold is still worth showing.
