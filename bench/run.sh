@@ -202,9 +202,11 @@ fleet_once() { # N
   wait_for 600 rounds_at_least "$port" 1 \
     || die "branch with $n instances finished no round in 600 s"
   wait_for 120 rounds_at_least "$port" 2 || die "round 2 did not finish"
-  local running
+  local running unresponsive
   running=$(pgrep -c -f "^$bin/cyme-sim-instance --name" || true)
   [ "$running" -eq "$n" ] || die "$running stand-ins run, expected $n"
+  # Starts the branch gave up on (no answer to any of their start pings).
+  unresponsive=$(grep -c "does not respond" "$dir/branch.log" || true)
   for k in 3 4 5; do
     cp "$dir/counters.json" "$dir/before.json"
     wait_for 120 rounds_at_least "$port" "$k" \
@@ -215,7 +217,7 @@ fleet_once() { # N
     ms=$(status_field "$port" last_round_ms)
     cmds=$(( $(json_get "$dir/counters.json" commands) - $(json_get "$dir/before.json" commands) ))
     replies=$(( $(json_get "$dir/counters.json" replies) - $(json_get "$dir/before.json" replies) ))
-    echo "{\"figure\":\"fleet_round\",\"instances\":$n,\"round\":$k,\"round_ms\":$ms,\"commands\":$cmds,\"replies\":$replies,\"branch_rss_kb\":$(rss_kb "$branch")}"
+    echo "{\"figure\":\"fleet_round\",\"instances\":$n,\"round\":$k,\"round_ms\":$ms,\"commands\":$cmds,\"replies\":$replies,\"unresponsive_at_start\":$unresponsive,\"branch_rss_kb\":$(rss_kb "$branch")}"
   done
   kill -TERM "$branch"
   wait_for 300 bash -c "! kill -0 $branch 2>/dev/null" || die "branch did not stop"

@@ -111,7 +111,9 @@ std::vector<std::string> names_of(const json& v, const std::string& where,
 supervisor_settings settings_of(const json& v, const std::string& where) {
   only_fields(v, where,
               {"interval", "restart_max_rate", "wait_after_broker_revived",
-               "probe_timeout", "command_timeout", "respawn_max_rate"});
+               "probe_timeout", "command_timeout", "respawn_max_rate",
+               "bus_suspect_threshold", "bus_suspect_min_misses",
+               "bus_suspect_restart_rate"});
   supervisor_settings s;
   if (v.contains("interval"))
     s.interval = duration_of(v["interval"], where + ".interval");
@@ -123,9 +125,20 @@ supervisor_settings settings_of(const json& v, const std::string& where) {
   if (v.contains("command_timeout"))
     s.command_timeout = duration_of(v["command_timeout"],
                                     where + ".command_timeout");
+  if (v.contains("bus_suspect_threshold")) {
+    auto& t = v["bus_suspect_threshold"];
+    if (!t.is_number())
+      bad(where + ".bus_suspect_threshold", "must be a number");
+    s.bus_suspect_threshold = t.get<double>();
+  }
+  if (v.contains("bus_suspect_min_misses"))
+    s.bus_suspect_min_misses = static_cast<uint32_t>(
+      count_of(v["bus_suspect_min_misses"], where + ".bus_suspect_min_misses",
+               1000000));
   for (auto [key, field] :
        {std::pair{"restart_max_rate", &s.restart_max_rate},
-        std::pair{"respawn_max_rate", &s.respawn_max_rate}}) {
+        std::pair{"respawn_max_rate", &s.respawn_max_rate},
+        std::pair{"bus_suspect_restart_rate", &s.bus_suspect_restart_rate}}) {
     if (!v.contains(key))
       continue;
     *field = text_of(v[key], where + "." + key);

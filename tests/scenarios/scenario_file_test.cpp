@@ -66,6 +66,16 @@ BOOST_AUTO_TEST_CASE(a_wrong_field_is_named) {
     {with_steps(R"({"at": -1, "do": "pause"})"), "steps[0].at: must be from 0"},
     {with_steps(R"({"at": "1s", "do": "autoscale", "instance": "w1", "max": 1, "min": 2})"),
      "steps[0]: autoscale needs 1 <= min <= max"},
+    {std::string{"{"} + fleet + R"(, "steps": [], "settings": {"bus_suspect_threshold": 1.5}})",
+     "settings: bus_suspect_threshold must be greater than 0 and at most 1"},
+    {std::string{"{"} + fleet + R"(, "steps": [], "settings": {"bus_suspect_threshold": "half"}})",
+     "settings.bus_suspect_threshold: must be a number"},
+    {std::string{"{"} + fleet + R"(, "steps": [], "settings": {"bus_suspect_min_misses": 0}})",
+     "settings: bus_suspect_min_misses must be at least 1"},
+    {std::string{"{"} + fleet + R"(, "steps": [], "settings": {"bus_suspect_min_misses": -3}})",
+     "settings.bus_suspect_min_misses: must be a whole number"},
+    {std::string{"{"} + fleet + R"(, "steps": [], "settings": {"bus_suspect_restart_rate": "often"}})",
+     "settings.bus_suspect_restart_rate:"},
   };
   for (auto& c : cases) {
     auto p = problem_of(c.text);
@@ -102,6 +112,42 @@ BOOST_AUTO_TEST_CASE(a_silent_death_is_repaired_by_the_next_round) {
   BOOST_REQUIRE_MESSAGE(s.has_value(), problem);
   auto outcome = run_scenario(*s);
   BOOST_TEST(outcome.passed, outcome.failure);
+}
+
+BOOST_AUTO_TEST_CASE(the_bus_suspicion_is_set_and_seen_in_a_file) {
+  // Four of six instances fall silent while their processes run: with a
+  // threshold of a half and at least three misses, the round at 10 s
+  // suspects the bus, and restarts at most one of them a minute. With the
+  // default threshold (0.55) and minimum (5) the same fleet restarts all
+  // four instead.
+  auto file = [](const std::string& settings, const std::string& expect) {
+    return std::string{R"({"fleet": [{"name": "w1"}, {"name": "w2"}, {"name": "w3"},
+                                    {"name": "w4"}, {"name": "w5"}, {"name": "w6"}],
+      "settings": {"interval": "10s")"}
+           + settings + R"(},
+      "steps": [
+        {"at": "2s", "expect": {"running": ["w1", "w2", "w3", "w4", "w5", "w6"]}},
+        {"at": "3s", "do": "hang", "instance": "w1"},
+        {"at": "3s", "do": "hang", "instance": "w2"},
+        {"at": "3s", "do": "hang", "instance": "w3"},
+        {"at": "3s", "do": "hang", "instance": "w4"},
+        {"at": "40s", "expect": )"
+           + expect + "}]}";
+  };
+  std::string problem;
+  auto suspected = parse_scenario(
+    file(R"(, "bus_suspect_threshold": 0.5, "bus_suspect_min_misses": 3,
+            "bus_suspect_restart_rate": "1/m")",
+         R"({"events": {"bus_suspected": 1, "restarting": 1}})"),
+    problem);
+  BOOST_REQUIRE_MESSAGE(suspected.has_value(), problem);
+  auto outcome = run_scenario(*suspected);
+  BOOST_TEST(outcome.passed, outcome.failure << "\n" << outcome.timeline);
+  auto plain = parse_scenario(file("", R"({"events": {"bus_suspected": 0, "restarting": 4}})"),
+                              problem);
+  BOOST_REQUIRE_MESSAGE(plain.has_value(), problem);
+  outcome = run_scenario(*plain);
+  BOOST_TEST(outcome.passed, outcome.failure << "\n" << outcome.timeline);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
