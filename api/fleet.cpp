@@ -341,18 +341,16 @@ void fleet_room::list_instances(const std::string& app, const params& p,
     std::optional<std::string_view> body;
     if (r && r->status == 200)
       body = array_items(r->body);
-    if (!body) {
+    json page;
+    if (body && limit)
+      page = json::parse(r->body, nullptr, false);
+    if (!body || (limit && !page.is_array())) {
       missing += (missing.empty() ? "" : ",") + peers[k].id;
       continue;
     }
     if (!limit) {
       if (!body->empty())
         theirs.append(",").append(*body);
-      continue;
-    }
-    auto page = json::parse(r->body, nullptr, false);
-    if (!page.is_array()) {
-      missing += (missing.empty() ? "" : ",") + peers[k].id;
       continue;
     }
     more = more || page.size() >= *limit;

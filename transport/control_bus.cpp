@@ -3,6 +3,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -33,18 +34,29 @@ using flush_atom = caf::atom_constant<caf::atom("flush")>;
 
 constexpr log::logger bus_log{"control bus"};
 
+/// When a relay last heard from its broker (a reply read or a command
+/// delivered; steady clock, ns): a probe that fails while it still hears is
+/// slow, not a sign of a dead broker.
+using heard_clock = std::atomic<int64_t>;
+
+int64_t steady_now_ns() {
+  return std::chrono::steady_clock::now().time_since_epoch().count();
+}
+
 /// The threads of a relay: one reads its reply topic, one probes its
 /// broker. They are apart so that a slow probe (a metadata request queued
 /// behind a burst of commands) never holds replies back.
 class reply_reader {
 public:
   reply_reader(caf::actor_addr relay, kafka::config_map cfg, std::string topic,
-               std::chrono::milliseconds interval, kafka::producer* prober)
+               std::chrono::milliseconds interval, kafka::producer* prober,
+               std::shared_ptr<heard_clock> heard)
     : relay_(std::move(relay)),
       cfg_(std::move(cfg)),
       topic_(std::move(topic)),
       interval_(interval),
-      prober_(prober) {
+      prober_(prober),
+      heard_(std::move(heard)) {
     thread_ = std::thread{[this] { run(); }};
     probe_thread_ = std::thread{[this] { probe(); }};
   }
@@ -78,11 +90,11 @@ private:
       }
       next = now + interval_;
       bool ok = prober_->reachable(static_cast<int>(interval_.count()));
-      // Replies read within the interval prove the broker serves: the
-      // metadata request was only queued behind a burst.
-      if (!ok && std::chrono::steady_clock::now().time_since_epoch().count()
-                     - last_reply_ns_.load()
-                   < std::chrono::nanoseconds{interval_}.count())
+      // Replies or deliveries within the interval prove the broker serves:
+      // the metadata request was only queued behind a burst.
+      if (!ok
+          && steady_now_ns() - heard_->load()
+               < std::chrono::nanoseconds{interval_}.count())
         ok = true;
       std::string why;
       if (!ok) {
@@ -126,7 +138,7 @@ private:
         continue;
       }
       if (auto m = reader->poll(100)) {
-        last_reply_ns_ = std::chrono::steady_clock::now().time_since_epoch().count();
+        *heard_ = steady_now_ns();
         tell(reply_atom::value, std::move(m->value));
       }
     }
@@ -139,8 +151,7 @@ private:
   kafka::producer* prober_;
   std::atomic<bool> stop_{false};
   std::atomic<bool> topic_made_{false};
-  /// When the reader last read a reply (steady clock, ns).
-  std::atomic<int64_t> last_reply_ns_{0};
+  std::shared_ptr<heard_clock> heard_;
   std::thread thread_;
   std::thread probe_thread_;
 };
@@ -171,14 +182,11 @@ struct relay_state {
   bool ready = false;
   bool down = false;
   int failures = 0;
-  /// When a reply or a delivery report last came from the broker: a probe
-  /// that fails while they still come is slow, not a sign of a dead broker.
-  std::chrono::steady_clock::time_point last_heard{};
   uint64_t next_id = 0;
   std::map<std::string, pending_command> pending;
-  /// Commands for one instance each, waiting to go out together.
+  /// Commands for one instance each, waiting to go out together (a flush
+  /// is on its way whenever it is not empty).
   command_batch<caf::response_promise> batch;
-  bool flush_scheduled = false;
   /// Commands that arrived before the reply reader was positioned.
   std::vector<std::pair<std::string, std::string>> backlog;
 
@@ -300,8 +308,11 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
   // Commands are latency-bound: send each at once, no batching delay.
   producer_cfg["linger.ms"] = "0";
   auto me = self->address();
+  auto heard = std::make_shared<heard_clock>(0);
   st.producer = std::make_unique<kafka::producer>(
-    producer_cfg, [me](const std::string& id, const std::string& error) {
+    producer_cfg, [me, heard](const std::string& id, const std::string& error) {
+      if (error.empty())
+        *heard = steady_now_ns();
       if (auto relay = caf::actor_cast<caf::actor>(me))
         caf::anon_send(relay, delivered_atom::value, id, error.empty());
     });
@@ -310,7 +321,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
     = std::to_string(st.settings.reply_fetch_wait_ms);
   st.reader = std::make_unique<reply_reader>(
     self->address(), reader_cfg, reply_topic(st.settings.branch_id),
-    st.settings.health_interval, st.producer.get());
+    st.settings.health_interval, st.producer.get(), std::move(heard));
   return {
     [=](command_atom, control_command& cmd) -> caf::result<std::vector<control_reply>> {
       auto& st = self->state;
@@ -320,11 +331,9 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         // An instance's own command (a start's pings, its stats, its
         // consumers) goes out with the same ones queued behind it: a fleet
         // starting at once costs a few commands, not several per instance.
-        st.batch.add(cmd, self->make_response_promise());
-        if (!st.flush_scheduled) {
-          st.flush_scheduled = true;
+        if (st.batch.empty())
           self->send(self, flush_atom::value);
-        }
+        st.batch.add(cmd, self->make_response_promise());
         return caf::delegated<std::vector<control_reply>>{};
       }
       pending_command p;
@@ -334,7 +343,6 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
     },
     [=](flush_atom) {
       auto& st = self->state;
-      st.flush_scheduled = false;
       for (auto& g : st.batch.take()) {
         pending_command p;
         p.coalesced = true;
@@ -354,7 +362,6 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       auto& p = i->second;
       // A reply proves delivery even before the report arrives.
       p.delivered = true;
-      self->state.last_heard = std::chrono::steady_clock::now();
       if (p.waiting_for.erase(r.value->reply.instance) == 0)
         return; // duplicate or not asked
       auto took = std::chrono::steady_clock::now() - p.sent_at;
@@ -382,7 +389,6 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         return;
       if (ok) {
         i->second.delivered = true;
-        self->state.last_heard = std::chrono::steady_clock::now();
         return;
       }
       fail(self, id,
@@ -409,9 +415,6 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         }
         return;
       }
-      if (std::chrono::steady_clock::now() - st.last_heard
-          < st.settings.health_interval)
-        return;
       if (++st.failures >= st.settings.health_failures && !st.down) {
         st.down = true;
         auto reason = st.bootstrap + ": " + why;
