@@ -88,6 +88,9 @@ struct supervisor_state {
   time_point round_started{};
   caf::timespan last_round{0};
   uint64_t last_round_instances = 0;
+  /// Where in the interval rounds start, when this process has said: the
+  /// branches sharing a broker take turns instead of probing at once.
+  std::optional<caf::timespan> phase;
   /// Set while the bus is suspected (a round found most probed instances
   /// silent while their processes run): the fleet's bucket of restarts of
   /// live but silent instances.
@@ -628,6 +631,23 @@ void schedule_round(self_ptr self, caf::timespan delay) {
     self->delayed_send(me, delay, tick_atom::value, gen);
 }
 
+/// The wait after a round before the next one: the interval, or, with a
+/// phase, until the first time at least half an interval away whose offset
+/// in the interval is the phase. Rounds then start a whole interval apart
+/// on the phase, unless one runs past half an interval.
+caf::timespan next_round_delay(self_ptr self) {
+  auto& st = self->state;
+  if (!st.phase)
+    return st.settings.interval;
+  auto interval = st.settings.interval;
+  auto half = interval / 2;
+  auto earliest = self->clock().now().time_since_epoch() + half;
+  auto into = (earliest - *st.phase) % interval;
+  if (into.count() < 0)
+    into += interval;
+  return half + (into.count() == 0 ? caf::timespan{0} : interval - into);
+}
+
 void finish_round(self_ptr self, const std::vector<action_report>& reports,
                   std::string note) {
   auto& st = self->state;
@@ -653,7 +673,7 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
          std::to_string(
            std::chrono::duration<double, std::milli>(st.last_round).count())}});
   if (!st.paused())
-    schedule_round(self, st.settings.interval);
+    schedule_round(self, next_round_delay(self));
 }
 
 void start_round(self_ptr self) {
@@ -866,6 +886,16 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
             emit(self, event_kind::died, names.front(),
                  "not repaired: model store: " + describe(err));
           });
+    },
+    [=](phase_atom, caf::timespan offset) {
+      // Taken from the next round's end on: the round already due keeps
+      // its time, so changes of phase never hold rounds off.
+      auto& st = self->state;
+      auto interval = st.settings.interval;
+      offset %= interval;
+      if (offset.count() < 0)
+        offset += interval;
+      st.phase = offset;
     },
     [=](tick_atom, uint64_t generation) {
       auto& st = self->state;

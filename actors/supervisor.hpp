@@ -82,6 +82,10 @@ using supervisor_core = supervisor_actor::extend<
   caf::reacts_to<exited_atom, process_exit>,
   // Its own timer.
   caf::reacts_to<tick_atom, uint64_t>,
+  // From this process: rounds start where the actor clock's time since its
+  // epoch, modulo the interval, equals this offset (see `phase_atom` in
+  // supervisor.cpp).
+  caf::reacts_to<phase_atom, caf::timespan>,
   // From its instance actors.
   caf::replies_to<permit_atom, std::string, bool, restart_cause>::with<
     restart_permit>,

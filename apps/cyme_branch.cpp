@@ -7,8 +7,11 @@
 // SIGTERM or SIGINT stops it cleanly: its instances are stopped too unless
 // --keep-instances. After kill -9, starting it again on the same --root
 // re-adopts the instances still running (and the embedded cluster).
+#include <algorithm>
 #include <atomic>
 #include <cctype>
+#include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <csignal>
 #include <filesystem>
@@ -680,6 +683,25 @@ int main(int argc, char** argv) {
       if (::getloadavg(load, 1) == 1)
         me.load = load[0];
       return me;
+    },
+    // The branches on this broker take turns at their rounds.
+    [&, sup](const std::vector<std::string>& ids) {
+      using namespace std::chrono;
+      nanoseconds interval = settings.interval;
+      auto wall = round_slot(ids, o.id, interval);
+      auto behind = system_clock::now().time_since_epoch()
+                    - steady_clock::now().time_since_epoch();
+      caf::anon_send(sup, phase_atom::value,
+                     caf::timespan{offset_on_clock(wall, behind, interval)});
+      auto k = std::find(ids.begin(), ids.end(), o.id) - ids.begin();
+      char line[160];
+      std::snprintf(line, sizeof(line),
+                    "rounds take turn %d of %zu on this broker: %.3f s into "
+                    "each %.3f s interval of the wall clock",
+                    static_cast<int>(k) + 1, ids.size(),
+                    duration<double>(wall).count(),
+                    duration<double>(interval).count());
+      branch_log.info(line);
     }};
   http_parts parts{&sys,     sup,    *store,    apps, *bus,
                    bootstrap, &results, o.id, &branches,

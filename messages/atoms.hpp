@@ -28,6 +28,8 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using permit_atom = caf::atom_constant<caf::atom("permit")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using child_atom = caf::atom_constant<caf::atom("child")>;
+// The branch tells its supervisor where in the interval its rounds start.
+using phase_atom = caf::atom_constant<caf::atom("phase")>;
 
 // Process driver.
 using start_atom = caf::atom_constant<caf::atom("start")>;

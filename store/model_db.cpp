@@ -424,7 +424,8 @@ model_db::model_db(sqlite3* db, std::string path)
 model_db::model_db(model_db&& other) noexcept
   : db_(std::exchange(other.db_, nullptr)),
     path_(std::move(other.path_)),
-    migrations_applied_(other.migrations_applied_) {
+    migrations_applied_(other.migrations_applied_),
+    listed_(std::move(other.listed_)) {
 }
 
 model_db& model_db::operator=(model_db&& other) noexcept {
@@ -433,6 +434,7 @@ model_db& model_db::operator=(model_db&& other) noexcept {
     db_ = std::exchange(other.db_, nullptr);
     path_ = std::move(other.path_);
     migrations_applied_ = other.migrations_applied_;
+    listed_ = std::move(other.listed_);
   }
   return *this;
 }
@@ -781,7 +783,21 @@ model_db::get_instances(const std::vector<std::string>& names) const {
   return out;
 }
 
+std::pair<int64_t, int64_t> model_db::write_mark() const {
+  // data_version moves when another connection commits; this
+  // connection's own writes show in its count of changed rows.
+  statement st{db_, "PRAGMA data_version"};
+  int64_t version = st.step() == SQLITE_ROW ? st.integer(0) : -1;
+  return {version, sqlite3_total_changes64(db_)};
+}
+
 model_result<std::vector<instance_spec>> model_db::list_instances() const {
+  // Read before the listing: a write landing during it shows as a newer
+  // mark next time, never as a stale listing kept.
+  auto mark = write_mark();
+  if (listed_ && mark.first >= 0 && listed_->mark == mark)
+    return listed_->specs;
+  listed_.reset();
   // Two scans rather than one query per instance: a branch may hold
   // thousands, and the supervisor lists them every round.
   transaction tx{db_, false};
@@ -807,6 +823,8 @@ model_result<std::vector<instance_spec>> model_db::list_instances() const {
       out[i->second].queues.push_back(qs.text(1));
   if (rc != SQLITE_DONE)
     return storage_error(db_, "list instance queues");
+  if (mark.first >= 0)
+    listed_ = listing{mark, out};
   return out;
 }
 

@@ -248,7 +248,10 @@ public:
   model_result<std::vector<instance_spec>>
   get_instances(const std::vector<std::string>& names) const;
 
-  /// Every instance, sorted by name.
+  /// Every instance, sorted by name. Kept from the last listing while no
+  /// connection, this one or another process's, has written the file
+  /// since (`PRAGMA data_version` and this connection's count of changes):
+  /// the supervisor lists every instance each round.
   model_result<std::vector<instance_spec>> list_instances() const;
 
   /// Deletes the instance (not_found if none).
@@ -263,9 +266,19 @@ public:
 private:
   model_db(sqlite3* db, std::string path);
 
+  /// The written state of the file as this connection sees it: changed
+  /// when any connection has written it.
+  std::pair<int64_t, int64_t> write_mark() const;
+
   sqlite3* db_ = nullptr;
   std::string path_;
   int migrations_applied_ = 0;
+  /// The last listing and the write mark it was read at.
+  struct listing {
+    std::pair<int64_t, int64_t> mark;
+    std::vector<instance_spec> specs;
+  };
+  mutable std::optional<listing> listed_;
 };
 
 } // namespace cyme

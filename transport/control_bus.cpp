@@ -187,6 +187,8 @@ struct relay_state {
   /// Commands for one instance each, waiting to go out together (a flush
   /// is on its way whenever it is not empty).
   command_batch<caf::response_promise> batch;
+  /// When the last gathered commands went out.
+  std::chrono::steady_clock::time_point last_flush{};
   /// Commands that arrived before the reply reader was positioned.
   std::vector<std::pair<std::string, std::string>> backlog;
 
@@ -331,8 +333,14 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         // An instance's own command (a start's pings, its stats, its
         // consumers) goes out with the same ones queued behind it: a fleet
         // starting at once costs a few commands, not several per instance.
-        if (st.batch.empty())
-          self->send(self, flush_atom::value);
+        if (st.batch.empty()) {
+          auto due = st.last_flush + st.settings.gather_window;
+          auto now = std::chrono::steady_clock::now();
+          if (due <= now)
+            self->send(self, flush_atom::value);
+          else
+            self->delayed_send(self, due - now, flush_atom::value);
+        }
         st.batch.add(cmd, self->make_response_promise());
         return caf::delegated<std::vector<control_reply>>{};
       }
@@ -343,6 +351,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
     },
     [=](flush_atom) {
       auto& st = self->state;
+      st.last_flush = std::chrono::steady_clock::now();
       for (auto& g : st.batch.take()) {
         pending_command p;
         p.coalesced = true;
@@ -541,6 +550,9 @@ caf::expected<control_bus_actor> spawn_control_bus(caf::actor_system& sys,
     return caf::make_error(cyme_errc::invalid_argument,
                            "health interval, failures and fetch wait must be "
                            "positive");
+  if (settings.gather_window.count() < 0)
+    return caf::make_error(cyme_errc::invalid_argument,
+                           "the gather window cannot be negative");
   return caf::actor_cast<control_bus_actor>(sys.spawn(router, settings));
 }
 

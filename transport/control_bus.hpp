@@ -47,6 +47,12 @@ struct control_bus_settings {
   std::string control_topic = "cyme.control";
   /// fetch.wait.max.ms of the reply reader (see docs/PROTOCOL.md).
   int reply_fetch_wait_ms = 10;
+  /// Commands for one instance each go out at once when no such command
+  /// went out within this window, else together at the window's end
+  /// (Nagle's rule, bounded): one replacement's ping is not delayed, and a
+  /// fleet starting or failing at once costs a few hundred commands a
+  /// second, not one per instance and attempt.
+  std::chrono::milliseconds gather_window{5};
   /// Time between broker probes.
   std::chrono::milliseconds health_interval{1000};
   /// Failed probes in a row before the broker counts as down.

@@ -63,11 +63,37 @@ std::optional<branch_info> decode_presence(const std::string& bytes,
   return info;
 }
 
+std::chrono::nanoseconds round_slot(const std::vector<std::string>& ids,
+                                    const std::string& self,
+                                    std::chrono::nanoseconds interval) {
+  std::vector<std::string> sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  auto i = std::find(sorted.begin(), sorted.end(), self);
+  if (i == sorted.end())
+    return std::chrono::nanoseconds{0};
+  auto k = static_cast<int64_t>(i - sorted.begin());
+  auto n = static_cast<int64_t>(sorted.size());
+  // k/n of the interval without overflow: intervals are at most hours.
+  return std::chrono::nanoseconds{interval.count() / n * k
+                                  + interval.count() % n * k / n};
+}
+
+std::chrono::nanoseconds offset_on_clock(std::chrono::nanoseconds wall_offset,
+                                         std::chrono::nanoseconds behind,
+                                         std::chrono::nanoseconds interval) {
+  // A wall time w = s + behind is on the slot when w % interval equals the
+  // wall offset, so s % interval equals wall_offset - behind.
+  auto r = (wall_offset - behind % interval) % interval;
+  return r.count() < 0 ? r + interval : r;
+}
+
 presence::presence(kafka::config_map cfg, presence_settings settings,
-                   std::function<branch_info()> describe)
+                   std::function<branch_info()> describe,
+                   std::function<void(const std::vector<std::string>&)> members)
   : cfg_(std::move(cfg)),
     settings_(std::move(settings)),
-    describe_(std::move(describe)) {
+    describe_(std::move(describe)),
+    members_(std::move(members)) {
   self_id_ = describe_().id;
   thread_ = std::thread{[this] { run(); }};
 }
@@ -82,6 +108,7 @@ void presence::run() {
   std::unique_ptr<kafka::producer> producer;
   std::unique_ptr<kafka::topic_reader> reader;
   auto next = std::chrono::steady_clock::now();
+  std::vector<std::string> told;
   while (!stop_) {
     try {
       if (!producer) {
@@ -110,8 +137,20 @@ void presence::run() {
       producer->produce(settings_.topic, me.id, encode_presence(me));
       producer->poll(0);
       // This branch is live as long as it announces.
-      std::lock_guard<std::mutex> guard{mtx_};
-      seen_[me.id] = {me, now};
+      {
+        std::lock_guard<std::mutex> guard{mtx_};
+        seen_[me.id] = {me, now};
+      }
+      // Checked once per announcement: a branch falls silent by time alone.
+      if (members_) {
+        std::vector<std::string> ids;
+        for (auto& b : live())
+          ids.push_back(b.id);
+        if (ids != told) {
+          told = ids;
+          members_(ids);
+        }
+      }
     }
     if (auto m = reader->poll(50)) {
       std::string why;

@@ -42,12 +42,30 @@ struct presence_settings {
   std::chrono::milliseconds silence{6000};
 };
 
+/// Where in each interval this branch's rounds start, as an offset on the
+/// wall clock (time since the epoch modulo the interval): the live
+/// branches take equal turns in the order of their ids, slot k of n
+/// starting k/n of an interval in, so branches sharing a broker and a
+/// machine do not probe at once. Zero when `self` is not among `ids`.
+std::chrono::nanoseconds round_slot(const std::vector<std::string>& ids,
+                                    const std::string& self,
+                                    std::chrono::nanoseconds interval);
+
+/// The same offset on a clock that reads `behind` less than the wall clock
+/// (the steady clock the actors use), in [0, interval).
+std::chrono::nanoseconds offset_on_clock(std::chrono::nanoseconds wall_offset,
+                                         std::chrono::nanoseconds behind,
+                                         std::chrono::nanoseconds interval);
+
 class presence {
 public:
   /// `describe` is called on every announcement for this branch's current
-  /// figures (from the announcing thread).
+  /// figures (from the announcing thread). `members`, when given, is called
+  /// from the same thread with the ids of the live branches (sorted, this
+  /// one included) whenever they differ from those it was last given.
   presence(kafka::config_map cfg, presence_settings settings,
-           std::function<branch_info()> describe);
+           std::function<branch_info()> describe,
+           std::function<void(const std::vector<std::string>&)> members = {});
   ~presence();
   presence(const presence&) = delete;
   presence& operator=(const presence&) = delete;
@@ -73,6 +91,7 @@ private:
   kafka::config_map cfg_;
   presence_settings settings_;
   std::function<branch_info()> describe_;
+  std::function<void(const std::vector<std::string>&)> members_;
   std::string self_id_;
   mutable std::mutex mtx_;
   std::map<std::string, std::pair<branch_info, std::chrono::steady_clock::time_point>>

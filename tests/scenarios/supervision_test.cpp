@@ -448,4 +448,51 @@ BOOST_AUTO_TEST_CASE(a_disable_while_a_round_probes_leaves_no_process) {
   BOOST_TEST(events(event_kind::disabled, "w1") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(rounds_take_their_turn_in_the_interval) {
+  // Told a phase, the supervisor starts its rounds where the clock's time
+  // since its epoch, modulo the interval, equals it, so branches sharing a
+  // broker take turns. The round already due keeps its time; rounds stay at
+  // least half an interval apart; an offset beyond the interval wraps.
+  add_instance("w1");
+  supervisor_settings s;
+  s.interval = 60s;
+  start(s);
+  advance(1s);
+  BOOST_REQUIRE(world.model_lists >= 1u);
+  auto next_round = [&] {
+    auto k = world.model_lists;
+    BOOST_REQUIRE(run_until([&] { return world.model_lists > k; }, 2min));
+    return now();
+  };
+  auto ms = [](caf::timespan d) {
+    return std::chrono::duration_cast<std::chrono::milliseconds>(d).count();
+  };
+  auto offset = [&](caf::actor_clock::time_point t) {
+    return ms(t.time_since_epoch() % 60s);
+  };
+  auto started = now();
+  caf::anon_send(sup, phase_atom::value, caf::timespan{17s});
+  sched.run();
+  auto due = next_round();
+  BOOST_TEST(ms(due - started) <= 60000);
+  auto t1 = next_round();
+  BOOST_TEST(offset(t1) == 17000);
+  BOOST_TEST(ms(t1 - due) >= 30000);
+  auto t2 = next_round();
+  BOOST_TEST(ms(t2 - t1) == 60000);
+  caf::anon_send(sup, phase_atom::value, caf::timespan{40s});
+  sched.run();
+  auto t3 = next_round();
+  BOOST_TEST(ms(t3 - t2) == 60000);
+  auto t4 = next_round();
+  BOOST_TEST(offset(t4) == 40000);
+  BOOST_TEST(ms(t4 - t3) >= 30000);
+  BOOST_TEST(ms(t4 - t3) < 90000);
+  caf::anon_send(sup, phase_atom::value, caf::timespan{65s});
+  sched.run();
+  next_round();
+  BOOST_TEST(offset(next_round()) == 5000);
+  BOOST_TEST(world.workers["w1"].starts == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()

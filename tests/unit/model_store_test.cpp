@@ -616,6 +616,38 @@ BOOST_AUTO_TEST_CASE(disabling_records_the_reason_and_enabling_clears_it) {
   BOOST_TEST(stored.queues == std::vector<std::string>{"q1"});
 }
 
+BOOST_AUTO_TEST_CASE(a_listing_shows_every_write_of_every_connection) {
+  // The listing is kept between writes, so each one must show: writes
+  // through this connection, an app's new launch defaults, and commits of
+  // another connection (another process, such as the CLI, on the file).
+  auto db = open_db(db_path());
+  populate(db);
+  BOOST_TEST(names_of(db.list_instances().value())
+             == (std::vector<std::string>{"w1", "w2"}));
+  BOOST_TEST(names_of(db.list_instances().value())
+             == (std::vector<std::string>{"w1", "w2"}));
+  BOOST_REQUIRE(db.set_enabled("w2", false, "by hand").ok());
+  BOOST_TEST(!db.list_instances().value()[1].enabled);
+  {
+    auto other = open_db(db_path());
+    BOOST_REQUIRE(other.put_instance(small_spec("w3", "shop")).ok());
+    BOOST_TEST(names_of(db.list_instances().value())
+               == (std::vector<std::string>{"w1", "w2", "w3"}));
+    BOOST_REQUIRE(other.set_enabled("w2", true, "").ok());
+    BOOST_TEST(db.list_instances().value()[1].enabled);
+    BOOST_REQUIRE(other.delete_instance("w1").ok());
+  }
+  BOOST_TEST(names_of(db.list_instances().value())
+             == (std::vector<std::string>{"w2", "w3"}));
+  BOOST_TEST(db.list_instances().value()[1].launch.stop_signal == "TERM");
+  BOOST_REQUIRE(
+    db.put_app("shop", "localhost:9092", R"({"stop_signal": "HUP"})").ok());
+  BOOST_TEST(db.list_instances().value()[1].launch.stop_signal == "HUP");
+  BOOST_REQUIRE(db.delete_instance("w3").ok());
+  BOOST_TEST(names_of(db.list_instances().value())
+             == std::vector<std::string>{"w2"});
+}
+
 BOOST_AUTO_TEST_CASE(get_instances_returns_found_ones_in_request_order) {
   // Unknown and invalid names are skipped, repeats answered once, and the
   // found ones come back in the order asked, not sorted.
