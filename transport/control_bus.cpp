@@ -137,12 +137,32 @@ private:
         std::this_thread::sleep_for(std::chrono::milliseconds{50});
         continue;
       }
-      if (auto m = reader->poll(100)) {
-        *heard_ = steady_now_ns();
-        tell(reply_atom::value, std::move(m->value));
+      auto m = reader->poll(100);
+      if (!m)
+        continue;
+      *heard_ = steady_now_ns();
+      // Decoded here, beside the relay's work, and told in batches of what
+      // has arrived: a round's thousands of replies cost the relay a few
+      // messages, not one each.
+      std::vector<std::string> ids;
+      std::vector<control_reply> replies;
+      for (size_t n = 0; m && n < max_replies_told; ++n) {
+        if (auto r = decode_reply(m->value)) {
+          ids.push_back(std::move(r.value->id));
+          replies.push_back(std::move(r.value->reply));
+        } else {
+          bus_log.warn("dropped reply: " + r.error);
+        }
+        if (n + 1 < max_replies_told)
+          m = reader->poll(0);
       }
+      if (!ids.empty())
+        tell(reply_atom::value, std::move(ids), std::move(replies));
     }
   }
+
+  /// The most replies told to the relay in one message.
+  static constexpr size_t max_replies_told = 512;
 
   caf::actor_addr relay_;
   kafka::config_map cfg_;
@@ -235,6 +255,37 @@ void deliver(relay_ptr self, const std::string& id) {
   else
     p.promise.deliver(std::move(p.replies));
   self->state.pending.erase(i);
+}
+
+/// A reply read at about `now`, to command `id`: answers its caller, or
+/// waits for the rest of its command's replies.
+void take_reply(relay_ptr self, const std::string& id, control_reply reply,
+                std::chrono::steady_clock::time_point now) {
+  auto i = self->state.pending.find(id);
+  if (i == self->state.pending.end())
+    return; // late or foreign reply
+  auto& p = i->second;
+  // A reply proves delivery even before the report arrives.
+  p.delivered = true;
+  if (p.waiting_for.erase(reply.instance) == 0)
+    return; // duplicate or not asked
+  auto took = now - p.sent_at;
+  reply.rtt_us
+    = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+  if (auto& c = self->state.settings.counters) {
+    c->replies_received++;
+    c->round_trip.observe(std::chrono::duration<double>(took).count());
+  }
+  if (p.coalesced) {
+    auto [first, last] = p.callers.equal_range(reply.instance);
+    for (auto k = first; k != last; ++k)
+      k->second.deliver(std::vector<control_reply>{reply});
+    p.callers.erase(first, last);
+  } else {
+    p.replies.push_back(std::move(reply));
+  }
+  if (p.waiting_for.empty())
+    deliver(self, id);
 }
 
 void publish(relay_ptr self, const std::string& id, const std::string& bytes) {
@@ -359,37 +410,11 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
         send_command(self, std::move(p), g.command);
       }
     },
-    [=](reply_atom, const std::string& bytes) {
-      auto r = decode_reply(bytes);
-      if (!r) {
-        bus_log.warn("dropped reply: " + r.error);
-        return;
-      }
-      auto i = self->state.pending.find(r.value->id);
-      if (i == self->state.pending.end())
-        return; // late or foreign reply
-      auto& p = i->second;
-      // A reply proves delivery even before the report arrives.
-      p.delivered = true;
-      if (p.waiting_for.erase(r.value->reply.instance) == 0)
-        return; // duplicate or not asked
-      auto took = std::chrono::steady_clock::now() - p.sent_at;
-      r.value->reply.rtt_us
-        = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
-      if (auto& c = self->state.settings.counters) {
-        c->replies_received++;
-        c->round_trip.observe(std::chrono::duration<double>(took).count());
-      }
-      if (p.coalesced) {
-        auto [first, last] = p.callers.equal_range(r.value->reply.instance);
-        for (auto k = first; k != last; ++k)
-          k->second.deliver(std::vector<control_reply>{r.value->reply});
-        p.callers.erase(first, last);
-      } else {
-        p.replies.push_back(std::move(r.value->reply));
-      }
-      if (p.waiting_for.empty())
-        deliver(self, r.value->id);
+    [=](reply_atom, std::vector<std::string>& ids,
+        std::vector<control_reply>& replies) {
+      auto now = std::chrono::steady_clock::now();
+      for (size_t k = 0; k < ids.size() && k < replies.size(); ++k)
+        take_reply(self, ids[k], std::move(replies[k]), now);
     },
     [=](expire_atom, const std::string& id) { deliver(self, id); },
     [=](delivered_atom, const std::string& id, bool ok) {
