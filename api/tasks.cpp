@@ -21,6 +21,10 @@ std::shared_ptr<task_producer> task_room::producer_for(const std::string& broker
     // single-task request pays; tasks queued while a send is out still go
     // together in the next one.
     cfg["linger.ms"] = "0";
+    // One request in flight per connection: a broker serves a connection's
+    // requests one at a time, so tasks queued while a send is out go in
+    // the next request, not in a request each queued behind it.
+    cfg["max.in.flight.requests.per.connection"] = "1";
     p.client = std::make_shared<task_producer>(cfg);
     p.version = version;
     // Checked again on the new connection.
