@@ -383,6 +383,7 @@ void machine::send_ping(caf::timespan timeout) {
   auto a = make_action(action_kind::ping, awaiting_);
   a.command = command(control_op::ping);
   a.command.timeout = timeout;
+  a.command.series = series_;
   out_.push_back(std::move(a));
 }
 
@@ -614,6 +615,9 @@ bool machine::on_started(int32_t pid) {
     return true;
   }
   ping_index_ = 0;
+  // Unique to this start, also against an earlier instance actor of the
+  // same name (a late pong to its pings must not answer these).
+  series_ = static_cast<uint64_t>(now_.steady_ns) + ++series_count_;
   send_ping(settings_.restart_pings.timeouts()[0]);
   return true;
 }

@@ -321,6 +321,10 @@ private:
   std::string why_;
   bool first_start_ = false;
   size_t ping_index_ = 0;
+  /// The series of the current start's pings (see control_command), and
+  /// how many starts this machine has pinged.
+  uint64_t series_ = 0;
+  uint64_t series_count_ = 0;
   outcome result_ = outcome::verified;
   std::string detail_;
   std::vector<control_command> sent_;

@@ -38,15 +38,22 @@ struct control_command {
   /// For autoscale.
   uint32_t max_concurrency = 0;
   uint32_t min_concurrency = 0;
-  /// How long to gather replies; replies arriving later are dropped.
+  /// How long to gather replies; replies arriving later are dropped, but
+  /// for a series.
   caf::timespan timeout{0};
+  /// Non-zero for the pings of one series (one instance's start schedule,
+  /// numbered by its instance actor): a pong to an earlier ping of the
+  /// series that arrives after that ping's timeout still answers a later
+  /// ping of it that waits, so a bus slower than the schedule's timeouts
+  /// does not fail a start that is answered. Local: not on the wire.
+  uint64_t series = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, control_command& x) {
   return f(caf::meta::type_name("control_command"), x.op, x.broker,
            x.destinations, x.queue, x.max_concurrency, x.min_concurrency,
-           x.timeout);
+           x.timeout, x.series);
 }
 
 /// One instance's answer to a command. An instance that did not answer in

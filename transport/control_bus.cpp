@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -176,12 +177,19 @@ private:
   std::thread probe_thread_;
 };
 
+/// A caller of a one-instance command, and the series of its ping.
+struct waiter {
+  caf::response_promise promise;
+  uint64_t series = 0;
+};
+
 struct pending_command {
+  control_op op = control_op::ping;
   /// Whom to answer: the caller of the command, or, for commands coalesced
   /// into one, each instance's callers with its reply alone.
   caf::response_promise promise;
   bool coalesced = false;
-  std::multimap<std::string, caf::response_promise> callers;
+  std::multimap<std::string, waiter> callers;
   std::set<std::string> waiting_for;
   std::vector<control_reply> replies;
   /// Whether the broker took the command: silence means something only
@@ -206,7 +214,13 @@ struct relay_state {
   std::map<std::string, pending_command> pending;
   /// Commands for one instance each, waiting to go out together (a flush
   /// is on its way whenever it is not empty).
-  command_batch<caf::response_promise> batch;
+  command_batch<waiter> batch;
+  /// Pings of a series that ended unanswered, by command id: each
+  /// unanswered instance's series, for a pong that comes late.
+  std::map<std::string, std::map<std::string, uint64_t>> expired_pings;
+  /// Those ids by when they ended, to forget them after a while.
+  std::deque<std::pair<std::chrono::steady_clock::time_point, std::string>>
+    expiry_order;
   /// When the last gathered commands went out.
   std::chrono::steady_clock::time_point last_flush{};
   /// Commands that arrived before the reply reader was positioned.
@@ -229,10 +243,25 @@ void fail(relay_ptr self, const std::string& id, const caf::error& err) {
   auto& p = i->second;
   if (p.coalesced)
     for (auto& [name, caller] : p.callers)
-      caller.deliver(err);
+      caller.promise.deliver(err);
   else
     p.promise.deliver(err);
   self->state.pending.erase(i);
+}
+
+/// Keeps which instances of ping `id` did not answer, and the series of
+/// each, for a minute (a start's schedule lasts about 30 s).
+void remember_expired(relay_ptr self, const std::string& id,
+                      std::map<std::string, uint64_t> unanswered) {
+  auto& st = self->state;
+  auto now = std::chrono::steady_clock::now();
+  while (!st.expiry_order.empty()
+         && now - st.expiry_order.front().first > std::chrono::minutes{1}) {
+    st.expired_pings.erase(st.expiry_order.front().second);
+    st.expiry_order.pop_front();
+  }
+  st.expired_pings[id] = std::move(unanswered);
+  st.expiry_order.emplace_back(now, id);
 }
 
 /// Ends a command at its timeout (or once every destination replied) with
@@ -249,12 +278,65 @@ void deliver(relay_ptr self, const std::string& id) {
                 caf::make_error(cyme_errc::bus_failure,
                                 "command not delivered in time: broker "
                                   + self->state.bootstrap + " unreachable"));
-  if (p.coalesced)
-    for (auto& [name, caller] : p.callers)
-      caller.deliver(std::vector<control_reply>{});
-  else
+  if (p.coalesced) {
+    std::map<std::string, uint64_t> unanswered;
+    for (auto& [name, caller] : p.callers) {
+      caller.promise.deliver(std::vector<control_reply>{});
+      if (caller.series != 0)
+        unanswered[name] = caller.series;
+    }
+    if (!unanswered.empty())
+      remember_expired(self, id, std::move(unanswered));
+  } else {
     p.promise.deliver(std::move(p.replies));
+  }
   self->state.pending.erase(i);
+}
+
+/// A pong to expired ping `id` from `reply.instance`: answers the callers
+/// of a ping of the same series still waiting. True when it did.
+bool take_late_pong(relay_ptr self, const std::string& id,
+                    const control_reply& reply,
+                    std::chrono::steady_clock::time_point now) {
+  auto& st = self->state;
+  auto e = st.expired_pings.find(id);
+  if (e == st.expired_pings.end() || !reply.ok)
+    return false;
+  auto s = e->second.find(reply.instance);
+  if (s == e->second.end())
+    return false;
+  auto series = s->second;
+  e->second.erase(s);
+  for (auto i = st.pending.begin(); i != st.pending.end(); ++i) {
+    auto& p = i->second;
+    if (!p.coalesced || p.op != control_op::ping)
+      continue;
+    auto [first, last] = p.callers.equal_range(reply.instance);
+    bool answered = false;
+    for (auto k = first; k != last;) {
+      if (k->second.series != series) {
+        ++k;
+        continue;
+      }
+      auto late = reply;
+      late.rtt_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                      now - p.sent_at)
+                      .count();
+      k->second.promise.deliver(std::vector<control_reply>{late});
+      k = p.callers.erase(k);
+      answered = true;
+    }
+    if (!answered)
+      continue;
+    if (p.callers.count(reply.instance) == 0)
+      p.waiting_for.erase(reply.instance);
+    if (p.waiting_for.empty()) {
+      auto done = i->first;
+      deliver(self, done);
+    }
+    return true;
+  }
+  return false;
 }
 
 /// A reply read at about `now`, to command `id`: answers its caller, or
@@ -262,8 +344,14 @@ void deliver(relay_ptr self, const std::string& id) {
 void take_reply(relay_ptr self, const std::string& id, control_reply reply,
                 std::chrono::steady_clock::time_point now) {
   auto i = self->state.pending.find(id);
-  if (i == self->state.pending.end())
-    return; // late or foreign reply
+  if (i == self->state.pending.end()) {
+    // Late: it may still answer a later ping of its series; else dropped
+    // (as a foreign reply is).
+    if (take_late_pong(self, id, reply, now))
+      if (auto& c = self->state.settings.counters)
+        c->replies_received++;
+    return;
+  }
   auto& p = i->second;
   // A reply proves delivery even before the report arrives.
   p.delivered = true;
@@ -279,7 +367,7 @@ void take_reply(relay_ptr self, const std::string& id, control_reply reply,
   if (p.coalesced) {
     auto [first, last] = p.callers.equal_range(reply.instance);
     for (auto k = first; k != last; ++k)
-      k->second.deliver(std::vector<control_reply>{reply});
+      k->second.promise.deliver(std::vector<control_reply>{reply});
     p.callers.erase(first, last);
   } else {
     p.replies.push_back(std::move(reply));
@@ -392,7 +480,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
           else
             self->delayed_send(self, due - now, flush_atom::value);
         }
-        st.batch.add(cmd, self->make_response_promise());
+        st.batch.add(cmd, waiter{self->make_response_promise(), cmd.series});
         return caf::delegated<std::vector<control_reply>>{};
       }
       pending_command p;
@@ -405,6 +493,7 @@ caf::behavior relay(relay_ptr self, control_bus_settings settings,
       st.last_flush = std::chrono::steady_clock::now();
       for (auto& g : st.batch.take()) {
         pending_command p;
+        p.op = g.command.op;
         p.coalesced = true;
         p.callers = std::move(g.callers);
         send_command(self, std::move(p), g.command);

@@ -47,8 +47,11 @@ int processes_named(const std::string& name) {
     auto pid = entry.path().filename().string();
     if (pid.find_first_not_of("0123456789") != std::string::npos)
       continue;
-    std::ifstream in{entry.path() / "cmdline", std::ios::binary};
-    std::string raw{std::istreambuf_iterator<char>{in}, {}};
+    // A process may end while it is read: it no longer counts.
+    std::string raw;
+    if (!read_capped((entry.path() / "cmdline").string(), cmdline_cap, raw)
+           .empty())
+      continue;
     if (raw.find(std::string{"--name"} + '\0' + name + '\0') != std::string::npos
         && raw.find("cyme-worker") != std::string::npos)
       ++n;

@@ -594,4 +594,25 @@ BOOST_AUTO_TEST_CASE(a_lagging_bus_is_suspected_and_gets_no_mass_restart) {
   BOOST_TEST(s.events(event_kind::disabled) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_start_whose_pongs_come_after_each_pings_timeout_succeeds) {
+  // The embedded broker answers every request 700 ms late, so no pong comes
+  // back within its own ping's timeout (0.1, 0.5, 0.9 s, then 1 s steps).
+  // A late pong still answers the later ping of the same start that waits:
+  // the worker counts as started, not "does not respond" after 31 pings.
+  auto settings = test_settings();
+  // No round of its own meanwhile: the start is what is looked at.
+  settings.interval = std::chrono::minutes{10};
+  stack s{settings, CYME_WORKER_PROGRAM, 5s};
+  s.lag_broker(700ms);
+  s.put("slow1", {"lag"});
+  auto reports = s.verify({"slow1"});
+  BOOST_TEST_REQUIRE(reports.size() == 1u);
+  BOOST_TEST((reports[0].result == outcome::started),
+             to_string(reports[0].result) << " " << reports[0].detail);
+  BOOST_TEST(s.events(event_kind::does_not_respond) == 0u);
+  BOOST_TEST((s.status("slow1").state == instance_state::running));
+  s.lag_broker(0ms);
+  BOOST_TEST(wait_until([&] { return s.pings("slow1"); }, 10s));
+}
+
 BOOST_AUTO_TEST_SUITE_END()

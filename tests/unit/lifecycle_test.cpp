@@ -564,6 +564,29 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(the_pings_of_one_start_share_a_series) {
+  // The bus lets a late pong answer a later ping of the same series, so
+  // every ping of one start carries the same series, and not 0 (none).
+  settings s;
+  s.restart_pings = ping_schedule{{100ms, 200ms}, 1000ms, 300ms};
+  driver d;
+  d.m = machine{s, initial_status(worker_spec()), true};
+  auto series_of = [](const step& st) {
+    for (auto& a : st.actions)
+      if (a.kind == action_kind::ping)
+        return a.command.series;
+    return uint64_t{0};
+  };
+  d.feed(request(E::restart));
+  d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::granted; });
+  d.answer(E::stop_done);
+  auto first = d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
+  d.answer(E::ping_timeout);
+  auto second = d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(series_of(first) != 0u);
+  BOOST_TEST(series_of(second) == series_of(first));
+}
+
 BOOST_AUTO_TEST_CASE(the_restart_schedule_gives_up_after_its_last_ping) {
   settings s;
   s.restart_pings = ping_schedule{{100ms, 200ms}, 1000ms, 300ms};
