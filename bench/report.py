@@ -214,8 +214,8 @@ def cluster(items, outdir):
                     i["presence_per_s"], delivered))
     print("## A cluster of branches on one broker\n")
     print("Each branch supervises its instances through the simulated driver "
-          "(no processes; cyme-fleet-sim --any answers). Rounds 4 to 6 of every "
-          "branch, after every branch's first round; the first round starts every instance (\"starts given up\": "
+          "(no processes; cyme-fleet-sim --any answers). The first three rounds "
+          "of every branch that began after every branch's first round ended; the first round starts every instance (\"starts given up\": "
           "instances reported as not responding to their start pings); "
           "the cluster-wide listing through branch 1, three times; new "
           "instances created through branch 1, 10 per branch; presence "
