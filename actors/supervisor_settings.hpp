@@ -13,7 +13,9 @@ namespace cyme {
 
 struct supervisor_settings {
   /// Time between the end of one verification round and the start of the
-  /// next.
+  /// next; once the supervisor is told a phase (`phase_atom`), rounds
+  /// start an interval apart at that offset, at least half an interval
+  /// after the last one ended.
   caf::timespan interval = std::chrono::seconds{60};
   /// Restarts per instance made by rate-limited verification; beyond it the
   /// instance is disabled.
