@@ -240,8 +240,14 @@ step machine::handle(const event& ev, clock_reading now) {
     }
     result.applied = applied;
   }
-  if (changed_)
-    out_.push_back(make_action(action_kind::report));
+  if (changed_) {
+    // Before any answer: whoever is answered and then asks the supervisor
+    // for this instance's status must find it already reported.
+    auto at = std::find_if(out_.begin(), out_.end(), [](const action& a) {
+      return a.kind == action_kind::answer;
+    });
+    out_.insert(at, make_action(action_kind::report));
+  }
   result.actions = std::move(out_);
   out_.clear();
   return result;

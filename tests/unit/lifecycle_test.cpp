@@ -247,25 +247,25 @@ const std::map<std::pair<P, E>, expectation>& table() {
     // operation works on, the operation ends ("interrupted").
     {{P::idle, E::exited}, {P::idle, {AK::report}}},
     {{P::checking, E::exited}, {P::checking, {AK::report}}},
-    {{P::probing, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    {{P::probing, E::exited}, {P::idle, {AK::report, AK::answer}}},
     {{P::permitting, E::exited}, {P::permitting, {AK::report}}},
     {{P::stopping, E::exited}, {P::stopping, {AK::report}}},
     {{P::replacing, E::exited}, {P::replacing, {AK::report}}},
     {{P::starting, E::exited}, {P::starting, {AK::report}}},
-    {{P::pinging, E::exited}, {P::idle, {AK::answer, AK::report}}},
-    {{P::rechecking, E::exited}, {P::idle, {AK::answer, AK::report}}},
-    {{P::fetching, E::exited}, {P::idle, {AK::answer, AK::report}}},
-    {{P::reconciling, E::exited}, {P::idle, {AK::answer, AK::report}}},
+    {{P::pinging, E::exited}, {P::idle, {AK::report, AK::answer}}},
+    {{P::rechecking, E::exited}, {P::idle, {AK::report, AK::answer}}},
+    {{P::fetching, E::exited}, {P::idle, {AK::report, AK::answer}}},
+    {{P::reconciling, E::exited}, {P::idle, {AK::report, AK::answer}}},
     // Answers, each in the phase that awaits it.
     {{P::checking, E::checked}, {P::probing, {AK::ping, AK::report}}},
     {{P::rechecking, E::checked}, {P::pinging, {AK::ping}}},
     {{P::permitting, E::permit},
      {P::replacing, {AK::emit, AK::stop, AK::report}}},
     {{P::stopping, E::stop_done},
-     {P::idle, {AK::emit, AK::answer, AK::report}}},
+     {P::idle, {AK::emit, AK::report, AK::answer}}},
     {{P::replacing, E::stop_done}, {P::starting, {AK::start, AK::report}}},
     {{P::starting, E::started}, {P::pinging, {AK::ping, AK::report}}},
-    {{P::starting, E::start_failed}, {P::idle, {AK::answer, AK::report}}},
+    {{P::starting, E::start_failed}, {P::idle, {AK::report, AK::answer}}},
     {{P::probing, E::pong}, {P::fetching, {AK::fetch_stats, AK::report}}},
     {{P::pinging, E::pong},
      {P::fetching, {AK::emit, AK::fetch_stats, AK::report}}},
@@ -273,17 +273,17 @@ const std::map<std::pair<P, E>, expectation>& table() {
     {{P::pinging, E::ping_timeout}, {P::rechecking, {AK::check}}},
     {{P::fetching, E::stats}, {P::reconciling, {AK::reconcile, AK::report}}},
     {{P::reconciling, E::reconciled},
-     {P::idle, {AK::emit, AK::answer, AK::report}}},
+     {P::idle, {AK::emit, AK::report, AK::answer}}},
     // A request that failed.
     {{P::checking, E::failed}, {P::idle, {AK::answer}}},
     {{P::probing, E::failed}, {P::idle, {AK::answer}}},
     {{P::permitting, E::failed}, {P::idle, {AK::answer}}},
     {{P::stopping, E::failed}, {P::idle, {AK::answer}}},
-    {{P::replacing, E::failed}, {P::idle, {AK::answer, AK::report}}},
-    {{P::starting, E::failed}, {P::idle, {AK::answer, AK::report}}},
+    {{P::replacing, E::failed}, {P::idle, {AK::report, AK::answer}}},
+    {{P::starting, E::failed}, {P::idle, {AK::report, AK::answer}}},
     {{P::pinging, E::failed}, {P::rechecking, {AK::check}}},
     {{P::rechecking, E::failed},
-     {P::idle, {AK::emit, AK::answer, AK::report}}},
+     {P::idle, {AK::emit, AK::report, AK::answer}}},
     {{P::fetching, E::failed}, {P::idle, {AK::answer}}},
   };
   return t;
@@ -476,11 +476,11 @@ const std::map<restart_permit, expectation>& permit_answers() {
     {restart_permit::first_start,
      {P::replacing, {AK::emit, AK::stop, AK::report}}},
     {restart_permit::rate_limited, {P::stopping, {AK::stop}}},
-    {restart_permit::broker_reviving, {P::idle, {AK::answer, AK::report}}},
+    {restart_permit::broker_reviving, {P::idle, {AK::report, AK::answer}}},
     {restart_permit::paused, {P::idle, {AK::answer}}},
     {restart_permit::withdrawn, {P::idle, {AK::answer}}},
     // Held back for the bus: its process keeps running, unresponsive.
-    {restart_permit::bus_suspected, {P::idle, {AK::answer, AK::report}}},
+    {restart_permit::bus_suspected, {P::idle, {AK::report, AK::answer}}},
   };
   return t;
 }
@@ -603,7 +603,7 @@ BOOST_AUTO_TEST_CASE(the_restart_schedule_gives_up_after_its_last_ping) {
   auto last = d.answer(E::ping_timeout);
   BOOST_TEST(to_string(d.m.current()) == "idle");
   BOOST_TEST(to_string(d.m.status().state) == "unresponsive");
-  BOOST_TEST(kinds(last.actions) == "emit answer report ");
+  BOOST_TEST(kinds(last.actions) == "emit report answer ");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
