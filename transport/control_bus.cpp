@@ -293,6 +293,13 @@ void deliver(relay_ptr self, const std::string& id) {
   self->state.pending.erase(i);
 }
 
+/// A reply's round trip: from its command's sending to `now`.
+int64_t micros_since(std::chrono::steady_clock::time_point sent,
+                     std::chrono::steady_clock::time_point now) {
+  return std::chrono::duration_cast<std::chrono::microseconds>(now - sent)
+    .count();
+}
+
 /// A pong to expired ping `id` from `reply.instance`: answers the callers
 /// of a ping of the same series still waiting. True when it did.
 bool take_late_pong(relay_ptr self, const std::string& id,
@@ -319,9 +326,7 @@ bool take_late_pong(relay_ptr self, const std::string& id,
         continue;
       }
       auto late = reply;
-      late.rtt_us = std::chrono::duration_cast<std::chrono::microseconds>(
-                      now - p.sent_at)
-                      .count();
+      late.rtt_us = micros_since(p.sent_at, now);
       k->second.promise.deliver(std::vector<control_reply>{late});
       k = p.callers.erase(k);
       answered = true;
@@ -358,8 +363,7 @@ void take_reply(relay_ptr self, const std::string& id, control_reply reply,
   if (p.waiting_for.erase(reply.instance) == 0)
     return; // duplicate or not asked
   auto took = now - p.sent_at;
-  reply.rtt_us
-    = std::chrono::duration_cast<std::chrono::microseconds>(took).count();
+  reply.rtt_us = micros_since(p.sent_at, now);
   if (auto& c = self->state.settings.counters) {
     c->replies_received++;
     c->round_trip.observe(std::chrono::duration<double>(took).count());
