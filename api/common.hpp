@@ -30,6 +30,10 @@ struct http_error {
   std::string text;
 };
 
+/// Thrown on the HTTP server's thread by a request that would have to
+/// wait (broker I/O): it is run again on the handler pool.
+struct would_wait {};
+
 [[noreturn]] inline void fail(int status, std::string text) {
   throw http_error{status, std::move(text)};
 }

@@ -159,7 +159,9 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
 
   /// Routes a request; true when the exchange is parked (answered later
   /// by someone else), else the answer is in `res`.
-  bool route(const http::exchange_ptr& ex, http::response& res) {
+  /// On the server's thread (`may_wait` false), a request that would wait
+  /// throws `api::would_wait`.
+  bool route(const http::exchange_ptr& ex, http::response& res, bool may_wait) {
     const auto& req = ex->req();
     const auto& m = req.method;
     auto seg = api::split_path(req.path);
@@ -245,7 +247,7 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       }
     } else if (seg[1] == "queue" && n == 3) {
       // Answered from the broker's acknowledgement.
-      return tasks.send(ex, m, app_name, seg[2], p);
+      return tasks.send(ex, m, app_name, seg[2], p, may_wait);
     } else if (seg[1] == "query" && n == 4) {
       api::check_name("app", app_name);
       return tasks.query(ex, m, app_name, seg[2], seg[3], p, res);
@@ -269,13 +271,17 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
   }
 
   /// Runs on a handler thread.
-  void handle(const http::exchange_ptr& ex) {
+  /// Answers a request; with `may_wait` false (on the server's thread),
+  /// one that would wait goes to the pool instead.
+  void handle(const http::exchange_ptr& ex, bool may_wait = true) {
     if (ex->closed())
       return; // The client went while the request waited.
     http::response res;
     try {
-      if (route(ex, res))
+      if (route(ex, res, may_wait))
         return;
+    } catch (const api::would_wait&) {
+      return to_pool(ex);
     } catch (const api::http_error& e) {
       api::reply(res, e.status, api::json{{"error", e.text}});
     } catch (const std::exception& e) {
@@ -342,6 +348,15 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       // Reads the ring and follows it: nothing to wait for.
       return serve_events(*ctx.parts.events, ex);
     }
+    if (tasks.sends_at_once(ex->req(), seg.size() > 1 && seg[0] == "apps"
+                                          ? std::vector<std::string>{seg.begin() + 1, seg.end()}
+                                          : seg)) {
+      return handle(ex, false);
+    }
+    to_pool(ex);
+  }
+
+  void to_pool(const http::exchange_ptr& ex) {
     if (!pool || !pool->submit([self = shared_from_this(), ex] { self->handle(ex); })) {
       http::response res;
       api::reply(res, 503, api::json{{"error", "the branch is busy; try again"}});

@@ -1,5 +1,6 @@
 #include "api/tasks.hpp"
 
+#include "messages/names.hpp"
 #include "messages/wire.hpp"
 
 namespace cyme::api {
@@ -13,19 +14,8 @@ std::shared_ptr<task_producer> task_room::producer_for(const std::string& broker
   std::lock_guard<std::mutex> guard{producers_mtx_};
   auto& p = producers_[broker];
   if (!p.client || p.version != version) {
-    auto cfg = kafka::base_config(
-      broker, ctx_.parts.kafka_properties->for_broker(broker));
-    cfg["message.timeout.ms"] = "10000";
-    // A request is answered only once the broker has its tasks, so waiting
-    // to fill a batch (librdkafka's default 5 ms) is latency every
-    // single-task request pays; tasks queued while a send is out still go
-    // together in the next one.
-    cfg["linger.ms"] = "0";
-    // One request in flight per connection: a broker serves a connection's
-    // requests one at a time, so tasks queued while a send is out go in
-    // the next request, not in a request each queued behind it.
-    cfg["max.in.flight.requests.per.connection"] = "1";
-    p.client = std::make_shared<task_producer>(cfg);
+    p.client = std::make_shared<task_producer>(task_producer::settings(
+      kafka::base_config(broker, ctx_.parts.kafka_properties->for_broker(broker))));
     p.version = version;
     // Checked again on the new connection.
     for (auto i = known_topics_.begin(); i != known_topics_.end();)
@@ -33,6 +23,25 @@ std::shared_ptr<task_producer> task_room::producer_for(const std::string& broker
   }
   topic_known = known_topics_.count({broker, queue}) > 0;
   return p.client;
+}
+
+bool task_room::sends_at_once(const http::request& req,
+                              const std::vector<std::string>& seg) {
+  if (seg.size() != 3 || seg[1] != "queue" || req.method != "POST"
+      || req.body.size() > at_once_body || !name_problem("app", seg[0]).empty()
+      || !name_problem("queue", seg[2]).empty())
+    return false;
+  auto broker = ctx_.parts.apps->broker_of(seg[0]);
+  if (!broker)
+    return false;
+  if (broker->empty())
+    *broker = ctx_.parts.default_broker;
+  auto version = ctx_.parts.kafka_properties->version(*broker);
+  std::lock_guard<std::mutex> guard{producers_mtx_};
+  auto p = producers_.find(*broker);
+  return p != producers_.end() && p->second.client
+         && p->second.version == version
+         && known_topics_.count({*broker, seg[2]}) > 0;
 }
 
 namespace {
@@ -59,7 +68,7 @@ task_producer::item encode_one(const std::optional<std::string>& handler,
 
 bool task_room::send(const http::exchange_ptr& ex, const std::string& method,
                      const std::string& app, const std::string& queue,
-                     const params& p) {
+                     const params& p, bool may_wait) {
   if (method != "POST" && method != "PUT")
     fail(405, "method not allowed");
   check_name("queue", queue);
@@ -98,6 +107,8 @@ bool task_room::send(const http::exchange_ptr& ex, const std::string& method,
   bool topic_known = false;
   auto producer = producer_for(broker, queue, topic_known);
   if (!topic_known) {
+    if (!may_wait)
+      throw would_wait{};
     // Broker I/O, once per topic, with no lock held.
     if (auto err = producer->ensure_topics({queue}, 4, 5000); !err.empty())
       fail(503, err);

@@ -9,6 +9,11 @@
 //       CPU each process used over S seconds, in % of one core.
 //   cyme-bench produce --broker B --topic Q --count N
 //       N no-op tasks (handler "echo", args null) onto queue topic Q.
+//   cyme-bench acked --broker B --topic Q --count N [--clients C]
+//       the same tasks, through the branch's task producer with its
+//       settings, from C threads that each wait for the broker's
+//       acknowledgement of one task before sending the next: the bus's
+//       own limit for one task per request, without HTTP.
 //   cyme-bench results --broker B --queue Q --count N [--timeout-s T]
 //       waits for N results of queue Q on cyme.results (reading from the
 //       end of the topic as of its start) and reports the rate between the
@@ -19,6 +24,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <condition_variable>
+#include <mutex>
 #include <chrono>
 #include <cstdio>
 #include <fstream>
@@ -36,6 +45,7 @@
 #include "messages/wire.hpp"
 #include "store/model_db.hpp"
 #include "transport/kafka.hpp"
+#include "transport/task_producer.hpp"
 
 using namespace cyme;
 using clock_type = std::chrono::steady_clock;
@@ -228,6 +238,52 @@ int produce(const std::string& broker, const std::string& topic, int count) {
   return 0;
 }
 
+int acked(const std::string& broker, const std::string& topic, int count,
+          int clients) {
+  check_name("queue", topic);
+  task_producer out{task_producer::settings(kafka::base_config(broker))};
+  if (auto err = out.ensure_topics({topic}, 4, 10000); !err.empty())
+    fail(err);
+  std::atomic<int> next{0};
+  std::atomic<int> failed{0};
+  auto t0 = clock_type::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c)
+    threads.emplace_back([&] {
+      std::mutex mtx;
+      std::condition_variable cv;
+      for (int i = next++; i < count; i = next++) {
+        task_message t;
+        t.id = topic + "-" + std::to_string(i);
+        t.handler = "echo";
+        bool done = false;
+        std::vector<task_producer::item> one;
+        one.emplace_back(t.id, encode_task(t));
+        out.send(topic, std::move(one), [&](const std::string& error) {
+          if (!error.empty())
+            ++failed;
+          std::lock_guard<std::mutex> guard{mtx};
+          done = true;
+          cv.notify_one();
+        });
+        std::unique_lock<std::mutex> lock{mtx};
+        cv.wait(lock, [&] { return done; });
+      }
+    });
+  for (auto& t : threads)
+    t.join();
+  double s = std::chrono::duration<double>(clock_type::now() - t0).count();
+  std::printf("%s\n", json{{"figure", "acked"},
+                           {"clients", clients},
+                           {"tasks", count},
+                           {"seconds", s},
+                           {"tasks_per_s", std::lround(count / s)},
+                           {"failed", failed.load()}}
+                        .dump()
+                        .c_str());
+  return failed.load() == 0 ? 0 : 1;
+}
+
 int results(const std::string& broker, const std::string& queue, int count,
             int timeout_s, const std::string& label) {
   check_name("queue", queue);
@@ -313,6 +369,16 @@ int main(int argc, char** argv) {
   p->add_option("--count", count, "tasks")->required()->check(
     CLI::Range(1, 10000000));
 
+  int clients = 16;
+  auto* a = app.add_subcommand(
+    "acked", "tasks one at a time per client, each acknowledged before the next");
+  a->add_option("--broker", broker, "bootstrap servers")->required();
+  a->add_option("--topic", topic, "queue topic")->required();
+  a->add_option("--count", count, "tasks")->required()->check(
+    CLI::Range(1, 10000000));
+  a->add_option("--clients", clients, "threads, one task each in flight")
+    ->check(CLI::Range(1, 1024));
+
   int timeout_s = 300;
   auto* w = app.add_subcommand("results", "wait for N results of a queue");
   w->add_option("--broker", broker, "bootstrap servers")->required();
@@ -333,6 +399,8 @@ int main(int argc, char** argv) {
       return cpu(pids, seconds, label);
     if (*p)
       return produce(broker, topic, count);
+    if (*a)
+      return acked(broker, topic, count, clients);
     if (*w)
       return results(broker, queue, count, timeout_s, label);
   } catch (const std::exception& e) {

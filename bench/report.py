@@ -163,10 +163,17 @@ def tasks(items, outdir):
     kcat = {i["broker"]: i["tasks_per_s"] for i in items if i["figure"] == "kcat"}
     rows = []
     for i in items:
-        what = ("kcat -P, same messages" if i["figure"] == "kcat"
-                else f"HTTP, {i['clients']} clients, "
-                + ("one task per request" if i["mode"] == "single"
-                   else f"batches of {i['batch']}"))
+        if i["figure"] == "kcat":
+            what = "kcat -P, same messages"
+        elif i["figure"] == "acked":
+            what = (f"the branch's producer, {i['clients']} threads, "
+                    "one task each until acknowledged (no HTTP)")
+        elif i["mode"] == "single-wrk":
+            what = f"HTTP, wrk, {i['clients']} connections, one task per request"
+        else:
+            what = (f"HTTP, {i['clients']} clients, "
+                    + ("one task per request" if i["mode"] == "single"
+                       else f"batches of {i['batch']}"))
         base = kcat.get(i["broker"])
         ratio = f"{i['tasks_per_s'] / base:.2f}" if base else "-"
         rows.append([i["broker"], what, i["tasks"], f"{i['seconds']:.2f} s",

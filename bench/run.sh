@@ -321,7 +321,7 @@ idle_case() { # LABEL KAFKA-FLAG
     >"$dir/branch.log" 2>&1 &
   branch=$!
   pids+=("$branch")
-  wait_for 60 grep -q "serving http" "$dir/branch.log" || die "idle branch did not start"
+  wait_for 60 grep -qs "serving http" "$dir/branch.log" || die "idle branch did not start"
   b=$(sed -n 's/.*, kafka \(.*\))$/\1/p' "$dir/branch.log" | head -1)
   "$bin/cyme-fleet-sim" --broker "$b" --program "$bin/cyme-sim-instance" \
     --counters "$dir/counters.json" 2>"$dir/sim.log" &
@@ -412,7 +412,7 @@ run_http() {
     --http-header-timeout 600 >"$dir/branch.log" 2>&1 &
   branch=$!
   pids+=("$branch")
-  wait_for 60 grep -q "serving http" "$dir/branch.log" || die "http branch did not start"
+  wait_for 60 grep -qs "serving http" "$dir/branch.log" || die "http branch did not start"
   "$bin/cyme-bench-http" --port "$port" --slow 1000 --polls 1000 \
     --samples 200 >> "$res"
   wrk_case "wrk, 64 keep-alive connections, GET /" "$port" >> "$res"
@@ -454,7 +454,7 @@ start_bench_branch() { # WHICH DIR PORT [FLAGS...]
   "$bin/cyme-branch" --id "$(basename "$dir")" --root "$dir" \
     --http "127.0.0.1:$port" "${args[@]}" >"$dir/branch.log" 2>&1 &
   pids+=("$!")
-  wait_for 60 grep -q "serving http" "$dir/branch.log" \
+  wait_for 60 grep -qs "serving http" "$dir/branch.log" \
     || die "the branch in $dir did not start (see $dir/branch.log)"
 }
 
@@ -475,14 +475,29 @@ run_tasks() {
     branch=$!
     bootstrap="$(bench_bootstrap "$which" "$dir")"
     curl -sf -X PUT "http://127.0.0.1:$port/bench/" >/dev/null || die "no app"
+    # The broker warmed first (a JVM compiles its hot paths as it runs):
+    # the same acknowledged sends as the peer below, not measured.
+    "$bin/cyme-bench" acked --broker "$bootstrap" --topic warm --count 200000 \
+      --clients 16 >/dev/null || die "warming the broker failed"
     # Every topic made (4 partitions) before the clock starts.
-    for q in single batch kcat; do
+    for q in single wrk batch kcat; do
       curl -sf -X POST -H 'Content-Type: application/json' -d '{}' \
         "http://127.0.0.1:$port/bench/queue/$q/" >/dev/null || die "no queue $q"
     done
     "$bin/cyme-bench-tasks" --port "$port" --queue single --clients 16 \
       --count "$single" | sed "s/^{/{\"broker\": \"$which\", /" >> "$res" \
       || die "single submissions failed"
+    # The same one task per request from wrk (one thread, 16 keep-alive
+    # connections), a client that takes less of the machine's two cores.
+    wrk -t1 -c16 -d10s -s "$here/submit.lua" "http://127.0.0.1:$port/bench/queue/wrk/" \
+      | grep '^{"tasks"' \
+      | sed "s/^{/{\"broker\": \"$which\", \"figure\": \"submit\", \"mode\": \"single-wrk\", \"clients\": 16, \"batch\": 0, /" \
+      >> "$res" || die "wrk submissions failed"
+    # The bus's own limit for one task per request: the branch's producer
+    # and settings, 16 threads each waiting for its task's acknowledgement.
+    "$bin/cyme-bench" acked --broker "$bootstrap" --topic acked --count "$single" \
+      --clients 16 | sed "s/^{/{\"broker\": \"$which\", /" >> "$res" \
+      || die "acknowledged sends failed"
     "$bin/cyme-bench-tasks" --port "$port" --queue batch --clients 4 --batch 10000 \
       --count "$batched" | sed "s/^{/{\"broker\": \"$which\", /" >> "$res" \
       || die "batched submissions failed"

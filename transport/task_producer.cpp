@@ -2,6 +2,20 @@
 
 namespace cyme {
 
+kafka::config_map task_producer::settings(kafka::config_map base) {
+  base["message.timeout.ms"] = "10000";
+  // A request is answered only once the broker has its tasks, so waiting
+  // to fill a batch (librdkafka's default 5 ms) is latency every
+  // single-task request pays; tasks queued while a send is out still go
+  // together in the next one.
+  base["linger.ms"] = "0";
+  // One request in flight per connection: a broker serves a connection's
+  // requests one at a time, so tasks queued while a send is out go in
+  // the next request, not in a request each queued behind it.
+  base["max.in.flight.requests.per.connection"] = "1";
+  return base;
+}
+
 task_producer::task_producer(const kafka::config_map& cfg)
   : producer_(cfg, [this](const std::string& key, const std::string& error) {
       delivered(key, error);

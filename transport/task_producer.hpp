@@ -29,6 +29,10 @@ public:
   /// One task: its id (the message key, unique) and its encoded bytes.
   using item = std::pair<std::string, std::string>;
 
+  /// The client properties submission uses, over `base` (the broker's
+  /// address and its operator-given properties).
+  static kafka::config_map settings(kafka::config_map base);
+
   explicit task_producer(const kafka::config_map& cfg);
   ~task_producer();
 
