@@ -156,6 +156,341 @@ json embedded(const std::string& text) {
   return doc.is_discarded() ? json(text) : doc;
 }
 
+// -- the fast path of replies ---------------------------------------------------
+
+/// A reader of the JSON replies are made of, for the fast path of
+/// decode_reply: strings of printable ASCII without escapes, unsigned
+/// integers, true, false, null, objects and arrays. On anything else it
+/// gives up (returns false) and the full parser decides, so it accepts
+/// nothing the full parser would read differently.
+class reply_scan {
+public:
+  explicit reply_scan(std::string_view text)
+    : p_(text.data()), end_(text.data() + text.size()) {
+  }
+
+  /// Consumes `c` (after whitespace) if it is next.
+  bool take(char c) {
+    skip_space();
+    if (p_ < end_ && *p_ == c) {
+      ++p_;
+      return true;
+    }
+    return false;
+  }
+
+  bool string(std::string_view& out) {
+    skip_space();
+    if (p_ >= end_ || *p_ != '"')
+      return false;
+    const char* begin = ++p_;
+    for (; p_ < end_ && *p_ != '"'; ++p_) {
+      auto c = static_cast<unsigned char>(*p_);
+      if (c == '\\' || c < 0x20 || c >= 0x80)
+        return false;
+    }
+    if (p_ >= end_)
+      return false;
+    out = std::string_view{begin, static_cast<size_t>(p_ - begin)};
+    ++p_;
+    return true;
+  }
+
+  bool string(std::string& out) {
+    std::string_view v;
+    if (!string(v))
+      return false;
+    out.assign(v.data(), v.size());
+    return true;
+  }
+
+  /// An unsigned integer up to `max`, without sign, fraction or exponent.
+  bool uint(uint64_t max, uint64_t& out) {
+    skip_space();
+    if (p_ >= end_ || *p_ < '0' || *p_ > '9')
+      return false;
+    if (*p_ == '0' && p_ + 1 < end_ && p_[1] >= '0' && p_[1] <= '9')
+      return false;
+    uint64_t v = 0;
+    for (; p_ < end_ && *p_ >= '0' && *p_ <= '9'; ++p_) {
+      auto d = static_cast<uint64_t>(*p_ - '0');
+      if (v > (UINT64_MAX - d) / 10)
+        return false;
+      v = v * 10 + d;
+    }
+    if (p_ < end_ && (*p_ == '.' || *p_ == 'e' || *p_ == 'E'))
+      return false;
+    if (v > max)
+      return false;
+    out = v;
+    return true;
+  }
+
+  bool boolean(bool& out) {
+    skip_space();
+    if (word("true")) {
+      out = true;
+      return true;
+    }
+    if (word("false")) {
+      out = false;
+      return true;
+    }
+    return false;
+  }
+
+  /// Passes over one value of the subset, checking it.
+  bool skip_value(int depth = 0) {
+    if (depth > 32)
+      return false;
+    skip_space();
+    if (p_ >= end_)
+      return false;
+    std::string_view ignored;
+    uint64_t number = 0;
+    switch (*p_) {
+      case '"':
+        return string(ignored);
+      case 't':
+        return word("true");
+      case 'f':
+        return word("false");
+      case 'n':
+        return word("null");
+      case '{':
+        ++p_;
+        if (take('}'))
+          return true;
+        do {
+          if (!string(ignored) || !take(':') || !skip_value(depth + 1))
+            return false;
+        } while (take(','));
+        return take('}');
+      case '[':
+        ++p_;
+        if (take(']'))
+          return true;
+        do {
+          if (!skip_value(depth + 1))
+            return false;
+        } while (take(','));
+        return take(']');
+      default:
+        return uint(UINT64_MAX, number);
+    }
+  }
+
+  /// Reads an object, calling `member(key)` for each key with the reader
+  /// at its value; `member` reads the value and returns false to give up.
+  template <class F>
+  bool object(F&& member) {
+    if (!take('{'))
+      return false;
+    if (take('}'))
+      return true;
+    do {
+      std::string_view key;
+      if (!string(key) || !take(':') || !member(key))
+        return false;
+    } while (take(','));
+    return take('}');
+  }
+
+  bool strings(std::vector<std::string>& out) {
+    if (!take('['))
+      return false;
+    if (take(']'))
+      return true;
+    do {
+      std::string v;
+      if (!string(v))
+        return false;
+      out.push_back(std::move(v));
+    } while (take(','));
+    return take(']');
+  }
+
+  /// Where the next value starts, to read it again later.
+  const char* here() {
+    skip_space();
+    return p_;
+  }
+
+  bool at_end() {
+    skip_space();
+    return p_ == end_;
+  }
+
+private:
+  void skip_space() {
+    while (p_ < end_ && (*p_ == ' ' || *p_ == '\t' || *p_ == '\n' || *p_ == '\r'))
+      ++p_;
+  }
+
+  bool word(std::string_view w) {
+    if (static_cast<size_t>(end_ - p_) < w.size()
+        || std::string_view{p_, w.size()} != w)
+      return false;
+    p_ += w.size();
+    return true;
+  }
+
+  const char* p_;
+  const char* end_;
+};
+
+/// Marks `bit` in `seen`; false when it was marked already (a key given
+/// twice, which the full parser reads as the last one).
+bool first_time(unsigned& seen, unsigned bit) {
+  if (seen & bit)
+    return false;
+  seen |= bit;
+  return true;
+}
+
+bool scan_stats(reply_scan& in, worker_stats& s) {
+  unsigned seen = 0;
+  uint64_t pid = 0;
+  bool ok = in.object([&](std::string_view key) {
+    if (key == "pid")
+      return first_time(seen, 1) && in.uint(INT32_MAX, pid);
+    if (key == "uptime_ms")
+      return first_time(seen, 2) && in.uint(UINT64_MAX, s.uptime_ms);
+    if (key == "queues")
+      return first_time(seen, 4) && in.strings(s.queues);
+    if (key == "autoscale") {
+      unsigned sub = 0;
+      uint64_t max = 0, min = 0, cur = 0;
+      bool read = first_time(seen, 8) && in.object([&](std::string_view k) {
+        if (k == "max")
+          return first_time(sub, 1) && in.uint(UINT32_MAX, max);
+        if (k == "min")
+          return first_time(sub, 2) && in.uint(UINT32_MAX, min);
+        if (k == "current")
+          return first_time(sub, 4) && in.uint(UINT32_MAX, cur);
+        return in.skip_value();
+      });
+      s.autoscale_max = static_cast<uint32_t>(max);
+      s.autoscale_min = static_cast<uint32_t>(min);
+      s.concurrency = static_cast<uint32_t>(cur);
+      return read && sub == 7;
+    }
+    if (key == "tasks") {
+      unsigned sub = 0;
+      bool read = first_time(seen, 16) && in.object([&](std::string_view k) {
+        if (k == "done")
+          return first_time(sub, 1) && in.uint(UINT64_MAX, s.tasks_done);
+        if (k == "failed")
+          return first_time(sub, 2) && in.uint(UINT64_MAX, s.tasks_failed);
+        return in.skip_value();
+      });
+      return read && sub == 3;
+    }
+    if (key == "partitions")
+      return first_time(seen, 32) && in.object([&](std::string_view k) {
+               uint64_t n = 0;
+               if (!in.uint(UINT32_MAX, n))
+                 return false;
+               s.partitions[std::string{k}] = static_cast<uint32_t>(n);
+               return true;
+             });
+    return in.skip_value();
+  });
+  s.pid = static_cast<int32_t>(pid);
+  return ok && (seen & (1 | 2 | 8 | 16)) == (1 | 2 | 8 | 16);
+}
+
+/// Decodes a reply of the usual form without building a document; nothing
+/// when the reply is anything else (an error, escapes, floats, a key given
+/// twice...), for the full parser to decode or refuse. Replies are most of
+/// what a branch reads: two per instance a round.
+std::optional<reply_envelope> decode_reply_fast(std::string_view bytes) {
+  if (bytes.size() > max_wire_message)
+    return std::nullopt;
+  reply_scan in{bytes};
+  reply_envelope env;
+  std::string_view op_name;
+  const char* result = nullptr;
+  unsigned seen = 0;
+  uint64_t version = 0;
+  bool read = in.object([&](std::string_view key) {
+    if (key == "v")
+      return first_time(seen, 1) && in.uint(UINT64_MAX, version);
+    if (key == "id")
+      return first_time(seen, 2) && in.string(env.id);
+    if (key == "op")
+      return first_time(seen, 4) && in.string(op_name);
+    if (key == "from")
+      return first_time(seen, 8) && in.string(env.reply.instance);
+    if (key == "ok")
+      return first_time(seen, 16) && in.boolean(env.reply.ok);
+    if (key == "error")
+      return first_time(seen, 32) && in.string(env.reply.error);
+    if (key == "result") {
+      result = in.here();
+      return first_time(seen, 64) && in.skip_value();
+    }
+    return in.skip_value();
+  });
+  if (!read || !in.at_end() || version != static_cast<uint64_t>(wire_version)
+      || (seen & 31) != 31)
+    return std::nullopt;
+  auto op = parse_control_op(op_name);
+  if (!op)
+    return std::nullopt;
+  env.op = *op;
+  if (!env.reply.ok) {
+    if (!(seen & 32))
+      return std::nullopt;
+    return env;
+  }
+  // The full parser ignores "error" when the reply is ok.
+  env.reply.error.clear();
+  if (result == nullptr)
+    return std::nullopt;
+  reply_scan res{std::string_view{result, static_cast<size_t>(
+                                            bytes.data() + bytes.size() - result)}};
+  switch (env.op) {
+    case control_op::stats:
+      if (!scan_stats(res, env.reply.stats))
+        return std::nullopt;
+      break;
+    case control_op::active_queues:
+    case control_op::add_consumer:
+    case control_op::cancel_consumer: {
+      unsigned sub = 0;
+      if (!res.object([&](std::string_view k) {
+            if (k == "queues")
+              return first_time(sub, 1) && res.strings(env.reply.queues);
+            return res.skip_value();
+          }))
+        return std::nullopt;
+      break;
+    }
+    case control_op::autoscale: {
+      unsigned sub = 0;
+      uint64_t max = 0, min = 0;
+      if (!res.object([&](std::string_view k) {
+            if (k == "max")
+              return first_time(sub, 1) && res.uint(UINT32_MAX, max);
+            if (k == "min")
+              return first_time(sub, 2) && res.uint(UINT32_MAX, min);
+            return res.skip_value();
+          })
+          || sub != 3)
+        return std::nullopt;
+      env.reply.stats.autoscale_max = static_cast<uint32_t>(max);
+      env.reply.stats.autoscale_min = static_cast<uint32_t>(min);
+      break;
+    }
+    default:
+      if (!res.object([&](std::string_view) { return res.skip_value(); }))
+        return std::nullopt;
+      break;
+  }
+  return env;
+}
+
 } // namespace
 
 std::string stats_json_text(const worker_stats& stats) {
@@ -352,6 +687,15 @@ std::string encode_reply(const reply_envelope& env) {
 }
 
 decoded<reply_envelope> decode_reply(std::string_view bytes) {
+  if (auto fast = decode_reply_fast(bytes)) {
+    decoded<reply_envelope> out;
+    out.value = std::move(*fast);
+    return out;
+  }
+  return decode_reply_full(bytes);
+}
+
+decoded<reply_envelope> decode_reply_full(std::string_view bytes) {
   decoded<reply_envelope> out;
   auto doc = parse_object(bytes, "reply", out);
   if (!doc)

@@ -62,6 +62,11 @@ struct reply_envelope {
 std::string encode_reply(const reply_envelope& env);
 decoded<reply_envelope> decode_reply(std::string_view bytes);
 
+/// decode_reply without its fast path (a scan of the usual replies that
+/// builds no document): the full parser alone. decode_reply answers every
+/// input as this does, value or error; the unit tests hold it to that.
+decoded<reply_envelope> decode_reply_full(std::string_view bytes);
+
 /// Parses an op name ("ping", "add_consumer", ...).
 std::optional<control_op> parse_control_op(std::string_view name);
 

@@ -2,6 +2,9 @@
 // and every malformed input rejected with a reason instead of a crash.
 #include <boost/test/unit_test.hpp>
 
+#include <string>
+#include <vector>
+
 #include "messages/wire.hpp"
 
 using namespace cyme;
@@ -96,6 +99,116 @@ BOOST_AUTO_TEST_CASE(replies_round_trip) {
   BOOST_REQUIRE(back);
   BOOST_TEST(!back.value->reply.ok);
   BOOST_TEST(back.value->reply.error == "nope");
+}
+
+namespace {
+
+/// Whether two decodings say the same: both the same error, or both a
+/// reply with every field equal.
+bool same(const decoded<reply_envelope>& a, const decoded<reply_envelope>& b) {
+  if (a.value.has_value() != b.value.has_value())
+    return false;
+  if (!a.value)
+    return a.error == b.error;
+  const auto& x = *a.value;
+  const auto& y = *b.value;
+  const auto& s = x.reply.stats;
+  const auto& t = y.reply.stats;
+  return x.id == y.id && x.op == y.op && x.reply.instance == y.reply.instance
+         && x.reply.ok == y.reply.ok && x.reply.error == y.reply.error
+         && x.reply.queues == y.reply.queues && s.pid == t.pid
+         && s.uptime_ms == t.uptime_ms && s.queues == t.queues
+         && s.autoscale_max == t.autoscale_max
+         && s.autoscale_min == t.autoscale_min
+         && s.concurrency == t.concurrency && s.tasks_done == t.tasks_done
+         && s.tasks_failed == t.tasks_failed && s.partitions == t.partitions;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_fast_reply_path_decodes_as_the_full_parser_does) {
+  // decode_reply scans usual replies without building a document; for
+  // every input it must answer as the full parser alone does. Inputs: the
+  // encoding of each op's reply, hand-written variants (key order,
+  // whitespace, duplicates, escapes, floats, signs, unknown and nested
+  // keys, missing fields), and each of them cut at every length and with
+  // each byte replaced by each of a set of troublesome characters.
+  std::vector<std::string> seeds;
+  for (auto op : {control_op::ping, control_op::stats, control_op::active_queues,
+                  control_op::add_consumer, control_op::cancel_consumer,
+                  control_op::autoscale, control_op::shutdown}) {
+    reply_envelope env;
+    env.id = "b1-8";
+    env.op = op;
+    env.reply.instance = "w1";
+    env.reply.stats.pid = 42;
+    env.reply.stats.uptime_ms = 1234567;
+    env.reply.stats.queues = {"dq.w1", "q1"};
+    env.reply.stats.autoscale_max = 4;
+    env.reply.stats.autoscale_min = 1;
+    env.reply.stats.concurrency = 2;
+    env.reply.stats.tasks_done = 10;
+    env.reply.stats.tasks_failed = 1;
+    env.reply.stats.partitions = {{"q1", 3}, {"q2", 0}};
+    env.reply.queues = {"dq.w1", "q1"};
+    seeds.push_back(encode_reply(env));
+    env.reply.ok = false;
+    env.reply.error = "nope";
+    seeds.push_back(encode_reply(env));
+  }
+  for (std::string s : {
+         R"( { "v" : 1 , "op":"ping", "from":"w1","id":"x","ok":true,"result":{} } )",
+         R"({"result":{"pong":true,"more":[1,{"a":null},[]]},"x":false,"v":1,"op":"ping","from":"w1","id":"x","ok":true})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"result":{},"id":"y"})",
+         R"({"v":1,"op":"ping","from":"w\u0031","id":"x","ok":true,"result":{}})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"result":{"a":1.5}})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"result":{"a":-1}})",
+         R"({"v":1.0,"op":"ping","from":"w1","id":"x","ok":true,"result":{}})",
+         R"({"v":01,"op":"ping","from":"w1","id":"x","ok":true,"result":{}})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"result":[]})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":1,"result":{}})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":false,"error":"e","result":7})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"error":5,"result":{}})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"error":"e","result":{}})",
+         R"({"v":1,"op":"autoscale","from":"w1","id":"x","ok":true,"result":{"max":4294967296,"min":1}})",
+         R"({"v":1,"op":"autoscale","from":"w1","id":"x","ok":true,"result":{"max":3,"max":4,"min":1}})",
+         R"({"v":1,"op":"active_queues","from":"w1","id":"x","ok":true,"result":{"queues":["a",1]}})",
+         R"({"v":1,"op":"stats","from":"w1","id":"x","ok":true,"result":{"pid":2147483648,"uptime_ms":1,"autoscale":{"max":1,"min":1,"current":1},"tasks":{"done":1,"failed":0}}})",
+         R"({"v":1,"op":"stats","from":"w1","id":"x","ok":true,"result":{"pid":1,"uptime_ms":18446744073709551615,"autoscale":{"max":1,"min":1,"current":1,"x":[]},"tasks":{"done":1,"failed":0},"partitions":{"a":1,"a":2}}})",
+         R"({"v":1,"op":"stats","from":"w1","id":"x","ok":true,"result":{"pid":1,"uptime_ms":18446744073709551616,"autoscale":{"max":1,"min":1,"current":1},"tasks":{"done":1,"failed":0}}})",
+         R"({"v":1,"op":"stats","from":"w1","id":"x","ok":true,"result":{"pid":1,"uptime_ms":1,"autoscale":{"max":1,"min":1},"tasks":{"done":1,"failed":0}}})",
+         R"({"v":1,"op":"stats","from":"w1","id":"x","ok":true,"result":{"pid":1,"uptime_ms":1,"autoscale":{"max":1,"min":1,"current":1},"tasks":{"done":1,"failed":0},"partitions":{"a":-1}}})",
+         R"({"v":1,"op":"stats","from":"wé","id":"x","ok":true,"result":{}})",
+         R"({"v":1,"op":"explode","from":"w1","id":"x","ok":true,"result":{}})",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"result":{}} x)",
+         R"({"v":1,"op":"ping","from":"w1","id":"x","ok":true,"result":{}}{})"})
+    seeds.push_back(s);
+  size_t inputs = 0;
+  size_t fast_values = 0;
+  auto check = [&](const std::string& in) {
+    ++inputs;
+    auto a = decode_reply(in);
+    auto b = decode_reply_full(in);
+    BOOST_TEST(same(a, b), "differs on: " << in << " (fast: " << a.error
+                                           << ", full: " << b.error << ")");
+    fast_values += a.value.has_value();
+  };
+  for (auto& seed : seeds) {
+    for (size_t n = 0; n <= seed.size(); ++n)
+      check(seed.substr(0, n));
+    for (size_t i = 0; i < seed.size(); ++i)
+      for (char c : std::string{" \"\\{}[],:0-.e1tnx\x01\x7f"} + "\xc3")
+        if (seed[i] != c) {
+          auto mutated = seed;
+          mutated[i] = c;
+          check(mutated);
+        }
+  }
+  BOOST_TEST(inputs > 50000u);
+  BOOST_TEST(fast_values > 100u);
+  // Oversized: refused as the full parser refuses it.
+  check(std::string(max_wire_message + 1, ' '));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_commands_are_rejected_with_a_reason) {
