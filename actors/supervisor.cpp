@@ -9,6 +9,9 @@
 #include <memory>
 #include <optional>
 #include <set>
+#include <string_view>
+#include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include <caf/actor_cast.hpp>
@@ -86,6 +89,10 @@ struct supervisor_state {
   bool round_in_progress = false;
   uint64_t rounds_completed = 0;
   time_point round_started{};
+  /// When this round's listing came from the model, and when its probe
+  /// was answered (unset: not yet, or no probe this round).
+  std::optional<time_point> round_listed;
+  std::optional<time_point> round_probed;
   caf::timespan last_round{0};
   uint64_t last_round_instances = 0;
   /// Where in the interval rounds start, when this process has said: the
@@ -312,40 +319,57 @@ void retire(self_ptr self, const std::string& name,
       });
 }
 
-using probe_map = std::map<std::string, probe_result>;
+/// A batched probe: the instances asked, in order, and what each answered
+/// (its entry at the same position). Replies find their entry by name
+/// through `index`, whose keys view `names`.
+struct probe_set {
+  std::vector<std::string> names;
+  std::vector<probe_result> results;
+  std::unordered_map<std::string_view, size_t> index;
+};
 
-/// Pings and asks stats of many instances with one command per broker each.
-void probe(self_ptr self, const std::vector<instance_spec>& specs,
-           std::function<void(std::shared_ptr<probe_map>)> then) {
-  std::map<std::string, std::vector<std::string>> by_broker;
-  for (auto& s : specs)
-    by_broker[s.broker].push_back(s.name);
-  auto results = std::make_shared<probe_map>();
+using probe_ptr = std::shared_ptr<probe_set>;
+
+/// Pings and asks stats of `names` (with their brokers, at the same
+/// positions) with one command per broker each.
+void probe(self_ptr self, std::vector<std::string> names,
+           const std::vector<const std::string*>& brokers,
+           std::function<void(probe_ptr)> then) {
+  auto ps = std::make_shared<probe_set>();
+  ps->names = std::move(names);
+  ps->results.resize(ps->names.size());
+  ps->index.reserve(ps->names.size());
+  std::map<std::string_view, std::vector<std::string>> by_broker;
+  for (size_t i = 0; i < ps->names.size(); ++i) {
+    ps->index.emplace(ps->names[i], i);
+    by_broker[*brokers[i]].push_back(ps->names[i]);
+  }
   auto pending = std::make_shared<size_t>(by_broker.size() * 2);
   auto sent_at = self->clock().now().time_since_epoch().count();
-  auto one_done = [results, pending, then] {
+  auto one_done = [ps, pending, then] {
     if (--*pending == 0)
-      then(results);
+      then(ps);
   };
-  for (auto& [broker, names] : by_broker) {
+  for (auto& [broker, group] : by_broker) {
     control_command cmd;
-    cmd.broker = broker;
-    cmd.destinations = names;
+    cmd.broker = std::string{broker};
+    cmd.destinations = std::move(group);
     cmd.timeout = self->state.settings.probe_timeout;
     cmd.op = control_op::ping;
-    auto group = names;
+    auto asked = std::make_shared<std::vector<std::string>>(cmd.destinations);
     self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
       .then(
-        [results, group, one_done, sent_at](std::vector<control_reply>& replies) {
-          for (auto& n : group) {
-            auto& p = (*results)[n];
+        [ps, asked, one_done, sent_at](std::vector<control_reply>& replies) {
+          for (auto& n : *asked) {
+            auto& p = ps->results[ps->index.at(n)];
             p.probed = true;
             p.sent_at_ns = sent_at;
           }
           for (auto& r : replies)
-            if (auto i = results->find(r.instance); i != results->end()) {
-              i->second.pong = true;
-              i->second.rtt_us = r.rtt_us;
+            if (auto i = ps->index.find(r.instance); i != ps->index.end()) {
+              auto& p = ps->results[i->second];
+              p.pong = true;
+              p.rtt_us = r.rtt_us;
             }
           one_done();
         },
@@ -356,13 +380,15 @@ void probe(self_ptr self, const std::vector<instance_spec>& specs,
     cmd.op = control_op::stats;
     self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
       .then(
-        [results, one_done](std::vector<control_reply>& replies) {
+        [ps, one_done](std::vector<control_reply>& replies) {
           for (auto& r : replies) {
             if (!r.ok)
               continue;
-            auto& p = (*results)[r.instance];
-            p.has_stats = true;
-            p.stats = std::move(r.stats);
+            if (auto i = ps->index.find(r.instance); i != ps->index.end()) {
+              auto& p = ps->results[i->second];
+              p.has_stats = true;
+              p.stats = std::move(r.stats);
+            }
           }
           one_done();
         },
@@ -417,16 +443,17 @@ void judge_bus(self_ptr self, size_t silent, size_t probed) {
 /// of the probed instances that missed their ping still run, then
 /// `judge_bus`, then `then`. A probe that reached no instance judges
 /// nothing.
-void judge_bus_by_probe(self_ptr self, const probe_map& probes,
+void judge_bus_by_probe(self_ptr self, const probe_set& probes,
                         std::function<void()> then) {
   std::vector<std::string> missed;
   size_t probed = 0;
-  for (auto& [name, p] : probes) {
+  for (size_t i = 0; i < probes.names.size(); ++i) {
+    auto& p = probes.results[i];
     if (!p.probed)
       continue;
     ++probed;
     if (!p.pong)
-      missed.push_back(name);
+      missed.push_back(probes.names[i]);
   }
   if (probed == 0) {
     then();
@@ -462,7 +489,7 @@ void judge_bus_by_probe(self_ptr self, const probe_map& probes,
 }
 
 void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
-              const instance_spec& spec, const probe_result& p, bool ratelimit) {
+              const instance_spec& spec, probe_result p, bool ratelimit) {
   auto it = self->state.children.find(spec.name);
   if (it == self->state.children.end() || !it->second.handle) {
     settle(b, i,
@@ -485,7 +512,7 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
   switch (kind) {
     case request_kind::verify:
       self
-        ->request(handle, caf::infinite, verify_atom::value, spec, p,
+        ->request(handle, caf::infinite, verify_atom::value, spec, std::move(p),
                   ratelimit)
         .then(on_report, on_error);
       break;
@@ -512,11 +539,13 @@ void handle_batch(self_ptr self, request_kind kind,
   b->reports.resize(names.size());
   b->pending = names.size() + 1;
   b->on_done = std::move(on_done);
-  std::map<std::string, const instance_spec*> by_name;
+  std::unordered_map<std::string_view, const instance_spec*> by_name;
+  by_name.reserve(specs.size());
   for (auto& s : specs)
     by_name.emplace(s.name, &s);
   bool explicit_request = kind != request_kind::verify || !ratelimit;
-  std::vector<std::pair<size_t, instance_spec>> to_probe;
+  // The position in `names` of each instance to probe, and its spec.
+  std::vector<std::pair<size_t, const instance_spec*>> to_probe;
   for (size_t i = 0; i < names.size(); ++i) {
     auto& name = names[i];
     auto found = by_name.find(name);
@@ -538,7 +567,7 @@ void handle_batch(self_ptr self, request_kind kind,
     } else if (self->state.paused()) {
       settle(b, i, action_report{name, outcome::paused, {}});
     } else if (spec.enabled && spec.launch.kind == instance_kind::worker) {
-      to_probe.emplace_back(i, spec);
+      to_probe.emplace_back(i, &spec);
     } else {
       dispatch(self, b, i, kind, spec, {}, ratelimit);
     }
@@ -547,34 +576,42 @@ void handle_batch(self_ptr self, request_kind kind,
     // One instance asks its instance itself: no batch to gain, and a dead
     // process is restarted without waiting for a probe timeout.
     auto& [i, spec] = to_probe.front();
-    dispatch(self, b, i, kind, spec, {}, ratelimit);
+    dispatch(self, b, i, kind, *spec, {}, ratelimit);
   } else if (!to_probe.empty()) {
-    std::vector<instance_spec> probed;
-    for (auto& entry : to_probe)
-      probed.push_back(entry.second);
-    auto probing = std::make_shared<decltype(to_probe)>(std::move(to_probe));
-    probe(self, probed,
-          [self, b, kind, ratelimit, probing,
-           is_round](std::shared_ptr<probe_map> ps) {
-            auto verdicts = [self, b, kind, ratelimit, probing, ps] {
-              for (auto& [i, spec] : *probing) {
+    std::vector<std::string> probed;
+    std::vector<const std::string*> brokers;
+    auto positions = std::make_shared<std::vector<size_t>>();
+    probed.reserve(to_probe.size());
+    brokers.reserve(to_probe.size());
+    positions->reserve(to_probe.size());
+    for (auto& [i, spec] : to_probe) {
+      probed.push_back(spec->name);
+      brokers.push_back(&spec->broker);
+      positions->push_back(i);
+    }
+    probe(self, std::move(probed), brokers,
+          [self, b, kind, ratelimit, positions, is_round](probe_ptr ps) {
+            auto verdicts = [self, b, kind, ratelimit, positions, ps] {
+              for (size_t k = 0; k < ps->names.size(); ++k) {
+                auto i = (*positions)[k];
+                const auto& name = ps->names[k];
                 // A request that came while the probe was out (a disable, a
                 // removal) read a newer model than this batch did: judge by
                 // what the supervisor knows now, not by the batch's copy.
-                auto child = self->state.children.find(spec.name);
+                auto child = self->state.children.find(name);
                 if (child == self->state.children.end()) {
-                  settle(b, i, action_report{spec.name, outcome::not_running,
+                  settle(b, i, action_report{name, outcome::not_running,
                                              "removed meanwhile"});
                   continue;
                 }
-                probe_result p;
-                if (auto found = ps->find(spec.name); found != ps->end())
-                  p = found->second;
-                dispatch(self, b, i, kind, child->second.spec, p, ratelimit);
+                dispatch(self, b, i, kind, child->second.spec,
+                         std::move(ps->results[k]), ratelimit);
               }
             };
-            if (is_round)
+            if (is_round) {
+              self->state.round_probed = self->clock().now();
               judge_bus_by_probe(self, *ps, std::move(verdicts));
+            }
             else
               verdicts();
           });
@@ -661,10 +698,24 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
   std::string detail = std::to_string(reports.size()) + " instances";
   for (auto& [result, n] : counts)
     detail += ", " + std::to_string(n) + " " + to_string(result);
-  char took[48];
-  std::snprintf(took, sizeof(took), " in %.1f ms",
-                std::chrono::duration<double, std::milli>(st.last_round).count());
+  auto ms = [](caf::timespan d) {
+    return std::chrono::duration<double, std::milli>(d).count();
+  };
+  char took[128];
+  std::snprintf(took, sizeof(took), " in %.1f ms", ms(st.last_round));
   detail += took;
+  // Where the time went: the model's listing, the probe of the workers
+  // over the bus, the verdicts of the instance actors.
+  if (st.round_listed) {
+    auto listed = *st.round_listed - st.round_started;
+    if (st.round_probed)
+      std::snprintf(took, sizeof(took), " (listing %.1f ms, probe %.1f ms, verdicts %.1f ms)",
+                    ms(listed), ms(*st.round_probed - *st.round_listed),
+                    ms(self->clock().now() - *st.round_probed));
+    else
+      std::snprintf(took, sizeof(took), " (listing %.1f ms)", ms(listed));
+    detail += took;
+  }
   if (!note.empty())
     detail += "; " + note;
   emit(self, event_kind::round_finished, {}, detail,
@@ -679,11 +730,16 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
 void start_round(self_ptr self) {
   self->state.round_in_progress = true;
   self->state.round_started = self->clock().now();
+  self->state.round_listed.reset();
+  self->state.round_probed.reset();
   self->request(self->state.seams.store, caf::infinite, list_atom::value)
     .then(
       [self](std::vector<instance_spec>& specs) {
+        self->state.round_listed = self->clock().now();
         std::vector<std::string> names;
-        std::set<std::string> seen;
+        std::unordered_set<std::string_view> seen;
+        names.reserve(specs.size());
+        seen.reserve(specs.size());
         for (auto& s : specs)
           if (seen.insert(s.name).second)
             names.push_back(s.name);
