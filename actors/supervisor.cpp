@@ -704,25 +704,30 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
   char took[128];
   std::snprintf(took, sizeof(took), " in %.1f ms", ms(st.last_round));
   detail += took;
+  std::map<std::string, std::string> data{
+    {"instances", std::to_string(reports.size())},
+    {"duration_ms", std::to_string(ms(st.last_round))}};
   // Where the time went: the model's listing, the probe of the workers
   // over the bus, the verdicts of the instance actors.
   if (st.round_listed) {
-    auto listed = *st.round_listed - st.round_started;
-    if (st.round_probed)
-      std::snprintf(took, sizeof(took), " (listing %.1f ms, probe %.1f ms, verdicts %.1f ms)",
-                    ms(listed), ms(*st.round_probed - *st.round_listed),
-                    ms(self->clock().now() - *st.round_probed));
-    else
-      std::snprintf(took, sizeof(took), " (listing %.1f ms)", ms(listed));
+    auto listed = ms(*st.round_listed - st.round_started);
+    data["listing_ms"] = std::to_string(listed);
+    if (st.round_probed) {
+      auto probed = ms(*st.round_probed - *st.round_listed);
+      auto judged = ms(self->clock().now() - *st.round_probed);
+      data["probe_ms"] = std::to_string(probed);
+      data["verdicts_ms"] = std::to_string(judged);
+      std::snprintf(took, sizeof(took),
+                    " (listing %.1f ms, probe %.1f ms, verdicts %.1f ms)",
+                    listed, probed, judged);
+    } else {
+      std::snprintf(took, sizeof(took), " (listing %.1f ms)", listed);
+    }
     detail += took;
   }
   if (!note.empty())
     detail += "; " + note;
-  emit(self, event_kind::round_finished, {}, detail,
-       {{"instances", std::to_string(reports.size())},
-        {"duration_ms",
-         std::to_string(
-           std::chrono::duration<double, std::milli>(st.last_round).count())}});
+  emit(self, event_kind::round_finished, {}, detail, std::move(data));
   if (!st.paused())
     schedule_round(self, next_round_delay(self));
 }

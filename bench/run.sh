@@ -633,7 +633,7 @@ cluster_once() { # B N
   # Round 1 starts every instance; a start that the branch gave up on says
   # "does not respond" in its log. The rounds measured are each branch's
   # first three that began after every branch's first round had ended.
-  wait_for 900 steady_rounds "$dir" "$nb" \
+  wait_for 900 steady_rounds "$dir" "$nb" >/dev/null \
     || die "the branches of ${nb}x$n did not finish 3 rounds each after their first rounds in 900 s"
   local url="http://127.0.0.1:${ports[0]}" first rounds unresponsive=0 list_ms=() k t items
   first="[$(for i in $(seq 1 "$nb"); do round_times "$dir/b$i/branch.log" | sed -n 1p; done | paste -sd, -)]"

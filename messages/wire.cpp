@@ -258,23 +258,9 @@ public:
       case 'n':
         return word("null");
       case '{':
-        ++p_;
-        if (take('}'))
-          return true;
-        do {
-          if (!string(ignored) || !take(':') || !skip_value(depth + 1))
-            return false;
-        } while (take(','));
-        return take('}');
+        return object([&](std::string_view) { return skip_value(depth + 1); });
       case '[':
-        ++p_;
-        if (take(']'))
-          return true;
-        do {
-          if (!skip_value(depth + 1))
-            return false;
-        } while (take(','));
-        return take(']');
+        return array([&] { return skip_value(depth + 1); });
       default:
         return uint(UINT64_MAX, number);
     }
@@ -296,18 +282,29 @@ public:
     return take('}');
   }
 
-  bool strings(std::vector<std::string>& out) {
+  /// Reads an array, calling `item()` with the reader at each element;
+  /// `item` reads it and returns false to give up.
+  template <class F>
+  bool array(F&& item) {
     if (!take('['))
       return false;
     if (take(']'))
       return true;
     do {
+      if (!item())
+        return false;
+    } while (take(','));
+    return take(']');
+  }
+
+  bool strings(std::vector<std::string>& out) {
+    return array([&] {
       std::string v;
       if (!string(v))
         return false;
       out.push_back(std::move(v));
-    } while (take(','));
-    return take(']');
+      return true;
+    });
   }
 
   /// Where the next value starts, to read it again later.

@@ -31,6 +31,34 @@ BOOST_AUTO_TEST_CASE(new_instances_in_the_model_are_started) {
   BOOST_TEST(events(event_kind::restarting) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(a_finished_round_says_where_its_time_went) {
+  // The round_finished event splits the round's time: the model's
+  // listing, the probe over the bus, the instance actors' verdicts. A
+  // worker that stops answering holds the probe for its whole timeout.
+  add_instance("w1");
+  add_instance("w2");
+  supervisor_settings settings;
+  start(settings);
+  advance(1s);
+  world.workers["w2"].responsive = false;
+  auto before = log.size();
+  advance(settings.interval + 5s);
+  const supervisor_event* round = nullptr;
+  for (size_t i = before; i < log.size(); ++i)
+    if (log[i].kind == event_kind::round_finished)
+      round = &log[i];
+  BOOST_REQUIRE(round != nullptr);
+  for (auto key : {"duration_ms", "listing_ms", "probe_ms", "verdicts_ms"})
+    BOOST_REQUIRE_MESSAGE(round->data.count(key) == 1, "no " << key);
+  auto ms = [&](const char* key) { return std::stod(round->data.at(key)); };
+  auto timeout_ms = std::chrono::duration<double, std::milli>(settings.probe_timeout).count();
+  BOOST_TEST(ms("probe_ms") >= timeout_ms);
+  BOOST_TEST(ms("listing_ms") + ms("probe_ms") + ms("verdicts_ms")
+               == ms("duration_ms"),
+             boost::test_tools::tolerance(0.01));
+  BOOST_TEST(round->detail.find("probe ") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(instance_added_later_is_started_by_the_next_round) {
   // An instance put in the model after start is started by the next round.
   add_instance("w1");

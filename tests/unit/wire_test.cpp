@@ -72,19 +72,31 @@ BOOST_AUTO_TEST_CASE(commands_for_large_fleets_are_split_under_the_limit) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(replies_round_trip) {
-  // A stats reply keeps every field; an error reply keeps its message.
+namespace {
+
+/// A reply to `op` from "w1" with every field of stats set.
+reply_envelope sample_reply(control_op op) {
   reply_envelope env;
   env.id = "b1-8";
-  env.op = control_op::stats;
+  env.op = op;
   env.reply.instance = "w1";
   env.reply.stats.pid = 42;
+  env.reply.stats.uptime_ms = 1234567;
   env.reply.stats.queues = {"dq.w1", "q1"};
   env.reply.stats.autoscale_max = 4;
   env.reply.stats.autoscale_min = 1;
   env.reply.stats.concurrency = 2;
   env.reply.stats.tasks_done = 10;
   env.reply.stats.tasks_failed = 1;
+  env.reply.stats.partitions = {{"q1", 3}, {"q2", 0}};
+  return env;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(replies_round_trip) {
+  // A stats reply keeps every field; an error reply keeps its message.
+  auto env = sample_reply(control_op::stats);
   auto back = decode_reply(encode_reply(env));
   BOOST_REQUIRE_MESSAGE(back, back.error);
   BOOST_TEST(back.value->reply.instance == "w1");
@@ -137,19 +149,7 @@ BOOST_AUTO_TEST_CASE(the_fast_reply_path_decodes_as_the_full_parser_does) {
   for (auto op : {control_op::ping, control_op::stats, control_op::active_queues,
                   control_op::add_consumer, control_op::cancel_consumer,
                   control_op::autoscale, control_op::shutdown}) {
-    reply_envelope env;
-    env.id = "b1-8";
-    env.op = op;
-    env.reply.instance = "w1";
-    env.reply.stats.pid = 42;
-    env.reply.stats.uptime_ms = 1234567;
-    env.reply.stats.queues = {"dq.w1", "q1"};
-    env.reply.stats.autoscale_max = 4;
-    env.reply.stats.autoscale_min = 1;
-    env.reply.stats.concurrency = 2;
-    env.reply.stats.tasks_done = 10;
-    env.reply.stats.tasks_failed = 1;
-    env.reply.stats.partitions = {{"q1", 3}, {"q2", 0}};
+    auto env = sample_reply(op);
     env.reply.queues = {"dq.w1", "q1"};
     seeds.push_back(encode_reply(env));
     env.reply.ok = false;
