@@ -1,8 +1,10 @@
 #include "messages/wire.hpp"
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
+#include <utility>
 
 #include <nlohmann/json.hpp>
 
@@ -649,7 +651,165 @@ decoded<command_envelope> decode_command(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+/// Appends `s` as a JSON string, escaped as the full encoder escapes it.
+/// Only for ASCII text (`ascii`); other text goes through the full encoder.
+void put_string(std::string& out, std::string_view s) {
+  static constexpr char hex[] = "0123456789abcdef";
+  out += '"';
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    switch (c) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\b': out += "\\b"; break;
+      case '\f': out += "\\f"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (c < 0x20) {
+          out += "\\u00";
+          out += hex[c >> 4];
+          out += hex[c & 15];
+        } else {
+          out += ch;
+        }
+    }
+  }
+  out += '"';
+}
+
+bool ascii(std::string_view s) {
+  for (char c : s)
+    if (static_cast<unsigned char>(c) >= 0x80)
+      return false;
+  return true;
+}
+
+/// Appends `"key":` (keys are plain ASCII words).
+void put_key(std::string& out, const char* key) {
+  out += '"';
+  out += key;
+  out += "\":";
+}
+
+void put_strings(std::string& out, const std::vector<std::string>& v) {
+  out += '[';
+  for (size_t i = 0; i < v.size(); ++i) {
+    if (i > 0)
+      out += ',';
+    put_string(out, v[i]);
+  }
+  out += ']';
+}
+
+void put_stats(std::string& out, const worker_stats& s) {
+  out += "{\"autoscale\":{\"current\":";
+  out += std::to_string(s.concurrency);
+  out += ",\"max\":";
+  out += std::to_string(s.autoscale_max);
+  out += ",\"min\":";
+  out += std::to_string(s.autoscale_min);
+  out += "},\"partitions\":{";
+  bool first = true;
+  for (auto& [queue, n] : s.partitions) {
+    if (!std::exchange(first, false))
+      out += ',';
+    put_string(out, queue);
+    out += ':';
+    out += std::to_string(n);
+  }
+  out += "},\"pid\":";
+  out += std::to_string(s.pid);
+  out += ",\"queues\":";
+  put_strings(out, s.queues);
+  out += ",\"tasks\":{\"done\":";
+  out += std::to_string(s.tasks_done);
+  out += ",\"failed\":";
+  out += std::to_string(s.tasks_failed);
+  out += "},\"uptime_ms\":";
+  out += std::to_string(s.uptime_ms);
+  out += '}';
+}
+
+/// Whether every text a reply would carry is ASCII, so `put_string`
+/// writes it as the full encoder would.
+bool ascii_reply(const reply_envelope& env) {
+  const auto& r = env.reply;
+  auto all = [](const std::vector<std::string>& v) {
+    return std::all_of(v.begin(), v.end(), [](const std::string& s) { return ascii(s); });
+  };
+  if (!ascii(env.id) || !ascii(r.instance) || !ascii(r.error) || !all(r.queues)
+      || !all(r.stats.queues))
+    return false;
+  for (auto& [queue, n] : r.stats.partitions)
+    if (!ascii(queue))
+      return false;
+  return true;
+}
+
+} // namespace
+
 std::string encode_reply(const reply_envelope& env) {
+  if (!ascii_reply(env))
+    return encode_reply_full(env);
+  // Written directly, as the full encoder writes it (keys in order, no
+  // spaces): replies are what every worker sends most.
+  const auto& r = env.reply;
+  std::string out;
+  out.reserve(128 + r.instance.size() + env.id.size());
+  out += '{';
+  if (!r.ok) {
+    put_key(out, "error");
+    put_string(out, r.error);
+    out += ',';
+  }
+  put_key(out, "from");
+  put_string(out, r.instance);
+  out += ',';
+  put_key(out, "id");
+  put_string(out, env.id);
+  out += r.ok ? ",\"ok\":true," : ",\"ok\":false,";
+  put_key(out, "op");
+  put_string(out, to_string(env.op));
+  if (r.ok) {
+    out += ',';
+    put_key(out, "result");
+    switch (env.op) {
+      case control_op::stats:
+        put_stats(out, r.stats);
+        break;
+      case control_op::active_queues:
+      case control_op::add_consumer:
+      case control_op::cancel_consumer:
+        out += "{\"queues\":";
+        put_strings(out, r.queues);
+        out += '}';
+        break;
+      case control_op::autoscale:
+        out += "{\"max\":";
+        out += std::to_string(r.stats.autoscale_max);
+        out += ",\"min\":";
+        out += std::to_string(r.stats.autoscale_min);
+        out += '}';
+        break;
+      case control_op::ping:
+        out += "{\"pong\":true}";
+        break;
+      case control_op::shutdown:
+        out += "{}";
+        break;
+    }
+  }
+  out += ",\"v\":";
+  out += std::to_string(wire_version);
+  out += '}';
+  return out;
+}
+
+std::string encode_reply_full(const reply_envelope& env) {
   const auto& r = env.reply;
   json doc{{"v", wire_version},
            {"id", env.id},

@@ -211,6 +211,50 @@ BOOST_AUTO_TEST_CASE(the_fast_reply_path_decodes_as_the_full_parser_does) {
   check(std::string(max_wire_message + 1, ' '));
 }
 
+BOOST_AUTO_TEST_CASE(replies_are_written_as_the_full_encoder_writes_them) {
+  // encode_reply writes ASCII replies directly; the bytes must be the full
+  // encoder's, for every op, ok or not, with texts holding every ASCII
+  // character (quotes, backslashes, controls, DEL) and numbers at their
+  // limits. Non-ASCII texts go through the full encoder itself.
+  std::string every_ascii;
+  for (int c = 0; c < 128; ++c)
+    every_ascii += static_cast<char>(c);
+  std::vector<std::string> texts{"", "w1", every_ascii, "a\"b\\c\n\t\x01\x1f\x7f",
+                                 "caf\xc3\xa9", "dq.w-1_x"};
+  size_t written = 0;
+  for (auto op : {control_op::ping, control_op::stats, control_op::active_queues,
+                  control_op::add_consumer, control_op::cancel_consumer,
+                  control_op::autoscale, control_op::shutdown})
+    for (auto& text : texts)
+      for (bool ok : {true, false}) {
+        auto env = sample_reply(op);
+        env.id = text;
+        env.reply.instance = text;
+        env.reply.ok = ok;
+        env.reply.error = text;
+        env.reply.queues = {text, "q1"};
+        env.reply.stats.queues = {"q1", text};
+        env.reply.stats.partitions[text] = UINT32_MAX;
+        env.reply.stats.pid = text.size() % 2 == 0 ? INT32_MAX : -1;
+        env.reply.stats.uptime_ms = UINT64_MAX;
+        env.reply.stats.tasks_done = 0;
+        env.reply.stats.autoscale_max = UINT32_MAX;
+        auto fast = encode_reply(env);
+        BOOST_TEST(fast == encode_reply_full(env));
+        ++written;
+        // And it reads back (a negative pid is refused, as it should be).
+        if (ok && op == control_op::stats && env.reply.stats.pid < 0) {
+          BOOST_TEST(!decode_reply(fast));
+          continue;
+        }
+        auto back = decode_reply(fast);
+        BOOST_REQUIRE_MESSAGE(back.value.has_value(), back.error);
+        BOOST_TEST(back.value->id == text);
+        BOOST_TEST(back.value->reply.instance == text);
+      }
+  BOOST_TEST(written == 7u * texts.size() * 2u);
+}
+
 BOOST_AUTO_TEST_CASE(malformed_commands_are_rejected_with_a_reason) {
   // Garbage, truncation, wrong types, unknown ops, bad names, oversize.
   std::string good = R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["w1"]})";
