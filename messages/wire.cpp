@@ -160,14 +160,14 @@ json embedded(const std::string& text) {
 
 // -- the fast path of replies ---------------------------------------------------
 
-/// A reader of the JSON replies are made of, for the fast path of
-/// decode_reply: strings of printable ASCII without escapes, unsigned
+/// A reader of the JSON replies and commands are made of, for the fast
+/// paths of decode_reply and decode_command_for: strings of printable ASCII without escapes, unsigned
 /// integers, true, false, null, objects and arrays. On anything else it
 /// gives up (returns false) and the full parser decides, so it accepts
 /// nothing the full parser would read differently.
-class reply_scan {
+class wire_scan {
 public:
-  explicit reply_scan(std::string_view text)
+  explicit wire_scan(std::string_view text)
     : p_(text.data()), end_(text.data() + text.size()) {
   }
 
@@ -347,7 +347,7 @@ bool first_time(unsigned& seen, unsigned bit) {
   return true;
 }
 
-bool scan_stats(reply_scan& in, worker_stats& s) {
+bool scan_stats(wire_scan& in, worker_stats& s) {
   unsigned seen = 0;
   uint64_t pid = 0;
   bool ok = in.object([&](std::string_view key) {
@@ -406,7 +406,7 @@ bool scan_stats(reply_scan& in, worker_stats& s) {
 std::optional<reply_envelope> decode_reply_fast(std::string_view bytes) {
   if (bytes.size() > max_wire_message)
     return std::nullopt;
-  reply_scan in{bytes};
+  wire_scan in{bytes};
   reply_envelope env;
   std::string_view op_name;
   const char* result = nullptr;
@@ -447,7 +447,7 @@ std::optional<reply_envelope> decode_reply_fast(std::string_view bytes) {
   env.reply.error.clear();
   if (result == nullptr)
     return std::nullopt;
-  reply_scan res{std::string_view{result, static_cast<size_t>(
+  wire_scan res{std::string_view{result, static_cast<size_t>(
                                             bytes.data() + bytes.size() - result)}};
   switch (env.op) {
     case control_op::stats:
@@ -585,6 +585,111 @@ std::vector<std::string> encode_command_messages(const command_envelope& env) {
       return out;
     parts += parts / 4 + 1;
   }
+}
+
+namespace {
+
+/// decode_command_for without a document: nothing when the command is not
+/// of the usual form (or is refused), for the full parser to decide.
+std::optional<command_envelope> decode_command_fast(std::string_view bytes,
+                                                    std::string_view name,
+                                                    bool& addressed) {
+  if (bytes.size() > max_wire_message)
+    return std::nullopt;
+  wire_scan in{bytes};
+  command_envelope env;
+  std::string_view op_name;
+  const char* args = nullptr;
+  unsigned seen = 0;
+  uint64_t version = 0;
+  bool listed = false;
+  bool read = in.object([&](std::string_view key) {
+    if (key == "v")
+      return first_time(seen, 1) && in.uint(UINT64_MAX, version);
+    if (key == "id")
+      return first_time(seen, 2) && in.string(env.id);
+    if (key == "op")
+      return first_time(seen, 4) && in.string(op_name);
+    if (key == "reply_to")
+      return first_time(seen, 8) && in.string(env.reply_to);
+    if (key == "to")
+      return first_time(seen, 16) && in.array([&] {
+               std::string_view to;
+               if (!in.string(to))
+                 return false;
+               listed = listed || to == name;
+               return true;
+             });
+    if (key == "args") {
+      args = in.here();
+      return first_time(seen, 32) && in.skip_value();
+    }
+    return in.skip_value();
+  });
+  if (!read || !in.at_end() || version != static_cast<uint64_t>(wire_version)
+      || (seen & 15) != 15 || env.id.empty() || env.id.size() > 128
+      || !name_problem("reply topic", env.reply_to).empty())
+    return std::nullopt;
+  auto op = parse_control_op(op_name);
+  if (!op)
+    return std::nullopt;
+  env.command.op = *op;
+  std::string_view rest = args == nullptr
+                            ? std::string_view{"{}"}
+                            : std::string_view{args, static_cast<size_t>(
+                                                       bytes.data() + bytes.size() - args)};
+  wire_scan a{rest};
+  unsigned sub = 0;
+  uint64_t max = 0, min = 0;
+  bool args_read = a.object([&](std::string_view k) {
+    if (k == "queue" && (*op == control_op::add_consumer
+                         || *op == control_op::cancel_consumer))
+      return first_time(sub, 1) && a.string(env.command.queue);
+    if (k == "max" && *op == control_op::autoscale)
+      return first_time(sub, 2) && a.uint(10000, max);
+    if (k == "min" && *op == control_op::autoscale)
+      return first_time(sub, 4) && a.uint(10000, min);
+    return a.skip_value();
+  });
+  if (!args_read)
+    return std::nullopt;
+  switch (*op) {
+    case control_op::add_consumer:
+    case control_op::cancel_consumer:
+      if (sub != 1 || !name_problem("queue", env.command.queue).empty())
+        return std::nullopt;
+      break;
+    case control_op::autoscale:
+      if (sub != 6 || min == 0 || max < min)
+        return std::nullopt;
+      env.command.max_concurrency = static_cast<uint32_t>(max);
+      env.command.min_concurrency = static_cast<uint32_t>(min);
+      break;
+    default:
+      break;
+  }
+  addressed = listed;
+  return env;
+}
+
+} // namespace
+
+decoded<command_envelope> decode_command_for(std::string_view bytes,
+                                             std::string_view name,
+                                             bool& addressed) {
+  addressed = false;
+  if (auto fast = decode_command_fast(bytes, name, addressed)) {
+    decoded<command_envelope> out;
+    out.value = std::move(*fast);
+    return out;
+  }
+  auto full = decode_command(bytes);
+  if (full) {
+    auto& to = full.value->command.destinations;
+    addressed = std::find(to.begin(), to.end(), name) != to.end();
+    to.clear();
+  }
+  return full;
 }
 
 decoded<command_envelope> decode_command(std::string_view bytes) {

@@ -47,6 +47,16 @@ struct command_envelope {
 std::string encode_command(const command_envelope& env);
 decoded<command_envelope> decode_command(std::string_view bytes);
 
+/// decode_command for one reader named `name`, as a worker reads the
+/// control topic: `addressed` says whether the command lists `name`, and
+/// the destinations are left out (a command to 5,000 instances is not
+/// made into 5,000 strings by each of them). Accepts and refuses exactly
+/// what decode_command does; the usual forms are scanned without a
+/// document (the unit tests hold the two to the same answers).
+decoded<command_envelope> decode_command_for(std::string_view bytes,
+                                             std::string_view name,
+                                             bool& addressed);
+
 /// The messages that carry `env`: one, or, when naming every destination
 /// would pass max_wire_message, several of at most that size, each with
 /// the same id and a share of the destinations (in order, each once).

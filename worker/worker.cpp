@@ -675,14 +675,14 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
         startup.mark("first control message");
         first_message = false;
       }
-      auto cmd = decode_command(m->value);
+      bool addressed = false;
+      auto cmd = decode_command_for(m->value, opts.name, addressed);
       if (!cmd) {
         ctx.log("dropped control message at offset " + std::to_string(m->offset)
                 + ": " + cmd.error);
         continue;
       }
-      auto& to = cmd.value->command.destinations;
-      if (std::find(to.begin(), to.end(), opts.name) == to.end())
+      if (!addressed)
         continue;
       // Made before this process started: meant for an earlier one.
       if (opts.control_since_ms >= 0 && m->timestamp_ms >= 0

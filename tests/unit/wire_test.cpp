@@ -2,6 +2,7 @@
 // and every malformed input rejected with a reason instead of a crash.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -253,6 +254,87 @@ BOOST_AUTO_TEST_CASE(replies_are_written_as_the_full_encoder_writes_them) {
         BOOST_TEST(back.value->reply.instance == text);
       }
   BOOST_TEST(written == 7u * texts.size() * 2u);
+}
+
+BOOST_AUTO_TEST_CASE(a_reader_decodes_commands_as_the_full_parser_does) {
+  // decode_command_for scans the usual commands without a document; for
+  // every input it must accept and refuse what decode_command does, with
+  // the same fields, and say whether the reader is among the destinations.
+  // Inputs: each op's encoding (to the reader, to others, to many), hand-
+  // written variants, each cut at every length and with each byte
+  // replaced by each of a set of troublesome characters.
+  std::vector<std::string> seeds;
+  for (auto op : {control_op::ping, control_op::stats, control_op::active_queues,
+                  control_op::add_consumer, control_op::cancel_consumer,
+                  control_op::autoscale, control_op::shutdown}) {
+    command_envelope env;
+    env.id = "b1-7";
+    env.reply_to = "cyme.reply.b1";
+    env.command.op = op;
+    env.command.queue = "q1";
+    env.command.max_concurrency = 8;
+    env.command.min_concurrency = 2;
+    env.command.destinations = {"w0", "w1", "w2"};
+    seeds.push_back(encode_command(env));
+    env.command.destinations = {"w2"};
+    seeds.push_back(encode_command(env));
+  }
+  for (std::string s : {
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r"})",
+         R"( { "to" : [ "w1" ] , "reply_to":"r","op":"ping","id":"x","v":1,"more":{"a":[1,null,true]} } )",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["w1"],"to":["w2"]})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["w1"]})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["w1"],"args":[]})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["w1"],"args":{"queue":1}})",
+         R"({"v":1,"id":"x","op":"add_consumer","reply_to":"r","to":["w1"],"args":{"queue":"q","queue":"p"}})",
+         R"({"v":1,"id":"x","op":"add_consumer","reply_to":"r","to":["w1"],"args":{"queue":"a/b"}})",
+         R"({"v":1,"id":"x","op":"autoscale","reply_to":"r","to":["w1"],"args":{"max":10001,"min":1}})",
+         R"({"v":1,"id":"x","op":"autoscale","reply_to":"r","to":["w1"],"args":{"max":1,"min":0}})",
+         R"({"v":1,"id":"x","op":"autoscale","reply_to":"r","to":["w1"],"args":{"max":2.0,"min":1}})",
+         R"({"v":1,"id":"","op":"ping","reply_to":"r","to":["w1"]})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"../r","to":["w1"]})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":"w1"})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["w1",2]})",
+         R"({"v":1,"id":"x","op":"ping","reply_to":"r","to":["wé","w1"]})"})
+    seeds.push_back(s);
+  size_t inputs = 0, reached = 0;
+  auto check = [&](const std::string& in) {
+    ++inputs;
+    bool addressed = false;
+    auto a = decode_command_for(in, "w1", addressed);
+    auto b = decode_command(in);
+    BOOST_TEST(a.value.has_value() == b.value.has_value(), "on: " << in);
+    if (!a.value || !b.value) {
+      BOOST_TEST(a.error == b.error, "on: " << in);
+      return;
+    }
+    const auto& to = b.value->command.destinations;
+    BOOST_TEST(addressed == (std::find(to.begin(), to.end(), "w1") != to.end()),
+               "on: " << in);
+    reached += addressed;
+    const auto& x = *a.value;
+    const auto& y = *b.value;
+    BOOST_TEST((x.id == y.id && x.reply_to == y.reply_to
+                && x.command.op == y.command.op && x.command.queue == y.command.queue
+                && x.command.max_concurrency == y.command.max_concurrency
+                && x.command.min_concurrency == y.command.min_concurrency
+                && x.command.destinations.empty()),
+               "on: " << in);
+  };
+  for (auto& seed : seeds) {
+    for (size_t n = 0; n <= seed.size(); ++n)
+      check(seed.substr(0, n));
+    for (size_t i = 0; i < seed.size(); ++i)
+      for (char c : std::string{" \"\\{}[],:0-.e1tnx\x01\x7f"} + "\xc3")
+        if (seed[i] != c) {
+          auto mutated = seed;
+          mutated[i] = c;
+          check(mutated);
+        }
+  }
+  BOOST_TEST(inputs > 30000u);
+  BOOST_TEST(reached > 100u);
+  check(std::string(max_wire_message + 1, ' '));
 }
 
 BOOST_AUTO_TEST_CASE(malformed_commands_are_rejected_with_a_reason) {
