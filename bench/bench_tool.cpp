@@ -14,6 +14,11 @@
 //       settings, from C threads that each wait for the broker's
 //       acknowledgement of one task before sending the next: the bus's
 //       own limit for one task per request, without HTTP.
+//   cyme-bench wire [--repeat N]
+//       microseconds per message of the wire codecs, the direct forms
+//       against the full JSON parser/encoder: a stats and a ping reply
+//       (encode, decode) and a command to 5,000 instances as a worker
+//       reads it.
 //   cyme-bench results --broker B --queue Q --count N [--timeout-s T]
 //       waits for N results of queue Q on cyme.results (reading from the
 //       end of the topic as of its start) and reports the rate between the
@@ -284,6 +289,79 @@ int acked(const std::string& broker, const std::string& topic, int count,
   return failed.load() == 0 ? 0 : 1;
 }
 
+/// Median over `repeat` runs of `n` calls of `fn`, in µs per call.
+template <class F>
+double per_call_us(int repeat, int n, F&& fn) {
+  std::vector<double> runs;
+  for (int r = 0; r < repeat; ++r) {
+    auto t0 = clock_type::now();
+    for (int i = 0; i < n; ++i)
+      fn();
+    runs.push_back(std::chrono::duration<double, std::micro>(clock_type::now() - t0).count()
+                   / n);
+  }
+  std::sort(runs.begin(), runs.end());
+  return runs[runs.size() / 2];
+}
+
+int wire(int repeat) {
+  reply_envelope stats;
+  stats.id = "b1-123456";
+  stats.op = control_op::stats;
+  stats.reply.instance = "b1-01234";
+  stats.reply.stats.pid = 12345;
+  stats.reply.stats.uptime_ms = 123456789;
+  stats.reply.stats.queues = {"dq.b1-01234", "benchq"};
+  stats.reply.stats.autoscale_max = 4;
+  stats.reply.stats.autoscale_min = 1;
+  stats.reply.stats.concurrency = 1;
+  reply_envelope ping = stats;
+  ping.op = control_op::ping;
+  command_envelope cmd;
+  cmd.id = "b1-123456";
+  cmd.reply_to = "cyme.reply.b1";
+  cmd.command.op = control_op::ping;
+  for (int i = 0; i < 5000; ++i) {
+    char name[32];
+    std::snprintf(name, sizeof(name), "b1-%05d", i);
+    cmd.command.destinations.push_back(name);
+  }
+  auto cmd_bytes = encode_command(cmd);
+  size_t sink = 0;
+  auto line = [](const char* what, size_t bytes, double direct, double full) {
+    std::printf("%s\n", json{{"figure", "wire"},
+                             {"what", what},
+                             {"bytes", bytes},
+                             {"direct_us", direct},
+                             {"full_us", full},
+                             {"ratio", full / direct}}
+                          .dump()
+                          .c_str());
+  };
+  for (auto* r : {&stats, &ping}) {
+    auto bytes = encode_reply(*r);
+    auto label = r == &stats ? "stats reply" : "ping reply";
+    line((std::string{"encode "} + label).c_str(), bytes.size(),
+         per_call_us(repeat, 20000, [&] { sink += encode_reply(*r).size(); }),
+         per_call_us(repeat, 20000, [&] { sink += encode_reply_full(*r).size(); }));
+    line((std::string{"decode "} + label).c_str(), bytes.size(),
+         per_call_us(repeat, 20000, [&] { sink += decode_reply(bytes).value.has_value(); }),
+         per_call_us(repeat, 20000,
+                     [&] { sink += decode_reply_full(bytes).value.has_value(); }));
+  }
+  line("a worker reads a command to 5,000 instances", cmd_bytes.size(),
+       per_call_us(repeat, 50, [&] {
+         bool addressed = false;
+         sink += decode_command_for(cmd_bytes, "b1-04999", addressed).value.has_value();
+       }),
+       per_call_us(repeat, 50, [&] {
+         auto d = decode_command(cmd_bytes);
+         auto& to = d.value->command.destinations;
+         sink += std::find(to.begin(), to.end(), "b1-04999") != to.end();
+       }));
+  return sink > 0 ? 0 : 1;
+}
+
 int results(const std::string& broker, const std::string& queue, int count,
             int timeout_s, const std::string& label) {
   check_name("queue", queue);
@@ -379,6 +457,10 @@ int main(int argc, char** argv) {
   a->add_option("--clients", clients, "threads, one task each in flight")
     ->check(CLI::Range(1, 1024));
 
+  int repeat = 5;
+  auto* x = app.add_subcommand("wire", "time the wire codecs, direct against full");
+  x->add_option("--repeat", repeat, "runs, the median taken")->check(CLI::Range(1, 101));
+
   int timeout_s = 300;
   auto* w = app.add_subcommand("results", "wait for N results of a queue");
   w->add_option("--broker", broker, "bootstrap servers")->required();
@@ -401,6 +483,8 @@ int main(int argc, char** argv) {
       return produce(broker, topic, count);
     if (*a)
       return acked(broker, topic, count, clients);
+    if (*x)
+      return wire(repeat);
     if (*w)
       return results(broker, queue, count, timeout_s, label);
   } catch (const std::exception& e) {

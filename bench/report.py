@@ -145,6 +145,15 @@ def http(items, outdir):
     print()
 
 
+def wire(items, outdir):
+    rows = [[i["what"], f"{i['bytes']:,}", f"{i['direct_us']:.2f} µs",
+             f"{i['full_us']:.2f} µs", f"{i['ratio']:.1f}"] for i in items]
+    print("## The wire codecs\n")
+    print("Median of 11 runs, per message.\n")
+    print(table(["what", "bytes", "direct", "full JSON", "full / direct"], rows))
+    print()
+
+
 def explore(items, outdir):
     rows = [[i["seeds"], i["steps"], f"{i['simulated_hours']:.0f} h",
              f"{i['cpu_seconds']:.2f} s",
@@ -275,7 +284,7 @@ def main():
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
-             "throughput": throughput, "http": http, "explore": explore, "tasks": tasks,
+             "throughput": throughput, "http": http, "explore": explore, "wire": wire, "tasks": tasks,
              "results": results, "cluster": cluster}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")

@@ -19,6 +19,8 @@
 #   throughput  no-op tasks per second through one worker at concurrency 1
 #               and 4, against kcat reading the same topic
 #   explore     simulated hours per CPU second of cyme-explore
+#   wire        microseconds per message of the wire codecs: the direct
+#               forms against the full JSON parser and encoder
 #   tasks       task submission over HTTP (16 clients one task per request;
 #               batches of 10,000) beside kcat producing the same messages,
 #               on the real broker and the embedded cluster
@@ -53,7 +55,7 @@ tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
 cluster_sizes="${BENCH_CLUSTER:-1x1000 1x10000 2x10000 5x10000 10x10000}"
 cluster_stagger="${BENCH_CLUSTER_STAGGER:-1}"
-all_parts=(restart rtt fleet idle throughput http explore tasks results cluster)
+all_parts=(restart rtt fleet idle throughput http explore wire tasks results cluster)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -526,6 +528,13 @@ run_explore() {
   done
   tail -n 1 "$res" >&2
   part_done explore
+}
+
+run_wire() {
+  log "wire: the codecs, direct against the full JSON parser and encoder"
+  "$bin/cyme-bench" wire --repeat 11 > "$out/wire.jsonl" || die "cyme-bench wire failed"
+  cat "$out/wire.jsonl" >&2
+  part_done wire
 }
 
 run_results() {
