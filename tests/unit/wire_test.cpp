@@ -116,6 +116,23 @@ BOOST_AUTO_TEST_CASE(replies_round_trip) {
 
 namespace {
 
+/// Calls `check` with every seed cut at every length, and with each byte
+/// replaced by each of a set of troublesome characters.
+template <class F>
+void each_variant(const std::vector<std::string>& seeds, F&& check) {
+  for (auto& seed : seeds) {
+    for (size_t n = 0; n <= seed.size(); ++n)
+      check(seed.substr(0, n));
+    for (size_t i = 0; i < seed.size(); ++i)
+      for (char c : std::string{" \"\\{}[],:0-.e1tnx\x01\x7f"} + "\xc3")
+        if (seed[i] != c) {
+          auto mutated = seed;
+          mutated[i] = c;
+          check(mutated);
+        }
+  }
+}
+
 /// Whether two decodings say the same: both the same error, or both a
 /// reply with every field equal.
 bool same(const decoded<reply_envelope>& a, const decoded<reply_envelope>& b) {
@@ -195,17 +212,7 @@ BOOST_AUTO_TEST_CASE(the_fast_reply_path_decodes_as_the_full_parser_does) {
                                            << ", full: " << b.error << ")");
     fast_values += a.value.has_value();
   };
-  for (auto& seed : seeds) {
-    for (size_t n = 0; n <= seed.size(); ++n)
-      check(seed.substr(0, n));
-    for (size_t i = 0; i < seed.size(); ++i)
-      for (char c : std::string{" \"\\{}[],:0-.e1tnx\x01\x7f"} + "\xc3")
-        if (seed[i] != c) {
-          auto mutated = seed;
-          mutated[i] = c;
-          check(mutated);
-        }
-  }
+  each_variant(seeds, check);
   BOOST_TEST(inputs > 50000u);
   BOOST_TEST(fast_values > 100u);
   // Oversized: refused as the full parser refuses it.
@@ -321,17 +328,7 @@ BOOST_AUTO_TEST_CASE(a_reader_decodes_commands_as_the_full_parser_does) {
                 && x.command.destinations.empty()),
                "on: " << in);
   };
-  for (auto& seed : seeds) {
-    for (size_t n = 0; n <= seed.size(); ++n)
-      check(seed.substr(0, n));
-    for (size_t i = 0; i < seed.size(); ++i)
-      for (char c : std::string{" \"\\{}[],:0-.e1tnx\x01\x7f"} + "\xc3")
-        if (seed[i] != c) {
-          auto mutated = seed;
-          mutated[i] = c;
-          check(mutated);
-        }
-  }
+  each_variant(seeds, check);
   BOOST_TEST(inputs > 30000u);
   BOOST_TEST(reached > 100u);
   check(std::string(max_wire_message + 1, ' '));
