@@ -270,9 +270,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     return diff == 0;
   }
 
-  /// Runs on a handler thread.
-  /// Answers a request; with `may_wait` false (on the server's thread),
-  /// one that would wait goes to the pool instead.
+  /// Answers a request, on a handler thread; or, with `may_wait` false, on
+  /// the server's thread, where one that would wait goes to the pool.
   void handle(const http::exchange_ptr& ex, bool may_wait = true) {
     if (ex->closed())
       return; // The client went while the request waited.
