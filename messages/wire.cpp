@@ -347,6 +347,34 @@ bool first_time(unsigned& seen, unsigned bit) {
   return true;
 }
 
+/// The members every message has ("v", "id", "op") as the fast decoders
+/// read them; the bits 1, 2 and 4 of `seen` are theirs.
+struct envelope_head {
+  unsigned seen = 0;
+  uint64_t version = 0;
+  std::string_view op_name;
+
+  /// Reads `key`'s value when it is one of them (false: give up); nothing
+  /// when it is another key.
+  std::optional<bool> member(wire_scan& in, std::string_view key,
+                             std::string& id) {
+    if (key == "v")
+      return first_time(seen, 1) && in.uint(UINT64_MAX, version);
+    if (key == "id")
+      return first_time(seen, 2) && in.string(id);
+    if (key == "op")
+      return first_time(seen, 4) && in.string(op_name);
+    return std::nullopt;
+  }
+
+  /// The op, when all three came and the version is this one.
+  std::optional<control_op> op() const {
+    if ((seen & 7) != 7 || version != static_cast<uint64_t>(wire_version))
+      return std::nullopt;
+    return parse_control_op(op_name);
+  }
+};
+
 bool scan_stats(wire_scan& in, worker_stats& s) {
   unsigned seen = 0;
   uint64_t pid = 0;
@@ -408,17 +436,12 @@ std::optional<reply_envelope> decode_reply_fast(std::string_view bytes) {
     return std::nullopt;
   wire_scan in{bytes};
   reply_envelope env;
-  std::string_view op_name;
   const char* result = nullptr;
-  unsigned seen = 0;
-  uint64_t version = 0;
+  envelope_head head;
+  auto& seen = head.seen;
   bool read = in.object([&](std::string_view key) {
-    if (key == "v")
-      return first_time(seen, 1) && in.uint(UINT64_MAX, version);
-    if (key == "id")
-      return first_time(seen, 2) && in.string(env.id);
-    if (key == "op")
-      return first_time(seen, 4) && in.string(op_name);
+    if (auto done = head.member(in, key, env.id))
+      return *done;
     if (key == "from")
       return first_time(seen, 8) && in.string(env.reply.instance);
     if (key == "ok")
@@ -431,10 +454,9 @@ std::optional<reply_envelope> decode_reply_fast(std::string_view bytes) {
     }
     return in.skip_value();
   });
-  if (!read || !in.at_end() || version != static_cast<uint64_t>(wire_version)
-      || (seen & 31) != 31)
+  if (!read || !in.at_end() || (seen & 31) != 31)
     return std::nullopt;
-  auto op = parse_control_op(op_name);
+  auto op = head.op();
   if (!op)
     return std::nullopt;
   env.op = *op;
@@ -598,18 +620,13 @@ std::optional<command_envelope> decode_command_fast(std::string_view bytes,
     return std::nullopt;
   wire_scan in{bytes};
   command_envelope env;
-  std::string_view op_name;
   const char* args = nullptr;
-  unsigned seen = 0;
-  uint64_t version = 0;
+  envelope_head head;
+  auto& seen = head.seen;
   bool listed = false;
   bool read = in.object([&](std::string_view key) {
-    if (key == "v")
-      return first_time(seen, 1) && in.uint(UINT64_MAX, version);
-    if (key == "id")
-      return first_time(seen, 2) && in.string(env.id);
-    if (key == "op")
-      return first_time(seen, 4) && in.string(op_name);
+    if (auto done = head.member(in, key, env.id))
+      return *done;
     if (key == "reply_to")
       return first_time(seen, 8) && in.string(env.reply_to);
     if (key == "to")
@@ -626,11 +643,10 @@ std::optional<command_envelope> decode_command_fast(std::string_view bytes,
     }
     return in.skip_value();
   });
-  if (!read || !in.at_end() || version != static_cast<uint64_t>(wire_version)
-      || (seen & 15) != 15 || env.id.empty() || env.id.size() > 128
-      || !name_problem("reply topic", env.reply_to).empty())
+  if (!read || !in.at_end() || (seen & 15) != 15 || env.id.empty()
+      || env.id.size() > 128 || !name_problem("reply topic", env.reply_to).empty())
     return std::nullopt;
-  auto op = parse_control_op(op_name);
+  auto op = head.op();
   if (!op)
     return std::nullopt;
   env.command.op = *op;
@@ -756,11 +772,7 @@ decoded<command_envelope> decode_command(std::string_view bytes) {
   return out;
 }
 
-namespace {
-
-/// Appends `s` as a JSON string, escaped as the full encoder escapes it.
-/// Only for ASCII text (`ascii`); other text goes through the full encoder.
-void put_string(std::string& out, std::string_view s) {
+void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
   for (char ch : s) {
@@ -786,6 +798,8 @@ void put_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
+namespace {
+
 bool ascii(std::string_view s) {
   for (char c : s)
     if (static_cast<unsigned char>(c) >= 0x80)
@@ -805,7 +819,7 @@ void put_strings(std::string& out, const std::vector<std::string>& v) {
   for (size_t i = 0; i < v.size(); ++i) {
     if (i > 0)
       out += ',';
-    put_string(out, v[i]);
+    append_json_string(out, v[i]);
   }
   out += ']';
 }
@@ -822,7 +836,7 @@ void put_stats(std::string& out, const worker_stats& s) {
   for (auto& [queue, n] : s.partitions) {
     if (!std::exchange(first, false))
       out += ',';
-    put_string(out, queue);
+    append_json_string(out, queue);
     out += ':';
     out += std::to_string(n);
   }
@@ -839,7 +853,7 @@ void put_stats(std::string& out, const worker_stats& s) {
   out += '}';
 }
 
-/// Whether every text a reply would carry is ASCII, so `put_string`
+/// Whether every text a reply would carry is ASCII, so `append_json_string`
 /// writes it as the full encoder would.
 bool ascii_reply(const reply_envelope& env) {
   const auto& r = env.reply;
@@ -868,17 +882,17 @@ std::string encode_reply(const reply_envelope& env) {
   out += '{';
   if (!r.ok) {
     put_key(out, "error");
-    put_string(out, r.error);
+    append_json_string(out, r.error);
     out += ',';
   }
   put_key(out, "from");
-  put_string(out, r.instance);
+  append_json_string(out, r.instance);
   out += ',';
   put_key(out, "id");
-  put_string(out, env.id);
+  append_json_string(out, env.id);
   out += r.ok ? ",\"ok\":true," : ",\"ok\":false,";
   put_key(out, "op");
-  put_string(out, to_string(env.op));
+  append_json_string(out, to_string(env.op));
   if (r.ok) {
     out += ',';
     put_key(out, "result");

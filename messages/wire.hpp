@@ -71,6 +71,11 @@ struct reply_envelope {
 
 std::string encode_reply(const reply_envelope& env);
 
+/// Appends `s` as a JSON string, escaped as nlohmann's dump escapes it
+/// (quote, backslash, control characters); other bytes are copied as they
+/// are, so valid UTF-8 stays valid.
+void append_json_string(std::string& out, std::string_view s);
+
 /// encode_reply through the full JSON encoder. encode_reply writes the
 /// same bytes directly when every text in the reply is ASCII; the unit
 /// tests hold it to that.
