@@ -191,6 +191,7 @@ step machine::handle(const event& ev, clock_reading now) {
         break;
       case event_kind::reconciled:
         if (phase_ == phase::reconciling && ev.results.size() == sent_.size()) {
+          last_reconciled_ns_ = now_.steady_ns;
           bool failed = false;
           for (size_t i = 0; i < sent_.size(); ++i) {
             auto& cmd = sent_[i];
@@ -491,9 +492,12 @@ bool machine::on_checked(const event& ev) {
     return true;
   }
   // A probe sent before the last start is about a process that is gone
-  // (a restart ran while the round's probe was out).
+  // (a restart ran while the round's probe was out); one sent before the
+  // last reconciliation ended may show settings it changed (an operator's
+  // change applied while the round's probe was out).
   const auto& probe = op.probe;
-  if (probe.probed && probe.sent_at_ns > last_start_ns_) {
+  if (probe.probed && probe.sent_at_ns > last_start_ns_
+      && probe.sent_at_ns > last_reconciled_ns_) {
     if (!probe.pong) {
       send_permit(restart_cause::no_answer, "no answer to ping");
       return true;

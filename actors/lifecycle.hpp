@@ -314,6 +314,9 @@ private:
   /// When a start was last asked for, or its process first answered: probes
   /// sent before that are about an earlier process.
   int64_t last_start_ns_ = INT64_MIN;
+  /// When the last reconciliation was answered: a probe sent before that
+  /// may show the settings the reconciliation changed.
+  int64_t last_reconciled_ns_ = INT64_MIN;
   clock_reading now_;
   std::vector<action> out_;
   bool changed_ = false;

@@ -408,7 +408,7 @@ BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
   // Autoscale.
   r = call(c, "POST", "/demo/instances/tour1/autoscale/", {{"max", 6}, {"min", 2}});
   BOOST_TEST(r.status == 200);
-  BOOST_TEST(r.body["autoscale"]["max"] == 6);
+  BOOST_TEST(r.body["autoscale"]["max"] == 6, r.body.dump());
   BOOST_TEST(call(c, "GET", "/demo/instances/tour1/autoscale/").body
              == json({{"max", 6}, {"min", 2}}));
   BOOST_TEST(call(c, "GET", "/demo/instances/tour1/stats/").body["autoscale"]["min"]

@@ -87,6 +87,16 @@ std::optional<proc_stat> read_stat(int32_t pid) {
   return st;
 }
 
+/// Whether `pid` has finished its exec: its arguments are readable, or it
+/// has already ended. posix_spawn returns once the child has switched to
+/// the new program's memory, but the kernel sets up the new arguments and
+/// environment after that: until then /proc shows both empty.
+bool exec_finished(int32_t pid) {
+  auto st = read_stat(pid);
+  return !st || st->state == 'Z'
+         || !slurp("/proc/" + std::to_string(pid) + "/cmdline").empty();
+}
+
 /// Whether `pid` still names the process that started at `start_time` and
 /// has not ended.
 bool still_runs(int32_t pid, uint64_t start_time) {
@@ -281,6 +291,8 @@ struct driver_fixture {
     auto pid = ask(d, start_atom::value, s);
     BOOST_REQUIRE_MESSAGE(pid, "start failed: " << problem_of(pid));
     BOOST_REQUIRE_GT(*pid, 0);
+    BOOST_REQUIRE_MESSAGE(wait_until([&] { return exec_finished(*pid); }),
+                          "pid " << *pid << " never finished its exec");
     if (auto st = read_stat(*pid))
       tracked.emplace_back(*pid, st->start_time);
     return *pid;

@@ -476,6 +476,37 @@ BOOST_AUTO_TEST_CASE(a_disable_while_a_round_probes_leaves_no_process) {
   BOOST_TEST(events(event_kind::disabled, "w1") == 1u);
 }
 
+BOOST_AUTO_TEST_CASE(a_change_while_a_round_probes_is_not_shown_stale) {
+  // A round's probe is out when an operator raises w1's concurrency and
+  // has it verified. The probe's stats were taken before the change: once
+  // the round judges w1 with them, the status must not fall back to the
+  // old settings (an API call that reads it after its answer saw that), and
+  // the change is not sent a second time.
+  add_instance("w1");
+  add_instance("w2");
+  start();
+  advance(1s);
+  BOOST_TEST_REQUIRE(world.workers["w1"].autoscale_max == 1u);
+  world.workers["w2"].responsive = false; // the probe waits for its timeout
+  auto pings = world.count(control_op::ping);
+  BOOST_REQUIRE(run_until([&] { return world.count(control_op::ping) > pings; },
+                          std::chrono::minutes{2}));
+  BOOST_TEST_REQUIRE(supervisor().round_in_progress);
+  world.model["w1"].max_concurrency = 6;
+  auto slot = request<std::vector<action_report>>(
+    sup, verify_atom::value, std::vector<std::string>{"w1"}, false);
+  BOOST_REQUIRE(run_until([&] { return slot->done(); }, 1s));
+  BOOST_TEST(world.workers["w1"].autoscale_max == 6u);
+  BOOST_TEST(status_of("w1").autoscale_max == 6u);
+  while (supervisor().round_in_progress) {
+    advance(100ms);
+    BOOST_TEST_REQUIRE(status_of("w1").autoscale_max == 6u);
+  }
+  BOOST_TEST(world.workers["w1"].autoscale_max == 6u);
+  BOOST_TEST(world.count(control_op::autoscale, "w1") == 1u);
+  BOOST_TEST(events(event_kind::set_autoscale, "w1") == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(rounds_take_their_turn_in_the_interval) {
   // Told a phase, the supervisor starts its rounds where the clock's time
   // since its epoch, modulo the interval, equals it, so branches sharing a

@@ -420,6 +420,60 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
   BOOST_TEST(to_string(d.m.current()) == "permitting");
 }
 
+// A round's probe can be answered before an operator's change reaches the
+// worker, and be used after it: its stats are then older than the worker
+// and would show the old settings (and resend the change). A probe sent
+// before the last reconciliation ended is not used; the instance is asked.
+BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_reconciliation_is_not_used) {
+  driver d;
+  auto changed = worker_spec();
+  changed.max_concurrency = 6;
+  // A verify of the changed spec: the worker still has 2, gets 6.
+  d.feed(request(E::verify, changed));
+  d.answer(E::checked, [](event& ev) { ev.pid = old_pid; });
+  d.answer(E::pong);
+  auto probe_sent = d.t;
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_REQUIRE(to_string(d.m.current()) == "reconciling");
+  d.answer(E::reconciled, [](event& ev) { ev.results = {command_result{true, {}}}; });
+  BOOST_REQUIRE(to_string(d.m.current()) == "idle");
+  BOOST_REQUIRE_EQUAL(d.m.status().autoscale_max, 6u);
+  // The round's probe, sent before that, says 2.
+  auto v = request(E::verify, changed);
+  v.probe.probed = true;
+  v.probe.pong = true;
+  v.probe.has_stats = true;
+  v.probe.stats = stats_without_queue();
+  v.probe.stats.queues.push_back("q");
+  v.probe.sent_at_ns = probe_sent;
+  d.feed(v);
+  auto s = d.answer(E::checked, [](event& ev) { ev.pid = old_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "probing");
+  BOOST_TEST(d.m.status().autoscale_max == 6u, "the old stats were not taken");
+  for (auto& a : s.actions)
+    BOOST_TEST(to_string(a.kind) != "reconcile");
+  d.answer(E::pong);
+  s = d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+    ev.stats.autoscale_max = 6;
+  });
+  BOOST_TEST(to_string(d.m.current()) == "idle", "nothing to change");
+  BOOST_TEST(d.m.status().autoscale_max == 6u);
+  // A probe sent after the reconciliation is used as it is.
+  v.probe.stats.autoscale_max = 6;
+  v.probe.sent_at_ns = d.t + 1;
+  d.feed(v);
+  s = d.answer(E::checked, [](event& ev) { ev.pid = old_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  BOOST_TEST(d.m.status().autoscale_max == 6u);
+}
+
 BOOST_AUTO_TEST_CASE(an_exit_before_the_start_is_answered_ends_the_start) {
   auto d = in_phase(P::starting);
   event gone;
