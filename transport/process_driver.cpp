@@ -6,6 +6,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -16,6 +17,7 @@
 #include <cerrno>
 #include <charconv>
 #include <cstdint>
+#include <cstring>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -32,6 +34,7 @@
 #include <caf/stateful_actor.hpp>
 #include <caf/typed_event_based_actor.hpp>
 
+#include "messages/adoption.hpp"
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
 #include "transport/kafka.hpp"
@@ -52,9 +55,11 @@ namespace fs = std::filesystem;
 /// - child_exit(name, pid): the pidfd of that process became readable (or,
 ///   without a pidfd, it is time to look again).
 /// - grace_over(name, pid): the stop signal of a stop was not enough.
+/// - standby(spec): make a standby ready for the next start like `spec`.
 using driver_impl = process_driver_actor::extend<
   caf::reacts_to<child_exit_atom, std::string, int32_t>,
-  caf::reacts_to<grace_over_atom, std::string, int32_t>>;
+  caf::reacts_to<grace_over_atom, std::string, int32_t>,
+  caf::reacts_to<standby_atom, instance_spec>>;
 
 /// How often a process is looked at when it cannot be watched through a
 /// pidfd (descriptors exhausted), or when its exit is not waitable yet.
@@ -68,6 +73,14 @@ constexpr const char* kafka_temp_name = ".kafka.properties.tmp";
 constexpr const char* stop_temp_name = ".worker.stop.tmp";
 /// Marks every process started here with its instance folder.
 constexpr const char* instance_dir_variable = "CYME_INSTANCE_DIR";
+/// Where standby workers run, under the root (not an instance name).
+constexpr const char* standby_dir_name = ".standby";
+/// How long a launch whose standby ended before its adoption gets none.
+constexpr auto standby_pause = std::chrono::seconds{30};
+/// What standbys say before they are adopted, in the standby folder; moved
+/// to `<name>.1` when it passed `standby_log_limit` at a standby's start.
+constexpr const char* standby_log_name = "standby.log";
+constexpr off_t standby_log_limit = 1024 * 1024;
 
 constexpr log::logger driver_log{"process driver"};
 
@@ -553,9 +566,36 @@ void read_stop_policy(const fs::path& dir, worker_process& w) {
   set_stop_policy(w, text.substr(0, space), grace);
 }
 
+/// A standby worker (see the header): started ahead of need for one
+/// launch, watched under a name no instance can have.
+struct standby_process {
+  std::string watch_name;
+  int32_t pid = 0;
+  uint64_t start_time = 0;
+  /// Watched by the exit watcher, which borrows it until it reports.
+  unique_fd pidfd;
+  /// The driver's end of the socket that is the standby's stdin.
+  unique_fd socket;
+  /// It said "ready": it is on the bus.
+  bool ready = false;
+  /// Its Kafka properties, removed once it is adopted or ends.
+  fs::path kafka_file;
+};
+
 struct driver_state {
   process_driver_settings settings;
   std::map<std::string, worker_process> workers;
+  /// Standbys by the launch they are for (standby_key).
+  std::map<std::string, standby_process> standbys;
+  /// Standbys ended here, kept until their exit is reported (their pidfd
+  /// is the watcher's until then).
+  std::vector<standby_process> ending_standbys;
+  /// The instance an adopted standby became, by its watch name: its exit
+  /// is reported under that name.
+  std::map<std::string, std::string> adopted_standbys;
+  /// When a standby of a launch last ended before its adoption.
+  std::map<std::string, std::chrono::steady_clock::time_point> standby_failed;
+  uint64_t standby_serial = 0;
   std::vector<exit_listener> listeners;
   std::shared_ptr<exit_watcher> watcher;
   /// Workers of earlier branches by instance, found when the driver
@@ -575,6 +615,21 @@ struct driver_state {
   ~driver_state() {
     if (watcher)
       watcher->stop();
+    // Standbys are this driver's alone: none outlives it (its socket's end
+    // would end them too, but they would wait unreaped).
+    auto end = [](standby_process& sb) {
+      if (::getpgid(sb.pid) == sb.pid)
+        ::kill(-sb.pid, SIGKILL);
+      else if (sb.pidfd)
+        pidfd_send_signal(sb.pidfd.get(), SIGKILL);
+      ::waitpid(sb.pid, nullptr, 0);
+      if (!sb.kafka_file.empty())
+        ::unlink(sb.kafka_file.c_str());
+    };
+    for (auto& [key, sb] : standbys)
+      end(sb);
+    for (auto& sb : ending_standbys)
+      end(sb);
     for (auto& [name, w] : workers)
       for (auto& rp : w.stop_waiters)
         rp.deliver(caf::make_error(cyme_errc::process_failure,
@@ -791,6 +846,245 @@ void remove_pid_file(self_ptr self, const std::string& name, int32_t pid) {
     ::unlink(path.c_str());
 }
 
+// -- standby workers ------------------------------------------------------------
+
+/// The launch a standby for `spec` is started with, as one string; empty
+/// when `spec` takes no standby: only workers that run the worker program
+/// in their own folder do, and only when standbys are on.
+std::string standby_key(const process_driver_settings& s,
+                        const instance_spec& spec) {
+  if (s.standby_workers == 0 || spec.launch.kind != instance_kind::worker
+      || !spec.launch.cwd.empty() || program_of(s, spec) != s.worker_program)
+    return {};
+  std::string key = spec.app;
+  key += '\0';
+  key += broker_of(s, spec);
+  key += '\0';
+  for (auto& a : spec.launch.args)
+    key += a + '\0';
+  key += '\1';
+  for (auto& [k, v] : spec.launch.env)
+    key += k + '=' + v + '\0';
+  key += '\1';
+  key += kafka::format_properties(kafka_properties_of(s, spec));
+  return key;
+}
+
+/// Whether `sb` said it is ready (looked for without waiting).
+bool standby_ready(standby_process& sb) {
+  if (sb.ready)
+    return true;
+  char buf[16];
+  auto n = ::recv(sb.socket.get(), buf, sizeof buf, MSG_DONTWAIT);
+  sb.ready = n == 6 && std::memcmp(buf, "ready\n", 6) == 0;
+  return sb.ready;
+}
+
+/// Kills `sb`'s process group; its exit is reaped when reported.
+void end_standby(self_ptr self, standby_process sb) {
+  if (::getpgid(sb.pid) == sb.pid)
+    ::kill(-sb.pid, SIGKILL);
+  else
+    pidfd_send_signal(sb.pidfd.get(), SIGKILL);
+  self->state.ending_standbys.push_back(std::move(sb));
+}
+
+/// Starts a standby for the launch of `spec` (see the header).
+void spawn_standby(self_ptr self, const instance_spec& spec,
+                   const std::string& key) {
+  auto& st = self->state;
+  auto fail = [&](const std::string& why) {
+    driver_log.warn("no standby worker for app '" + spec.app + "': " + why);
+  };
+  auto dir = st.settings.root / standby_dir_name;
+  if (auto problem = make_instance_dir(dir); !problem.empty())
+    return fail(problem);
+  standby_process sb;
+  auto serial = ++st.standby_serial;
+  sb.watch_name = std::string{standby_dir_name} + "-" + std::to_string(serial);
+  auto placeholder = spec;
+  placeholder.name = standby_placeholder();
+  auto env = launch_env(st.settings, placeholder);
+  auto program = program_of(st.settings, spec);
+  std::vector<std::string> args{program.string()};
+  args.insert(args.end(), spec.launch.args.begin(), spec.launch.args.end());
+  args.insert(args.end(), {"--standby", "--app", spec.app, "--broker",
+                           broker_of(st.settings, spec), "--instance-dir",
+                           dir.string()});
+  if (auto props = kafka_properties_of(st.settings, spec); !props.empty()) {
+    auto file = "kafka-" + std::to_string(serial) + ".properties";
+    if (auto problem = write_file_atomically(dir, file, "." + file + ".tmp",
+                                             kafka::format_properties(props),
+                                             0600);
+        !problem.empty())
+      return fail(problem);
+    sb.kafka_file = dir / file;
+    args.emplace_back("--kafka-config");
+    args.push_back(sb.kafka_file.string());
+  }
+  args.insert(args.end(), st.settings.extra_args.begin(),
+              st.settings.extra_args.end());
+  auto cleanup = [&] {
+    if (!sb.kafka_file.empty())
+      ::unlink(sb.kafka_file.c_str());
+  };
+  auto log = dir / standby_log_name;
+  struct stat log_stat{};
+  if (::stat(log.c_str(), &log_stat) == 0 && log_stat.st_size > standby_log_limit)
+    ::rename(log.c_str(), (log.string() + ".1").c_str());
+  unique_fd out{::open(log.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC,
+                       0640)};
+  if (out && out.get() < 3)
+    out.reset(::fcntl(out.get(), F_DUPFD_CLOEXEC, 3));
+  if (!out) {
+    cleanup();
+    return fail("cannot open " + log.string() + ": " + errno_text(errno));
+  }
+  int ends[2];
+  if (::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) != 0) {
+    cleanup();
+    return fail("cannot make a socket pair: " + errno_text(errno));
+  }
+  sb.socket.reset(ends[0]);
+  unique_fd theirs{ends[1]};
+  if (theirs.get() < 3)
+    theirs.reset(::fcntl(theirs.get(), F_DUPFD_CLOEXEC, 3));
+  pid_t pid = 0;
+  int err = theirs ? spawn_in_own_group(program, args, env, dir, theirs.get(),
+                                        out.get(), pid)
+                   : errno;
+  theirs.reset();
+  out.reset();
+  if (err != 0) {
+    cleanup();
+    return fail("cannot start " + program.string() + ": " + errno_text(err));
+  }
+  sb.pid = pid;
+  sb.pidfd.reset(pidfd_open(pid));
+  auto start_time = start_time_of(pid);
+  if (!sb.pidfd || !start_time) {
+    ::kill(-pid, SIGKILL);
+    ::waitpid(pid, nullptr, 0);
+    cleanup();
+    return fail("cannot watch the process it started");
+  }
+  sb.start_time = *start_time;
+  auto& entry = st.standbys.emplace(key, std::move(sb)).first->second;
+  if (!st.watcher->watch(entry.watch_name, entry.pid, entry.pidfd.get()))
+    look_again_later(self, entry.watch_name, entry.pid);
+  driver_log.debug("standby worker pid " + std::to_string(entry.pid)
+                   + " started for app '" + spec.app + "'");
+}
+
+/// Whether a standby for the launch `key` may be started now.
+bool standby_wanted(const driver_state& st, const std::string& key) {
+  if (key.empty() || st.closing || st.standbys.count(key) > 0
+      || st.standbys.size() >= st.settings.standby_workers)
+    return false;
+  auto f = st.standby_failed.find(key);
+  return f == st.standby_failed.end()
+         || std::chrono::steady_clock::now() - f->second >= standby_pause;
+}
+
+/// Asks for a standby for the launch of `spec` once this start is
+/// answered, when one may be started.
+void want_standby(self_ptr self, const instance_spec& spec,
+                  const std::string& key) {
+  if (standby_wanted(self->state, key))
+    self->send(caf::actor_cast<driver_impl>(self), standby_atom::value, spec);
+}
+
+/// Makes the ready standby for `key` the worker of `spec`: sends it its
+/// adoption with the instance's log descriptor `log_fd` and moves its
+/// process into `w`. False when there is none ready (or it could not be
+/// told: it is then ended).
+bool adopt_standby(self_ptr self, const std::string& key,
+                   const instance_spec& spec, int log_fd, worker_process& w) {
+  auto& st = self->state;
+  auto i = st.standbys.find(key);
+  if (i == st.standbys.end() || !standby_ready(i->second))
+    return false;
+  auto sb = std::move(i->second);
+  st.standbys.erase(i);
+  adoption a;
+  a.name = spec.name;
+  a.queues = spec.queues;
+  a.min_concurrency = spec.min_concurrency;
+  a.max_concurrency = spec.max_concurrency;
+  a.instance_dir = (st.settings.root / spec.name).string();
+  a.control_since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                         std::chrono::system_clock::now().time_since_epoch())
+                         .count();
+  auto text = encode_adoption(a);
+  iovec iov{text.data(), text.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  auto* c = CMSG_FIRSTHDR(&msg);
+  c->cmsg_level = SOL_SOCKET;
+  c->cmsg_type = SCM_RIGHTS;
+  c->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(c), &log_fd, sizeof(int));
+  if (::sendmsg(sb.socket.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT)
+      != static_cast<ssize_t>(text.size())) {
+    driver_log.warn("standby worker pid " + std::to_string(sb.pid)
+                    + " cannot be told its adoption: " + errno_text(errno)
+                    + "; ended");
+    end_standby(self, std::move(sb));
+    return false;
+  }
+  if (!sb.kafka_file.empty())
+    ::unlink(sb.kafka_file.c_str());
+  st.adopted_standbys[sb.watch_name] = spec.name;
+  w.pid = sb.pid;
+  w.start_time = sb.start_time;
+  w.pidfd = std::move(sb.pidfd);
+  return true;
+}
+
+void on_child_exit(self_ptr self, const std::string& name, int32_t pid);
+
+/// The exit of a process watched as a standby: an adopted one's is its
+/// instance's; any other is reaped here.
+void on_standby_exit(self_ptr self, const std::string& watch, int32_t pid) {
+  auto& st = self->state;
+  if (auto a = st.adopted_standbys.find(watch); a != st.adopted_standbys.end()) {
+    // The watcher reports a pidfd once; a look again is under the name.
+    auto name = a->second;
+    st.adopted_standbys.erase(a);
+    on_child_exit(self, name, pid);
+    return;
+  }
+  int status = 0;
+  auto reaped = ::waitpid(pid, &status, WNOHANG);
+  if (reaped == 0) {
+    look_again_later(self, watch, pid);
+    return;
+  }
+  auto& ending = st.ending_standbys;
+  for (auto e = ending.begin(); e != ending.end(); ++e)
+    if (e->watch_name == watch) {
+      ending.erase(e);
+      return;
+    }
+  for (auto s = st.standbys.begin(); s != st.standbys.end(); ++s) {
+    if (s->second.watch_name != watch)
+      continue;
+    driver_log.warn("standby worker pid " + std::to_string(pid)
+                    + " ended before it was needed (wait status "
+                    + std::to_string(status) + "); none for its launch for "
+                    + std::to_string(standby_pause.count()) + " s");
+    if (!s->second.kafka_file.empty())
+      ::unlink(s->second.kafka_file.c_str());
+    st.standby_failed[s->first] = std::chrono::steady_clock::now();
+    st.standbys.erase(s);
+    return;
+  }
+}
+
 caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   auto& st = self->state;
   auto dir = instance_dir(self, spec.name);
@@ -851,22 +1145,36 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
                                       out_read.get()))
     return failure(*problem);
   out_read.reset();
-  pid_t pid = 0;
-  if (int err = spawn_in_own_group(program, args, env, cwd, -1,
-                                       out_write.get(), pid);
-      err != 0)
-    return failure("cannot start " + program.string() + " in " + cwd.string()
-                   + ": " + errno_text(err));
-  out_write.reset();
+  auto key = standby_key(st.settings, spec);
   worker_process w;
-  w.pid = pid;
   w.own = true;
   set_stop_policy(w, spec.launch.stop_signal, spec.launch.stop_grace_ms);
-  w.pidfd.reset(pidfd_open(pid));
-  auto pidfd_errno = errno;
-  auto start_time = start_time_of(pid);
+  // A ready standby is already on the bus: it answers at once.
+  bool from_standby = !key.empty()
+                      && adopt_standby(self, key, spec, out_write.get(), w);
+  int pidfd_errno = 0;
+  std::optional<uint64_t> start_time;
+  if (from_standby) {
+    start_time = w.start_time;
+  } else {
+    pid_t started = 0;
+    if (int err = spawn_in_own_group(program, args, env, cwd, -1,
+                                     out_write.get(), started);
+        err != 0)
+      return failure("cannot start " + program.string() + " in "
+                     + cwd.string() + ": " + errno_text(err));
+    w.pid = started;
+    w.pidfd.reset(pidfd_open(started));
+    pidfd_errno = errno;
+    start_time = start_time_of(started);
+  }
+  out_write.reset();
+  auto pid = w.pid;
   auto& entry = st.workers.emplace(spec.name, std::move(w)).first->second;
-  watch_exit(self, spec.name, entry);
+  // A standby's pidfd is watched already (its exit comes under its
+  // standby name and is passed on).
+  if (!from_standby)
+    watch_exit(self, spec.name, entry);
   std::string problem;
   if (!entry.pidfd) {
     problem = "pidfd_open: " + errno_text(pidfd_errno);
@@ -885,10 +1193,15 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
     return failure("started as pid " + std::to_string(pid) + " but "
                    + problem + "; killed it");
   }
+  want_standby(self, spec, key);
   return static_cast<int32_t>(pid);
 }
 
 void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
+  if (name.rfind(standby_dir_name, 0) == 0) {
+    on_standby_exit(self, name, pid);
+    return;
+  }
   auto& st = self->state;
   auto i = st.workers.find(name);
   if (i == st.workers.end() || i->second.pid != pid)
@@ -1017,6 +1330,10 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
             find_running(self, name);
         }
         st.stopped_on_close = static_cast<uint32_t>(st.workers.size());
+        auto standbys = std::move(st.standbys);
+        st.standbys.clear();
+        for (auto& [key, sb] : standbys)
+          end_standby(self, std::move(sb));
       }
       if (st.workers.empty())
         return st.stopped_on_close;
@@ -1041,6 +1358,11 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
     },
     [=](child_exit_atom, const std::string& name, int32_t pid) {
       on_child_exit(self, name, pid);
+    },
+    [=](standby_atom, const instance_spec& spec) {
+      auto key = standby_key(self->state.settings, spec);
+      if (standby_wanted(self->state, key))
+        spawn_standby(self, spec, key);
     },
     [=](grace_over_atom, const std::string& name, int32_t pid) {
       auto i = self->state.workers.find(name);
@@ -1095,6 +1417,9 @@ std::string check_settings(process_driver_settings& s) {
   for (auto& arg : s.extra_args)
     if (arg.find('\0') != std::string::npos)
       return "an extra argument holds a NUL character";
+  if (s.standby_workers > max_standby_workers)
+    return "standby workers must be at most "
+           + std::to_string(max_standby_workers);
   return {};
 }
 

@@ -58,6 +58,9 @@
 
 namespace cyme {
 
+/// Most standby workers a driver keeps ready.
+constexpr uint32_t max_standby_workers = 64;
+
 /// How a process driver runs workers.
 struct process_driver_settings {
   /// Branch root: one folder per instance is made under it.
@@ -80,6 +83,9 @@ struct process_driver_settings {
   /// it: written, mode 0600, to `<root>/<name>/kafka.properties` and named
   /// by `--kafka-config`, so no secret is on a command line. None when null.
   std::shared_ptr<const kafka::property_book> kafka_properties;
+  /// Standby workers kept ready at most (0: none). See "Standby workers"
+  /// above spawn_process_driver.
+  uint32_t standby_workers = 0;
 };
 
 /// Spawns a process driver after validating `settings`: the root must be
@@ -117,6 +123,28 @@ struct process_driver_settings {
 /// outlives a branch restart with its instance, and writes reach the log a
 /// little after the instance wrote them. An instance whose log writer
 /// cannot open its log is not started.
+///
+/// Standby workers: with `standby_workers` above 0, each start of a worker
+/// that runs the worker program in its own folder is followed by the start
+/// of a standby for the next start of the same launch (same app, broker,
+/// arguments, environment and Kafka properties), unless one is ready
+/// already or `standby_workers` run: `<program> <args...> --standby --app
+/// <app> --broker <broker> --instance-dir <root>/.standby [--kafka-config
+/// <root>/.standby/kafka-<n>.properties] <extra_args...>`, in
+/// `<root>/.standby`, its stdout and stderr appended to
+/// `<root>/.standby/standby.log` (moved to standby.log.1 once past 1 MiB
+/// when a standby starts), its stdin a
+/// socket the driver holds the other end of, its CYME_INSTANCE and the
+/// name in its CYME_INSTANCE_DIR placeholders. It gets on the bus and says
+/// "ready". The next such start takes it instead of starting a process:
+/// the driver starts the instance's log writer as always and sends the
+/// standby its adoption (messages/adoption.hpp) with the log's descriptor;
+/// the standby moves its output to the log, enters the instance's folder,
+/// writes the instance into its environment's placeholders (so adoption
+/// by a later driver trusts it like any worker), and serves. A start with
+/// no ready standby starts a process as above. A standby that ends before
+/// it is adopted is not replaced for 30 s; one whose driver is gone (its
+/// socket ends) exits by itself, and closing the driver ends them all.
 ///
 /// Stopping sends the launch's stop signal to the process group, then
 /// SIGKILL after its stop grace, and answers once the exit was observed.

@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <fstream>
 #include <future>
@@ -13,6 +14,7 @@
 #include <stdexcept>
 #include <mutex>
 #include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <thread>
 #include <utility>
 #include <vector>
@@ -20,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "messages/adoption.hpp"
 #include "messages/names.hpp"
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
@@ -73,7 +76,7 @@ struct worker_context {
   }
 
   void log(const std::string& text) const {
-    log_line(opts.name, text);
+    log_line(opts.name.empty() ? std::string{"standby"} : opts.name, text);
   }
 };
 
@@ -415,8 +418,15 @@ bool terminated(int fd) {
 } // namespace
 
 std::string options_problem(const worker_options& o) {
-  if (auto p = name_problem("instance", o.name); !p.empty())
+  if (o.standby) {
+    if (!o.name.empty() || !o.queues.empty())
+      return "a --standby worker takes its name and queues from its "
+             "adoption, not from --name and --queues";
+  } else if (o.name.empty()) {
+    return "--name is required";
+  } else if (auto p = name_problem("instance", o.name); !p.empty()) {
     return p;
+  }
   if (auto p = name_problem("app", o.app); !p.empty())
     return p;
   if (o.broker.empty())
@@ -424,7 +434,7 @@ std::string options_problem(const worker_options& o) {
   if (auto p = broker_problem(o.broker); !p.empty())
     return p;
   instance_spec spec;
-  spec.name = o.name;
+  spec.name = o.standby ? "standby" : o.name;
   spec.app = o.app;
   spec.queues = o.queues;
   spec.max_concurrency = o.max_concurrency;
@@ -453,7 +463,8 @@ worker_options parse_worker_options(int argc, char** argv) {
   CLI::App app{"cyme-worker: one worker instance of a cyme fleet"};
   int64_t keepalive_ms = o.keepalive.count();
   int64_t exec_timeout_ms = o.exec.timeout.count();
-  app.add_option("--name", o.name, "instance name")->required();
+  app.add_option("--name", o.name, "instance name (required but with "
+                                   "--standby)");
   app.add_option("--app", o.app, "app the instance belongs to")->required();
   app.add_option("--broker", o.broker, "bootstrap servers host:port[,...]")
     ->required();
@@ -480,6 +491,10 @@ worker_options parse_worker_options(int argc, char** argv) {
                  "program the exec handler runs (absolute path)");
   app.add_option("--exec-timeout-ms", exec_timeout_ms,
                  "time limit of an exec task");
+  app.add_flag("--standby", o.standby,
+               "get on the bus, then wait for the adoption that names the "
+               "instance on the socket that is stdin (started so by a "
+               "branch, ahead of need)");
   std::string kafka_config;
   app.add_option("--kafka-config", kafka_config,
                  "file of librdkafka properties (key=value lines) for every "
@@ -582,10 +597,161 @@ std::unique_ptr<kafka::topic_reader> open_control_reader(const kafka::config_map
   }
 }
 
+// -- standby ------------------------------------------------------------------
+
+/// The descriptor a standby reads its adoption from: its stdin, a socket
+/// its driver holds the other end of.
+constexpr int adoption_fd = 0;
+
+enum class adoption_read { nothing, adopted, ended };
+
+/// Reads an adoption from `adoption_fd` without waiting: `nothing` when
+/// none came, `ended` when the socket ended or failed (its driver is gone)
+/// or the adoption is unusable (`problem` set), else `adopted` with the
+/// instance's log descriptor in `log_fd`.
+adoption_read read_adoption(adoption& out, int& log_fd, std::string& problem) {
+  std::string buf(max_adoption_size + 1, '\0');
+  iovec iov{buf.data(), buf.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  auto n = ::recvmsg(adoption_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return adoption_read::nothing;
+  if (n <= 0)
+    return adoption_read::ended;
+  log_fd = -1;
+  for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+        && c->cmsg_len == CMSG_LEN(sizeof(int)))
+      std::memcpy(&log_fd, CMSG_DATA(c), sizeof(int));
+  if (log_fd < 0) {
+    problem = "adoption came without the instance's log descriptor";
+    return adoption_read::ended;
+  }
+  buf.resize(static_cast<size_t>(n));
+  auto decoded = decode_adoption(buf, problem);
+  if (!decoded) {
+    ::close(log_fd);
+    return adoption_read::ended;
+  }
+  out = std::move(*decoded);
+  return adoption_read::adopted;
+}
+
+/// Closes a received descriptor when it goes.
+struct unique_log_fd {
+  int fd;
+  ~unique_log_fd() {
+    ::close(fd);
+  }
+};
+
+/// Writes `value` over the value of `key` in this process's environment,
+/// in place: the block /proc/<pid>/environ shows. False when the entry is
+/// missing or its value is shorter than `value`.
+bool overwrite_environment(std::string_view key, const std::string& value) {
+  for (char** e = environ; *e != nullptr; ++e) {
+    std::string_view entry{*e};
+    if (entry.size() <= key.size() || entry.substr(0, key.size()) != key
+        || entry[key.size()] != '=')
+      continue;
+    auto room = entry.size() - key.size() - 1;
+    if (value.size() > room)
+      return false;
+    auto* at = *e + key.size() + 1;
+    std::memcpy(at, value.data(), value.size());
+    std::memset(at + value.size(), 0, room - value.size());
+    return true;
+  }
+  return false;
+}
+
+/// Makes this standby the worker of the instance `a` names: its output
+/// goes to the instance's log, it runs in the instance's folder, and its
+/// environment names the instance. Empty on success, else why not.
+std::string take_adoption(worker_options& opts, const adoption& a, int log_fd) {
+  // What fails before the output moves is said in the standby's own log.
+  unique_log_fd log{log_fd};
+  if (::chdir(a.instance_dir.c_str()) != 0)
+    return "cannot enter " + a.instance_dir + ": " + std::strerror(errno);
+  if (!overwrite_environment("CYME_INSTANCE", a.name)
+      || !overwrite_environment("CYME_INSTANCE_DIR", a.instance_dir))
+    return "no room in CYME_INSTANCE or CYME_INSTANCE_DIR for instance '"
+           + a.name + "' (a standby starts with placeholders)";
+  if (::dup2(log.fd, 1) < 0 || ::dup2(log.fd, 2) < 0)
+    return "cannot write to the instance's log: "
+           + std::string{std::strerror(errno)};
+  opts.name = a.name;
+  opts.queues = a.queues;
+  opts.min_concurrency = a.min_concurrency;
+  opts.max_concurrency = a.max_concurrency;
+  opts.instance_dir = a.instance_dir;
+  opts.control_since_ms = a.control_since_ms;
+  return {};
+}
+
+/// A standby's wait: it says it is ready, then keeps reading the control
+/// topic, dropping every command (none is for it yet), so that it stays
+/// positioned at the end, until its adoption comes. The driver sends the
+/// adoption before any command for the instance is made, so it is looked
+/// for again before a command read is dropped: a command read after it
+/// arrived is kept in `pending` for the worker to handle. Returns -1 once
+/// adopted, else the exit status (0: terminated or the driver is gone; 2:
+/// an unusable adoption).
+int wait_for_adoption(worker_options& opts, worker_context& ctx,
+                      kafka::topic_reader& control, int term_fd,
+                      std::optional<kafka::message>& pending) {
+  static constexpr char ready[] = "ready\n";
+  if (::send(adoption_fd, ready, sizeof ready - 1, MSG_NOSIGNAL) < 0) {
+    ctx.log(std::string{"no socket to its branch on stdin: "}
+            + std::strerror(errno));
+    return 2;
+  }
+  ctx.log("standby on the bus, pid " + std::to_string(::getpid())
+          + ", waiting for its adoption");
+  for (;;) {
+    if (term_fd >= 0 && terminated(term_fd))
+      return 0;
+    std::optional<kafka::message> m;
+    for (int look = 0; look < 2; ++look) {
+      adoption a;
+      int log_fd = -1;
+      std::string problem;
+      switch (read_adoption(a, log_fd, problem)) {
+        case adoption_read::ended:
+          if (problem.empty())
+            return 0;
+          ctx.log(problem);
+          return 2;
+        case adoption_read::adopted:
+          if (auto p = take_adoption(opts, a, log_fd); !p.empty()) {
+            ctx.log(p);
+            return 2;
+          }
+          pending = std::move(m);
+          return -1;
+        case adoption_read::nothing:
+          break;
+      }
+      if (look == 1)
+        break;
+      ctx.producer.poll(0);
+      m = control.poll(50);
+      if (!m)
+        break;
+    }
+  }
+}
+
 } // namespace
 
-int run_worker(const worker_options& opts, const handler_registry& handlers) {
-  startup_clock startup{opts.control_since_ms};
+int run_worker(worker_options opts, const handler_registry& handlers) {
+  std::optional<startup_clock> startup;
+  startup.emplace(opts.control_since_ms);
   // A program run by exec may exit without reading its stdin: the write
   // fails with EPIPE instead of killing the worker.
   ::signal(SIGPIPE, SIG_IGN);
@@ -599,11 +765,11 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
     auto first_reader = std::async(std::launch::async, [&] {
       auto r = open_control_reader(control_cfg, opts.control_topic,
                                    opts.control_since_ms, first_err);
-      startup.mark("control reader");
+      startup->mark("control reader");
       return r;
     });
     worker_context ctx{opts, handlers};
-    startup.mark("producer");
+    startup->mark("producer");
     auto reader = first_reader.get();
     // A broker that just started, or a topic not made yet (no leader
     // elected), may not serve at once: make the topics, retry for a while.
@@ -628,6 +794,18 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
                                      opts.control_since_ms, err);
     }
     auto& control = *reader;
+    std::optional<kafka::message> pending;
+    if (opts.standby) {
+      if (auto status = wait_for_adoption(opts, ctx, control, term_fd, pending);
+          status >= 0)
+        return status;
+      // Its start-up is counted from the adoption, its uptime too.
+      startup.emplace(opts.control_since_ms);
+      startup->mark("adopted");
+      ctx.log("adopted: this standby is the instance's worker now");
+      ctx.started = std::chrono::steady_clock::now();
+      ctx.pool.set_bounds(opts.max_concurrency, opts.min_concurrency);
+    }
     // The task consumers start beside the control loop; a command that
     // reads or changes them (anything but ping) waits until they have.
     consumer_set consumers{ctx};
@@ -645,7 +823,7 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
             if (auto e = consumers.add(q, opts.queue_partitions, group_of(opts, q));
                 !e.empty())
               ctx.log("cannot consume " + q + ": " + e);
-          startup.mark("task consumers");
+          startup->mark("task consumers");
         });
     // Rethrows the direct queue's failure: the worker cannot run without it.
     auto wait_for_consumers = [&] {
@@ -668,11 +846,11 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
       if (!consumers_started.valid())
         consumers.reap();
       ctx.producer.poll(0);
-      auto m = control.poll(50);
+      auto m = pending ? std::exchange(pending, std::nullopt) : control.poll(50);
       if (!m)
         continue;
       if (first_message) {
-        startup.mark("first control message");
+        startup->mark("first control message");
         first_message = false;
       }
       bool addressed = false;
@@ -700,8 +878,8 @@ int run_worker(const worker_options& opts, const handler_registry& handlers) {
         ctx.log("reply to " + reply.id + " not sent: " + err);
       else if (first_pong && reply.op == control_op::ping) {
         first_pong = false;
-        startup.mark("first pong");
-        ctx.log("start-up: " + startup.text());
+        startup->mark("first pong");
+        ctx.log("start-up: " + startup->text());
       }
       if (shutdown)
         ctx.log("shutdown requested");

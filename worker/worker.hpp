@@ -43,6 +43,11 @@ struct worker_options {
   std::string instance_dir;
   /// librdkafka properties of every client (from --kafka-config FILE).
   std::map<std::string, std::string> kafka_properties;
+  /// Started ahead of need (--standby): gets on the bus, then waits on the
+  /// socket that is its stdin for the adoption that names its instance
+  /// (messages/adoption.hpp). No --name, --queues, --min or --max then:
+  /// they come with the adoption.
+  bool standby = false;
 };
 
 /// Parses the command line. On --help prints usage and exits 0; on bad
@@ -54,8 +59,9 @@ std::string options_problem(const worker_options& opts);
 
 /// Runs until told to shut down (control command, SIGTERM or SIGINT):
 /// stops taking tasks, finishes running ones, commits, returns 0. Returns
-/// 1 when it cannot start (e.g. no broker).
-int run_worker(const worker_options& opts, const handler_registry& handlers);
+/// 1 when it cannot start (e.g. no broker). A standby returns 0 when its
+/// socket ends before it is adopted, 2 when its adoption is unusable.
+int run_worker(worker_options opts, const handler_registry& handlers);
 
 /// parse_worker_options + builtins + run_worker: the main() of a program
 /// that embeds the worker with its own handlers.

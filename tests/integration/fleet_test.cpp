@@ -4,8 +4,15 @@
 // graceful shutdown, and bad control messages that change nothing.
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <csignal>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <memory>
@@ -18,6 +25,7 @@
 
 #include "messages/wire.hpp"
 #include "stack.hpp"
+#include "transport/proc.hpp"
 #include "transport/task_results.hpp"
 
 using namespace cyme;
@@ -25,6 +33,7 @@ using namespace cyme::test;
 using namespace std::chrono_literals;
 using json = nlohmann::json;
 using names = std::vector<std::string>;
+namespace fs = std::filesystem;
 
 namespace {
 
@@ -46,6 +55,89 @@ void start_all(stack& s, const names& ns) {
   for (auto& n : ns)
     BOOST_TEST_REQUIRE(wait_until([&] { return s.pings(n); }, 10s), n);
 }
+
+/// A cyme-worker started as a standby by hand: its stdin one end of a
+/// socket pair whose other end this holds, its output in `log`.
+struct hand_started_standby {
+  pid_t pid = 0;
+  int socket = -1;
+  fs::path log;
+
+  hand_started_standby(const stack& s, fs::path log_file) : log(std::move(log_file)) {
+    int ends[2];
+    BOOST_TEST_REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
+                                    ends) == 0);
+    socket = ends[0];
+    std::vector<std::string> args{CYME_WORKER_PROGRAM, "--standby", "--app",
+                                  "demo", "--broker", s.bootstrap(),
+                                  "--control-fetch-wait-ms", "5"};
+    std::vector<char*> argv;
+    for (auto& a : args)
+      argv.push_back(a.data());
+    argv.push_back(nullptr);
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, ends[1], 0);
+    posix_spawn_file_actions_addopen(&actions, 1, log.c_str(),
+                                     O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    posix_spawn_file_actions_adddup2(&actions, 1, 2);
+    int err = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(),
+                            environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(ends[1]);
+    BOOST_TEST_REQUIRE(err == 0);
+  }
+
+  ~hand_started_standby() {
+    if (socket >= 0)
+      ::close(socket);
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0)
+      ::waitpid(pid, nullptr, 0);
+  }
+
+  std::string output() const {
+    std::ifstream in{log};
+    return std::string{std::istreambuf_iterator<char>{in}, {}};
+  }
+
+  bool on_the_bus() const {
+    return output().find("standby on the bus") != std::string::npos;
+  }
+
+  /// Sends `text`, with a descriptor of /dev/null beside it unless
+  /// `with_fd` is false.
+  void send(const std::string& text, bool with_fd = true) {
+    int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
+    iovec iov{const_cast<char*>(text.data()), text.size()};
+    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+    msghdr msg{};
+    msg.msg_iov = &iov;
+    msg.msg_iovlen = 1;
+    if (with_fd) {
+      msg.msg_control = control;
+      msg.msg_controllen = sizeof control;
+      auto* c = CMSG_FIRSTHDR(&msg);
+      c->cmsg_level = SOL_SOCKET;
+      c->cmsg_type = SCM_RIGHTS;
+      c->cmsg_len = CMSG_LEN(sizeof(int));
+      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+    }
+    BOOST_TEST(::sendmsg(socket, &msg, MSG_NOSIGNAL)
+               == static_cast<ssize_t>(text.size()));
+    ::close(fd);
+  }
+
+  /// Its exit status once it ended, or -1 when it still runs after 10 s.
+  int exit_status() {
+    int status = 0;
+    bool ended = wait_until(
+      [&] { return ::waitpid(pid, &status, WNOHANG) == pid; }, 10s);
+    if (!ended)
+      return -1;
+    pid = 0;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+};
 
 } // namespace
 
@@ -69,6 +161,105 @@ BOOST_AUTO_TEST_CASE(killed_worker_is_replaced_and_answers) {
     10s));
   BOOST_TEST(s.events(event_kind::died, "w1") == 1u);
   BOOST_TEST(wait_until([&] { return s.status("w1").restarts == 1; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(a_replacement_is_the_standby_already_on_the_bus) {
+  // With a standby kept ready, kill -9 of a worker is repaired with the
+  // standby: the instance's new pid is the standby's, it answers as the
+  // instance, writes to the instance's log from its folder, names the
+  // instance in its environment (so a later driver trusts it), and a new
+  // standby gets ready. Closing the driver ends the standby.
+  stack s{test_settings(), CYME_WORKER_PROGRAM, 500ms, 1};
+  s.put("w1", {"q1"});
+  start_all(s, {"w1"});
+  auto standby_log = s.driver_settings.root / ".standby" / "standby.log";
+  // The pids that said they are on the bus, in order.
+  auto ready_pids = [&] {
+    std::vector<int32_t> out;
+    std::ifstream in{standby_log};
+    std::string marker = "standby on the bus, pid ";
+    for (std::string line; std::getline(in, line);)
+      if (auto at = line.find(marker); at != std::string::npos)
+        out.push_back(std::stoi(line.substr(at + marker.size())));
+    return out;
+  };
+  BOOST_TEST_REQUIRE(wait_until([&] { return ready_pids().size() == 1; }, 10s));
+  auto standby = ready_pids().front();
+  auto old_pid = s.pid_of("w1");
+  BOOST_TEST_REQUIRE(standby != old_pid);
+  ::kill(old_pid, SIGKILL);
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] { return s.pid_of("w1") == standby && s.pings("w1", 200ms); }, 10s));
+  BOOST_TEST(s.stats("w1").pid == standby);
+  BOOST_TEST(sorted(s.stats("w1").queues) == sorted({direct_queue("w1"), "q1"}));
+  auto dir = s.driver_settings.root / "w1";
+  BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(standby) + "/cwd") == dir);
+  auto env = environment_of(standby);
+  BOOST_TEST((std::find(env.begin(), env.end(), "CYME_INSTANCE=w1") != env.end()));
+  BOOST_TEST((std::find(env.begin(), env.end(),
+                        "CYME_INSTANCE_DIR=" + dir.string())
+              != env.end()));
+  BOOST_TEST(wait_until(
+    [&] {
+      std::ifstream in{dir / "worker.log"};
+      std::string text{std::istreambuf_iterator<char>{in}, {}};
+      return text.find("ready, pid " + std::to_string(standby))
+             != std::string::npos;
+    },
+    5s));
+  BOOST_TEST(wait_until([&] { return ready_pids().size() == 2; }, 10s));
+  // A driver of a restarted branch trusts the adopted standby as w1's.
+  auto spawned = spawn_process_driver(s.sys, s.driver_settings);
+  BOOST_TEST_REQUIRE(spawned.engaged());
+  auto later = *spawned;
+  s.self->request(later, 10s, alive_atom::value, std::string{"w1"})
+    .receive([&](int32_t pid) { BOOST_TEST(pid == standby); },
+             [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
+  s.self->send_exit(later, caf::exit_reason::user_shutdown);
+  // Closing the driver ends the new standby.
+  auto second = ready_pids().back();
+  s.self->request(s.driver, 10s, stop_atom::value)
+    .receive([&](uint32_t n) { BOOST_TEST(n == 1u); },
+             [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
+  BOOST_TEST(wait_until([&] { return ::kill(second, 0) != 0; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(a_standby_refuses_a_bad_adoption_and_ends_with_its_branch) {
+  // A standby told an adoption it cannot use exits 2 saying why, serving
+  // nothing; one whose branch is gone (its socket ends) exits 0.
+  stack s;
+  // A standby started without the placeholders a driver gives it.
+  auto w1_dir = s.dir.path / "w1";
+  fs::create_directories(w1_dir);
+  struct {
+    std::string text;
+    bool with_fd;
+    std::string says;
+  } bad[] = {
+    {"name=w1\nqueues=\nmin=1\nmax=1\ninstance_dir=" + w1_dir.string()
+       + "\ncontrol_since_ms=1\n",
+     true, "no room in CYME_INSTANCE"},
+    {"name=w1\n", true, "adoption without 'queues'"},
+    {"name=../w1\nqueues=\nmin=1\nmax=1\ninstance_dir=/tmp/../w1\n"
+     "control_since_ms=1\n", true, "must start with a letter or digit"},
+    {"name=w1\nqueues=\nmin=1\nmax=1\ninstance_dir=/nowhere/w1\n"
+     "control_since_ms=1\n", true, "cannot enter /nowhere/w1"},
+    {"name=w1\nqueues=\nmin=1\nmax=1\ninstance_dir=/tmp/w1\n"
+     "control_since_ms=1\n", false, "without the instance's log descriptor"},
+  };
+  int n = 0;
+  for (auto& b : bad) {
+    hand_started_standby w{s, s.dir.path / ("standby-" + std::to_string(++n) + ".log")};
+    BOOST_TEST_REQUIRE(wait_until([&] { return w.on_the_bus(); }, 10s), w.output());
+    w.send(b.text, b.with_fd);
+    BOOST_TEST(w.exit_status() == 2, b.says);
+    BOOST_TEST(w.output().find(b.says) != std::string::npos, w.output());
+  }
+  BOOST_TEST(!s.pings("w1", 300ms), "no adoption made a worker of w1");
+  hand_started_standby orphan{s, s.dir.path / "orphan.log"};
+  BOOST_TEST_REQUIRE(wait_until([&] { return orphan.on_the_bus(); }, 10s));
+  ::close(std::exchange(orphan.socket, -1));
+  BOOST_TEST(orphan.exit_status() == 0, orphan.output());
 }
 
 BOOST_AUTO_TEST_CASE(queue_drift_is_reconciled_to_the_model) {

@@ -143,7 +143,8 @@ T stack::ask(const Handle& dest, Ts&&... xs) {
 }
 
 stack::stack(supervisor_settings settings, std::string worker_program,
-             std::chrono::milliseconds broker_health_interval)
+             std::chrono::milliseconds broker_health_interval,
+             uint32_t standby_workers)
   : cluster(embedded_unless_real()),
     sys(cfg),
     self(sys),
@@ -168,7 +169,6 @@ stack::stack(supervisor_settings settings, std::string worker_program,
   bus_settings.reply_fetch_wait_ms = 5;
   bus_settings.health_interval = broker_health_interval;
   bus = unwrap(spawn_control_bus(sys, bus_settings), "control bus");
-  process_driver_settings driver_settings;
   driver_settings.root = dir.path / "instances";
   driver_settings.worker_program = worker_program;
   driver_settings.log_program = CYME_LOG_PROGRAM;
@@ -176,6 +176,7 @@ stack::stack(supervisor_settings settings, std::string worker_program,
   driver_settings.extra_args = {"--control-fetch-wait-ms", "5",
                                 "--keepalive-ms", "500", "--exec", "/bin/cat",
                                 "--exec-timeout-ms", "5000"};
+  driver_settings.standby_workers = standby_workers;
   driver = unwrap(spawn_process_driver(sys, driver_settings), "driver");
   settings.set_as_current = false;
   sup = unwrap(spawn_supervisor(sys, settings,

@@ -58,11 +58,13 @@ public:
   /// `worker_program`: the cyme-worker executable to run.
   /// `broker_health_interval`: how often the bus asks its broker for
   /// metadata, and how long it waits for the answer before counting a
-  /// failure (two in a row: broker down).
+  /// failure (two in a row: broker down). `standby_workers`: the driver's
+  /// standby workers kept ready.
   explicit stack(supervisor_settings settings = test_settings(),
                  std::string worker_program = CYME_WORKER_PROGRAM,
                  std::chrono::milliseconds broker_health_interval
-                 = std::chrono::milliseconds{500});
+                 = std::chrono::milliseconds{500},
+                 uint32_t standby_workers = 0);
   ~stack();
 
   // -- the model ---------------------------------------------------------------
@@ -151,6 +153,8 @@ public:
   caf::scoped_actor self;
   model_admin_actor store;
   control_bus_actor bus;
+  /// What the driver was spawned with.
+  process_driver_settings driver_settings;
   process_driver_actor driver;
   /// The supervisor itself: the stack subscribes to its events.
   supervisor_core sup;

@@ -166,6 +166,20 @@ BOOST_AUTO_TEST_CASE(worker_options_take_unknown_flags_and_cap_concurrency) {
   BOOST_TEST(options_problem(o) == "--max must be at most 10000");
 }
 
+BOOST_AUTO_TEST_CASE(a_standby_takes_no_name_and_every_other_worker_needs_one) {
+  worker_options o;
+  o.app = "a";
+  o.broker = "h:1";
+  BOOST_TEST(options_problem(o) == "--name is required");
+  o.standby = true;
+  BOOST_TEST(options_problem(o) == "");
+  o.name = "w1";
+  BOOST_TEST(options_problem(o).find("from its adoption") != std::string::npos);
+  o.name.clear();
+  o.queues = {"q"};
+  BOOST_TEST(options_problem(o).find("from its adoption") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(builtin_handlers_and_own_handlers) {
   // echo echoes, fail throws, a program's own handler wins over a builtin.
   handler_registry r;
