@@ -124,6 +124,7 @@ struct branch_options {
   std::string log_level = "info";
   std::string log_format = "text";
   rotation_policy worker_log;
+  uint32_t standby_workers = 1;
 };
 
 constexpr log::logger branch_log{"branch"};
@@ -366,6 +367,13 @@ int main(int argc, char** argv) {
                  "rotated worker.log files kept per instance (at least 1)")
     ->check(whole_number)
     ->capture_default_str();
+  app.add_option("--standby-workers", o.standby_workers,
+                 "workers kept ready on the bus, one per launch, so that a "
+                 "start or replacement of a worker of that launch answers "
+                 "at once (0: none; at most "
+                   + std::to_string(max_standby_workers) + ")")
+    ->check(whole_number)
+    ->capture_default_str();
   app.add_option("--log-level", o.log_level,
                  "lowest level of the branch's log lines: trace, debug, "
                  "info, warn or error")
@@ -393,6 +401,9 @@ int main(int argc, char** argv) {
   log::setup(*log_level, *log_format);
   if (auto p = rotation_policy_problem(o.worker_log))
     bad_flag(*p);
+  if (o.standby_workers > max_standby_workers)
+    bad_flag("--standby-workers must be 0 to "
+             + std::to_string(max_standby_workers));
   if (auto p = name_problem("branch id", o.id); !p.empty())
     bad_flag(p);
   auto kafka_props = kafka_properties(app, o);
@@ -621,6 +632,7 @@ int main(int argc, char** argv) {
   driver_settings.kafka_properties = properties;
   driver_settings.extra_args = {"--control-fetch-wait-ms",
                                 std::to_string(o.control_fetch_wait_ms)};
+  driver_settings.standby_workers = o.standby_workers;
   auto driver = spawn_branch_driver(sys, driver_settings);
   if (!driver)
     die(describe(driver.error()));

@@ -34,8 +34,9 @@ def restart(items, outdir):
     print(table(["system", "figure", "n", "median", "p90", "p99"], rows))
     for i in items:
         if i["figure"] == "first_ping_answered":
-            print(f"\nThe supervisor's first ping after a restart (timeout 0.1 s)"
-                  f" was answered for {i['first_ping']} of {i['restarts']} restarts.")
+            print(f"\n{i['system']}: the supervisor's first ping after a restart"
+                  f" (timeout 0.1 s) was answered for {i['first_ping']} of"
+                  f" {i['restarts']} restarts.")
     print()
 
 

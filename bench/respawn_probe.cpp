@@ -6,8 +6,12 @@
 //   cyme-bench-respawn --match ARG [...] --bare -- CMD [ARGS...]
 //
 // The supervised process is the one whose /proc/PID/cmdline holds an
-// argument exactly equal to ARG (zombies and processes with the probe's own
-// command line excluded). Each round: find its pid, kill -9 it, then poll
+// argument exactly equal to ARG, or (--match-env ENTRY) whose environment
+// holds the entry ENTRY (zombies and processes with the probe's own
+// command line excluded). With --also-watch ARG2, processes that hold ARG2
+// when a round kills are watched too: a supervisor that keeps a process
+// ready (cyme's standby workers) replaces the killed one with it, and it
+// then holds the entry (cyme rewrites its environment when it adopts one). Each round: find its pid, kill -9 it, then poll
 // /proc (every --poll-us) until a process with a new pid holds ARG. That is
 // the "death_to_new_pid" figure: from the return of kill(2) to the first
 // poll that sees the replacement's command line (so after its execve). A
@@ -101,10 +105,26 @@ std::optional<std::string> read_small(const char* path) {
   return out;
 }
 
-/// Finds the processes that hold one exact argument.
+/// Whether `text`, NUL-separated entries, holds `entry` exactly.
+bool holds_entry(const std::string& text, const std::string& entry) {
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\0', start);
+    if (end == std::string::npos)
+      end = text.size();
+    if (text.compare(start, end - start, entry) == 0)
+      return true;
+    start = end + 1;
+  }
+  return false;
+}
+
+/// Finds the processes that hold one exact argument, or one exact entry
+/// in their environment.
 class proc_scanner {
 public:
-  explicit proc_scanner(std::string match) : match_(std::move(match)) {
+  explicit proc_scanner(std::string match, std::string env_entry = {})
+    : match_(std::move(match)), env_entry_(std::move(env_entry)) {
     self_cmdline_ = read_small("/proc/self/cmdline").value_or("");
   }
 
@@ -142,17 +162,11 @@ public:
       return seen::gone;
     if (cmd->empty() || *cmd == self_cmdline_)
       return seen::other;
-    bool found = false;
-    size_t start = 0;
-    while (start < cmd->size()) {
-      size_t end = cmd->find('\0', start);
-      if (end == std::string::npos)
-        end = cmd->size();
-      if (cmd->compare(start, end - start, match_) == 0) {
-        found = true;
-        break;
-      }
-      start = end + 1;
+    bool found = holds_entry(*cmd, match_);
+    if (!found && !env_entry_.empty()) {
+      std::snprintf(path, sizeof(path), "/proc/%d/environ", static_cast<int>(pid));
+      auto env = read_small(path);
+      found = env && holds_entry(*env, env_entry_);
     }
     if (!found)
       return seen::other;
@@ -182,6 +196,7 @@ public:
 
 private:
   std::string match_;
+  std::string env_entry_;
   std::string self_cmdline_;
 };
 
@@ -216,8 +231,14 @@ std::optional<bool> is_process(pid_t pid) {
 /// the kill is a candidate instead.
 class replacement_watch {
 public:
-  replacement_watch(const proc_scanner& scan, std::vector<pid_t> before)
+  /// `ready`: processes that ran before the kill and may become the
+  /// replacement (watched from the start).
+  replacement_watch(const proc_scanner& scan, std::vector<pid_t> before,
+                    const std::vector<pid_t>& ready = {})
     : scan_(scan), before_(std::move(before)), last_(last_pid()) {
+    auto now = clock_type::now();
+    for (auto pid : ready)
+      candidates_.emplace(pid, candidate{now, true});
   }
 
   /// The replacement's pid once it holds the match.
@@ -599,6 +620,8 @@ int main(int argc, char** argv) {
                "supervised process"};
   std::string system;
   std::string match;
+  std::string match_env;
+  std::string also_watch;
   int kills = 100;
   int gap_ms = 300;
   int gap_jitter_ms = 200;
@@ -619,6 +642,11 @@ int main(int argc, char** argv) {
                  "the supervised process holds an argument exactly equal to "
                  "this")
     ->required();
+  app.add_option("--match-env", match_env,
+                 "or its environment holds this entry (KEY=VALUE) exactly");
+  app.add_option("--also-watch", also_watch,
+                 "processes holding this argument when a round kills may be "
+                 "the replacement (a supervisor's ready ones)");
   app.add_option("--kills", kills, "kill -9 rounds")->check(CLI::Range(1, 100000));
   app.add_option("--gap-ms", gap_ms, "settle time between rounds")
     ->check(CLI::Range(0, 600000));
@@ -698,7 +726,10 @@ int main(int argc, char** argv) {
   std::signal(SIGHUP, on_stop_signal);
   std::signal(SIGPIPE, SIG_IGN);
 
-  proc_scanner scan{match};
+  proc_scanner scan{match, match_env};
+  std::optional<proc_scanner> ready_scan;
+  if (!also_watch.empty())
+    ready_scan.emplace(also_watch);
   pid_t loop = -1;
   if (bare) {
     if (!scan.matching().empty())
@@ -799,7 +830,9 @@ int main(int argc, char** argv) {
       fail(loop, std::to_string(found.size()) + " processes hold '" + match
                    + "' before round " + std::to_string(round + 1));
     pid_t old = found[0];
-    replacement_watch watch{scan, scan.all_pids()};
+    replacement_watch watch{scan, scan.all_pids(),
+                            ready_scan ? ready_scan->matching()
+                                       : std::vector<pid_t>{}};
     if (::kill(old, SIGKILL) != 0)
       fail(loop, "kill " + std::to_string(old) + ": " + std::strerror(errno));
     auto died = clock_type::now();

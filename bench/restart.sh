@@ -13,8 +13,10 @@
 #               (default 1000: runsv waits 1 s before restarting a service
 #               that ran less than 1 s, and that rule is not what is
 #               measured here)
-#   --systems   comma-separated subset of cyme,supervisord,runit,s6,bare
-#               (default all, in that order)
+#   --systems   comma-separated subset of cyme,cyme-cold,supervisord,
+#               runit,s6,bare (default all, in that order); cyme-cold is
+#               cyme without standby workers (--standby-workers 0): each
+#               replacement is a new process
 #
 # Per system, cyme-bench-respawn kills the worker and times death -> a new
 # process holds the worker's name (all systems) and death -> the new
@@ -56,7 +58,7 @@ broker=""
 kills=100
 out=""
 gap_ms=1000
-all_systems=(cyme supervisord runit s6 bare)
+all_systems=(cyme cyme-cold supervisord runit s6 bare)
 systems_flag="$(IFS=,; echo "${all_systems[*]}")"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -102,14 +104,14 @@ bin="$(cd "$build" && pwd)"
 for p in cyme-bench-respawn cyme-worker; do
   [ -x "$bin/$p" ] || die "$bin/$p is missing: cmake --build $build --target $p"
 done
-if has cyme; then
+if has cyme || has cyme-cold; then
   [ -x "$bin/cyme-branch" ] || die "$bin/cyme-branch is missing: cmake --build $build --target cyme-branch"
 fi
 need() { # PROGRAM SYSTEM
   command -v "$1" >/dev/null || die "$1 not found (${2}: deploy/install-deps.sh --bench installs it)"
 }
 need python3 "figures"
-if has cyme; then need curl cyme; fi
+if has cyme || has cyme-cold; then need curl cyme; fi
 if has supervisord; then need supervisord supervisor; fi
 if has runit; then need runsv runit; fi
 if has s6; then need s6-supervise s6; fi
@@ -267,25 +269,38 @@ instance_running() { # URL
 }
 
 run_cyme() {
-  local name="$tag-cyme" port url branch
+  run_cyme_with cyme 1
+}
+
+run_cyme-cold() {
+  run_cyme_with cyme-cold 0
+}
+
+run_cyme_with() { # SYSTEM STANDBY-WORKERS
+  local sys=$1 standby=$2
+  local name="$tag-$sys" port url branch
   port="$(bash deploy/kafka/kafka.sh free-port)"
   url="http://127.0.0.1:$port"
-  "$bin/cyme-branch" --id "$tag" --kafka "$broker" --root "$work/cyme" \
+  "$bin/cyme-branch" --id "$tag" --kafka "$broker" --root "$work/$sys" \
     --http "127.0.0.1:$port" --restart-max-rate 1000/s \
-    --worker "$bin/cyme-worker" >"$work/cyme-branch.log" 2>&1 &
+    --standby-workers "$standby" \
+    --worker "$bin/cyme-worker" >"$work/$sys-branch.log" 2>&1 &
   branch=$!
   started+=("$branch")
   branch_answers() { running "$branch" && http_ok "$url/supervisor/"; }
-  wait_for 60 branch_answers || die "cyme-branch does not answer on $url (see $work/cyme-branch.log)"
+  wait_for 60 branch_answers || die "cyme-branch does not answer on $url (see $work/$sys-branch.log)"
   curl -sf --max-time 30 -X PUT -d '' "$url/$app/" >/dev/null || die "cannot create app $app"
   curl -sf --max-time 60 -X PUT -H 'Content-Type: application/json' \
     -d '{"max_concurrency": 1, "min_concurrency": 1}' \
     "$url/$app/instances/$name/" >/dev/null || die "cannot create instance $name"
   wait_for 60 instance_running "$url/$app/instances/$name/" \
-    || die "instance $name is not running (see $work/cyme-branch.log)"
-  run_probe cyme --match "$name" --ping-broker "$broker" --ping-name "$name"
+    || die "instance $name is not running (see $work/$sys-branch.log)"
+  # A standby that replaces the worker holds the instance in its
+  # environment, not on its command line.
+  run_probe "$sys" --match "$name" --match-env "CYME_INSTANCE=$name" \
+    --also-watch=--standby --ping-broker "$broker" --ping-name "$name"
   # Each replacement's start-up, piece by piece, as its log says it.
-  python3 - "$work/cyme/instances/$name/worker.log" <<'PY' >> "$work/figures.jsonl"
+  python3 - "$work/$sys/instances/$name/worker.log" "$sys" <<'PY' >> "$work/figures.jsonl"
 import json, re, sys
 pieces = {}
 for line in open(sys.argv[1], errors="replace"):
@@ -297,7 +312,7 @@ def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
 for piece, xs in pieces.items():
-    print(json.dumps({"system": "cyme", "figure": "start-up: " + piece + " at", "n": len(xs),
+    print(json.dumps({"system": sys.argv[2], "figure": "start-up: " + piece + " at", "n": len(xs),
                       "median_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9),
                       "p99_ms": pct(xs, 0.99), "note": ""}))
 PY
@@ -309,7 +324,7 @@ import json, sys
 pings = [int(json.loads(l[6:])["data"].get("pings", 0)) for l in sys.stdin
          if l.startswith("data: ") and json.loads(l[6:])["kind"] == "restarted"]
 print(json.dumps({"restarts": len(pings), "first_ping": sum(1 for p in pings if p == 1)}))
-' > "$work/pings.json" || die "cannot read the events of $url"
+' > "$work/pings-$sys.json" || die "cannot read the events of $url"
   local state restarts
   state="$(instance_field "$url/$app/instances/$name/" state)"
   restarts="$(instance_field "$url/$app/instances/$name/" restarts)"
@@ -405,16 +420,19 @@ if notes:
     print()
     for x in notes:
         print(f"- {x['system']}: {x['note']}")
-import os
-pings = os.path.join(os.path.dirname(sys.argv[1]), "pings.json")
-if os.path.exists(pings):
-    p = json.load(open(pings))
+import glob, os
+answered = []
+for path in sorted(glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "pings-*.json"))):
+    system = os.path.basename(path)[len("pings-"):-len(".json")]
+    answered.append({"system": system, "figure": "first_ping_answered", **json.load(open(path))})
+if answered:
     with open(sys.argv[2], "w") as f:
-        json.dump(figures + [{"system": "cyme", "figure": "first_ping_answered", **p}], f, indent=1)
+        json.dump(figures + answered, f, indent=1)
         f.write("\n")
     print()
-    print(f"cyme: the supervisor's first ping after a restart (timeout 0.1 s) was"
-          f" answered for {p['first_ping']} of {p['restarts']} restarts.")
+    for p in answered:
+        print(f"{p['system']}: the supervisor's first ping after a restart (timeout 0.1 s) was"
+              f" answered for {p['first_ping']} of {p['restarts']} restarts.")
 if figures:
     x = figures[0]
     print()

@@ -908,9 +908,11 @@ void spawn_standby(self_ptr self, const instance_spec& spec,
   auto program = program_of(st.settings, spec);
   std::vector<std::string> args{program.string()};
   args.insert(args.end(), spec.launch.args.begin(), spec.launch.args.end());
-  args.insert(args.end(), {"--standby", "--app", spec.app, "--broker",
-                           broker_of(st.settings, spec), "--instance-dir",
-                           dir.string()});
+  // Placeholders the standby writes its instance over once adopted.
+  args.insert(args.end(), {"--standby", "--name", placeholder.name, "--app",
+                           spec.app, "--broker", broker_of(st.settings, spec),
+                           "--instance-dir",
+                           (st.settings.root / placeholder.name).string()});
   if (auto props = kafka_properties_of(st.settings, spec); !props.empty()) {
     auto file = "kafka-" + std::to_string(serial) + ".properties";
     if (auto problem = write_file_atomically(dir, file, "." + file + ".tmp",

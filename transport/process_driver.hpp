@@ -128,9 +128,11 @@ struct process_driver_settings {
 /// that runs the worker program in its own folder is followed by the start
 /// of a standby for the next start of the same launch (same app, broker,
 /// arguments, environment and Kafka properties), unless one is ready
-/// already or `standby_workers` run: `<program> <args...> --standby --app
-/// <app> --broker <broker> --instance-dir <root>/.standby [--kafka-config
-/// <root>/.standby/kafka-<n>.properties] <extra_args...>`, in
+/// already or `standby_workers` run: `<program> <args...> --standby --name
+/// <P> --app <app> --broker <broker> --instance-dir <root>/<P>
+/// [--kafka-config <root>/.standby/kafka-<n>.properties] <extra_args...>`
+/// (P: a placeholder as long as the longest name, which no instance can
+/// be named), in
 /// `<root>/.standby`, its stdout and stderr appended to
 /// `<root>/.standby/standby.log` (moved to standby.log.1 once past 1 MiB
 /// when a standby starts), its stdin a
@@ -140,8 +142,9 @@ struct process_driver_settings {
 /// the driver starts the instance's log writer as always and sends the
 /// standby its adoption (messages/adoption.hpp) with the log's descriptor;
 /// the standby moves its output to the log, enters the instance's folder,
-/// writes the instance into its environment's placeholders (so adoption
-/// by a later driver trusts it like any worker), and serves. A start with
+/// writes the instance over the placeholders of its environment and of
+/// its command line (so `ps` shows it, and adoption by a later driver
+/// trusts it, like any worker of the instance), and serves. A start with
 /// no ready standby starts a process as above. A standby that ends before
 /// it is adopted is not replaced for 30 s; one whose driver is gone (its
 /// socket ends) exits by itself, and closing the driver ends them all.

@@ -421,7 +421,8 @@ std::string options_problem(const worker_options& o) {
   if (o.standby) {
     if (!o.name.empty() || !o.queues.empty())
       return "a --standby worker takes its name and queues from its "
-             "adoption, not from --name and --queues";
+             "adoption, not from --name and --queues (its branch names it "
+             "with a placeholder only)";
   } else if (o.name.empty()) {
     return "--name is required";
   } else if (auto p = name_problem("instance", o.name); !p.empty()) {
@@ -509,6 +510,10 @@ worker_options parse_worker_options(int argc, char** argv) {
     app.exit(e);
     std::exit(2);
   }
+  // A branch names a standby with the placeholder it writes the instance
+  // over once adopted (see run_worker_main).
+  if (o.standby && o.name == standby_placeholder())
+    o.name.clear();
   o.keepalive = std::chrono::milliseconds{keepalive_ms};
   o.exec.timeout = std::chrono::milliseconds{exec_timeout_ms};
   if (!kafka_config.empty()) {
@@ -642,6 +647,28 @@ adoption_read read_adoption(adoption& out, int& log_fd, std::string& problem) {
   return adoption_read::adopted;
 }
 
+/// The command line the worker was started with, when run_worker_main
+/// started it: a standby writes its instance over its placeholders there
+/// once adopted, so `ps` and /proc show the instance like any worker's.
+int command_line_count = 0;
+char** command_line_words = nullptr;
+
+/// Writes `value` over the argument after `flag` on the command line, in
+/// place, when it fits.
+void overwrite_argument_after(std::string_view flag, const std::string& value) {
+  for (int i = 1; i + 1 < command_line_count; ++i) {
+    if (flag != command_line_words[i])
+      continue;
+    auto* at = command_line_words[i + 1];
+    auto room = std::strlen(at);
+    if (value.size() > room)
+      return;
+    std::memcpy(at, value.data(), value.size());
+    std::memset(at + value.size(), 0, room - value.size());
+    return;
+  }
+}
+
 /// Closes a received descriptor when it goes.
 struct unique_log_fd {
   int fd;
@@ -685,6 +712,8 @@ std::string take_adoption(worker_options& opts, const adoption& a, int log_fd) {
   if (::dup2(log.fd, 1) < 0 || ::dup2(log.fd, 2) < 0)
     return "cannot write to the instance's log: "
            + std::string{std::strerror(errno)};
+  overwrite_argument_after("--name", a.name);
+  overwrite_argument_after("--instance-dir", a.instance_dir);
   opts.name = a.name;
   opts.queues = a.queues;
   opts.min_concurrency = a.min_concurrency;
@@ -901,6 +930,8 @@ int run_worker(worker_options opts, const handler_registry& handlers) {
 }
 
 int run_worker_main(int argc, char** argv, handler_registry handlers) {
+  command_line_count = argc;
+  command_line_words = argv;
   auto opts = parse_worker_options(argc, argv);
   add_builtin_handlers(handlers, opts.exec);
   return run_worker(opts, handlers);

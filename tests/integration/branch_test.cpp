@@ -1427,6 +1427,15 @@ BOOST_AUTO_TEST_CASE(bad_log_flags_are_refused_with_exit_2) {
   BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
 }
 
+BOOST_AUTO_TEST_CASE(bad_standby_worker_counts_are_refused_with_exit_2) {
+  temp_dir dir;
+  expect_flags_refused(dir.path / "root", {
+         {{"--standby-workers", "65"}, "--standby-workers"},
+         {{"--standby-workers", "-1"}, "--standby-workers"},
+         {{"--standby-workers", "some"}, "--standby-workers"}});
+  BOOST_TEST(!std::filesystem::exists(dir.path / "root" / "model.db"));
+}
+
 BOOST_AUTO_TEST_CASE(bad_bus_suspicion_flags_are_refused_with_exit_2) {
   // A threshold outside (0, 1], a minimum of misses below 1 or not a
   // number, a rate that is not one: exit 2 naming the flag, before

@@ -194,6 +194,8 @@ BOOST_AUTO_TEST_CASE(a_replacement_is_the_standby_already_on_the_bus) {
   BOOST_TEST(sorted(s.stats("w1").queues) == sorted({direct_queue("w1"), "q1"}));
   auto dir = s.driver_settings.root / "w1";
   BOOST_TEST(fs::read_symlink("/proc/" + std::to_string(standby) + "/cwd") == dir);
+  BOOST_TEST(has_argument_pair(standby, "--name", "w1"), "ps shows w1");
+  BOOST_TEST(has_argument_pair(standby, "--instance-dir", dir.string()));
   auto env = environment_of(standby);
   BOOST_TEST((std::find(env.begin(), env.end(), "CYME_INSTANCE=w1") != env.end()));
   BOOST_TEST((std::find(env.begin(), env.end(),
