@@ -1,6 +1,11 @@
 #include "messages/adoption.hpp"
 
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <map>
 
 #include "messages/instance.hpp"
@@ -119,6 +124,69 @@ std::optional<adoption> decode_adoption(std::string_view text,
     return std::nullopt;
   }
   return x;
+}
+
+std::string send_with_descriptor(int socket, std::string_view text, int fd) {
+  iovec iov{const_cast<char*>(text.data()), text.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  if (fd >= 0) {
+    msg.msg_control = control;
+    msg.msg_controllen = sizeof control;
+    auto* c = CMSG_FIRSTHDR(&msg);
+    c->cmsg_level = SOL_SOCKET;
+    c->cmsg_type = SCM_RIGHTS;
+    c->cmsg_len = CMSG_LEN(sizeof(int));
+    std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
+  }
+  auto n = ::sendmsg(socket, &msg, MSG_NOSIGNAL | MSG_DONTWAIT);
+  if (n < 0)
+    return std::strerror(errno);
+  if (static_cast<size_t>(n) != text.size())
+    return "sent " + std::to_string(n) + " of " + std::to_string(text.size())
+           + " bytes";
+  return {};
+}
+
+std::string send_adoption(int socket, const adoption& x, int log_fd) {
+  return send_with_descriptor(socket, encode_adoption(x), log_fd);
+}
+
+adoption_read receive_adoption(int socket, adoption& out, int& log_fd,
+                               std::string& problem) {
+  std::string buf(max_adoption_size + 1, '\0');
+  iovec iov{buf.data(), buf.size()};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
+  msghdr msg{};
+  msg.msg_iov = &iov;
+  msg.msg_iovlen = 1;
+  msg.msg_control = control;
+  msg.msg_controllen = sizeof control;
+  auto n = ::recvmsg(socket, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
+    return adoption_read::nothing;
+  if (n <= 0)
+    return adoption_read::ended;
+  log_fd = -1;
+  for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
+    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
+        && c->cmsg_len == CMSG_LEN(sizeof(int)))
+      std::memcpy(&log_fd, CMSG_DATA(c), sizeof(int));
+  if (log_fd < 0) {
+    problem = "adoption came without the instance's log descriptor";
+    return adoption_read::ended;
+  }
+  buf.resize(static_cast<size_t>(n));
+  auto decoded = decode_adoption(buf, problem);
+  if (!decoded) {
+    ::close(log_fd);
+    log_fd = -1;
+    return adoption_read::ended;
+  }
+  out = std::move(*decoded);
+  return adoption_read::adopted;
 }
 
 } // namespace cyme

@@ -57,4 +57,23 @@ std::string encode_adoption(const adoption& x);
 std::optional<adoption> decode_adoption(std::string_view text,
                                         std::string& problem);
 
+/// Sends `text` on the datagram socket `socket` as one datagram, without
+/// waiting, with the descriptor `fd` beside it (SCM_RIGHTS; -1: none).
+/// Empty on success, else why not.
+std::string send_with_descriptor(int socket, std::string_view text, int fd);
+
+/// Sends `x` on `socket` with the instance's log descriptor `log_fd`.
+/// Empty on success, else why not.
+std::string send_adoption(int socket, const adoption& x, int log_fd);
+
+enum class adoption_read { nothing, adopted, ended };
+
+/// Reads an adoption from `socket` without waiting: `nothing` when none
+/// came; `ended` when the socket ended or failed (the driver is gone) or
+/// the adoption is unusable (`problem` set, any descriptor received
+/// closed); else `adopted`, with the log descriptor (close-on-exec) in
+/// `log_fd`, which the caller then owns.
+adoption_read receive_adoption(int socket, adoption& out, int& log_fd,
+                               std::string& problem);
+
 } // namespace cyme

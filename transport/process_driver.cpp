@@ -1017,24 +1017,10 @@ bool adopt_standby(self_ptr self, const std::string& key,
   a.control_since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                          std::chrono::system_clock::now().time_since_epoch())
                          .count();
-  auto text = encode_adoption(a);
-  iovec iov{text.data(), text.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  auto* c = CMSG_FIRSTHDR(&msg);
-  c->cmsg_level = SOL_SOCKET;
-  c->cmsg_type = SCM_RIGHTS;
-  c->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(c), &log_fd, sizeof(int));
-  if (::sendmsg(sb.socket.get(), &msg, MSG_NOSIGNAL | MSG_DONTWAIT)
-      != static_cast<ssize_t>(text.size())) {
+  if (auto problem = send_adoption(sb.socket.get(), a, log_fd);
+      !problem.empty()) {
     driver_log.warn("standby worker pid " + std::to_string(sb.pid)
-                    + " cannot be told its adoption: " + errno_text(errno)
-                    + "; ended");
+                    + " cannot be told its adoption: " + problem + "; ended");
     end_standby(self, std::move(sb));
     return false;
   }

@@ -608,45 +608,6 @@ std::unique_ptr<kafka::topic_reader> open_control_reader(const kafka::config_map
 /// its driver holds the other end of.
 constexpr int adoption_fd = 0;
 
-enum class adoption_read { nothing, adopted, ended };
-
-/// Reads an adoption from `adoption_fd` without waiting: `nothing` when
-/// none came, `ended` when the socket ended or failed (its driver is gone)
-/// or the adoption is unusable (`problem` set), else `adopted` with the
-/// instance's log descriptor in `log_fd`.
-adoption_read read_adoption(adoption& out, int& log_fd, std::string& problem) {
-  std::string buf(max_adoption_size + 1, '\0');
-  iovec iov{buf.data(), buf.size()};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))];
-  msghdr msg{};
-  msg.msg_iov = &iov;
-  msg.msg_iovlen = 1;
-  msg.msg_control = control;
-  msg.msg_controllen = sizeof control;
-  auto n = ::recvmsg(adoption_fd, &msg, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-  if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR))
-    return adoption_read::nothing;
-  if (n <= 0)
-    return adoption_read::ended;
-  log_fd = -1;
-  for (auto* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c))
-    if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS
-        && c->cmsg_len == CMSG_LEN(sizeof(int)))
-      std::memcpy(&log_fd, CMSG_DATA(c), sizeof(int));
-  if (log_fd < 0) {
-    problem = "adoption came without the instance's log descriptor";
-    return adoption_read::ended;
-  }
-  buf.resize(static_cast<size_t>(n));
-  auto decoded = decode_adoption(buf, problem);
-  if (!decoded) {
-    ::close(log_fd);
-    return adoption_read::ended;
-  }
-  out = std::move(*decoded);
-  return adoption_read::adopted;
-}
-
 /// The command line the worker was started with, when run_worker_main
 /// started it: a standby writes its instance over its placeholders there
 /// once adopted, so `ps` and /proc show the instance like any worker's.
@@ -750,7 +711,7 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
       adoption a;
       int log_fd = -1;
       std::string problem;
-      switch (read_adoption(a, log_fd, problem)) {
+      switch (receive_adoption(adoption_fd, a, log_fd, problem)) {
         case adoption_read::ended:
           if (problem.empty())
             return 0;

@@ -23,6 +23,7 @@
 #include <caf/event_based_actor.hpp>
 #include <nlohmann/json.hpp>
 
+#include "messages/adoption.hpp"
 #include "messages/wire.hpp"
 #include "stack.hpp"
 #include "transport/proc.hpp"
@@ -108,22 +109,7 @@ struct hand_started_standby {
   /// `with_fd` is false.
   void send(const std::string& text, bool with_fd = true) {
     int fd = ::open("/dev/null", O_WRONLY | O_CLOEXEC);
-    iovec iov{const_cast<char*>(text.data()), text.size()};
-    alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-    msghdr msg{};
-    msg.msg_iov = &iov;
-    msg.msg_iovlen = 1;
-    if (with_fd) {
-      msg.msg_control = control;
-      msg.msg_controllen = sizeof control;
-      auto* c = CMSG_FIRSTHDR(&msg);
-      c->cmsg_level = SOL_SOCKET;
-      c->cmsg_type = SCM_RIGHTS;
-      c->cmsg_len = CMSG_LEN(sizeof(int));
-      std::memcpy(CMSG_DATA(c), &fd, sizeof(int));
-    }
-    BOOST_TEST(::sendmsg(socket, &msg, MSG_NOSIGNAL)
-               == static_cast<ssize_t>(text.size()));
+    BOOST_TEST(send_with_descriptor(socket, text, with_fd ? fd : -1) == "");
     ::close(fd);
   }
 

@@ -3,6 +3,10 @@
 // malformed or unusable adoption is refused with a reason.
 #include <boost/test/unit_test.hpp>
 
+#include <fcntl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <string>
 
 #include "messages/adoption.hpp"
@@ -121,6 +125,52 @@ BOOST_AUTO_TEST_CASE(unusable_values_are_refused) {
                      "control_since_ms=12x\n")
                .find("control_since_ms")
              != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(an_adoption_crosses_a_socket_with_its_log_descriptor) {
+  int ends[2];
+  BOOST_TEST_REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, ends) == 0);
+  adoption got;
+  int log_fd = -1;
+  std::string problem;
+  BOOST_TEST((receive_adoption(ends[1], got, log_fd, problem)
+              == adoption_read::nothing));
+  int pipe_ends[2];
+  BOOST_TEST_REQUIRE(::pipe2(pipe_ends, O_CLOEXEC) == 0);
+  BOOST_TEST(send_adoption(ends[0], sample(), pipe_ends[1]) == "");
+  BOOST_TEST_REQUIRE((receive_adoption(ends[1], got, log_fd, problem)
+                      == adoption_read::adopted),
+                     problem);
+  BOOST_TEST(got.name == sample().name);
+  // The descriptor received is the pipe's write end.
+  BOOST_TEST_REQUIRE(log_fd >= 0);
+  BOOST_TEST(::write(log_fd, "x", 1) == 1);
+  char c = 0;
+  BOOST_TEST(::read(pipe_ends[0], &c, 1) == 1);
+  BOOST_TEST(c == 'x');
+  ::close(log_fd);
+  // Bytes that are no adoption: ended, saying why, the descriptor closed.
+  BOOST_TEST(send_with_descriptor(ends[0], "name=w1\n", pipe_ends[1]) == "");
+  log_fd = -1;
+  BOOST_TEST((receive_adoption(ends[1], got, log_fd, problem)
+              == adoption_read::ended));
+  BOOST_TEST(problem == "adoption without 'queues'");
+  BOOST_TEST(log_fd == -1);
+  // Without a descriptor: ended.
+  problem.clear();
+  BOOST_TEST(send_with_descriptor(ends[0], encode_adoption(sample()), -1) == "");
+  BOOST_TEST((receive_adoption(ends[1], got, log_fd, problem)
+              == adoption_read::ended));
+  BOOST_TEST(problem.find("without the instance's log descriptor") != std::string::npos);
+  // The other end gone: ended, with no problem to tell.
+  ::close(ends[0]);
+  problem.clear();
+  BOOST_TEST((receive_adoption(ends[1], got, log_fd, problem)
+              == adoption_read::ended));
+  BOOST_TEST(problem == "");
+  ::close(ends[1]);
+  ::close(pipe_ends[0]);
+  ::close(pipe_ends[1]);
 }
 
 BOOST_AUTO_TEST_CASE(the_placeholder_has_room_for_every_name) {
