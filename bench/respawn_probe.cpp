@@ -830,9 +830,13 @@ int main(int argc, char** argv) {
       fail(loop, std::to_string(found.size()) + " processes hold '" + match
                    + "' before round " + std::to_string(round + 1));
     pid_t old = found[0];
-    replacement_watch watch{scan, scan.all_pids(),
-                            ready_scan ? ready_scan->matching()
-                                       : std::vector<pid_t>{}};
+    // The killed process holds the match until it is gone: not a ready one.
+    std::vector<pid_t> ready;
+    if (ready_scan)
+      for (auto pid : ready_scan->matching())
+        if (pid != old)
+          ready.push_back(pid);
+    replacement_watch watch{scan, scan.all_pids(), ready};
     if (::kill(old, SIGKILL) != 0)
       fail(loop, "kill " + std::to_string(old) + ": " + std::strerror(errno));
     auto died = clock_type::now();
