@@ -295,6 +295,17 @@ producer::producer(const config_map& cfg, delivery_fn on_delivery)
 
 producer::~producer() {
   flush(2000);
+  for (auto& [name, topic] : known_)
+    rd_kafka_topic_destroy(topic);
+}
+
+void producer::know_topic(const std::string& topic) {
+  if (known_.count(topic) > 0)
+    return;
+  // A new topic object has the producer ask for its metadata at once;
+  // held, it stays in the metadata cache.
+  if (auto* rkt = rd_kafka_topic_new(rk_, topic.c_str(), nullptr))
+    known_.emplace(topic, rkt);
 }
 
 std::string producer::produce(const std::string& topic, const std::string& key,

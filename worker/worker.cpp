@@ -608,6 +608,10 @@ std::unique_ptr<kafka::topic_reader> open_control_reader(const kafka::config_map
 /// its driver holds the other end of.
 constexpr int adoption_fd = 0;
 
+/// Topics a standby looks up ahead: the results topic and the reply
+/// topics of the commands it sees (one per branch).
+constexpr size_t max_known_topics = 64;
+
 /// The command line the worker was started with, when run_worker_main
 /// started it: a standby writes its instance over its placeholders there
 /// once adopted, so `ps` and /proc show the instance like any worker's.
@@ -695,6 +699,7 @@ std::string take_adoption(worker_options& opts, const adoption& a, int log_fd) {
 int wait_for_adoption(worker_options& opts, worker_context& ctx,
                       kafka::topic_reader& control, int term_fd,
                       std::optional<kafka::message>& pending) {
+  ctx.producer.know_topic(opts.results_topic);
   static constexpr char ready[] = "ready\n";
   if (::send(adoption_fd, ready, sizeof ready - 1, MSG_NOSIGNAL) < 0) {
     ctx.log(std::string{"no socket to its branch on stdin: "}
@@ -727,8 +732,15 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
         case adoption_read::nothing:
           break;
       }
-      if (look == 1)
+      if (look == 1) {
+        // Dropped; but the topic it wants replies on is looked up now, so
+        // that the first reply once adopted does not wait for that.
+        bool addressed = false;
+        if (auto cmd = decode_command_for(m->value, {}, addressed);
+            cmd && ctx.producer.known_topics() < max_known_topics)
+          ctx.producer.know_topic(cmd.value->reply_to);
         break;
+      }
       ctx.producer.poll(0);
       m = control.poll(50);
       if (!m)
