@@ -580,6 +580,23 @@ struct standby_process {
   bool ready = false;
   /// Its Kafka properties, removed once it is adopted or ends.
   fs::path kafka_file;
+
+  /// Kills its process group (the process alone, if it left it); its exit
+  /// is reaped by whoever watches it.
+  void kill() const {
+    if (::getpgid(pid) == pid)
+      ::kill(-pid, SIGKILL);
+    else if (pidfd)
+      pidfd_send_signal(pidfd.get(), SIGKILL);
+  }
+
+  /// Removes its Kafka properties: the secrets in them are not needed
+  /// once it is on the bus and adopted, or gone.
+  void remove_kafka_file() {
+    if (!kafka_file.empty())
+      ::unlink(kafka_file.c_str());
+    kafka_file.clear();
+  }
 };
 
 struct driver_state {
@@ -618,13 +635,9 @@ struct driver_state {
     // Standbys are this driver's alone: none outlives it (its socket's end
     // would end them too, but they would wait unreaped).
     auto end = [](standby_process& sb) {
-      if (::getpgid(sb.pid) == sb.pid)
-        ::kill(-sb.pid, SIGKILL);
-      else if (sb.pidfd)
-        pidfd_send_signal(sb.pidfd.get(), SIGKILL);
+      sb.kill();
       ::waitpid(sb.pid, nullptr, 0);
-      if (!sb.kafka_file.empty())
-        ::unlink(sb.kafka_file.c_str());
+      sb.remove_kafka_file();
     };
     for (auto& [key, sb] : standbys)
       end(sb);
@@ -880,12 +893,11 @@ bool standby_ready(standby_process& sb) {
   return sb.ready;
 }
 
-/// Kills `sb`'s process group; its exit is reaped when reported.
+/// Kills `sb`'s process group and removes its Kafka properties; its exit
+/// is reaped when reported.
 void end_standby(self_ptr self, standby_process sb) {
-  if (::getpgid(sb.pid) == sb.pid)
-    ::kill(-sb.pid, SIGKILL);
-  else
-    pidfd_send_signal(sb.pidfd.get(), SIGKILL);
+  sb.kill();
+  sb.remove_kafka_file();
   self->state.ending_standbys.push_back(std::move(sb));
 }
 
@@ -926,10 +938,7 @@ void spawn_standby(self_ptr self, const instance_spec& spec,
   }
   args.insert(args.end(), st.settings.extra_args.begin(),
               st.settings.extra_args.end());
-  auto cleanup = [&] {
-    if (!sb.kafka_file.empty())
-      ::unlink(sb.kafka_file.c_str());
-  };
+  auto cleanup = [&] { sb.remove_kafka_file(); };
   auto log = dir / standby_log_name;
   struct stat log_stat{};
   if (::stat(log.c_str(), &log_stat) == 0 && log_stat.st_size > standby_log_limit)
@@ -1024,8 +1033,7 @@ bool adopt_standby(self_ptr self, const std::string& key,
     end_standby(self, std::move(sb));
     return false;
   }
-  if (!sb.kafka_file.empty())
-    ::unlink(sb.kafka_file.c_str());
+  sb.remove_kafka_file();
   st.adopted_standbys[sb.watch_name] = spec.name;
   w.pid = sb.pid;
   w.start_time = sb.start_time;
@@ -1065,8 +1073,7 @@ void on_standby_exit(self_ptr self, const std::string& watch, int32_t pid) {
                     + " ended before it was needed (wait status "
                     + std::to_string(status) + "); none for its launch for "
                     + std::to_string(standby_pause.count()) + " s");
-    if (!s->second.kafka_file.empty())
-      ::unlink(s->second.kafka_file.c_str());
+    s->second.remove_kafka_file();
     st.standby_failed[s->first] = std::chrono::steady_clock::now();
     st.standbys.erase(s);
     return;
