@@ -446,6 +446,16 @@ std::optional<message> topic_reader::poll(int timeout_ms) {
   return take(rd_kafka_consumer_poll(rk_, timeout_ms));
 }
 
+void topic_reader::notify(int fd) {
+  // The consumer's queue is the one everything is forwarded to.
+  rd_kafka_queue_t* queue = rd_kafka_queue_get_consumer(rk_);
+  if (queue == nullptr)
+    return;
+  static constexpr char wake = 1;
+  rd_kafka_queue_io_event_enable(queue, fd, &wake, 1);
+  rd_kafka_queue_destroy(queue);
+}
+
 // -- group_consumer -----------------------------------------------------------
 
 struct rebalance_hook {

@@ -141,6 +141,12 @@ public:
 
   /// The next message, or nothing after `timeout_ms`.
   std::optional<message> poll(int timeout_ms);
+
+  /// From now on, writes a byte to `fd` (non-blocking) whenever something
+  /// comes for `poll` while nothing waited, so a caller can wait on the
+  /// reader beside other descriptors; -1 stops it. What waited before this
+  /// call writes nothing: poll until empty first.
+  void notify(int fd);
 };
 
 /// Consumes task queues as a member of a consumer group, storing an offset

@@ -13,6 +13,8 @@
 #include <memory>
 #include <stdexcept>
 #include <mutex>
+#include <fcntl.h>
+#include <poll.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <thread>
@@ -688,18 +690,63 @@ std::string take_adoption(worker_options& opts, const adoption& a, int log_fd) {
   return {};
 }
 
+/// What a look at the adoption socket found.
+enum class adoption_look { waiting, adopted, ended };
+
+/// Takes the adoption waiting on the socket, if one does; `status` is the
+/// exit status when the wait ended (0: the driver is gone; 2: an unusable
+/// adoption).
+adoption_look look_for_adoption(worker_options& opts, worker_context& ctx,
+                                int& status) {
+  adoption a;
+  int log_fd = -1;
+  std::string problem;
+  switch (receive_adoption(adoption_fd, a, log_fd, problem)) {
+    case adoption_read::nothing:
+      return adoption_look::waiting;
+    case adoption_read::adopted:
+      problem = take_adoption(opts, a, log_fd);
+      if (problem.empty())
+        return adoption_look::adopted;
+      break;
+    case adoption_read::ended:
+      break;
+  }
+  if (!problem.empty())
+    ctx.log(problem);
+  status = problem.empty() ? 0 : 2;
+  return adoption_look::ended;
+}
+
 /// A standby's wait: it says it is ready, then keeps reading the control
 /// topic, dropping every command (none is for it yet), so that it stays
-/// positioned at the end, until its adoption comes. The driver sends the
-/// adoption before any command for the instance is made, so it is looked
-/// for again before a command read is dropped: a command read after it
-/// arrived is kept in `pending` for the worker to handle. Returns -1 once
+/// positioned at the end, until its adoption comes. It sleeps on its socket,
+/// its signals and the control reader at once, so it takes the adoption
+/// the moment it comes. The driver sends the adoption before any command
+/// for the instance is made, so the socket is looked at after each read
+/// and before the command is dropped: a command read once the adoption was
+/// there is kept in `pending` for the worker to handle. Returns -1 once
 /// adopted, else the exit status (0: terminated or the driver is gone; 2:
 /// an unusable adoption).
 int wait_for_adoption(worker_options& opts, worker_context& ctx,
                       kafka::topic_reader& control, int term_fd,
                       std::optional<kafka::message>& pending) {
   ctx.producer.know_topic(opts.results_topic);
+  int wake[2];
+  if (::pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0) {
+    ctx.log(std::string{"cannot make a pipe: "} + std::strerror(errno));
+    return 2;
+  }
+  control.notify(wake[1]);
+  struct wake_pipe {
+    kafka::topic_reader& control;
+    int ends[2];
+    ~wake_pipe() {
+      control.notify(-1);
+      ::close(ends[0]);
+      ::close(ends[1]);
+    }
+  } guard{control, {wake[0], wake[1]}};
   static constexpr char ready[] = "ready\n";
   if (::send(adoption_fd, ready, sizeof ready - 1, MSG_NOSIGNAL) < 0) {
     ctx.log(std::string{"no socket to its branch on stdin: "}
@@ -708,44 +755,41 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
   }
   ctx.log("standby on the bus, pid " + std::to_string(::getpid())
           + ", waiting for its adoption");
+  int status = 0;
   for (;;) {
-    if (term_fd >= 0 && terminated(term_fd))
-      return 0;
-    std::optional<kafka::message> m;
-    for (int look = 0; look < 2; ++look) {
-      adoption a;
-      int log_fd = -1;
-      std::string problem;
-      switch (receive_adoption(adoption_fd, a, log_fd, problem)) {
-        case adoption_read::ended:
-          if (problem.empty())
-            return 0;
-          ctx.log(problem);
-          return 2;
-        case adoption_read::adopted:
-          if (auto p = take_adoption(opts, a, log_fd); !p.empty()) {
-            ctx.log(p);
-            return 2;
-          }
-          pending = std::move(m);
-          return -1;
-        case adoption_read::nothing:
-          break;
-      }
-      if (look == 1) {
-        // Dropped; but the topic it wants replies on is looked up now, so
-        // that the first reply once adopted does not wait for that.
-        bool addressed = false;
-        if (auto cmd = decode_command_for(m->value, {}, addressed);
-            cmd && ctx.producer.known_topics() < max_known_topics)
-          ctx.producer.know_topic(cmd.value->reply_to);
-        break;
-      }
-      ctx.producer.poll(0);
-      m = control.poll(50);
-      if (!m)
+    auto m = control.poll(0);
+    switch (look_for_adoption(opts, ctx, status)) {
+      case adoption_look::adopted:
+        pending = std::move(m);
+        return -1;
+      case adoption_look::ended:
+        return status;
+      case adoption_look::waiting:
         break;
     }
+    if (m) {
+      // Dropped; but the topic it wants replies on is looked up now, so
+      // that the first reply once adopted does not wait for that.
+      bool addressed = false;
+      if (auto cmd = decode_command_for(m->value, {}, addressed);
+          cmd && ctx.producer.known_topics() < max_known_topics)
+        ctx.producer.know_topic(cmd.value->reply_to);
+      continue;
+    }
+    ctx.producer.poll(0);
+    pollfd fds[] = {{adoption_fd, POLLIN, 0},
+                    {wake[0], POLLIN, 0},
+                    {term_fd, POLLIN, 0}};
+    if (::poll(fds, term_fd >= 0 ? 3 : 2, 1000) < 0 && errno != EINTR) {
+      ctx.log(std::string{"cannot wait for its adoption: "}
+              + std::strerror(errno));
+      return 2;
+    }
+    char drained[64];
+    while (::read(wake[0], drained, sizeof drained) > 0)
+      continue;
+    if (term_fd >= 0 && terminated(term_fd))
+      return 0;
   }
 }
 
