@@ -357,6 +357,11 @@ void machine::emit(cyme::event_kind kind, std::string detail,
 // -- the steps of an operation ------------------------------------------------
 
 void machine::send_check() {
+  if (exit_reported_) {
+    // The driver's answer is known: nothing runs.
+    send_permit(restart_cause::not_running, "not running");
+    return;
+  }
   await(phase::checking);
   out_.push_back(make_action(action_kind::check, awaiting_));
 }
@@ -381,8 +386,25 @@ void machine::restart(bool first_start) {
     emit(cyme::event_kind::restarting, why_);
   status_.state = instance_state::starting;
   changed_ = true;
+  if (exit_reported_) {
+    // Nothing runs to be stopped.
+    send_start();
+    return;
+  }
   await(phase::replacing);
   out_.push_back(make_action(action_kind::stop, awaiting_));
+}
+
+void machine::send_start() {
+  last_start_ns_ = now_.steady_ns;
+  status_.pid = 0;
+  changed_ = true;
+  exited_while_starting_.clear();
+  exit_reported_ = false;
+  await(phase::starting);
+  auto a = make_action(action_kind::start, awaiting_);
+  a.spec = ops_.front().spec;
+  out_.push_back(std::move(a));
 }
 
 void machine::send_ping(caf::timespan timeout) {
@@ -565,14 +587,7 @@ bool machine::on_permit(const event& ev) {
 
 bool machine::on_stop_done(const event& ev) {
   if (phase_ == phase::replacing) {
-    last_start_ns_ = now_.steady_ns;
-    status_.pid = 0;
-    changed_ = true;
-    exited_while_starting_.clear();
-    await(phase::starting);
-    auto a = make_action(action_kind::start, awaiting_);
-    a.spec = ops_.front().spec;
-    out_.push_back(std::move(a));
+    send_start();
     return true;
   }
   if (phase_ != phase::stopping)
@@ -685,6 +700,7 @@ void machine::on_exited(const event& ev) {
     // An earlier process, or one whose start is not answered yet: the
     // running operation is not waiting on it.
     return;
+  exit_reported_ = true;
   status_.pid = 0;
   status_.state = at_rest();
   if (phase_ == phase::idle)

@@ -30,6 +30,12 @@
 ///   idle --shutdown/remove, or verify of a disabled spec--> stopping --> x
 ///   any --exited (its pid)--> x (answered "interrupted"), status stopped
 ///
+/// Once the driver reported the exit of the instance's process, the
+/// driver has none for it until this machine starts one: a verify goes
+/// from idle straight to permitting (no check), and a restart from
+/// permitting straight to starting (no stop), so a replacement waits for
+/// no answer it knows already.
+///
 /// `disable` (the model disabled it: an operator, or the restart limit)
 /// and `exited` apply in every phase; every other answer applies only in
 /// the phase that awaits it. The unit tests cover every cell of the table.
@@ -279,6 +285,7 @@ private:
   void send_permit(restart_cause cause, std::string why);
   void send_stop();
   void restart(bool first_start);
+  void send_start();
   void send_ping(caf::timespan timeout);
   void send_stats(outcome result, std::string detail);
   void reconcile(const worker_stats& stats, outcome result,
@@ -334,6 +341,9 @@ private:
   /// Pids that exited while a start was out: a start answering with one of
   /// them started a process that is gone already.
   std::set<int32_t> exited_while_starting_;
+  /// The driver reported the exit of the process this machine knew, and
+  /// none was started since: the driver runs none for the instance.
+  bool exit_reported_ = false;
 };
 
 } // namespace lifecycle

@@ -24,7 +24,9 @@
 // Kafka clients, on a reply topic of the probe's own: after the kill a ping
 // with a fresh id goes out every --ping-every-us, without waiting for
 // answers, and the first pong to a ping sent after the kill ends the
-// "death_to_ping" figure.
+// "death_to_ping" figure. Before each round's wait, one ping to the
+// process that runs times the bus's own round trip ("ping_rtt"): the part
+// of death_to_ping that no replacement can cut.
 //
 // With --bare, the probe forks a child that is the reference supervisor: a
 // loop of fork, execve(CMD), waitpid, nothing else. It is killed, with its
@@ -818,13 +820,32 @@ int main(int argc, char** argv) {
     std::this_thread::sleep_for(std::chrono::milliseconds{
       gap_ms + (gap_jitter_ms > 0 ? jitter(rng) : 0)});
   };
-  // The first kill too comes a settle time after the process was seen.
-  settle();
-  std::vector<double> to_pid, to_ping, age;
+  std::vector<double> to_pid, to_ping, age, rtt;
   std::optional<clock_type::time_point> last_start;
   double scan_ms = 0;
   uint64_t scans = 0;
   for (int round = 0; round < kills; ++round) {
+    if (ping) {
+      // The bus's own round trip, to the process that runs: the part of
+      // death_to_ping that no replacement can cut.
+      auto id = ping_id(-1);
+      auto sent = clock_type::now();
+      if (auto err = ping->send(id); !err.empty())
+        fail(loop, "ping not sent: " + err);
+      auto until = sent + std::chrono::milliseconds{round_timeout_ms};
+      bool back = false;
+      while (!back) {
+        if (clock_type::now() >= until)
+          fail(loop, "round " + std::to_string(round + 1)
+                       + ": the running process did not answer ping within "
+                       + std::to_string(round_timeout_ms) + " ms");
+        for (auto& got : ping->pongs(5))
+          back = back || got == id;
+      }
+      rtt.push_back(ms_between(sent, clock_type::now()));
+    }
+    // Each kill comes a settle time after the process was seen.
+    settle();
     auto found = scan.matching();
     if (found.size() != 1)
       fail(loop, std::to_string(found.size()) + " processes hold '" + match
@@ -886,16 +907,16 @@ int main(int argc, char** argv) {
     else
       std::fprintf(stderr, "%s round %d/%d: new pid after %.3f ms\n",
                    system.c_str(), round + 1, kills, to_pid.back());
-    // Pongs that arrive meanwhile are dropped with the next poll.
-    settle();
   }
 
   auto pattern = read_pattern(to_pid, age, slow_ms);
   run_facts facts{gap_ms, gap_jitter_ms, poll_us,
                   scans > 0 ? 1000.0 * scan_ms / static_cast<double>(scans) : 0};
   print_figure(system, "death_to_new_pid", to_pid, facts, &pattern);
-  if (ping)
+  if (ping) {
     print_figure(system, "death_to_ping", to_ping, facts, &pattern);
+    print_figure(system, "ping_rtt", rtt, facts, nullptr);
+  }
   stop_bare_loop(loop);
   return 0;
 }

@@ -252,12 +252,43 @@ std::string parse_pid_record(std::string_view text, pid_record& out) {
 /// Writes a pid file atomically: a temporary file in the same folder,
 /// fsynced, renamed over the old one, and the folder fsynced so the rename
 /// survives a crash. Returns why it failed, empty on success.
+namespace {
+
+/// Whether `path` is a regular file of `mode` that holds exactly `text`.
+bool holds_already(const fs::path& path, std::string_view text, mode_t mode) {
+  unique_fd fd{::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC)};
+  struct stat st{};
+  if (!fd || ::fstat(fd.get(), &st) != 0 || !S_ISREG(st.st_mode)
+      || (st.st_mode & 07777) != mode
+      || st.st_size != static_cast<off_t>(text.size()))
+    return false;
+  std::string now(text.size() + 1, '\0');
+  size_t done = 0;
+  for (;;) {
+    auto n = ::read(fd.get(), now.data() + done, now.size() - done);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n <= 0)
+      break;
+    done += static_cast<size_t>(n);
+    if (done == now.size())
+      return false;
+  }
+  return std::string_view{now.data(), done} == text;
+}
+
+} // namespace
+
 std::string write_file_atomically(const fs::path& dir,
                                   const std::string& file_name,
                                   const std::string& temp_name,
                                   std::string_view text, mode_t mode) {
   auto tmp = dir / temp_name;
   auto dst = dir / file_name;
+  // Written this way before (and made durable then): two fsyncs saved on
+  // the way to a restart.
+  if (holds_already(dst, text, mode))
+    return {};
   unique_fd fd{::open(tmp.c_str(),
                       O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW,
                       mode)};

@@ -136,7 +136,8 @@ std::string format_pid_record(const pid_record& r);
 std::string parse_pid_record(std::string_view text, pid_record& out);
 
 /// Writes `text` to `dir/file_name` atomically (through `dir/temp_name`,
-/// created with `mode`, fsynced, renamed, folder fsynced). Returns why it
+/// created with `mode`, fsynced, renamed, folder fsynced), unless the file
+/// is a regular one of `mode` that holds `text` already. Returns why it
 /// failed, empty on success.
 std::string write_file_atomically(const std::filesystem::path& dir,
                                   const std::string& file_name,

@@ -38,6 +38,7 @@
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
 #include "transport/kafka.hpp"
+#include "transport/log_rotation.hpp"
 #include "transport/logging.hpp"
 #include "transport/proc.hpp"
 
@@ -77,6 +78,9 @@ constexpr const char* instance_dir_variable = "CYME_INSTANCE_DIR";
 constexpr const char* standby_dir_name = ".standby";
 /// How long a launch whose standby ended before its adoption gets none.
 constexpr auto standby_pause = std::chrono::seconds{30};
+/// How long after a start the next standby of its launch starts: the
+/// worker just started gets onto the bus first, with the CPU to itself.
+constexpr auto standby_delay = std::chrono::milliseconds{200};
 /// What standbys say before they are adopted, in the standby folder; moved
 /// to `<name>.1` when it passed `standby_log_limit` at a standby's start.
 constexpr const char* standby_log_name = "standby.log";
@@ -997,12 +1001,13 @@ bool standby_wanted(const driver_state& st, const std::string& key) {
          || std::chrono::steady_clock::now() - f->second >= standby_pause;
 }
 
-/// Asks for a standby for the launch of `spec` once this start is
-/// answered, when one may be started.
+/// Asks for a standby for the launch of `spec` a little after this start
+/// (standby_delay), when one may be started.
 void want_standby(self_ptr self, const instance_spec& spec,
                   const std::string& key) {
   if (standby_wanted(self->state, key))
-    self->send(caf::actor_cast<driver_impl>(self), standby_atom::value, spec);
+    self->delayed_send(caf::actor_cast<driver_impl>(self), standby_delay,
+                       standby_atom::value, spec);
 }
 
 /// Makes the ready standby for `key` the worker of `spec`: sends it its
@@ -1119,6 +1124,12 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   auto args = launch_args(st.settings, spec);
   auto env = launch_env(st.settings, spec);
   auto cwd = spec.launch.cwd.empty() ? dir : fs::path{spec.launch.cwd};
+  // The log the writer appends to is opened here first, the way the writer
+  // opens it: a log that cannot be opened stops the start before anything
+  // runs.
+  auto log = dir / worker_log_name;
+  if (auto opened = log_rotation::open(log, st.settings.worker_log); !opened)
+    return failure("its log writer " + opened.error().text);
   // The instance writes into a pipe that its log writer reads. Both ends
   // are close-on-exec and above 0..2 (the branch may run without some
   // standard descriptor), so each child gets only its own end, and once
@@ -1136,10 +1147,6 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
         return failure("cannot duplicate a pipe descriptor: "
                        + errno_text(errno));
     }
-  if (auto problem = start_log_writer(st.settings, dir / worker_log_name,
-                                      out_read.get()))
-    return failure(*problem);
-  out_read.reset();
   auto key = standby_key(st.settings, spec);
   worker_process w;
   w.own = true;
@@ -1164,6 +1171,10 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
     start_time = start_time_of(started);
   }
   out_write.reset();
+  // The instance's log writer starts once the instance has (the pipe holds
+  // what it writes until then): a replacement is not kept waiting for it.
+  auto log_writer_problem = start_log_writer(st.settings, log, out_read.get());
+  out_read.reset();
   auto pid = w.pid;
   auto& entry = st.workers.emplace(spec.name, std::move(w)).first->second;
   // A standby's pidfd is watched already (its exit comes under its
@@ -1171,7 +1182,9 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   if (!from_standby)
     watch_exit(self, spec.name, entry);
   std::string problem;
-  if (!entry.pidfd) {
+  if (log_writer_problem) {
+    problem = *log_writer_problem;
+  } else if (!entry.pidfd) {
     problem = "pidfd_open: " + errno_text(pidfd_errno);
   } else if (!start_time) {
     problem = "cannot read its start time";

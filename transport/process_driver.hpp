@@ -112,8 +112,11 @@ struct process_driver_settings {
 /// `<program> <args...>`. A program that is neither the worker program nor
 /// allowed by `allowed_programs` is refused.
 ///
-/// Its log writer is started first: `log_program --max-bytes M --backups N
-/// <root>/<name>/worker.log` reading the pipe's other end. It runs in a
+/// The driver opens the log first (as the writer will): an instance whose
+/// log cannot be opened is not started. Its log writer is started just
+/// after the instance (the pipe holds what the instance writes until then,
+/// so a replacement does not wait for it): `log_program --max-bytes M
+/// --backups N <root>/<name>/worker.log` reading the pipe's other end. It runs in a
 /// session of its own, with an empty environment, stdout and stderr on
 /// /dev/null, in "/": nothing sent to the instance's group reaches it, and
 /// adoption never takes it for an instance. It detaches once the log is
@@ -122,11 +125,11 @@ struct process_driver_settings {
 /// process it started are gone and their last lines written. So it
 /// outlives a branch restart with its instance, and writes reach the log a
 /// little after the instance wrote them. An instance whose log writer
-/// cannot open its log is not started.
+/// fails all the same is killed, and its start fails.
 ///
 /// Standby workers: with `standby_workers` above 0, each start of a worker
-/// that runs the worker program in its own folder is followed by the start
-/// of a standby for the next start of the same launch (same app, broker,
+/// that runs the worker program in its own folder is followed, 0.2 s later
+/// (the started worker gets onto the bus first), by the start of a standby for the next start of the same launch (same app, broker,
 /// arguments, environment and Kafka properties), unless one is ready
 /// already or `standby_workers` run: `<program> <args...> --standby --name
 /// <P> --app <app> --broker <broker> --instance-dir <root>/<P>
@@ -139,8 +142,8 @@ struct process_driver_settings {
 /// socket the driver holds the other end of, its CYME_INSTANCE and the
 /// name in its CYME_INSTANCE_DIR placeholders. It gets on the bus and says
 /// "ready". The next such start takes it instead of starting a process:
-/// the driver starts the instance's log writer as always and sends the
-/// standby its adoption (messages/adoption.hpp) with the log's descriptor;
+/// the driver sends the standby its adoption (messages/adoption.hpp) with
+/// the write end of the log's pipe, and starts the log writer as always;
 /// the standby moves its output to the log, enters the instance's folder,
 /// writes the instance over the placeholders of its environment and of
 /// its command line (so `ps` shows it, and adoption by a later driver

@@ -496,6 +496,64 @@ BOOST_AUTO_TEST_CASE(an_exit_before_the_start_is_answered_ends_the_start) {
   BOOST_TEST(answered);
 }
 
+// After the driver reported the death of the running process, the repair
+// asks nothing it knows the answer to: no check of whether the process
+// runs, no stop of what is not there. Only the permit, then the start.
+BOOST_AUTO_TEST_CASE(a_repair_after_a_reported_death_goes_straight_to_the_start) {
+  auto d = in_phase(P::pinging);
+  d.answer(E::pong);
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
+  BOOST_REQUIRE_EQUAL(d.m.status().pid, new_pid);
+  event gone;
+  gone.kind = E::exited;
+  gone.pid = new_pid;
+  gone.wait_status = 9;
+  d.feed(gone);
+  auto s = d.feed(request(E::verify));
+  BOOST_TEST(to_string(d.m.current()) == "permitting");
+  BOOST_TEST(kinds(s.actions) == kinds({AK::ask_permit}));
+  s = d.answer(E::permit,
+               [](event& ev) { ev.permit = restart_permit::granted; });
+  BOOST_TEST(to_string(d.m.current()) == "starting");
+  BOOST_TEST(kinds(s.actions) == kinds({AK::emit, AK::start, AK::report}));
+  d.answer(E::started, [](event& ev) { ev.pid = new_pid + 1; });
+  BOOST_TEST(to_string(d.m.current()) == "pinging");
+  // Once a process was started, the driver is asked again: a later verify
+  // checks, and a later restart stops first.
+  d.answer(E::pong);
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
+  s = d.feed(request(E::verify));
+  BOOST_TEST(kinds(s.actions) == kinds({AK::check}));
+  d.answer(E::checked, [](event& ev) { ev.pid = 0; });
+  s = d.answer(E::permit,
+               [](event& ev) { ev.permit = restart_permit::granted; });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::emit, AK::stop, AK::report}));
+}
+
+// The death of an earlier process (not the one the machine knows) says
+// nothing of what runs now: the driver is still asked.
+BOOST_AUTO_TEST_CASE(the_death_of_an_earlier_process_still_asks_the_driver) {
+  auto d = in_phase(P::idle);
+  event gone;
+  gone.kind = E::exited;
+  gone.pid = old_pid;
+  gone.wait_status = 9;
+  d.feed(gone);
+  auto s = d.feed(request(E::verify));
+  BOOST_TEST(to_string(d.m.current()) == "checking");
+  BOOST_TEST(kinds(s.actions) == kinds({AK::check}));
+}
+
 BOOST_AUTO_TEST_CASE(a_rate_limited_restart_keeps_the_instance_down) {
   auto d = in_phase(P::probing);
   d.answer(E::ping_timeout);

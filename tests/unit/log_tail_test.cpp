@@ -4,10 +4,13 @@
 #include <boost/test/unit_test.hpp>
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include "log_folder.hpp"
@@ -210,6 +213,44 @@ BOOST_AUTO_TEST_CASE(a_follower_does_not_wait_for_a_writer_holding_the_lock) {
   BOOST_TEST(got.size() < numbered_lines(1, 300).size());
   got += drain(follower);
   BOOST_TEST(got == numbered_lines(1, 300));
+}
+
+
+// The files the driver writes before a start (the stop policy, Kafka
+// properties, the pid file) are written atomically; one that holds the
+// same text with the same mode already is left as it is, so a restart
+// does not wait for fsyncs that would change nothing.
+BOOST_AUTO_TEST_CASE(an_atomic_write_of_what_a_file_holds_leaves_it) {
+  auto path = dir / "stop";
+  auto inode = [&] {
+    struct stat st{};
+    BOOST_REQUIRE_EQUAL(::stat(path.c_str(), &st), 0);
+    return st.st_ino;
+  };
+  BOOST_REQUIRE_EQUAL(write_file_atomically(dir, "stop", ".stop.tmp",
+                                            "TERM 10000\n", 0640),
+                      "");
+  auto first = inode();
+  BOOST_REQUIRE_EQUAL(write_file_atomically(dir, "stop", ".stop.tmp",
+                                            "TERM 10000\n", 0640),
+                      "");
+  BOOST_CHECK_EQUAL(inode(), first);
+  // Another text, a prefix of it, or another mode: written anew.
+  for (auto [text, mode] : {std::pair{"TERM 10000\n", 0600},
+                            std::pair{"TERM 1000", 0600},
+                            std::pair{"INT 10000\n", 0600}}) {
+    auto before = inode();
+    BOOST_REQUIRE_EQUAL(
+      write_file_atomically(dir, "stop", ".stop.tmp", text, mode), "");
+    BOOST_CHECK_NE(inode(), before);
+    std::ifstream in{path};
+    std::string got{std::istreambuf_iterator<char>{in}, {}};
+    BOOST_CHECK_EQUAL(got, text);
+    struct stat st{};
+    BOOST_REQUIRE_EQUAL(::stat(path.c_str(), &st), 0);
+    BOOST_CHECK_EQUAL(st.st_mode & 07777, static_cast<mode_t>(mode));
+  }
+  BOOST_CHECK(!fs::exists(dir / ".stop.tmp"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
