@@ -12,7 +12,7 @@
 ///   min=<min_concurrency>
 ///   max=<max_concurrency>
 ///   instance_dir=<root>/<instance>
-///   control_since_ms=<ms since the epoch>
+///   control_since_ms=<ms since the epoch, as --control-since-ms>
 ///
 /// Every key once, in any order, nothing else. A standby that cannot use
 /// an adoption exits without serving (status 2): its driver sees a worker

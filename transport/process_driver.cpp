@@ -81,6 +81,9 @@ constexpr auto standby_pause = std::chrono::seconds{30};
 /// How long after a start the next standby of its launch starts: the
 /// worker just started gets onto the bus first, with the CPU to itself.
 constexpr auto standby_delay = std::chrono::milliseconds{200};
+/// A worker started within this time of its predecessor's exit takes the
+/// commands made since that exit (control_since_ms).
+constexpr int64_t command_gap_limit_ms = 5000;
 /// What standbys say before they are adopted, in the standby folder; moved
 /// to `<name>.1` when it passed `standby_log_limit` at a standby's start.
 constexpr const char* standby_log_name = "standby.log";
@@ -179,7 +182,8 @@ kafka::config_map kafka_properties_of(const process_driver_settings& settings,
 
 /// The instance's command line, as documented in the header.
 std::vector<std::string> launch_args(const process_driver_settings& settings,
-                                     const instance_spec& spec) {
+                                     const instance_spec& spec,
+                                     int64_t control_since_ms) {
   std::vector<std::string> args{program_of(settings, spec).string()};
   args.insert(args.end(), spec.launch.args.begin(), spec.launch.args.end());
   if (spec.launch.kind == instance_kind::process)
@@ -208,14 +212,11 @@ std::vector<std::string> launch_args(const process_driver_settings& settings,
     args.emplace_back("--kafka-config");
     args.push_back((settings.root / spec.name / kafka_file_name).string());
   }
-  // Commands from this instant on are for this process: the supervisor's
-  // first ping after the start is read even when it comes before the
-  // worker's control reader is positioned.
+  // Commands from this instant on are for this process (control_since_ms):
+  // the supervisor's first ping after the start is read even when it comes
+  // before the worker's control reader is positioned.
   args.emplace_back("--control-since-ms");
-  args.push_back(std::to_string(
-    std::chrono::duration_cast<std::chrono::milliseconds>(
-      std::chrono::system_clock::now().time_since_epoch())
-      .count()));
+  args.push_back(std::to_string(control_since_ms));
   args.insert(args.end(), settings.extra_args.begin(),
               settings.extra_args.end());
   return args;
@@ -622,6 +623,9 @@ struct driver_state {
   /// Workers of earlier branches by instance, found when the driver
   /// started; an entry goes once consulted.
   std::map<std::string, std::vector<int32_t>> unrecorded;
+  /// When each instance's last worker exit was reported (ms since the
+  /// epoch), until its next start.
+  std::map<std::string, int64_t> exited_at_ms;
   /// Set by stop(): every process is being stopped and none may start.
   bool closing = false;
   /// The descriptors this process may open (RLIMIT_NOFILE, soft).
@@ -1010,12 +1014,34 @@ void want_standby(self_ptr self, const instance_spec& spec,
                        standby_atom::value, spec);
 }
 
+int64_t wall_now_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
+/// From when a new worker of `name` takes commands (ms since the epoch):
+/// from its predecessor's exit, when that was less than
+/// command_gap_limit_ms ago, since a command made after it was meant for
+/// whichever process serves the instance next (the supervisor's ping of a
+/// round, an operator's broadcast); else from now.
+int64_t control_since_ms(driver_state& st, const std::string& name) {
+  auto now = wall_now_ms();
+  auto i = st.exited_at_ms.find(name);
+  if (i == st.exited_at_ms.end())
+    return now;
+  auto at = i->second;
+  st.exited_at_ms.erase(i);
+  return now - at <= command_gap_limit_ms ? at : now;
+}
+
 /// Makes the ready standby for `key` the worker of `spec`: sends it its
 /// adoption with the instance's log descriptor `log_fd` and moves its
 /// process into `w`. False when there is none ready (or it could not be
 /// told: it is then ended).
 bool adopt_standby(self_ptr self, const std::string& key,
-                   const instance_spec& spec, int log_fd, worker_process& w) {
+                   const instance_spec& spec, int64_t since_ms, int log_fd,
+                   worker_process& w) {
   auto& st = self->state;
   auto i = st.standbys.find(key);
   if (i == st.standbys.end() || !standby_ready(i->second))
@@ -1028,9 +1054,7 @@ bool adopt_standby(self_ptr self, const std::string& key,
   a.min_concurrency = spec.min_concurrency;
   a.max_concurrency = spec.max_concurrency;
   a.instance_dir = (st.settings.root / spec.name).string();
-  a.control_since_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                         std::chrono::system_clock::now().time_since_epoch())
-                         .count();
+  a.control_since_ms = since_ms;
   if (auto problem = send_adoption(sb.socket.get(), a, log_fd);
       !problem.empty()) {
     driver_log.warn("standby worker pid " + std::to_string(sb.pid)
@@ -1121,7 +1145,8 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
     return failure("cannot remove " + (dir / kafka_file_name).string() + ": "
                    + errno_text(errno));
   }
-  auto args = launch_args(st.settings, spec);
+  auto since_ms = control_since_ms(st, spec.name);
+  auto args = launch_args(st.settings, spec, since_ms);
   auto env = launch_env(st.settings, spec);
   auto cwd = spec.launch.cwd.empty() ? dir : fs::path{spec.launch.cwd};
   // The log the writer appends to is opened here first, the way the writer
@@ -1153,7 +1178,7 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   set_stop_policy(w, spec.launch.stop_signal, spec.launch.stop_grace_ms);
   // A ready standby is already on the bus: it answers at once.
   bool from_standby = !key.empty()
-                      && adopt_standby(self, key, spec, out_write.get(), w);
+                      && adopt_standby(self, key, spec, since_ms, out_write.get(), w);
   int pidfd_errno = 0;
   std::optional<uint64_t> start_time;
   if (from_standby) {
@@ -1239,6 +1264,13 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
     return;
   }
   process_exit ev{name, pid, status, w.stop_requested};
+  auto now_ms = wall_now_ms();
+  if (st.exited_at_ms.size() >= 4096)
+    // Instances that were not started again: what they left is too old.
+    for (auto e = st.exited_at_ms.begin(); e != st.exited_at_ms.end();)
+      e = now_ms - e->second > command_gap_limit_ms ? st.exited_at_ms.erase(e)
+                                                    : std::next(e);
+  st.exited_at_ms[name] = now_ms;
   auto waiters = std::move(w.stop_waiters);
   remove_pid_file(self, name, pid);
   st.workers.erase(i);

@@ -106,9 +106,11 @@ struct process_driver_settings {
 ///     [--queues <q1,q2,...>] --min <min_concurrency>
 ///     --max <max_concurrency> --instance-dir <root>/<name>
 ///     [--kafka-config <root>/<name>/kafka.properties]
-///     --control-since-ms <when the driver starts it> <extra_args...>
+///     --control-since-ms <T> <extra_args...>
 ///
-/// (program: the launch's, or `worker_program`); a process-kind instance as
+/// (program: the launch's, or `worker_program`; T: when the instance's
+/// previous worker exited, if less than 5 s ago, so that commands sent
+/// while none served it are taken, else now); a process-kind instance as
 /// `<program> <args...>`. A program that is neither the worker program nor
 /// allowed by `allowed_programs` is refused.
 ///

@@ -6,6 +6,7 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <deque>
 #include <ctime>
 #include <fstream>
 #include <future>
@@ -614,6 +615,13 @@ constexpr int adoption_fd = 0;
 /// topics of the commands it sees (one per branch).
 constexpr size_t max_known_topics = 64;
 
+/// The commands a standby keeps of those it read while it waited: the
+/// newest, from the last `kept_commands_age_ms`. Once adopted it handles
+/// those made since its adoption's control_since_ms (its predecessor's
+/// exit) like any it reads later.
+constexpr size_t max_kept_commands = 1024;
+constexpr int64_t kept_commands_age_ms = 5000;
+
 /// The command line the worker was started with, when run_worker_main
 /// started it: a standby writes its instance over its placeholders there
 /// once adopted, so `ps` and /proc show the instance like any worker's.
@@ -719,18 +727,17 @@ adoption_look look_for_adoption(worker_options& opts, worker_context& ctx,
 }
 
 /// A standby's wait: it says it is ready, then keeps reading the control
-/// topic, dropping every command (none is for it yet), so that it stays
-/// positioned at the end, until its adoption comes. It sleeps on its socket,
-/// its signals and the control reader at once, so it takes the adoption
-/// the moment it comes. The driver sends the adoption before any command
-/// for the instance is made, so the socket is looked at after each read
-/// and before the command is dropped: a command read once the adoption was
-/// there is kept in `pending` for the worker to handle. Returns -1 once
-/// adopted, else the exit status (0: terminated or the driver is gone; 2:
-/// an unusable adoption).
+/// topic, so that it stays positioned at the end, until its adoption
+/// comes. It sleeps on its socket, its signals and the control reader at
+/// once, so it takes the adoption the moment it comes. What it reads
+/// meanwhile it keeps for a while (max_kept_commands): once adopted, those
+/// are in `pending`, oldest first, for the worker to handle; those made
+/// before the adoption's control_since_ms are then skipped like any
+/// earlier command. Returns -1 once adopted, else the exit status (0:
+/// terminated or the driver is gone; 2: an unusable adoption).
 int wait_for_adoption(worker_options& opts, worker_context& ctx,
                       kafka::topic_reader& control, int term_fd,
-                      std::optional<kafka::message>& pending) {
+                      std::deque<kafka::message>& pending) {
   ctx.producer.know_topic(opts.results_topic);
   int wake[2];
   if (::pipe2(wake, O_NONBLOCK | O_CLOEXEC) != 0) {
@@ -758,24 +765,31 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
   int status = 0;
   for (;;) {
     auto m = control.poll(0);
+    if (m) {
+      // The topic it wants replies on is looked up now, so that the first
+      // reply once adopted does not wait for that.
+      bool addressed = false;
+      if (auto cmd = decode_command_for(m->value, {}, addressed);
+          cmd && ctx.producer.known_topics() < max_known_topics)
+        ctx.producer.know_topic(cmd.value->reply_to);
+      pending.push_back(std::move(*m));
+      auto oldest = wall_ms() - kept_commands_age_ms;
+      while (!pending.empty()
+             && (pending.size() > max_kept_commands
+                 || (pending.front().timestamp_ms >= 0
+                     && pending.front().timestamp_ms < oldest)))
+        pending.pop_front();
+    }
     switch (look_for_adoption(opts, ctx, status)) {
       case adoption_look::adopted:
-        pending = std::move(m);
         return -1;
       case adoption_look::ended:
         return status;
       case adoption_look::waiting:
         break;
     }
-    if (m) {
-      // Dropped; but the topic it wants replies on is looked up now, so
-      // that the first reply once adopted does not wait for that.
-      bool addressed = false;
-      if (auto cmd = decode_command_for(m->value, {}, addressed);
-          cmd && ctx.producer.known_topics() < max_known_topics)
-        ctx.producer.know_topic(cmd.value->reply_to);
+    if (m)
       continue;
-    }
     ctx.producer.poll(0);
     pollfd fds[] = {{adoption_fd, POLLIN, 0},
                     {wake[0], POLLIN, 0},
@@ -840,7 +854,7 @@ int run_worker(worker_options opts, const handler_registry& handlers) {
                                      opts.control_since_ms, err);
     }
     auto& control = *reader;
-    std::optional<kafka::message> pending;
+    std::deque<kafka::message> pending;
     if (opts.standby) {
       if (auto status = wait_for_adoption(opts, ctx, control, term_fd, pending);
           status >= 0)
@@ -892,7 +906,13 @@ int run_worker(worker_options opts, const handler_registry& handlers) {
       if (!consumers_started.valid())
         consumers.reap();
       ctx.producer.poll(0);
-      auto m = pending ? std::exchange(pending, std::nullopt) : control.poll(50);
+      std::optional<kafka::message> m;
+      if (!pending.empty()) {
+        m = std::move(pending.front());
+        pending.pop_front();
+      } else {
+        m = control.poll(50);
+      }
       if (!m)
         continue;
       if (first_message) {

@@ -30,10 +30,11 @@ struct worker_options {
   /// fetch.wait.max.ms of the control reader: its latency on brokers that
   /// answer a waiting fetch only at the deadline (the embedded cluster).
   int control_fetch_wait_ms = 10;
-  /// Set by the process driver: when it started this process (ms since
-  /// the epoch, its clock). Commands made from then on are read, those
-  /// made before (for an earlier process of the instance) are ignored.
-  /// -1: read from the end of the control topic as of start, take all.
+  /// Set by the process driver: when the instance's previous process
+  /// exited, if recently, else when it started this one (ms since the
+  /// epoch, its clock). Commands made from then on are read, those made
+  /// before (for an earlier process of the instance) are ignored. -1: read
+  /// from the end of the control topic as of start, take all.
   int64_t control_since_ms = -1;
   /// A runner idle this long leaves, down to min_concurrency.
   std::chrono::milliseconds keepalive{2000};

@@ -38,6 +38,23 @@ namespace fs = std::filesystem;
 
 namespace {
 
+/// The pids of the standbys of `s` that said they are on the bus, in order.
+std::vector<int32_t> standbys_on_the_bus(stack& s) {
+  std::vector<int32_t> out;
+  std::ifstream in{s.driver_settings.root / ".standby" / "standby.log"};
+  std::string marker = "standby on the bus, pid ";
+  for (std::string line; std::getline(in, line);)
+    if (auto at = line.find(marker); at != std::string::npos)
+      out.push_back(std::stoi(line.substr(at + marker.size())));
+  return out;
+}
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 std::vector<std::string> sorted(std::vector<std::string> xs) {
   std::sort(xs.begin(), xs.end());
   return xs;
@@ -158,17 +175,7 @@ BOOST_AUTO_TEST_CASE(a_replacement_is_the_standby_already_on_the_bus) {
   stack s{test_settings(), CYME_WORKER_PROGRAM, 500ms, 1};
   s.put("w1", {"q1"});
   start_all(s, {"w1"});
-  auto standby_log = s.driver_settings.root / ".standby" / "standby.log";
-  // The pids that said they are on the bus, in order.
-  auto ready_pids = [&] {
-    std::vector<int32_t> out;
-    std::ifstream in{standby_log};
-    std::string marker = "standby on the bus, pid ";
-    for (std::string line; std::getline(in, line);)
-      if (auto at = line.find(marker); at != std::string::npos)
-        out.push_back(std::stoi(line.substr(at + marker.size())));
-    return out;
-  };
+  auto ready_pids = [&] { return standbys_on_the_bus(s); };
   BOOST_TEST_REQUIRE(wait_until([&] { return ready_pids().size() == 1; }, 10s));
   auto standby = ready_pids().front();
   auto old_pid = s.pid_of("w1");
@@ -210,6 +217,48 @@ BOOST_AUTO_TEST_CASE(a_replacement_is_the_standby_already_on_the_bus) {
     .receive([&](uint32_t n) { BOOST_TEST(n == 1u); },
              [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
   BOOST_TEST(wait_until([&] { return ::kill(second, 0) != 0; }, 5s));
+}
+
+BOOST_AUTO_TEST_CASE(a_command_sent_while_no_worker_serves_reaches_the_next) {
+  // A command made after an instance's worker exited and before the next
+  // one was adopted is for the next one: the standby kept it (or reads it
+  // once adopted), and answers it as the instance.
+  stack s{test_settings(), CYME_WORKER_PROGRAM, 500ms, 1};
+  s.put("w1", {"q1"});
+  start_all(s, {"w1"});
+  BOOST_TEST_REQUIRE(
+    wait_until([&] { return standbys_on_the_bus(s).size() == 1; }, 10s));
+  auto standby = standbys_on_the_bus(s).front();
+  // No round restarts w1 meanwhile.
+  s.self->request(s.sup, 10s, pause_atom::value)
+    .receive([](supervisor_status&) {},
+             [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
+  s.self->request(s.driver, 10s, stop_atom::value, std::string{"w1"})
+    .receive([](int32_t) {},
+             [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
+  BOOST_TEST_REQUIRE(s.pid_of("w1") == 0);
+  control_command cmd;
+  cmd.op = control_op::stats;
+  cmd.destinations = {"w1"};
+  cmd.timeout = 10s;
+  caf::scoped_actor asker{s.sys};
+  auto answer = asker->request(s.bus, 20s, command_atom::value, cmd);
+  // Started a clock tick later than the command was made, so that only
+  // taking commands from the exit on answers it.
+  auto sent_ms = wall_ms();
+  BOOST_TEST_REQUIRE(wait_until([&] { return wall_ms() > sent_ms + 1; }, 1s));
+  int32_t pid = 0;
+  s.self->request(s.driver, 10s, start_atom::value, s.get("w1"))
+    .receive([&](int32_t p) { pid = p; },
+             [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
+  BOOST_TEST_REQUIRE(pid == standby);
+  std::vector<control_reply> replies;
+  std::move(answer).receive(
+    [&](std::vector<control_reply>& r) { replies = std::move(r); },
+    [&](caf::error& err) { BOOST_FAIL(to_string(err)); });
+  BOOST_TEST_REQUIRE(replies.size() == 1u, "the command was answered");
+  BOOST_TEST(replies.front().instance == "w1");
+  BOOST_TEST(replies.front().stats.pid == standby);
 }
 
 BOOST_AUTO_TEST_CASE(a_standby_refuses_a_bad_adoption_and_ends_with_its_branch) {

@@ -130,6 +130,12 @@ std::string problem_of(const caf::expected<T>& x) {
 }
 
 /// Milliseconds since `t0`, printable in test logs.
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 long long ms_since(clock_type::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            clock_type::now() - t0)
@@ -515,11 +521,6 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
   auto s = settings();
   s.extra_args = {"--extra", "x y"};
   auto d = spawn_driver(s);
-  auto wall_ms = [] {
-    return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-  };
   auto before_ms = wall_ms();
   auto with_queues = spec("q1");
   with_queues.queues = {"orders", "mail"};
@@ -920,6 +921,31 @@ BOOST_AUTO_TEST_CASE(external_kill_is_reported_at_once_as_unrequested) {
   BOOST_CHECK_EQUAL(WTERMSIG(e->status), SIGKILL);
   BOOST_CHECK_EQUAL(alive(d, "victim"), 0);
   BOOST_CHECK(!fs::exists(pid_file("victim")));
+}
+
+// A worker started soon after its predecessor exited takes the commands
+// made since that exit (none served the instance then): its
+// --control-since-ms is when the exit was seen, not its own start.
+BOOST_AUTO_TEST_CASE(a_replacement_takes_commands_from_its_predecessors_exit) {
+  auto d = spawn_driver();
+  auto since_of = [](int32_t pid) {
+    auto got = cmdline_of(pid);
+    auto at = std::find(got.begin(), got.end(), "--control-since-ms");
+    BOOST_REQUIRE(at != got.end() && at + 1 != got.end());
+    return std::stoll(*(at + 1));
+  };
+  auto first = start(d, spec("again"));
+  auto before_kill = wall_ms();
+  BOOST_REQUIRE_EQUAL(::kill(first, SIGKILL), 0);
+  BOOST_REQUIRE(exits->wait_exit(first));
+  auto reported = wall_ms();
+  // Started a clock tick later than the exit was reported.
+  BOOST_REQUIRE(wait_until([&] { return wall_ms() > reported + 1; }));
+  auto second = start(d, spec("again"));
+  auto since = since_of(second);
+  BOOST_TEST(since >= before_kill);
+  BOOST_TEST(since <= reported);
+  stop(d, "again");
 }
 
 // When a worker dies, what is left of its process group (its pool) is
