@@ -308,6 +308,26 @@ bool is_answer(ev_kind e) {
          && e != E::remove && e != E::disable && e != E::exited;
 }
 
+/// Brings a pinging start to its end: pong, then stats that match the spec.
+void settle_start(driver& d) {
+  d.answer(E::pong);
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
+}
+
+/// The driver's report that `pid` was killed.
+event killed(int32_t pid) {
+  event gone;
+  gone.kind = E::exited;
+  gone.pid = pid;
+  gone.wait_status = 9;
+  return gone;
+}
+
 } // namespace
 
 BOOST_AUTO_TEST_SUITE(lifecycle_table)
@@ -476,11 +496,7 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_reconciliation_is_not_used) {
 
 BOOST_AUTO_TEST_CASE(an_exit_before_the_start_is_answered_ends_the_start) {
   auto d = in_phase(P::starting);
-  event gone;
-  gone.kind = E::exited;
-  gone.pid = new_pid;
-  gone.wait_status = 9;
-  d.feed(gone);
+  d.feed(killed(new_pid));
   BOOST_TEST(to_string(d.m.current()) == "starting");
   auto s = d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
   BOOST_TEST(to_string(d.m.current()) == "idle");
@@ -501,19 +517,9 @@ BOOST_AUTO_TEST_CASE(an_exit_before_the_start_is_answered_ends_the_start) {
 // runs, no stop of what is not there. Only the permit, then the start.
 BOOST_AUTO_TEST_CASE(a_repair_after_a_reported_death_goes_straight_to_the_start) {
   auto d = in_phase(P::pinging);
-  d.answer(E::pong);
-  d.answer(E::stats, [](event& ev) {
-    ev.has_stats = true;
-    ev.stats = stats_without_queue();
-    ev.stats.queues.push_back("q");
-  });
-  BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
+  settle_start(d);
   BOOST_REQUIRE_EQUAL(d.m.status().pid, new_pid);
-  event gone;
-  gone.kind = E::exited;
-  gone.pid = new_pid;
-  gone.wait_status = 9;
-  d.feed(gone);
+  d.feed(killed(new_pid));
   auto s = d.feed(request(E::verify));
   BOOST_TEST(to_string(d.m.current()) == "permitting");
   BOOST_TEST(kinds(s.actions) == kinds({AK::ask_permit}));
@@ -525,13 +531,7 @@ BOOST_AUTO_TEST_CASE(a_repair_after_a_reported_death_goes_straight_to_the_start)
   BOOST_TEST(to_string(d.m.current()) == "pinging");
   // Once a process was started, the driver is asked again: a later verify
   // checks, and a later restart stops first.
-  d.answer(E::pong);
-  d.answer(E::stats, [](event& ev) {
-    ev.has_stats = true;
-    ev.stats = stats_without_queue();
-    ev.stats.queues.push_back("q");
-  });
-  BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
+  settle_start(d);
   s = d.feed(request(E::verify));
   BOOST_TEST(kinds(s.actions) == kinds({AK::check}));
   d.answer(E::checked, [](event& ev) { ev.pid = 0; });
@@ -544,11 +544,7 @@ BOOST_AUTO_TEST_CASE(a_repair_after_a_reported_death_goes_straight_to_the_start)
 // nothing of what runs now: the driver is still asked.
 BOOST_AUTO_TEST_CASE(the_death_of_an_earlier_process_still_asks_the_driver) {
   auto d = in_phase(P::idle);
-  event gone;
-  gone.kind = E::exited;
-  gone.pid = old_pid;
-  gone.wait_status = 9;
-  d.feed(gone);
+  d.feed(killed(old_pid));
   auto s = d.feed(request(E::verify));
   BOOST_TEST(to_string(d.m.current()) == "checking");
   BOOST_TEST(kinds(s.actions) == kinds({AK::check}));
