@@ -131,18 +131,18 @@ struct process_driver_settings {
 ///
 /// Standby workers: with `standby_workers` above 0, each start of a worker
 /// that runs the worker program in its own folder is followed, 0.2 s later
-/// (the started worker gets onto the bus first), by the start of a standby for the next start of the same launch (same app, broker,
+/// (the started worker gets onto the bus first), by the start of a
+/// standby for the next start of the same launch (same app, broker,
 /// arguments, environment and Kafka properties), unless one is ready
 /// already or `standby_workers` run: `<program> <args...> --standby --name
 /// <P> --app <app> --broker <broker> --instance-dir <root>/<P>
 /// [--kafka-config <root>/.standby/kafka-<n>.properties] <extra_args...>`
 /// (P: a placeholder as long as the longest name, which no instance can
-/// be named), in
-/// `<root>/.standby`, its stdout and stderr appended to
+/// be named), in `<root>/.standby`, its stdout and stderr appended to
 /// `<root>/.standby/standby.log` (moved to standby.log.1 once past 1 MiB
-/// when a standby starts), its stdin a
-/// socket the driver holds the other end of, its CYME_INSTANCE and the
-/// name in its CYME_INSTANCE_DIR placeholders. It gets on the bus and says
+/// when a standby starts), its stdin a socket the driver holds the other
+/// end of, its CYME_INSTANCE and the name in its CYME_INSTANCE_DIR
+/// placeholders. It gets on the bus and says
 /// "ready". The next such start takes it instead of starting a process:
 /// the driver sends the standby its adoption (messages/adoption.hpp) with
 /// the write end of the log's pipe, and starts the log writer as always;
