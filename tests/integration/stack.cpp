@@ -184,14 +184,12 @@ stack::stack(supervisor_settings settings, std::string worker_program,
                "supervisor")
           .core;
   listener_ = sys.spawn(
-    [](caf::event_based_actor*, std::mutex* mtx,
-       std::vector<supervisor_event>* log) -> caf::behavior {
-      return {[mtx, log](supervisor_event& ev) {
-        std::lock_guard<std::mutex> guard{*mtx};
-        log->push_back(std::move(ev));
+    [log = events_](caf::event_based_actor*) -> caf::behavior {
+      return {[log](supervisor_event& ev) {
+        std::lock_guard<std::mutex> guard{log->mtx};
+        log->events.push_back(std::move(ev));
       }};
-    },
-    &events_mtx_, &events_);
+    });
   caf::anon_send(sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(listener_));
   if (auto err = producer_.ensure_topics({"cyme.results"}, 1, 10000);
@@ -274,17 +272,17 @@ supervisor_status stack::supervisor() {
 }
 
 size_t stack::events(event_kind kind, const std::string& instance) {
-  std::lock_guard<std::mutex> guard{events_mtx_};
+  std::lock_guard<std::mutex> guard{events_->mtx};
   size_t n = 0;
-  for (auto& ev : events_)
+  for (auto& ev : events_->events)
     if (ev.kind == kind && (instance.empty() || ev.instance == instance))
       ++n;
   return n;
 }
 
 std::vector<supervisor_event> stack::event_log() {
-  std::lock_guard<std::mutex> guard{events_mtx_};
-  return events_;
+  std::lock_guard<std::mutex> guard{events_->mtx};
+  return events_->events;
 }
 
 std::vector<control_reply> stack::command(control_command cmd) {

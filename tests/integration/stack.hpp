@@ -11,6 +11,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -173,8 +174,13 @@ private:
   std::map<std::string, int64_t> baseline_;
   kafka::producer producer_;
   std::unique_ptr<kafka::topic_reader> results_reader_;
-  std::mutex events_mtx_;
-  std::vector<supervisor_event> events_;
+  /// What the supervisor reported, shared with the actor that hears it:
+  /// that actor may still hear an event while the stack goes away.
+  struct heard_events {
+    std::mutex mtx;
+    std::vector<supervisor_event> events;
+  };
+  std::shared_ptr<heard_events> events_ = std::make_shared<heard_events>();
 };
 
 } // namespace cyme::test
