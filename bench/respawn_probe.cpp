@@ -24,9 +24,9 @@
 // Kafka clients, on a reply topic of the probe's own: after the kill a ping
 // with a fresh id goes out every --ping-every-us, without waiting for
 // answers, and the first pong to a ping sent after the kill ends the
-// "death_to_ping" figure. Before each round's wait, one ping to the
-// process that runs times the bus's own round trip ("ping_rtt"): the part
-// of death_to_ping that no replacement can cut.
+// "death_to_ping" figure. Just before each kill, one ping to the process
+// that runs times the bus's own round trip ("ping_rtt"): the part of
+// death_to_ping that no replacement can cut.
 //
 // With --bare, the probe forks a child that is the reference supervisor: a
 // loop of fork, execve(CMD), waitpid, nothing else. It is killed, with its
@@ -825,6 +825,8 @@ int main(int argc, char** argv) {
   double scan_ms = 0;
   uint64_t scans = 0;
   for (int round = 0; round < kills; ++round) {
+    // Each kill comes a settle time after the process was seen.
+    settle();
     if (ping) {
       // The bus's own round trip, to the process that runs: the part of
       // death_to_ping that no replacement can cut.
@@ -844,8 +846,6 @@ int main(int argc, char** argv) {
       }
       rtt.push_back(ms_between(sent, clock_type::now()));
     }
-    // Each kill comes a settle time after the process was seen.
-    settle();
     auto found = scan.matching();
     if (found.size() != 1)
       fail(loop, std::to_string(found.size()) + " processes hold '" + match
