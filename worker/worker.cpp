@@ -764,6 +764,11 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
           + ", waiting for its adoption");
   int status = 0;
   for (;;) {
+    // Served on every turn: a busy control topic keeps the loop from
+    // sleeping.
+    if (term_fd >= 0 && terminated(term_fd))
+      return 0;
+    ctx.producer.poll(0);
     auto m = control.poll(0);
     if (m) {
       // The topic it wants replies on is looked up now, so that the first
@@ -790,7 +795,6 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
     }
     if (m)
       continue;
-    ctx.producer.poll(0);
     pollfd fds[] = {{adoption_fd, POLLIN, 0},
                     {wake[0], POLLIN, 0},
                     {term_fd, POLLIN, 0}};
@@ -802,8 +806,6 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
     char drained[64];
     while (::read(wake[0], drained, sizeof drained) > 0)
       continue;
-    if (term_fd >= 0 && terminated(term_fd))
-      return 0;
   }
 }
 

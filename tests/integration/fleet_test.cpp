@@ -263,7 +263,8 @@ BOOST_AUTO_TEST_CASE(a_command_sent_while_no_worker_serves_reaches_the_next) {
 
 BOOST_AUTO_TEST_CASE(a_standby_refuses_a_bad_adoption_and_ends_with_its_branch) {
   // A standby told an adoption it cannot use exits 2 saying why, serving
-  // nothing; one whose branch is gone (its socket ends) exits 0.
+  // nothing; one whose branch is gone (its socket ends), or that is sent
+  // SIGTERM, exits 0.
   stack s;
   // A standby started without the placeholders a driver gives it.
   auto w1_dir = s.dir.path / "w1";
@@ -297,6 +298,11 @@ BOOST_AUTO_TEST_CASE(a_standby_refuses_a_bad_adoption_and_ends_with_its_branch) 
   BOOST_TEST_REQUIRE(wait_until([&] { return orphan.on_the_bus(); }, 10s));
   ::close(std::exchange(orphan.socket, -1));
   BOOST_TEST(orphan.exit_status() == 0, orphan.output());
+  // SIGTERM ends a waiting standby too, with 0.
+  hand_started_standby told_to_end{s, s.dir.path / "terminated.log"};
+  BOOST_TEST_REQUIRE(wait_until([&] { return told_to_end.on_the_bus(); }, 10s));
+  BOOST_TEST_REQUIRE(::kill(told_to_end.pid, SIGTERM) == 0);
+  BOOST_TEST(told_to_end.exit_status() == 0, told_to_end.output());
 }
 
 BOOST_AUTO_TEST_CASE(queue_drift_is_reconciled_to_the_model) {
