@@ -721,6 +721,37 @@ void distrust(const fs::path& path, const std::string& why) {
   driver_log.warn(path.string() + ": " + why + "; " + outcome);
 }
 
+/// Ends `pid`, marked with the folder `dir` under the root, if it is a
+/// standby that a gone branch left: a `--standby` process that no pid file
+/// records and that is not a child of this process (whose own drivers'
+/// standbys are theirs). Such a standby may have been told its adoption
+/// just before its branch died, and be writing the instance over its
+/// placeholders still: left alive it would become a second worker of an
+/// instance the next branch starts again. True when it was ended.
+bool end_if_left_standby(const fs::path& dir, int32_t pid) {
+  std::string stat;
+  if (!read_capped(proc_path(pid, "stat"), 4096, stat).empty()
+      || stat_field(stat, 4) == static_cast<uint64_t>(::getpid()))
+    return false;
+  auto args = command_line(pid);
+  if (std::find(args.begin(), args.end(), "--standby") == args.end())
+    return false;
+  std::string recorded;
+  pid_record rec;
+  if (read_capped((dir / pid_file_name).string(), pid_file_cap, recorded).empty()
+      && parse_pid_record(recorded, rec).empty() && rec.pid == pid)
+    return false;
+  unique_fd pidfd{pidfd_open(pid)};
+  if (!pidfd)
+    return false;
+  // Its own process group: what it started ends with it.
+  if (::getpgid(pid) != pid || ::kill(-pid, SIGKILL) != 0)
+    pidfd_send_signal(pidfd.get(), SIGKILL);
+  driver_log.info("ended standby worker pid " + std::to_string(pid)
+                  + " that a gone branch left");
+  return true;
+}
+
 /// Live processes started as workers under this root, by instance, from
 /// their environment (CYME_INSTANCE_DIR=ROOT/NAME) or, workers of earlier
 /// versions, their command lines (`--instance-dir ROOT/NAME`, `--name
@@ -738,7 +769,8 @@ std::map<std::string, std::vector<int32_t>> find_marked_workers(const fs::path& 
       continue;
     auto pid = static_cast<int32_t>(std::stol(text));
     if (auto dir = fs::path{marked_dir(pid)}; dir.parent_path() == root) {
-      out[dir.filename().string()].push_back(pid);
+      if (!end_if_left_standby(dir, pid))
+        out[dir.filename().string()].push_back(pid);
       continue;
     }
     auto args = command_line(pid);
@@ -1196,20 +1228,16 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
     start_time = start_time_of(started);
   }
   out_write.reset();
-  // The instance's log writer starts once the instance has (the pipe holds
-  // what it writes until then): a replacement is not kept waiting for it.
-  auto log_writer_problem = start_log_writer(st.settings, log, out_read.get());
-  out_read.reset();
   auto pid = w.pid;
   auto& entry = st.workers.emplace(spec.name, std::move(w)).first->second;
   // A standby's pidfd is watched already (its exit comes under its
   // standby name and is passed on).
   if (!from_standby)
     watch_exit(self, spec.name, entry);
+  // Recorded at once: a branch that dies from here on leaves a pid file
+  // for the next one to adopt the worker by.
   std::string problem;
-  if (log_writer_problem) {
-    problem = *log_writer_problem;
-  } else if (!entry.pidfd) {
+  if (!entry.pidfd) {
     problem = "pidfd_open: " + errno_text(pidfd_errno);
   } else if (!start_time) {
     problem = "cannot read its start time";
@@ -1218,6 +1246,12 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
     problem = write_pid_file(dir, pid_file_name, pid_temp_name,
                              pid_record{pid, *start_time});
   }
+  // The instance's log writer starts once the instance has (the pipe holds
+  // what it writes until then): a replacement is not kept waiting for it.
+  if (problem.empty())
+    if (auto failed = start_log_writer(st.settings, log, out_read.get()))
+      problem = *failed;
+  out_read.reset();
   if (!problem.empty()) {
     // Unrecorded, it could not be adopted after a branch restart and would
     // run twice: end it. Its exit is reported as requested.

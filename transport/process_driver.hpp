@@ -115,10 +115,11 @@ struct process_driver_settings {
 /// allowed by `allowed_programs` is refused.
 ///
 /// The driver opens the log first (as the writer will): an instance whose
-/// log cannot be opened is not started. Its log writer is started just
-/// after the instance (the pipe holds what the instance writes until then,
-/// so a replacement does not wait for it): `log_program --max-bytes M
-/// --backups N <root>/<name>/worker.log` reading the pipe's other end. It runs in a
+/// log cannot be opened is not started. The worker's pid file is written
+/// as soon as it runs. Its log writer is started just after that (the
+/// pipe holds what the instance writes until then, so a replacement does
+/// not wait for it): `log_program --max-bytes M --backups N
+/// <root>/<name>/worker.log` reading the pipe's other end. It runs in a
 /// session of its own, with an empty environment, stdout and stderr on
 /// /dev/null, in "/": nothing sent to the instance's group reaches it, and
 /// adoption never takes it for an instance. It detaches once the log is
@@ -152,7 +153,12 @@ struct process_driver_settings {
 /// trusts it, like any worker of the instance), and serves. A start with
 /// no ready standby starts a process as above. A standby that ends before
 /// it is adopted is not replaced for 30 s; one whose driver is gone (its
-/// socket ends) exits by itself, and closing the driver ends them all.
+/// socket ends) exits by itself, and closing the driver ends them all. A
+/// driver that starts ends (SIGKILL) every `--standby` process marked
+/// under its root that is not a child of its own process and that no pid
+/// file records: a branch that died may have told one its adoption, which
+/// it would take, becoming a second worker of an instance the next branch
+/// starts itself.
 ///
 /// Stopping sends the launch's stop signal to the process group, then
 /// SIGKILL after its stop grace, and answers once the exit was observed.

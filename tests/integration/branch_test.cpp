@@ -40,8 +40,12 @@ using json = nlohmann::json;
 
 namespace {
 
-/// Processes whose command line holds `--name <name>`.
-int processes_named(const std::string& name) {
+/// The worker processes of instance `name` of the branch on `root`: their
+/// command line holds `--name <name>` and `--instance-dir
+/// <root>/instances/<name>` (only this test's: another run on the machine
+/// may use the same name).
+int processes_named(const std::filesystem::path& root, const std::string& name) {
+  auto dir = (root / "instances" / name).string();
   int n = 0;
   for (auto& entry : std::filesystem::directory_iterator{"/proc"}) {
     auto pid = entry.path().filename().string();
@@ -53,6 +57,8 @@ int processes_named(const std::string& name) {
            .empty())
       continue;
     if (raw.find(std::string{"--name"} + '\0' + name + '\0') != std::string::npos
+        && raw.find(std::string{"--instance-dir"} + '\0' + dir + '\0')
+             != std::string::npos
         && raw.find("cyme-worker") != std::string::npos)
       ++n;
   }
@@ -317,9 +323,9 @@ BOOST_AUTO_TEST_CASE(the_tour_works_with_the_cli) {
              != std::string::npos);
   ok({"instances", "restart", "demo", "cli1"});
   ok({"instances", "disable", "demo", "cli1", "--reason", "test"});
-  BOOST_TEST(processes_named("cli1") == 0);
+  BOOST_TEST(processes_named(dir.path / "root", "cli1") == 0);
   ok({"instances", "enable", "demo", "cli1"});
-  BOOST_TEST(processes_named("cli1") == 1);
+  BOOST_TEST(processes_named(dir.path / "root", "cli1") == 1);
   ok({"supervisor", "pause"});
   BOOST_TEST(ok({"supervisor", "status"}).out.find("paused: true")
              != std::string::npos);
@@ -331,7 +337,7 @@ BOOST_AUTO_TEST_CASE(the_tour_works_with_the_cli) {
   BOOST_TEST(run({"instances", "add", "demo", "../evil"}).code == 2);
   BOOST_TEST(run({"tasks", "send", "demo", "tasks", "--args", "{nope"}).code == 2);
   ok({"instances", "delete", "demo", "cli1"});
-  BOOST_TEST(processes_named("cli1") == 0);
+  BOOST_TEST(processes_named(dir.path / "root", "cli1") == 0);
   ok({"queues", "delete", "demo", "tasks"});
   ok({"apps", "delete", "demo"});
   BOOST_TEST(ok({"--json", "apps"}).out.find("demo") == std::string::npos);
@@ -427,11 +433,11 @@ BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
   BOOST_TEST(r.body["is_enabled"] == false);
   BOOST_TEST(r.body["state"] == "disabled");
   BOOST_TEST(r.body["disabled_reason"] == "maintenance");
-  BOOST_TEST(processes_named("tour1") == 0);
+  BOOST_TEST(processes_named(dir.path / "root", "tour1") == 0);
   r = call(c, "POST", "/demo/instances/tour1/enable/");
   BOOST_TEST(r.body["is_enabled"] == true);
   BOOST_TEST(r.body["state"] == "running");
-  BOOST_TEST(processes_named("tour1") == 1);
+  BOOST_TEST(processes_named(dir.path / "root", "tour1") == 1);
   r = call(c, "POST", "/demo/instances/tour1/restart/");
   BOOST_TEST(r.body["outcome"] == "restarted");
   // Cancel the consumer, delete instances, queue and app.
@@ -441,7 +447,7 @@ BOOST_AUTO_TEST_CASE(the_tour_works_over_http) {
   r = call(c, "DELETE", "/demo/instances/tour1/");
   BOOST_TEST(r.status == 200);
   BOOST_TEST(r.body["outcome"] == "stopped");
-  BOOST_TEST(processes_named("tour1") == 0);
+  BOOST_TEST(processes_named(dir.path / "root", "tour1") == 0);
   BOOST_TEST(call(c, "DELETE", "/demo/instances/" + anon + "/").status == 200);
   BOOST_TEST(call(c, "DELETE", "/demo/queues/tasks/").status == 200);
   BOOST_TEST(call(c, "DELETE", "/demo/").status == 200);
@@ -537,7 +543,7 @@ BOOST_AUTO_TEST_CASE(bad_input_gets_a_clear_error_and_changes_nothing) {
   BOOST_REQUIRE(r);
   BOOST_TEST(r->status == 413);
   BOOST_TEST(model_view() == before);
-  BOOST_TEST(processes_named("bad1") == 1);
+  BOOST_TEST(processes_named(dir.path / "root", "bad1") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_batch_of_tasks_is_queued_whole_or_not_at_all) {
@@ -712,8 +718,8 @@ BOOST_AUTO_TEST_CASE(a_branch_killed_hard_readopts_its_instances) {
   auto w1 = call(c, "GET", "/demo/instances/hard1/").body;
   BOOST_TEST(w1["pid"] == pid1);
   BOOST_TEST(w1["restarts"] == 0);
-  BOOST_TEST(processes_named("hard1") == 1);
-  BOOST_TEST(processes_named("hard2") == 1);
+  BOOST_TEST(processes_named(root, "hard1") == 1);
+  BOOST_TEST(processes_named(root, "hard2") == 1);
   BOOST_TEST(again.log().find("embedded Kafka found running") != std::string::npos);
   // The bus works on: a task sent now is done.
   auto r = call(c, "POST", "/demo/queue/q1/", {{"args", "hi"}});
@@ -892,7 +898,7 @@ BOOST_AUTO_TEST_CASE(a_remote_node_cannot_send_the_supervisor_its_internal_messa
   BOOST_TEST(shown["pid"] == pid, shown.dump());
   BOOST_TEST(shown["is_enabled"] == true, shown.dump());
   BOOST_TEST(::kill(pid, 0) == 0);
-  BOOST_TEST(processes_named("forged1") == 1);
+  BOOST_TEST(processes_named(dir.path / "root", "forged1") == 1);
   BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == false);
   // The public requests still work through it.
   std::vector<instance_status> listed;
@@ -1126,11 +1132,11 @@ BOOST_AUTO_TEST_CASE(a_token_guards_every_change) {
   BOOST_TEST(call(c, "PUT", "/demo/").status == 201);
   auto without = cyme_cli(b.port(), {"instances", "add", "demo", "tok1"});
   BOOST_TEST(without.code == 1);
-  BOOST_TEST(processes_named("tok1") == 0);
+  BOOST_TEST(processes_named(dir.path / "root", "tok1") == 0);
   auto with = cyme_cli(b.port(), {"--token", "s3cret", "instances", "add",
                                   "demo", "tok1"});
   BOOST_TEST(with.code == 0, with.err);
-  BOOST_TEST(processes_named("tok1") == 1);
+  BOOST_TEST(processes_named(dir.path / "root", "tok1") == 1);
 }
 
 BOOST_AUTO_TEST_CASE(a_branch_killed_during_a_burst_of_changes_keeps_every_acknowledged_one) {
@@ -1186,13 +1192,13 @@ BOOST_AUTO_TEST_CASE(a_branch_killed_during_a_burst_of_changes_keeps_every_ackno
   BOOST_TEST(wait_until(
     [&] {
       for (auto& [name, x] : model)
-        if (processes_named(name) != 1)
+        if (processes_named(root, name) != 1)
           return false;
       return true;
     },
     90s));
   for (auto& [name, x] : model)
-    BOOST_TEST(processes_named(name) == 1, name);
+    BOOST_TEST(processes_named(root, name) == 1, name);
 }
 
 BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
@@ -1203,11 +1209,11 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
     auto c = b.client();
     call(c, "PUT", "/demo/");
     BOOST_TEST_REQUIRE(call(c, "PUT", "/demo/instances/k1/").status == 201);
-    BOOST_TEST(processes_named("k1") == 1);
+    BOOST_TEST(processes_named(dir.path / "a", "k1") == 1);
     auto status = b.stop(SIGTERM);
     BOOST_TEST(WIFEXITED(status));
     BOOST_TEST(WEXITSTATUS(status) == 0);
-    BOOST_TEST(processes_named("k1") == 0);
+    BOOST_TEST(processes_named(dir.path / "a", "k1") == 0);
   }
   {
     branch b{dir.path / "b", {"--keep-instances"}};
@@ -1216,7 +1222,7 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
     auto r = call(c, "PUT", "/demo/instances/k2/");
     BOOST_TEST_REQUIRE(r.status == 201);
     b.stop(SIGTERM);
-    BOOST_TEST(processes_named("k2") == 1);
+    BOOST_TEST(processes_named(dir.path / "b", "k2") == 1);
     // Clean up what was kept: the worker and the embedded cluster.
     ::kill(r.body["pid"].get<int>(), SIGKILL);
     std::ifstream pid_file{dir.path / "b" / "kafka" / "kafka.pid"};
@@ -1678,7 +1684,7 @@ BOOST_AUTO_TEST_CASE(a_wrong_password_is_a_clear_error_and_nothing_restarts) {
     auto s2 = call(c, "GET", "/secure/instances/s2/").body;
     return s2["pid"].get<int>() != 0 || s2["restarts"].get<int>() != 0;
   }, 8s));
-  BOOST_TEST(processes_named("s2") == 0);
+  BOOST_TEST(processes_named(dir.path / "root", "s2") == 0);
 }
 
 BOOST_AUTO_TEST_CASE(an_apps_own_broker_takes_its_own_kafka_properties) {

@@ -75,13 +75,18 @@ void start_all(stack& s, const names& ns) {
 }
 
 /// A cyme-worker started as a standby by hand: its stdin one end of a
-/// socket pair whose other end this holds, its output in `log`.
+/// socket pair whose other end this holds, its output in `log`. One `left`
+/// by its branch is started the way a driver starts it (placeholders for
+/// its instance in its environment) and is not this process's child (as
+/// when its branch died): its pid is known once it is on the bus.
 struct hand_started_standby {
   pid_t pid = 0;
   int socket = -1;
   fs::path log;
+  bool left = false;
 
-  hand_started_standby(const stack& s, fs::path log_file) : log(std::move(log_file)) {
+  hand_started_standby(const stack& s, fs::path log_file, bool left_by_branch = false)
+    : log(std::move(log_file)), left(left_by_branch) {
     int ends[2];
     BOOST_TEST_REQUIRE(::socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0,
                                     ends) == 0);
@@ -89,10 +94,24 @@ struct hand_started_standby {
     std::vector<std::string> args{CYME_WORKER_PROGRAM, "--standby", "--app",
                                   "demo", "--broker", s.bootstrap(),
                                   "--control-fetch-wait-ms", "5"};
+    std::vector<std::string> env;
+    for (char** e = environ; *e != nullptr; ++e)
+      env.emplace_back(*e);
+    if (left) {
+      args.insert(args.begin(), {"/usr/bin/setsid", "--fork"});
+      auto placeholder = standby_placeholder();
+      env.push_back("CYME_INSTANCE=" + placeholder);
+      env.push_back("CYME_INSTANCE_DIR="
+                    + (s.driver_settings.root / placeholder).string());
+    }
     std::vector<char*> argv;
     for (auto& a : args)
       argv.push_back(a.data());
     argv.push_back(nullptr);
+    std::vector<char*> envp;
+    for (auto& e : env)
+      envp.push_back(e.data());
+    envp.push_back(nullptr);
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, ends[1], 0);
@@ -100,16 +119,21 @@ struct hand_started_standby {
                                      O_WRONLY | O_CREAT | O_TRUNC, 0600);
     posix_spawn_file_actions_adddup2(&actions, 1, 2);
     int err = ::posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(),
-                            environ);
+                            envp.data());
     posix_spawn_file_actions_destroy(&actions);
     ::close(ends[1]);
     BOOST_TEST_REQUIRE(err == 0);
+    if (left) {
+      // setsid forks the standby and exits: init is its parent.
+      ::waitpid(pid, nullptr, 0);
+      pid = 0;
+    }
   }
 
   ~hand_started_standby() {
     if (socket >= 0)
       ::close(socket);
-    if (pid > 0 && ::kill(pid, SIGKILL) == 0)
+    if (pid > 0 && ::kill(pid, SIGKILL) == 0 && !left)
       ::waitpid(pid, nullptr, 0);
   }
 
@@ -118,8 +142,16 @@ struct hand_started_standby {
     return std::string{std::istreambuf_iterator<char>{in}, {}};
   }
 
-  bool on_the_bus() const {
-    return output().find("standby on the bus") != std::string::npos;
+  /// Whether it said it is on the bus; a left one's pid is known then.
+  bool on_the_bus() {
+    const std::string marker = "standby on the bus, pid ";
+    auto text = output();
+    auto at = text.find(marker);
+    if (at == std::string::npos)
+      return false;
+    if (left)
+      pid = std::stoi(text.substr(at + marker.size()));
+    return true;
   }
 
   /// Sends `text`, with a descriptor of /dev/null beside it unless
@@ -303,6 +335,32 @@ BOOST_AUTO_TEST_CASE(a_standby_refuses_a_bad_adoption_and_ends_with_its_branch) 
   BOOST_TEST_REQUIRE(wait_until([&] { return told_to_end.on_the_bus(); }, 10s));
   BOOST_TEST_REQUIRE(::kill(told_to_end.pid, SIGTERM) == 0);
   BOOST_TEST(told_to_end.exit_status() == 0, told_to_end.output());
+}
+
+BOOST_AUTO_TEST_CASE(a_driver_ends_the_standbys_a_gone_branch_left) {
+  // A branch died right after it told its standby an instance, before the
+  // standby took it (it is stopped here, so it cannot see its branch go).
+  // The driver of the next branch ends that standby: going on, it would
+  // become a second worker of an instance the next branch starts itself.
+  stack s;
+  auto w1_dir = s.driver_settings.root / "w1";
+  fs::create_directories(w1_dir);
+  hand_started_standby left{s, s.dir.path / "left.log", true};
+  BOOST_TEST_REQUIRE(wait_until([&] { return left.on_the_bus(); }, 10s), left.output());
+  BOOST_TEST_REQUIRE(::kill(left.pid, SIGSTOP) == 0);
+  // Read as a driver reads it: a socket closed with a message unread
+  // resets its peer's, which would lose the adoption.
+  char ready[8];
+  BOOST_TEST_REQUIRE(::recv(left.socket, ready, sizeof ready, MSG_DONTWAIT) == 6);
+  left.send("name=w1\nqueues=q1\nmin=1\nmax=1\ninstance_dir=" + w1_dir.string()
+            + "\ncontrol_since_ms=1\n");
+  ::close(std::exchange(left.socket, -1));
+  auto spawned = spawn_process_driver(s.sys, s.driver_settings);
+  BOOST_TEST_REQUIRE(spawned.engaged());
+  BOOST_TEST(wait_until([&] { return has_ended(left.pid); }, 5s));
+  ::kill(left.pid, SIGCONT);
+  BOOST_TEST(!wait_until([&] { return s.pings("w1", 200ms); }, 2s), "the left standby did not become w1");
+  s.self->send_exit(*spawned, caf::exit_reason::user_shutdown);
 }
 
 BOOST_AUTO_TEST_CASE(queue_drift_is_reconciled_to_the_model) {

@@ -16,6 +16,8 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "transport/proc.hpp"
+
 namespace cyme::test {
 
 using namespace std::chrono_literals;
@@ -30,6 +32,15 @@ temp_dir::temp_dir() {
 temp_dir::~temp_dir() {
   std::error_code ec;
   std::filesystem::remove_all(path, ec);
+}
+
+bool has_ended(int32_t pid) {
+  std::string stat;
+  if (!read_capped(proc_path(pid, "stat"), 4096, stat).empty())
+    return true;
+  // The state follows the command's name, which ends with ')'.
+  auto close = stat.rfind(')');
+  return close != std::string::npos && stat.compare(close, 3, ") Z") == 0;
 }
 
 supervisor_settings test_settings() {

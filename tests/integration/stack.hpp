@@ -51,6 +51,10 @@ bool wait_until(Pred pred, std::chrono::milliseconds limit) {
   return true;
 }
 
+/// Whether process `pid` no longer runs: gone, or a zombie not reaped yet
+/// (one whose parent died is reaped by init, if at all).
+bool has_ended(int32_t pid);
+
 /// Settings for tests: the seed's rules, shorter waits.
 supervisor_settings test_settings();
 

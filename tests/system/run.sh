@@ -15,6 +15,16 @@ kafka="$repo/deploy/kafka/kafka.sh"
 run_dir=$(mktemp -d "$build/system-run.XXXXXX")
 pids=()
 
+[ "$(id -u)" -eq 0 ] || { echo "run.sh: system tests need root" >&2; exit 1; }
+# The namespaces have fixed names: another run of these tests on this
+# machine (another checkout) would remove them under this one. Runs take
+# turns.
+exec 9>/run/lock/cyme-system-tests.lock
+if ! flock -n 9; then
+  echo "run.sh: another run of the system tests holds the cluster; waiting" >&2
+  flock -w 1800 9 || { echo "run.sh: still held after 30 minutes" >&2; exit 1; }
+fi
+
 cleanup() {
   set +e
   for pid in "${pids[@]}"; do
@@ -29,16 +39,15 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-[ "$(id -u)" -eq 0 ] || { echo "run.sh: system tests need root" >&2; exit 1; }
 "$kafka" fetch
 "$cluster" up
-"$cluster" exec kafka "$kafka" start "$run_dir/kafka" 10.77.0.1:9092
+"$cluster" exec kafka "$kafka" start "$run_dir/kafka" 10.77.0.1:9092 9>&-
 
 for n in 1 2 3; do
   "$cluster" exec "h$n" "$build/cyme-branch" --id "host$n" \
     --http "10.77.0.1$n:8000" --node "10.77.0.1$n:4242" --node-insecure \
     --kafka 10.77.0.1:9092 --root "$run_dir/h$n" --interval 5 \
-    --wait-after-broker-revived 20 >"$run_dir/h$n.log" 2>&1 &
+    --wait-after-broker-revived 20 >"$run_dir/h$n.log" 2>&1 9>&- &
   pids+=($!)
 done
 for n in 1 2 3; do
