@@ -15,12 +15,6 @@ constexpr log::logger events_log{"events"};
 
 } // namespace
 
-int64_t wall_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 event_hub::event_hub(std::string branch_id, std::size_t capacity)
   : branch_(std::move(branch_id)), capacity_(capacity) {
 }

@@ -21,14 +21,12 @@
 #include <vector>
 
 #include "messages/supervision.hpp"
+#include "messages/wall_clock.hpp"
 #include "messages/wire.hpp"
 #include "transport/http_server.hpp"
 #include "transport/kafka.hpp"
 
 namespace cyme {
-
-/// Now on the wall clock, in ms since the epoch.
-int64_t wall_now_ms();
 
 /// The topic every branch publishes its events on.
 constexpr const char* events_topic = "cyme.events";

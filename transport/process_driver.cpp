@@ -37,6 +37,7 @@
 #include "messages/adoption.hpp"
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
+#include "messages/wall_clock.hpp"
 #include "transport/kafka.hpp"
 #include "transport/log_rotation.hpp"
 #include "transport/logging.hpp"
@@ -624,8 +625,10 @@ struct driver_state {
   /// started; an entry goes once consulted.
   std::map<std::string, std::vector<int32_t>> unrecorded;
   /// When each instance's last worker exit was reported (ms since the
-  /// epoch), until its next start.
+  /// epoch), until its next start or until it is too old to matter.
   std::map<std::string, int64_t> exited_at_ms;
+  /// When exited_at_ms is next cleared of what is too old.
+  int64_t exits_pruned_after_ms = 0;
   /// Set by stop(): every process is being stopped and none may start.
   bool closing = false;
   /// The descriptors this process may open (RLIMIT_NOFILE, soft).
@@ -1046,12 +1049,6 @@ void want_standby(self_ptr self, const instance_spec& spec,
                        standby_atom::value, spec);
 }
 
-int64_t wall_now_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 /// From when a new worker of `name` takes commands (ms since the epoch):
 /// from its predecessor's exit, when that was less than
 /// command_gap_limit_ms ago, since a command made after it was meant for
@@ -1299,11 +1296,14 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
   }
   process_exit ev{name, pid, status, w.stop_requested};
   auto now_ms = wall_now_ms();
-  if (st.exited_at_ms.size() >= 4096)
+  if (now_ms >= st.exits_pruned_after_ms) {
     // Instances that were not started again: what they left is too old.
+    // Once per command_gap_limit_ms, so an exit costs O(1) amortized.
     for (auto e = st.exited_at_ms.begin(); e != st.exited_at_ms.end();)
       e = now_ms - e->second > command_gap_limit_ms ? st.exited_at_ms.erase(e)
                                                     : std::next(e);
+    st.exits_pruned_after_ms = now_ms + command_gap_limit_ms;
+  }
   st.exited_at_ms[name] = now_ms;
   auto waiters = std::move(w.stop_waiters);
   remove_pid_file(self, name, pid);

@@ -27,6 +27,7 @@
 
 #include "messages/adoption.hpp"
 #include "messages/names.hpp"
+#include "messages/wall_clock.hpp"
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
 #include "worker/offset_tracker.hpp"
@@ -37,12 +38,6 @@ namespace cyme::worker {
 namespace {
 
 using json = nlohmann::json;
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
 
 /// One log line on stderr (the driver sends it to the instance's log file).
 void log_line(const std::string& name, const std::string& text) {
@@ -108,7 +103,7 @@ void run_task(worker_context& ctx, const std::string& queue,
   task_result r;
   r.instance = ctx.opts.name;
   r.queue = queue;
-  r.started_at_ms = wall_ms();
+  r.started_at_ms = wall_now_ms();
   auto task = decode_task(m.value);
   if (!task) {
     ctx.log("invalid task at " + queue + "/" + std::to_string(m.partition)
@@ -121,7 +116,7 @@ void run_task(worker_context& ctx, const std::string& queue,
     }
     r.state = task_state::failure;
     r.error = "invalid task: " + task.error;
-    r.finished_at_ms = wall_ms();
+    r.finished_at_ms = wall_now_ms();
     publish_result(ctx, std::move(r));
     return;
   }
@@ -142,7 +137,7 @@ void run_task(worker_context& ctx, const std::string& queue,
       r.error = "handler threw a non-standard exception";
     }
   }
-  r.finished_at_ms = wall_ms();
+  r.finished_at_ms = wall_now_ms();
   publish_result(ctx, std::move(r));
 }
 
@@ -558,7 +553,7 @@ public:
   /// epoch), -1 when not known.
   explicit startup_clock(int64_t spawned_ms) {
     if (spawned_ms >= 0) {
-      auto up = std::chrono::milliseconds{wall_ms() - spawned_ms};
+      auto up = std::chrono::milliseconds{wall_now_ms() - spawned_ms};
       start_ -= up;
       pieces_.emplace_back("process up", start_ + up);
     }
@@ -778,7 +773,7 @@ int wait_for_adoption(worker_options& opts, worker_context& ctx,
           cmd && ctx.producer.known_topics() < max_known_topics)
         ctx.producer.know_topic(cmd.value->reply_to);
       pending.push_back(std::move(*m));
-      auto oldest = wall_ms() - kept_commands_age_ms;
+      auto oldest = wall_now_ms() - kept_commands_age_ms;
       while (!pending.empty()
              && (pending.size() > max_kept_commands
                  || (pending.front().timestamp_ms >= 0

@@ -25,6 +25,7 @@
 
 #include "messages/adoption.hpp"
 #include "messages/wire.hpp"
+#include "messages/wall_clock.hpp"
 #include "stack.hpp"
 #include "transport/proc.hpp"
 #include "transport/task_results.hpp"
@@ -47,12 +48,6 @@ std::vector<int32_t> standbys_on_the_bus(stack& s) {
     if (auto at = line.find(marker); at != std::string::npos)
       out.push_back(std::stoi(line.substr(at + marker.size())));
   return out;
-}
-
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
 }
 
 std::vector<std::string> sorted(std::vector<std::string> xs) {
@@ -277,8 +272,8 @@ BOOST_AUTO_TEST_CASE(a_command_sent_while_no_worker_serves_reaches_the_next) {
   auto answer = asker->request(s.bus, 20s, command_atom::value, cmd);
   // Started a clock tick later than the command was made, so that only
   // taking commands from the exit on answers it.
-  auto sent_ms = wall_ms();
-  BOOST_TEST_REQUIRE(wait_until([&] { return wall_ms() > sent_ms + 1; }, 1s));
+  auto sent_ms = wall_now_ms();
+  BOOST_TEST_REQUIRE(wait_until([&] { return wall_now_ms() > sent_ms + 1; }, 1s));
   int32_t pid = 0;
   s.self->request(s.driver, 10s, start_atom::value, s.get("w1"))
     .receive([&](int32_t p) { pid = p; },

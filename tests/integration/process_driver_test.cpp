@@ -36,6 +36,7 @@
 
 #include "actors/seams.hpp"
 #include "messages/errors.hpp"
+#include "messages/wall_clock.hpp"
 #include "transport/proc.hpp"
 #include "transport/process_driver.hpp"
 
@@ -130,12 +131,6 @@ std::string problem_of(const caf::expected<T>& x) {
 }
 
 /// Milliseconds since `t0`, printable in test logs.
-int64_t wall_ms() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-           std::chrono::system_clock::now().time_since_epoch())
-    .count();
-}
-
 long long ms_since(clock_type::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(
            clock_type::now() - t0)
@@ -521,7 +516,7 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
   auto s = settings();
   s.extra_args = {"--extra", "x y"};
   auto d = spawn_driver(s);
-  auto before_ms = wall_ms();
+  auto before_ms = wall_now_ms();
   auto with_queues = spec("q1");
   with_queues.queues = {"orders", "mail"};
   with_queues.broker = "10.0.0.1:9092,10.0.0.2:9092";
@@ -547,7 +542,7 @@ BOOST_AUTO_TEST_CASE(worker_command_line_follows_the_spec) {
     "--max", "2",
     "--instance-dir", (s.root / "q2").string(),
     "--extra", "x y"};
-  auto after_ms = wall_ms();
+  auto after_ms = wall_now_ms();
   auto got1 = cmdline_of(p1);
   auto got2 = cmdline_of(p2);
   // --control-since-ms: when the driver started the process, between the
@@ -935,12 +930,12 @@ BOOST_AUTO_TEST_CASE(a_replacement_takes_commands_from_its_predecessors_exit) {
     return std::stoll(*(at + 1));
   };
   auto first = start(d, spec("again"));
-  auto before_kill = wall_ms();
+  auto before_kill = wall_now_ms();
   BOOST_REQUIRE_EQUAL(::kill(first, SIGKILL), 0);
   BOOST_REQUIRE(exits->wait_exit(first));
-  auto reported = wall_ms();
+  auto reported = wall_now_ms();
   // Started a clock tick later than the exit was reported.
-  BOOST_REQUIRE(wait_until([&] { return wall_ms() > reported + 1; }));
+  BOOST_REQUIRE(wait_until([&] { return wall_now_ms() > reported + 1; }));
   auto second = start(d, spec("again"));
   auto since = since_of(second);
   BOOST_TEST(since >= before_kill);
