@@ -4,7 +4,7 @@
 # cyme-worker binary on the same Kafka broker.
 #
 #   bench/restart.sh --broker HOST:PORT --kills N --out DIR
-#                    [--gap-ms MS] [--systems LIST]
+#                    [--gap-ms MS] [--warmup-kills N] [--systems LIST]
 #
 #   --broker    a real Kafka broker (e.g. deploy/kafka/kafka.sh start ...)
 #   --kills     kill -9 rounds per system (default 100)
@@ -13,6 +13,8 @@
 #               (default 1000: runsv waits 1 s before restarting a service
 #               that ran less than 1 s, and that rule is not what is
 #               measured here)
+#   --warmup-kills  kills of cyme before any measured, after 20,000
+#               pings, to warm the broker (default 30; 0: no warm-up)
 #   --systems   comma-separated subset of cyme,cyme-cold,supervisord,
 #               runit,s6,bare (default all, in that order); cyme-cold is
 #               cyme without standby workers (--standby-workers 0): each
@@ -58,17 +60,19 @@ broker=""
 kills=100
 out=""
 gap_ms=1000
+warmup_kills=30
 all_systems=(cyme cyme-cold supervisord runit s6 bare)
 systems_flag="$(IFS=,; echo "${all_systems[*]}")"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --broker|--kills|--out|--gap-ms|--systems)
+    --broker|--kills|--out|--gap-ms|--warmup-kills|--systems)
       [ $# -ge 2 ] || bad "$1 needs a value"
       case "$1" in
         --broker) broker="$2" ;;
         --kills) kills="$2" ;;
         --out) out="$2" ;;
         --gap-ms) gap_ms="$2" ;;
+        --warmup-kills) warmup_kills="$2" ;;
         --systems) systems_flag="$2" ;;
       esac
       shift 2
@@ -85,6 +89,7 @@ done
   || bad "--broker must be HOST:PORT[,HOST:PORT...], got '$broker'"
 [[ "$kills" =~ ^[1-9][0-9]{0,5}$ ]] || bad "--kills must be a positive number, got '$kills'"
 [[ "$gap_ms" =~ ^[0-9]{1,6}$ ]] || bad "--gap-ms must be a number of milliseconds, got '$gap_ms'"
+[[ "$warmup_kills" =~ ^[0-9]{1,4}$ ]] || bad "--warmup-kills must be a number, got '$warmup_kills'"
 systems=()
 IFS=, read -r -a wanted <<< "$systems_flag"
 for s in "${wanted[@]}"; do
@@ -276,9 +281,11 @@ run_cyme-cold() {
   run_cyme_with cyme-cold 0
 }
 
-run_cyme_with() { # SYSTEM STANDBY-WORKERS
-  local sys=$1 standby=$2
-  local name="$tag-$sys" port url branch
+# Starts a cyme-branch for SYSTEM with one instance, NAME, running: sets
+# name, url and branch.
+start_cyme() { # SYSTEM STANDBY-WORKERS
+  local sys=$1 standby=$2 port
+  name="$tag-$sys"
   port="$(bash deploy/kafka/kafka.sh free-port)"
   url="http://127.0.0.1:$port"
   "$bin/cyme-branch" --id "$tag" --kafka "$broker" --root "$work/$sys" \
@@ -295,6 +302,32 @@ run_cyme_with() { # SYSTEM STANDBY-WORKERS
     "$url/$app/instances/$name/" >/dev/null || die "cannot create instance $name"
   wait_for 60 instance_running "$url/$app/instances/$name/" \
     || die "instance $name is not running (see $work/$sys-branch.log)"
+}
+
+# The broker warmed first, as a bus in use is: a JVM compiles its hot
+# paths as it runs, and the first restarts measured on a fresh broker
+# took half as long again to answer a ping. Pings to a cyme worker, then
+# kills of it, not measured.
+warm_up() {
+  local name url branch
+  log "warming the broker: 20,000 pings and $warmup_kills kills, not measured"
+  start_cyme warm-up 1
+  "$bin/cyme-bench" rtt --broker "$broker" --instance "$name" --pings 20000 \
+    --fetch-wait-ms 100 --label warm-up >/dev/null 2>"$work/warm-up.rtt.log" \
+    || die "warming the broker failed (see $work/warm-up.rtt.log)"
+  "$bin/cyme-bench-respawn" --system warm-up --kills "$warmup_kills" \
+    --gap-ms 200 --gap-jitter-ms 100 --match "$name" \
+    --match-env "CYME_INSTANCE=$name" --also-watch=--standby \
+    --ping-broker "$broker" --ping-name "$name" \
+    >"$work/warm-up.jsonl" 2>"$work/warm-up.probe.log" \
+    || die "warming the broker failed (see $work/warm-up.probe.log)"
+  stop_started "$branch" 60
+}
+
+run_cyme_with() { # SYSTEM STANDBY-WORKERS
+  local sys=$1 standby=$2
+  local name url branch
+  start_cyme "$sys" "$standby"
   # A standby that replaces the worker holds the instance in its
   # environment, not on its command line.
   run_probe "$sys" --match "$name" --match-env "CYME_INSTANCE=$name" \
@@ -398,6 +431,7 @@ run_bare() {
 
 : > "$work/figures.jsonl"
 log "restart latency: ${systems[*]}; broker $broker; worker $bin/cyme-worker"
+[ "$warmup_kills" -eq 0 ] || warm_up
 for s in "${systems[@]}"; do
   "run_$s"
   left="$(leftovers)"
