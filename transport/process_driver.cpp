@@ -1251,7 +1251,8 @@ caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   out_read.reset();
   if (!problem.empty()) {
     // Unrecorded, it could not be adopted after a branch restart and would
-    // run twice: end it. Its exit is reported as requested.
+    // run twice; without its log writer, its output would go nowhere: end
+    // it. Its exit is reported as requested (and its pid file removed).
     entry.stop_requested = true;
     signal_worker(entry, SIGKILL);
     return failure("started as pid " + std::to_string(pid) + " but "
