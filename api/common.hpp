@@ -76,7 +76,8 @@ private:
 /// 400 unless `name` is a valid name of a `what`.
 void check_name(const char* what, const std::string& name);
 
-/// A random (version 4) UUID.
+/// A random (version 4) UUID, its 122 random bits from the kernel's
+/// random source: a task's id is the only key to its result.
 std::string new_uuid();
 
 /// An instance as the API shows it: its spec, resolved launch, status, and

@@ -4,6 +4,11 @@
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
+#include <mutex>
+#include <regex>
+#include <set>
+#include <thread>
+#include <vector>
 
 #include <nlohmann/json.hpp>
 
@@ -120,6 +125,43 @@ BOOST_AUTO_TEST_CASE(a_worker_without_a_program_or_folder_gets_the_branchs) {
   BOOST_TEST(v["ping_rtt_ms"].is_null());
   BOOST_TEST(v["started_at"] == "1970-01-01T00:00:00.001Z");
   BOOST_TEST(v["uptime_s"].get<double>() > 1e9);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(task_ids)
+
+BOOST_AUTO_TEST_CASE(ids_are_version_4_uuids_none_twice_across_threads) {
+  // Taken from the kernel's random source through a per-thread buffer:
+  // every id has the version and variant bits, and 4 threads making
+  // 25,000 each (the buffer refilled many times) never make one twice.
+  const std::regex shape{"[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}"};
+  std::set<std::string> seen;
+  std::mutex mtx;
+  std::vector<std::thread> threads;
+  bool all_shaped = true;
+  for (int t = 0; t < 4; ++t)
+    threads.emplace_back([&] {
+      std::vector<std::string> mine;
+      for (int i = 0; i < 25000; ++i)
+        mine.push_back(api::new_uuid());
+      bool shaped = std::all_of(mine.begin(), mine.end(), [&](auto& id) {
+        return std::regex_match(id, shape);
+      });
+      std::lock_guard<std::mutex> guard{mtx};
+      all_shaped = all_shaped && shaped;
+      seen.insert(mine.begin(), mine.end());
+    });
+  for (auto& t : threads)
+    t.join();
+  BOOST_TEST(all_shaped);
+  BOOST_TEST(seen.size() == 100000u);
+  // Every hex digit shows up first: ids made of a zeroed buffer would
+  // not.
+  std::set<char> first_digits;
+  for (auto& id : seen)
+    first_digits.insert(id[0]);
+  BOOST_TEST(first_digits.size() == 16u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
