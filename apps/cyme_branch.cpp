@@ -41,6 +41,7 @@
 #include "actors/supervisor.hpp"
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
+#include "messages/version.hpp"
 #include "store/model_store.hpp"
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
@@ -382,6 +383,7 @@ int main(int argc, char** argv) {
                  "the branch's log lines on stderr: 'text' or 'json' (one "
                  "object per line: time, level, component, message)")
     ->capture_default_str();
+  app.set_version_flag("--version", cyme::version_text("cyme-branch"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

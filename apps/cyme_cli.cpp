@@ -28,6 +28,7 @@
 #include "apps/cli/branch_call.hpp"
 #include "apps/cli/node_call.hpp"
 #include "messages/names.hpp"
+#include "messages/version.hpp"
 
 namespace {
 
@@ -825,6 +826,7 @@ int run(int argc, char** argv) {
   define_events(root, a, table);
   define_supervisor(root, table);
 
+  root.set_version_flag("--version", cyme::version_text("cyme"));
   branch_call request;
   try {
     root.parse(argc, argv);
@@ -835,6 +837,8 @@ int run(int argc, char** argv) {
   } catch (const CLI::CallForHelp& e) {
     return root.exit(e);
   } catch (const CLI::CallForAllHelp& e) {
+    return root.exit(e);
+  } catch (const CLI::CallForVersion& e) {
     return root.exit(e);
   } catch (const CLI::Error& e) {
     std::cerr << "cyme: " << e.what() << "\n"

@@ -25,6 +25,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "messages/version.hpp"
 #include "transport/kafka.hpp"
 
 namespace {
@@ -99,6 +100,7 @@ int main(int argc, char** argv) {
     ->check(CLI::Range(1, 65535));
   app.add_option("--bootstrap-file", bootstrap_file,
                  "write the bootstrap address to this file (atomically)");
+  app.set_version_flag("--version", cyme::version_text("cyme-embedded-kafka"));
   CLI11_PARSE(app, argc, argv);
   if (!ports.empty() && static_cast<int>(ports.size()) != brokers) {
     std::cerr << "cyme-embedded-kafka: --ports names " << ports.size()

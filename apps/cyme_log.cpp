@@ -27,6 +27,7 @@
 
 #include <CLI/CLI.hpp>
 
+#include "messages/version.hpp"
 #include "transport/log_rotation.hpp"
 
 using namespace cyme;
@@ -64,6 +65,7 @@ int main(int argc, char** argv) {
                  "backups kept: FILE.1 (newest) to FILE.N")
     ->capture_default_str();
   app.add_option("file", file, "the log file")->required();
+  app.set_version_flag("--version", cyme::version_text("cyme-log"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

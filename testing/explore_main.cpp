@@ -5,6 +5,7 @@
 //
 //   cyme-explore [--seeds N] [--steps M] [--first-seed S] [--seed S]
 //                [--trace] [--json]
+//   cyme-explore --version
 //
 // --trace prints the timeline (steps and the supervisor's events) of the
 // shrunk schedule of a failing seed. --json prints the figures of a run in
@@ -15,6 +16,7 @@
 #include <iostream>
 #include <string>
 
+#include "messages/version.hpp"
 #include "testing/explorer.hpp"
 
 namespace {
@@ -22,7 +24,7 @@ namespace {
 [[noreturn]] void usage(const std::string& problem) {
   std::cerr << "cyme-explore: " << problem << "\n"
             << "usage: cyme-explore [--seeds N] [--steps M] [--first-seed S]"
-               " [--seed S] [--trace] [--json]\n";
+               " [--seed S] [--trace] [--json] | --version\n";
   std::exit(2);
 }
 
@@ -50,6 +52,10 @@ int main(int argc, char** argv) {
   bool json = false;
   for (int i = 1; i < argc; ++i) {
     std::string flag = argv[i];
+    if (flag == "--version") {
+      std::cout << cyme::version_text("cyme-explore") << "\n";
+      return 0;
+    }
     if (flag == "--trace" || flag == "--json") {
       (flag == "--trace" ? trace : json) = true;
       continue;

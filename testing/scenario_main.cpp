@@ -3,12 +3,13 @@
 // every expectation held, 1 when one failed (named), 2 when the file is
 // unreadable or wrong (the line or field named).
 //
-//   cyme-scenario FILE.json [--quiet]
+//   cyme-scenario FILE.json [--quiet] | --version
 #include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
 
+#include "messages/version.hpp"
 #include "testing/scenario_file.hpp"
 
 int main(int argc, char** argv) {
@@ -16,18 +17,22 @@ int main(int argc, char** argv) {
   bool quiet = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
+    if (arg == "--version") {
+      std::cout << cyme::version_text("cyme-scenario") << "\n";
+      return 0;
+    }
     if (arg == "--quiet")
       quiet = true;
     else if (file.empty() && !arg.empty() && arg[0] != '-')
       file = arg;
     else {
       std::cerr << "cyme-scenario: unexpected argument '" << arg << "'\n"
-                << "usage: cyme-scenario FILE.json [--quiet]\n";
+                << "usage: cyme-scenario FILE.json [--quiet] | --version\n";
       return 2;
     }
   }
   if (file.empty()) {
-    std::cerr << "usage: cyme-scenario FILE.json [--quiet]\n";
+    std::cerr << "usage: cyme-scenario FILE.json [--quiet] | --version\n";
     return 2;
   }
   std::ifstream in{file};

@@ -28,6 +28,7 @@
 #include "messages/adoption.hpp"
 #include "messages/names.hpp"
 #include "messages/wall_clock.hpp"
+#include "messages/version.hpp"
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
 #include "worker/offset_tracker.hpp"
@@ -500,6 +501,7 @@ worker_options parse_worker_options(int argc, char** argv) {
                  "Kafka client: security.protocol, sasl.*, ssl.*");
   // A branch may pass flags a worker of an older version does not know.
   app.allow_extras();
+  app.set_version_flag("--version", version_text("cyme-worker"));
   try {
     app.parse(argc, argv);
   } catch (const CLI::Success& e) {

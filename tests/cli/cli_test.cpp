@@ -21,6 +21,7 @@
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <regex>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -31,6 +32,8 @@
 #include <boost/test/unit_test.hpp>
 #include <httplib.h>
 #include <nlohmann/json.hpp>
+
+#include "cyme_version.h"
 
 extern char** environ;
 
@@ -179,12 +182,12 @@ std::ostream& operator<<(std::ostream& os, const cli_run& r) {
             << "], stderr [" << r.err << "]";
 }
 
-/// Runs the `cyme` binary with `args` (no shell) and the test's environment
-/// minus CYME_BRANCH and CYME_TOKEN, plus `env` ("NAME=value"). Captures
-/// stdout and stderr; fails the test if it runs past `run_deadline`.
-cli_run run_cyme(const std::vector<std::string>& args,
-                 const std::vector<std::string>& env = {}) {
-  std::vector<std::string> argv_store{CYME_CLI};
+/// Runs `program` with `args` (no shell) and the test's environment minus
+/// CYME_BRANCH and CYME_TOKEN, plus `env` ("NAME=value"). Captures stdout
+/// and stderr; fails the test if it runs past `run_deadline`.
+cli_run run_program(const char* program, const std::vector<std::string>& args,
+                    const std::vector<std::string>& env = {}) {
+  std::vector<std::string> argv_store{program};
   argv_store.insert(argv_store.end(), args.begin(), args.end());
   std::vector<char*> argv;
   for (auto& a : argv_store)
@@ -214,7 +217,7 @@ cli_run run_cyme(const std::vector<std::string>& args,
   posix_spawn_file_actions_adddup2(&actions, out_pipe[1], 1);
   posix_spawn_file_actions_adddup2(&actions, err_pipe[1], 2);
   pid_t pid = -1;
-  int rc = posix_spawn(&pid, CYME_CLI, &actions, nullptr, argv.data(),
+  int rc = posix_spawn(&pid, program, &actions, nullptr, argv.data(),
                        envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(out_pipe[1]);
@@ -222,7 +225,7 @@ cli_run run_cyme(const std::vector<std::string>& args,
   if (rc != 0) {
     close(out_pipe[0]);
     close(err_pipe[0]);
-    BOOST_FAIL("posix_spawn " << CYME_CLI << ": " << std::strerror(rc));
+    BOOST_FAIL("posix_spawn " << program << ": " << std::strerror(rc));
   }
 
   cli_run run;
@@ -266,12 +269,18 @@ cli_run run_cyme(const std::vector<std::string>& args,
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
   if (timed_out)
-    BOOST_FAIL("cyme did not finish within the deadline: " << run);
+    BOOST_FAIL(program << " did not finish within the deadline: " << run);
   if (WIFEXITED(status))
     run.exit_code = WEXITSTATUS(status);
   else if (WIFSIGNALED(status))
     run.exit_code = 128 + WTERMSIG(status);
   return run;
+}
+
+/// Runs the `cyme` binary (see run_program).
+cli_run run_cyme(const std::vector<std::string>& args,
+                 const std::vector<std::string>& env = {}) {
+  return run_program(CYME_CLI, args, env);
 }
 
 /// A loopback port with a socket bound to it but not listening: connecting
@@ -1166,6 +1175,29 @@ BOOST_AUTO_TEST_CASE(instances_logs_prints_the_log_as_it_comes) {
   auto missing = cyme({"instances", "logs", "shop", "w9"});
   BOOST_TEST(missing.exit_code == 1, missing);
   BOOST_TEST(missing.err.find("no instance 'w9'") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(versions)
+
+BOOST_AUTO_TEST_CASE(every_program_answers_version_with_the_version_and_revision) {
+  // `--version` prints "<program> <version> (git <revision>)" and exits 0
+  // without doing anything else; the version is the project's, the
+  // revision the source tree's (a git hash, "-dirty" with changes).
+  const std::regex revision{"[0-9a-f]{12}(-dirty)?|unknown"};
+  BOOST_TEST(std::regex_match(std::string{CYME_REVISION}, revision), CYME_REVISION);
+  for (auto* program : {CYME_CLI, CYME_BRANCH_PROGRAM, CYME_WORKER_PROGRAM,
+                        CYME_LOG_PROGRAM, CYME_EMBEDDED_KAFKA_PROGRAM,
+                        CYME_EXPLORE_PROGRAM, CYME_SCENARIO_PROGRAM}) {
+    auto name = std::string{program}.substr(std::string{program}.rfind('/') + 1);
+    auto r = run_program(program, {"--version"});
+    BOOST_TEST(r.exit_code == 0, name << ": " << r);
+    BOOST_TEST(r.out == name + " " + CYME_PROJECT_VERSION + " (git " + CYME_REVISION
+                          + ")\n",
+               name << ": " << r);
+    BOOST_TEST(r.err.empty(), name << ": " << r);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
