@@ -46,6 +46,7 @@
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
 #include "apps/branch_driver.hpp"
+#include "apps/token_file.hpp"
 #include "api/events.hpp"
 #include "api/http_api.hpp"
 #include "transport/kafka.hpp"
@@ -115,6 +116,7 @@ struct branch_options {
   std::string node_ca;
   bool node_insecure = false;
   std::string token;
+  std::string token_file;
   // The HTTP server's limits, defaults from http_settings.
   double http_header_timeout = seconds_of(http_settings{}.header_timeout);
   double http_body_timeout = seconds_of(http_settings{}.body_timeout);
@@ -332,6 +334,9 @@ int main(int argc, char** argv) {
                  "require 'Authorization: Bearer TOKEN' on every change "
                  "through the HTTP API (also CYME_TOKEN)")
     ->envname("CYME_TOKEN");
+  app.add_option("--token-file", o.token_file,
+                 "read the token of --token from this file (mode 0600 or "
+                 "stricter), so that it is not on the command line");
   app.add_option("--worker", o.worker,
                  "the cyme-worker program (default: next to cyme-branch)");
   app.add_option("--kafka-property", o.kafka_property,
@@ -408,6 +413,12 @@ int main(int argc, char** argv) {
              + std::to_string(max_standby_workers));
   if (auto p = name_problem("branch id", o.id); !p.empty())
     bad_flag(p);
+  if (!o.token_file.empty()) {
+    if (!o.token.empty())
+      bad_flag("give the token once: --token (or CYME_TOKEN) or --token-file");
+    if (auto p = read_token_file(o.token_file, o.token); !p.empty())
+      bad_flag("--token-file: " + p);
+  }
   auto kafka_props = kafka_properties(app, o);
   auto [http_host, http_port] = host_port("--http", o.http);
   std::optional<std::pair<std::string, uint16_t>> node;

@@ -27,6 +27,7 @@
 
 #include "apps/cli/branch_call.hpp"
 #include "apps/cli/node_call.hpp"
+#include "apps/token_file.hpp"
 #include "messages/names.hpp"
 #include "messages/version.hpp"
 
@@ -58,7 +59,7 @@ Exit codes:
   4  tasks wait timed out (504): the task is still PENDING
 
 Environment: CYME_BRANCH (branch URL), CYME_TOKEN (bearer token).
-Global options (--branch, --token, --timeout, --json) may come before or
+Global options (--branch, --token, --token-file, --timeout, --json) may come before or
 after the command.)";
 
 /// Every option and positional of the command line. Only one command runs
@@ -68,6 +69,7 @@ struct arguments {
   std::string node;
   cyme::cli::node_tls tls;
   std::string token;
+  std::string token_file;
   int timeout_s = default_timeout_s;
   bool as_json = false;
   std::string app;
@@ -796,6 +798,9 @@ int run(int argc, char** argv) {
                   "sent as 'Authorization: Bearer TOKEN'")
     ->envname("CYME_TOKEN")
     ->check(token_rule());
+  root.add_option("--token-file", a.token_file,
+                  "read the token from this file (mode 0600 or stricter), so "
+                  "that it is not on the command line");
   root.add_option("--timeout", a.timeout_s,
                   "HTTP timeout in seconds; mutations answer after the "
                   "supervisor acted, which can take a while")
@@ -844,6 +849,17 @@ int run(int argc, char** argv) {
     std::cerr << "cyme: " << e.what() << "\n"
               << "Run with --help for more information.\n";
     return cyme::cli::exit_usage;
+  }
+  if (!a.token_file.empty()) {
+    if (!a.token.empty()) {
+      std::cerr << "cyme: give the token once: --token (or CYME_TOKEN) or "
+                   "--token-file\n";
+      return cyme::cli::exit_usage;
+    }
+    if (auto p = cyme::read_token_file(a.token_file, a.token); !p.empty()) {
+      std::cerr << "cyme: --token-file: " << p << "\n";
+      return cyme::cli::exit_usage;
+    }
   }
 
   if (!a.node.empty()) {

@@ -135,6 +135,10 @@ public:
     return port_;
   }
 
+  pid_t pid() const {
+    return pid_;
+  }
+
   /// The port of the published supervisor (after "node: ... published at"),
   /// published on `host`.
   int node_port(const std::string& host = "127.0.0.1") const {
@@ -1137,6 +1141,60 @@ BOOST_AUTO_TEST_CASE(a_token_guards_every_change) {
                                   "demo", "tok1"});
   BOOST_TEST(with.code == 0, with.err);
   BOOST_TEST(processes_named(dir.path / "root", "tok1") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(a_token_file_keeps_the_token_off_the_command_line) {
+  // --token-file: the branch and the CLI read the token from a file only
+  // its owner may read; one others may read, an empty or a missing one, or
+  // a token given twice is a bad flag (exit 2, saying why) and nothing
+  // starts. The token is then on no command line.
+  temp_dir dir;
+  auto root = dir.path / "root";
+  auto file = dir.path / "token";
+  auto empty = dir.path / "empty";
+  { std::ofstream{file} << "s3cret\n"; }
+  { std::ofstream{empty}; }
+  namespace fs = std::filesystem;
+  fs::permissions(file, fs::perms::owner_read | fs::perms::group_read
+                          | fs::perms::others_read);
+  fs::permissions(empty, fs::perms::owner_read | fs::perms::owner_write);
+  struct {
+    std::vector<std::string> flags;
+    std::string says;
+  } bad[] = {
+    {{"--token-file", file.string()}, "mode 0444 lets others than its owner read"},
+    {{"--token-file", empty.string()}, "empty"},
+    {{"--token-file", (dir.path / "none").string()}, "No such file"},
+    {{"--token-file", dir.path.string()}, "not a regular file"},
+  };
+  for (auto& b : bad) {
+    std::vector<std::string> args{CYME_BRANCH_PROGRAM, "--root", root.string()};
+    args.insert(args.end(), b.flags.begin(), b.flags.end());
+    auto r = run_program(args);
+    BOOST_TEST(r.code == 2, b.says);
+    BOOST_TEST(r.err.find(b.says) != std::string::npos, r.err);
+    auto cli = run_program({CYME_CLI_PROGRAM, b.flags[0], b.flags[1], "apps"});
+    BOOST_TEST(cli.code == 2, b.says);
+    BOOST_TEST(cli.err.find(b.says) != std::string::npos, cli.err);
+  }
+  fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  auto twice = run_program({CYME_BRANCH_PROGRAM, "--root", root.string(),
+                            "--token", "x", "--token-file", file.string()});
+  BOOST_TEST(twice.code == 2);
+  BOOST_TEST(twice.err.find("give the token once") != std::string::npos, twice.err);
+  BOOST_TEST(!fs::exists(root), "nothing started");
+  branch b{root, {"--token-file", file.string()}};
+  auto c = b.client();
+  BOOST_TEST(call(c, "PUT", "/demo/").status == 401);
+  c.set_bearer_token_auth("s3cret");
+  BOOST_TEST(call(c, "PUT", "/demo/").status == 201);
+  BOOST_TEST(cyme_cli(b.port(), {"instances", "add", "demo", "tf1", "--nowait"}).code == 1);
+  auto with = cyme_cli(b.port(), {"--token-file", file.string(), "instances",
+                                  "add", "demo", "tf1", "--nowait"});
+  BOOST_TEST(with.code == 0, with.err);
+  std::string cmdline;
+  BOOST_TEST(read_capped(proc_path(b.pid(), "cmdline"), cmdline_cap, cmdline).empty());
+  BOOST_TEST(cmdline.find("s3cret") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(a_branch_killed_during_a_burst_of_changes_keeps_every_acknowledged_one) {

@@ -1,0 +1,72 @@
+#include "apps/token_file.hpp"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+
+namespace cyme {
+
+namespace {
+
+constexpr off_t max_token_file_size = 4096;
+
+/// Closes a descriptor when it goes.
+struct file_closer {
+  int fd;
+  ~file_closer() {
+    if (fd >= 0)
+      ::close(fd);
+  }
+};
+
+} // namespace
+
+std::string read_token_file(const std::string& path, std::string& token) {
+  auto where = "token file " + path + ": ";
+  file_closer f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  if (f.fd < 0)
+    return where + std::strerror(errno);
+  struct stat st{};
+  if (::fstat(f.fd, &st) != 0)
+    return where + std::strerror(errno);
+  if (!S_ISREG(st.st_mode))
+    return where + "not a regular file";
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return where + "mode " + mode
+           + " lets others than its owner read or change it (chmod 600 it)";
+  }
+  if (st.st_size > max_token_file_size)
+    return where + "larger than 4 KiB";
+  std::string text(static_cast<size_t>(st.st_size), '\0');
+  size_t got = 0;
+  while (got < text.size()) {
+    auto n = ::read(f.fd, text.data() + got, text.size() - got);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return where + std::strerror(errno);
+    if (n == 0)
+      break;
+    got += static_cast<size_t>(n);
+  }
+  text.resize(got);
+  if (!text.empty() && text.back() == '\n')
+    text.pop_back();
+  if (!text.empty() && text.back() == '\r')
+    text.pop_back();
+  if (text.empty())
+    return where + "empty";
+  for (char c : text)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return where + "the token holds control characters";
+  token = std::move(text);
+  return {};
+}
+
+} // namespace cyme
