@@ -163,13 +163,7 @@ CLI::Validator branch_url_rule() {
 /// A token becomes a header line: control characters would split it.
 CLI::Validator token_rule() {
   return CLI::Validator(
-    [](std::string& value) -> std::string {
-      for (char c : value)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-          return "the token holds control characters";
-      return {};
-    },
-    "");
+    [](std::string& value) { return cyme::token_problem(value); }, "");
 }
 
 CLI::Validator json_rule() {

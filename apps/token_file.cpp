@@ -25,6 +25,13 @@ struct file_closer {
 
 } // namespace
 
+std::string token_problem(const std::string& token) {
+  for (char c : token)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
+      return "the token holds control characters";
+  return {};
+}
+
 std::string read_token_file(const std::string& path, std::string& token) {
   auto where = "token file " + path + ": ";
   file_closer f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
@@ -62,9 +69,8 @@ std::string read_token_file(const std::string& path, std::string& token) {
     text.pop_back();
   if (text.empty())
     return where + "empty";
-  for (char c : text)
-    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f)
-      return where + "the token holds control characters";
+  if (auto problem = token_problem(text); !problem.empty())
+    return where + problem;
   token = std::move(text);
   return {};
 }

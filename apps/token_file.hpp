@@ -7,6 +7,10 @@
 
 namespace cyme {
 
+/// Why `token` cannot be a bearer token (it becomes a header line:
+/// control characters would split it), empty when it can.
+std::string token_problem(const std::string& token);
+
 /// Reads the token in the file at `path` into `token`: the file's text
 /// without one trailing newline. Returns why it cannot be used, empty when
 /// it can: the file must be a regular file that neither its group nor
