@@ -71,7 +71,7 @@ std::string default_id() {
   return name_problem("branch id", id).empty() ? id : "branch";
 }
 
-double seconds_of(std::chrono::milliseconds d) {
+double seconds_of(std::chrono::nanoseconds d) {
   return std::chrono::duration<double>(d).count();
 }
 
@@ -98,9 +98,11 @@ struct branch_options {
   std::string http = "127.0.0.1:8000";
   std::string root = "cyme-data";
   std::string kafka = "embedded";
-  double interval = 60;
-  std::string restart_max_rate = "1/m";
-  double wait_after_broker_revived = 35;
+  // The supervisor's rules, defaults from supervisor_settings.
+  double interval = seconds_of(supervisor_settings{}.interval);
+  std::string restart_max_rate = supervisor_settings{}.restart_max_rate;
+  double wait_after_broker_revived
+    = seconds_of(supervisor_settings{}.wait_after_broker_revived);
   double bus_suspect_threshold = supervisor_settings{}.bus_suspect_threshold;
   uint32_t bus_suspect_min_misses = supervisor_settings{}.bus_suspect_min_misses;
   std::string bus_suspect_restart_rate
@@ -289,11 +291,14 @@ int main(int argc, char** argv) {
   app.add_option("--kafka", o.kafka,
                  "'embedded' (an in-memory cluster on loopback) or "
                  "HOST:PORT[,HOST:PORT...] of a real Kafka");
-  app.add_option("--interval", o.interval, "seconds between verification rounds");
+  app.add_option("--interval", o.interval, "seconds between verification rounds")
+    ->capture_default_str();
   app.add_option("--restart-max-rate", o.restart_max_rate,
-                 "restarts per instance before it is disabled (N/s, N/m, N/h)");
+                 "restarts per instance before it is disabled (N/s, N/m, N/h)")
+    ->capture_default_str();
   app.add_option("--wait-after-broker-revived", o.wait_after_broker_revived,
-                 "seconds without restarts after a broker comes back");
+                 "seconds without restarts after a broker comes back")
+    ->capture_default_str();
   app.add_option("--bus-suspect-threshold", o.bus_suspect_threshold,
                  "share of a round's probed instances silent while their "
                  "processes run (0 to 1) at which the control bus, not the "

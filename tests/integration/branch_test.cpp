@@ -1524,6 +1524,19 @@ BOOST_AUTO_TEST_CASE(bad_bus_suspicion_flags_are_refused_with_exit_2) {
   for (auto flag : {"--bus-suspect-threshold", "--bus-suspect-min-misses",
                     "--bus-suspect-restart-rate"})
     BOOST_TEST(help.out.find(flag) != std::string::npos, flag);
+  // The defaults it shows for the supervisor's rules are the supervisor's
+  // own (supervisor_settings), not copies.
+  supervisor_settings defaults;
+  auto seconds = [](caf::timespan t) {
+    std::ostringstream out;
+    out << std::chrono::duration<double>(t).count();
+    return out.str();
+  };
+  for (auto shown : {"--interval FLOAT=" + seconds(defaults.interval),
+                     "--restart-max-rate TEXT=" + defaults.restart_max_rate,
+                     "--wait-after-broker-revived FLOAT="
+                       + seconds(defaults.wait_after_broker_revived)})
+    BOOST_TEST(help.out.find(shown) != std::string::npos, shown);
 }
 
 BOOST_AUTO_TEST_CASE(worker_logs_rotate_as_the_branch_flags_say) {
