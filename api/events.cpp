@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/names.hpp"
+#include "messages/topics.hpp"
 #include "transport/logging.hpp"
 
 namespace cyme {
@@ -153,7 +154,7 @@ void event_publisher::run() {
       std::string err;
       try {
         auto p = std::make_unique<kafka::producer>(cfg_);
-        err = p->ensure_topics({events_topic}, 1, 5000);
+        err = p->ensure_topics({topics::events}, topics::events_partitions, 5000);
         if (err.empty())
           producer = std::move(p);
       } catch (const std::exception& e) {
@@ -161,7 +162,7 @@ void event_publisher::run() {
       }
       if (!producer) {
         if (err != last_error)
-          events_log.warn(std::string{"cannot publish on "} + events_topic
+          events_log.warn(std::string{"cannot publish on "} + topics::events
                           + ": " + err + " (retrying)");
         last_error = err;
         // Put the batch back (bounded) and try again in a second.
@@ -179,7 +180,7 @@ void event_publisher::run() {
     }
     uint64_t sent = 0;
     for (auto& json : batch)
-      if (producer->produce(events_topic, branch_, json).empty())
+      if (producer->produce(topics::events, branch_, json).empty())
         ++sent;
     producer->poll(0);
     std::lock_guard<std::mutex> guard{mtx_};

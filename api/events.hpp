@@ -28,9 +28,6 @@
 
 namespace cyme {
 
-/// The topic every branch publishes its events on.
-constexpr const char* events_topic = "cyme.events";
-
 /// One event as served: its number, and its JSON text.
 struct event_record {
   uint64_t id = 0;

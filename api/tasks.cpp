@@ -1,6 +1,7 @@
 #include "api/tasks.hpp"
 
 #include "messages/names.hpp"
+#include "messages/topics.hpp"
 #include "messages/wire.hpp"
 
 namespace cyme::api {
@@ -110,7 +111,7 @@ bool task_room::send(const http::exchange_ptr& ex, const std::string& method,
     if (!may_wait)
       throw would_wait{};
     // Broker I/O, once per topic, with no lock held.
-    if (auto err = producer->ensure_topics({queue}, 4, 5000); !err.empty())
+    if (auto err = producer->ensure_topics({queue}, topics::queue_partitions, 5000); !err.empty())
       fail(503, err);
     std::lock_guard<std::mutex> guard{producers_mtx_};
     known_topics_.emplace(broker, queue);

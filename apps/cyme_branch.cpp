@@ -41,6 +41,7 @@
 #include "actors/supervisor.hpp"
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
+#include "messages/topics.hpp"
 #include "messages/version.hpp"
 #include "store/model_store.hpp"
 #include "transport/control_bus.hpp"
@@ -692,7 +693,7 @@ int main(int argc, char** argv) {
                         "branch and restart or stop its instances");
   }
 
-  task_result_readers results{properties, "cyme.results"};
+  task_result_readers results{properties, topics::results};
   // The default broker's results are read from the start.
   results.of(bootstrap);
   // Announced to the other branches on the bus; the HTTP port is known

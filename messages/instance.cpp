@@ -1,4 +1,5 @@
 #include "messages/instance.hpp"
+#include "messages/topics.hpp"
 
 #include <tuple>
 
@@ -14,7 +15,7 @@ bool operator==(const instance_spec& x, const instance_spec& y) {
 }
 
 std::string direct_queue(const std::string& instance_name) {
-  return "dq." + instance_name;
+  return topics::direct_queue_prefix + instance_name;
 }
 
 std::string to_string(instance_state x) {

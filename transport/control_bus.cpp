@@ -17,6 +17,7 @@
 
 #include "messages/errors.hpp"
 #include "messages/names.hpp"
+#include "messages/topics.hpp"
 #include "messages/wire.hpp"
 #include "transport/command_batch.hpp"
 #include "transport/kafka.hpp"
@@ -107,7 +108,7 @@ private:
                 + std::to_string(interval_.count()) + " ms";
       }
       if (ok && !topic_made_) {
-        if (auto err = prober_->ensure_topics({topic_}, 1, 5000); err.empty()) {
+        if (auto err = prober_->ensure_topics({topic_}, topics::control_partitions, 5000); err.empty()) {
           topic_made_ = true;
         } else {
           why = err;

@@ -23,6 +23,7 @@
 #include <caf/fwd.hpp>
 
 #include "actors/seams.hpp"
+#include "messages/topics.hpp"
 #include "transport/metrics.hpp"
 #include "transport/property_book.hpp"
 
@@ -44,7 +45,7 @@ struct control_bus_settings {
   std::string default_broker;
   /// Names the branch's reply topic, `cyme.reply.<branch_id>`.
   std::string branch_id = "branch";
-  std::string control_topic = "cyme.control";
+  std::string control_topic = topics::control;
   /// fetch.wait.max.ms of the reply reader (see docs/PROTOCOL.md).
   int reply_fetch_wait_ms = 10;
   /// Commands for one instance each go out at once when no such command

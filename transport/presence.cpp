@@ -6,6 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "messages/names.hpp"
+#include "messages/topics.hpp"
 #include "messages/wire.hpp"
 #include "transport/logging.hpp"
 
@@ -116,7 +117,7 @@ void presence::run() {
         pcfg["linger.ms"] = "0";
         pcfg["message.timeout.ms"] = std::to_string(settings_.interval.count());
         producer = std::make_unique<kafka::producer>(pcfg);
-        if (auto err = producer->ensure_topics({settings_.topic}, 1, 5000);
+        if (auto err = producer->ensure_topics({settings_.topic}, topics::presence_partitions, 5000);
             !err.empty())
           throw kafka::kafka_error(err);
       }

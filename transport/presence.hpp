@@ -16,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "messages/topics.hpp"
 #include "transport/kafka.hpp"
 
 namespace cyme {
@@ -37,7 +38,7 @@ std::optional<branch_info> decode_presence(const std::string& bytes,
                                            std::string* error = nullptr);
 
 struct presence_settings {
-  std::string topic = "cyme.presence";
+  std::string topic = topics::presence;
   std::chrono::milliseconds interval{2000};
   std::chrono::milliseconds silence{6000};
 };

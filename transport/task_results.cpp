@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <memory>
 
+#include "messages/topics.hpp"
 #include "transport/logging.hpp"
 
 namespace cyme {
@@ -38,7 +39,7 @@ void task_results::run() {
         // The topic appears with a fleet's first result; creating it here
         // lets the reader start on a fleet that has none yet.
         kafka::producer admin{cfg_};
-        err = admin.ensure_topics({topic_}, 1, 5000);
+        err = admin.ensure_topics({topic_}, topics::results_partitions, 5000);
         if (err.empty())
           reader = std::make_unique<kafka::topic_reader>(cfg_, topic_, 5000,
                                                          true);

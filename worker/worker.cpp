@@ -27,6 +27,7 @@
 
 #include "messages/adoption.hpp"
 #include "messages/names.hpp"
+#include "messages/topics.hpp"
 #include "messages/wall_clock.hpp"
 #include "messages/version.hpp"
 #include "messages/wire.hpp"
@@ -846,8 +847,10 @@ int run_worker(worker_options opts, const handler_registry& handlers) {
       }
       ctx.log("waiting for broker " + opts.broker + ": " + err);
       std::this_thread::sleep_for(std::chrono::milliseconds{200});
+      // Both made in one request, with the partitions both are made with.
+      static_assert(topics::control_partitions == topics::results_partitions);
       err = ctx.producer.ensure_topics({opts.control_topic, opts.results_topic},
-                                       1, 10000);
+                                       topics::control_partitions, 10000);
       if (err.empty())
         reader = open_control_reader(control_cfg, opts.control_topic,
                                      opts.control_since_ms, err);
@@ -872,11 +875,15 @@ int run_worker(worker_options opts, const handler_registry& handlers) {
       = std::async(std::launch::async, [&] {
           // Results go to a topic that must exist before the first task
           // ends; made here, off the way to the first pong.
-          if (auto e = ctx.producer.ensure_topics({opts.results_topic}, 1, 10000);
+          if (auto e = ctx.producer.ensure_topics({opts.results_topic},
+                                                             topics::results_partitions,
+                                                             10000);
               !e.empty())
             ctx.log("cannot make " + opts.results_topic + ": " + e);
           auto dq = direct_queue(opts.name);
-          if (auto e = consumers.add(dq, 1, group_of(opts, dq)); !e.empty())
+          if (auto e = consumers.add(dq, topics::direct_queue_partitions,
+                                   group_of(opts, dq));
+            !e.empty())
             throw std::runtime_error("cannot consume " + dq + ": " + e);
           for (auto& q : opts.queues)
             if (auto e = consumers.add(q, opts.queue_partitions, group_of(opts, q));

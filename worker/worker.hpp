@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "messages/topics.hpp"
 #include "worker/handlers.hpp"
 
 namespace cyme::worker {
@@ -23,10 +24,10 @@ struct worker_options {
   std::vector<std::string> queues;
   uint32_t max_concurrency = 1;
   uint32_t min_concurrency = 1;
-  std::string control_topic = "cyme.control";
-  std::string results_topic = "cyme.results";
+  std::string control_topic = topics::control;
+  std::string results_topic = topics::results;
   /// Partitions of queue topics this worker creates.
-  int queue_partitions = 4;
+  int queue_partitions = topics::queue_partitions;
   /// fetch.wait.max.ms of the control reader: its latency on brokers that
   /// answer a waiting fetch only at the deadline (the embedded cluster).
   int control_fetch_wait_ms = 10;
