@@ -8,20 +8,13 @@
 #include <cstdio>
 #include <cstring>
 
+#include "transport/proc.hpp"
+
 namespace cyme {
 
 namespace {
 
 constexpr off_t max_token_file_size = 4096;
-
-/// Closes a descriptor when it goes.
-struct file_closer {
-  int fd;
-  ~file_closer() {
-    if (fd >= 0)
-      ::close(fd);
-  }
-};
 
 } // namespace
 
@@ -34,11 +27,11 @@ std::string token_problem(const std::string& token) {
 
 std::string read_token_file(const std::string& path, std::string& token) {
   auto where = "token file " + path + ": ";
-  file_closer f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
-  if (f.fd < 0)
+  unique_fd f{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)};
+  if (!f)
     return where + std::strerror(errno);
   struct stat st{};
-  if (::fstat(f.fd, &st) != 0)
+  if (::fstat(f.get(), &st) != 0)
     return where + std::strerror(errno);
   if (!S_ISREG(st.st_mode))
     return where + "not a regular file";
@@ -53,7 +46,7 @@ std::string read_token_file(const std::string& path, std::string& token) {
   std::string text(static_cast<size_t>(st.st_size), '\0');
   size_t got = 0;
   while (got < text.size()) {
-    auto n = ::read(f.fd, text.data() + got, text.size() - got);
+    auto n = ::read(f.get(), text.data() + got, text.size() - got);
     if (n < 0 && errno == EINTR)
       continue;
     if (n < 0)
