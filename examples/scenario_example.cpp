@@ -2,10 +2,8 @@
 // test framework needed): the real supervisor in virtual time behind the
 // fakes. A worker that hangs is restarted when a round finds it silent.
 //
-// Built by tests/install/check.sh against `cmake --install`:
-//   g++ -std=c++17 -I PREFIX/include/cyme scenario_example.cpp \
-//     PREFIX/lib/cyme/libcyme_testing.a PREFIX/lib/cyme/libcyme_actors.a \
-//     PREFIX/lib/cyme/libcyme_messages.a -lcaf_core -lpthread
+// Built against an installed cyme with examples/CMakeLists.txt
+// (find_package(cyme), target cyme::testing), as tests/install/check.sh does.
 #include <chrono>
 #include <iostream>
 
