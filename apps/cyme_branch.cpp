@@ -47,6 +47,7 @@
 #include "transport/control_bus.hpp"
 #include "transport/embedded_keeper.hpp"
 #include "apps/branch_driver.hpp"
+#include "apps/service_manager.hpp"
 #include "apps/token_file.hpp"
 #include "api/events.hpp"
 #include "api/http_api.hpp"
@@ -196,16 +197,94 @@ fs::path sibling(const char* argv0, const std::string& name) {
   return self.parent_path() / name;
 }
 
+/// `dest`'s answer to `xs`, if it comes within `limit`.
 template <class T, caf::message_priority P = caf::message_priority::normal,
           class Handle, class... Ts>
-std::optional<T> ask(caf::actor_system& sys, const Handle& dest, Ts&&... xs) {
+std::optional<T> ask_within(caf::actor_system& sys, caf::timespan limit,
+                            const Handle& dest, Ts&&... xs) {
   caf::scoped_actor self{sys};
   std::optional<T> out;
-  self->template request<P>(dest, std::chrono::seconds{60},
-                            std::forward<Ts>(xs)...)
+  self->template request<P>(dest, limit, std::forward<Ts>(xs)...)
     .receive([&](T& x) { out = std::move(x); },
              [&](caf::error& err) { branch_log.error(describe(err)); });
   return out;
+}
+
+template <class T, caf::message_priority P = caf::message_priority::normal,
+          class Handle, class... Ts>
+std::optional<T> ask(caf::actor_system& sys, const Handle& dest, Ts&&... xs) {
+  return ask_within<T, P>(sys, std::chrono::seconds{60}, dest,
+                          std::forward<Ts>(xs)...);
+}
+
+/// One line on the supervisor for systemctl status.
+std::string status_line(const supervisor_status& st) {
+  std::string line = std::to_string(st.instances) + " instances, "
+                     + std::to_string(st.rounds_completed) + " rounds";
+  if (st.paused)
+    line += st.paused_by_operator ? ", paused by an operator"
+                                  : ", paused (broker down)";
+  if (st.bus_suspected)
+    line += ", control bus suspected";
+  return line;
+}
+
+/// Waits for SIGTERM or SIGINT (blocked in every thread) and returns it.
+/// With a service manager listening (systemd, Type=notify), meanwhile:
+/// READY=1 once the supervisor's first round has started (the HTTP API is
+/// bound before this is called); and, with its watchdog on, WATCHDOG=1
+/// whenever the supervisor answers a heartbeat (a status request) within
+/// half the watchdog's period, sent twice a period. A wedged actor system
+/// answers none, is not fed, and systemd restarts the branch.
+int serve_until_stopped(caf::actor_system& sys, const supervisor_core& sup,
+                        const service_manager& sm,
+                        const sigset_t& stop_signals) {
+  using namespace std::chrono;
+  if (!sm.active()) {
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    return sig;
+  }
+  auto say = [&](const std::string& state) {
+    if (auto err = sm.notify(state); !err.empty())
+      branch_log.warn("service manager: " + err);
+  };
+  // Until ready, the supervisor is asked every 50 ms; then once per
+  // heartbeat: half the watchdog's period, or 10 s for the status line.
+  auto beat = sm.watchdog() ? duration_cast<nanoseconds>(*sm.watchdog()) / 2
+                            : nanoseconds{seconds{10}};
+  bool ready = false;
+  auto next = steady_clock::now();
+  for (;;) {
+    auto wait = ready ? std::max(nanoseconds{0}, next - steady_clock::now())
+                      : nanoseconds{milliseconds{50}};
+    timespec ts{static_cast<time_t>(duration_cast<seconds>(wait).count()),
+                static_cast<long>((wait % seconds{1}).count())};
+    if (int sig = sigtimedwait(&stop_signals, nullptr, &ts); sig > 0)
+      return sig;
+    if (ready && steady_clock::now() < next)
+      continue;
+    next = steady_clock::now() + beat;
+    auto st = ask_within<supervisor_status>(sys, ready ? beat : seconds{1},
+                                            sup, status_atom::value);
+    if (!st) {
+      if (ready && sm.watchdog())
+        branch_log.warn("watchdog: the supervisor did not answer its "
+                        "heartbeat; systemd is not fed");
+      continue;
+    }
+    std::string state;
+    if (!ready && (st->round_in_progress || st->rounds_completed > 0)) {
+      ready = true;
+      state = "READY=1\n";
+      branch_log.info("service manager: ready (the first round has started)");
+    }
+    if (ready) {
+      if (sm.watchdog())
+        state += "WATCHDOG=1\n";
+      say(state + "STATUS=" + status_line(*st));
+    }
+  }
 }
 
 /// The branch's Kafka client properties: `--kafka-property KEY=VALUE`
@@ -516,7 +595,11 @@ int main(int argc, char** argv) {
     ::setrlimit(RLIMIT_NOFILE, &files);
   }
 
-  // SIGTERM and SIGINT are taken by sigwait below, in no thread else.
+  // Before any thread starts: the environment is not thread-safe, and
+  // the instances must not inherit the service manager's variables.
+  auto service = service_manager::from_environment();
+
+  // SIGTERM and SIGINT are taken by serve_until_stopped, in no thread else.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
@@ -759,8 +842,9 @@ int main(int argc, char** argv) {
                   + ", kafka " + bootstrap + "; programs allowed: "
                   + worker.string() + ", " + programs.describe() + ")");
 
-  int sig = 0;
-  sigwait(&stop_signals, &sig);
+  int sig = serve_until_stopped(sys, sup, service, stop_signals);
+  if (auto err = service.notify("STOPPING=1\nSTATUS=stopping"); !err.empty())
+    branch_log.warn("service manager: " + err);
   branch_log.info(std::string{"stopping on "}
                   + (sig == SIGTERM ? "SIGTERM" : "SIGINT")
                   + (o.keep_instances ? ", keeping instances" : ""));

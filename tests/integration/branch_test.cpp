@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <mutex>
+#include <optional>
 #include <csignal>
 #include <arpa/inet.h>
 #include <fcntl.h>
@@ -28,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include "stack.hpp"
+#include "tests/notify_listener.hpp"
 #include "transport/kafka.hpp"
 #include "transport/proc.hpp"
 
@@ -1195,6 +1197,64 @@ BOOST_AUTO_TEST_CASE(a_token_file_keeps_the_token_off_the_command_line) {
   std::string cmdline;
   BOOST_TEST(read_capped(proc_path(b.pid(), "cmdline"), cmdline_cap, cmdline).empty());
   BOOST_TEST(cmdline.find("s3cret") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(systemd_hears_ready_the_watchdog_and_stopping) {
+  // Type=notify: with NOTIFY_SOCKET set, the branch says READY=1 once its
+  // HTTP API is bound and its first round has started, feeds the watchdog
+  // (WATCHDOG_USEC) with each heartbeat the supervisor answers, and says
+  // STOPPING=1 on SIGTERM. Its instances do not inherit the variables.
+  temp_dir dir;
+  cyme::testing::notify_listener systemd;
+  struct environment {
+    environment(const std::string& socket) {
+      ::setenv("NOTIFY_SOCKET", socket.c_str(), 1);
+      ::setenv("WATCHDOG_USEC", "1000000", 1);
+    }
+    ~environment() {
+      ::unsetenv("NOTIFY_SOCKET");
+      ::unsetenv("WATCHDOG_USEC");
+    }
+  };
+  std::optional<branch> b;
+  {
+    environment env{systemd.address()};
+    b.emplace(dir.path / "root");
+  }
+  auto ready = systemd.next(30000);
+  BOOST_TEST(ready.rfind("READY=1\n", 0) == 0, ready);
+  BOOST_TEST(ready.find("\nSTATUS=0 instances, ") != std::string::npos, ready);
+  auto log = b->log();
+  auto serving = log.find("serving http://");
+  auto said_ready = log.find("service manager: ready (the first round has started)");
+  BOOST_TEST(serving != std::string::npos);
+  BOOST_TEST(said_ready != std::string::npos, log);
+  BOOST_TEST(serving < said_ready, "bound before ready");
+  // Half a period between feeds: four come well within ten periods.
+  int fed = 0;
+  wait_until([&] {
+    if (systemd.next().find("WATCHDOG=1\n") == 0)
+      ++fed;
+    return fed >= 4;
+  }, 10s);
+  BOOST_TEST(fed >= 4);
+  auto c = b->client();
+  BOOST_TEST(call(c, "PUT", "/demo/").status == 201);
+  auto put = call(c, "PUT", "/demo/instances/sd1/", json::object());
+  BOOST_TEST_REQUIRE(put.status == 201, put.body.dump());
+  auto env = environment_of(put.body["pid"].get<int>());
+  BOOST_TEST(!env.empty());
+  for (auto& var : env) {
+    BOOST_TEST(var.rfind("NOTIFY_SOCKET=", 0) != 0, var);
+    BOOST_TEST(var.rfind("WATCHDOG_USEC=", 0) != 0, var);
+  }
+  auto status = b->stop(SIGTERM);
+  BOOST_TEST(WIFEXITED(status));
+  BOOST_TEST(WEXITSTATUS(status) == 0);
+  bool stopping = false;
+  for (auto d = systemd.next(); !d.empty() && !stopping; d = systemd.next())
+    stopping = d.rfind("STOPPING=1\n", 0) == 0;
+  BOOST_TEST(stopping, "STOPPING=1 before the branch ended");
 }
 
 BOOST_AUTO_TEST_CASE(a_branch_killed_during_a_burst_of_changes_keeps_every_acknowledged_one) {
