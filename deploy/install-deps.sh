@@ -27,6 +27,9 @@ packages=(
   prometheus
   libclang-rt-14-dev
   chromium chromium-driver python3-selenium # the dashboard's browser test
+  help2man                     # the programs' manual pages
+  lintian adduser systemd      # the Debian package's test (lintian, the
+                               # maintainer scripts, systemd-analyze)
 )
 
 if [ "${1:-}" = "--bench" ]; then

@@ -5,7 +5,7 @@
 //
 //   cyme-explore [--seeds N] [--steps M] [--first-seed S] [--seed S]
 //                [--trace] [--json]
-//   cyme-explore --version
+//   cyme-explore --help | --version
 //
 // --trace prints the timeline (steps and the supervisor's events) of the
 // shrunk schedule of a failing seed. --json prints the figures of a run in
@@ -21,11 +21,34 @@
 
 namespace {
 
+constexpr const char* usage_line
+  = "usage: cyme-explore [--seeds N] [--steps M] [--first-seed S] [--seed S]"
+    " [--trace] [--json] | --help | --version\n";
+
 [[noreturn]] void usage(const std::string& problem) {
-  std::cerr << "cyme-explore: " << problem << "\n"
-            << "usage: cyme-explore [--seeds N] [--steps M] [--first-seed S]"
-               " [--seed S] [--trace] [--json] | --version\n";
+  std::cerr << "cyme-explore: " << problem << "\n" << usage_line;
   std::exit(2);
+}
+
+void help() {
+  std::cout
+    << "cyme-explore: runs the supervisor under random, seeded schedules of "
+       "faults and requests in virtual time and checks its invariants after "
+       "every step\n"
+    << usage_line
+    << "\nOptions:\n"
+       "  --seeds N        schedules to run (default 100)\n"
+       "  --steps M        steps per schedule (default 200)\n"
+       "  --first-seed S   seed of the first schedule (default 1)\n"
+       "  --seed S         run only the schedule of seed S\n"
+       "  --trace          print the timeline of a failing seed's shrunk "
+       "schedule\n"
+       "  --json           print the figures of a passing run as one JSON "
+       "line\n"
+       "  -h,--help        print this help and exit\n"
+       "  --version        print the version and exit\n"
+       "\nA failing seed is shrunk and printed as a scenario test; the exit "
+       "status is then 1 (2 for a bad flag).\n";
 }
 
 uint64_t number(const std::string& flag, const char* text) {
@@ -54,6 +77,10 @@ int main(int argc, char** argv) {
     std::string flag = argv[i];
     if (flag == "--version") {
       std::cout << cyme::version_text("cyme-explore") << "\n";
+      return 0;
+    }
+    if (flag == "--help" || flag == "-h") {
+      help();
       return 0;
     }
     if (flag == "--trace" || flag == "--json") {

@@ -3,7 +3,7 @@
 // every expectation held, 1 when one failed (named), 2 when the file is
 // unreadable or wrong (the line or field named).
 //
-//   cyme-scenario FILE.json [--quiet] | --version
+//   cyme-scenario FILE.json [--quiet] | --help | --version
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -11,6 +11,13 @@
 
 #include "messages/version.hpp"
 #include "testing/scenario_file.hpp"
+
+namespace {
+
+constexpr const char* usage_line
+  = "usage: cyme-scenario FILE.json [--quiet] | --help | --version\n";
+
+} // namespace
 
 int main(int argc, char** argv) {
   std::string file;
@@ -21,18 +28,35 @@ int main(int argc, char** argv) {
       std::cout << cyme::version_text("cyme-scenario") << "\n";
       return 0;
     }
+    if (arg == "--help" || arg == "-h") {
+      std::cout
+        << "cyme-scenario: runs a scenario file against the real supervisor "
+           "in virtual time\n"
+        << usage_line
+        << "\nOptions:\n"
+           "  FILE.json   the scenario: instances, settings, steps and "
+           "expectations (docs/SCENARIOS.md)\n"
+           "  --quiet     print only a failed expectation, not the "
+           "timeline\n"
+           "  -h,--help   print this help and exit\n"
+           "  --version   print the version and exit\n"
+           "\nExit status: 0 when every expectation held, 1 when one "
+           "failed (named), 2 when the file is unreadable or wrong (the "
+           "line or field named).\n";
+      return 0;
+    }
     if (arg == "--quiet")
       quiet = true;
     else if (file.empty() && !arg.empty() && arg[0] != '-')
       file = arg;
     else {
       std::cerr << "cyme-scenario: unexpected argument '" << arg << "'\n"
-                << "usage: cyme-scenario FILE.json [--quiet] | --version\n";
+                << usage_line;
       return 2;
     }
   }
   if (file.empty()) {
-    std::cerr << "usage: cyme-scenario FILE.json [--quiet] | --version\n";
+    std::cerr << usage_line;
     return 2;
   }
   std::ifstream in{file};

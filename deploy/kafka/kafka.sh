@@ -19,11 +19,13 @@
 #
 # DIR holds server.properties, log4j.properties, data/, kafka.pid and
 # kafka.log (the broker's output). Environment: KAFKA_HEAP_OPTS (default
-# "-Xmx512m -Xms256m"), KAFKA_START_TIMEOUT (seconds, default 90).
+# "-Xmx512m -Xms256m"), KAFKA_START_TIMEOUT (seconds, default 90), KAFKA_LIB
+# (where fetch puts the jars and start takes them; default lib/ beside
+# this script).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-lib="$here/lib"
+lib="${KAFKA_LIB:-$here/lib}"
 marker="$lib/.fetched"
 
 die() {
@@ -32,7 +34,7 @@ die() {
 }
 
 usage() {
-  sed -n '2,22p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,24p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -48,12 +50,12 @@ fetched() {
 
 cmd_fetch() {
   if fetched; then
-    echo "kafka.sh: lib/ is complete ($(find "$lib" -name '*.jar' | wc -l) jars)"
+    echo "kafka.sh: $lib is complete ($(find "$lib" -name '*.jar' | wc -l) jars)"
     return 0
   fi
   command -v mvn >/dev/null || die "mvn not found (deploy/install-deps.sh installs maven)"
   command -v java >/dev/null || die "java not found (deploy/install-deps.sh installs a JDK)"
-  local partial="$here/lib.partial"
+  local partial="$lib.partial"
   rm -rf "$partial"
   echo "kafka.sh: fetching the broker's jars from Maven Central (the first time may take minutes)"
   local started=$SECONDS
@@ -71,7 +73,7 @@ cmd_fetch() {
 }
 
 require_fetched() {
-  fetched || die "lib/ is not fetched: run '$0 fetch' first"
+  fetched || die "$lib is not fetched: run '$0 fetch' first"
 }
 
 # -- helpers -------------------------------------------------------------------
