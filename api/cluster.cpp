@@ -10,19 +10,19 @@ namespace cyme::api {
 
 namespace {
 
-/// Host and port of an http:// URL.
-std::optional<std::pair<std::string, int>> split_url(const std::string& url) {
-  const std::string scheme = "http://";
-  if (url.rfind(scheme, 0) != 0)
-    return std::nullopt;
-  auto rest = url.substr(scheme.size());
-  auto slash = rest.find('/');
-  if (slash != std::string::npos)
-    rest = rest.substr(0, slash);
-  auto colon = rest.rfind(':');
-  if (colon == std::string::npos)
-    return std::pair{rest, 80};
-  return std::pair{rest.substr(0, colon), std::atoi(rest.c_str() + colon + 1)};
+/// The scheme, host and port of a peer's http:// or https:// URL, as
+/// "https://host:port" (what httplib::Client takes); nothing for any other.
+std::optional<std::string> origin_of(const std::string& url) {
+  for (std::string scheme : {"http://", "https://"}) {
+    if (url.rfind(scheme, 0) != 0)
+      continue;
+    auto rest = url.substr(scheme.size());
+    rest = rest.substr(0, rest.find('/'));
+    if (rest.empty())
+      return std::nullopt;
+    return scheme + rest;
+  }
+  return std::nullopt;
 }
 
 std::string percent_encode(const std::string& x) {
@@ -98,10 +98,17 @@ std::optional<peer_answer>
 cluster_room::call(const branch_info& peer, const std::string& method,
                    const std::string& target, const std::string& body,
                    const std::string& type) {
-  auto hp = split_url(peer.http);
-  if (!hp)
+  auto origin = origin_of(peer.http);
+  if (!origin)
     return std::nullopt;
-  httplib::Client c{hp->first, hp->second};
+  httplib::Client c{*origin};
+  if (!c.is_valid())
+    return std::nullopt;
+  // A peer over HTTPS proves who it is with a certificate of the CA given
+  // (--http-ca), or else of one the system trusts.
+  c.enable_server_certificate_verification(true);
+  if (!ctx_.settings.peer_ca_file.empty())
+    c.set_ca_cert_path(ctx_.settings.peer_ca_file.c_str());
   // Branches of one cluster share the token.
   if (!ctx_.settings.token.empty())
     c.set_bearer_token_auth(ctx_.settings.token.c_str());

@@ -379,6 +379,8 @@ http_api::http_api(http_parts parts, http_settings settings)
   ss.keep_alive_timeout = settings.keep_alive_timeout;
   ss.keep_alive_requests = settings.keep_alive_requests;
   ss.max_connections = settings.max_connections;
+  ss.tls_cert_file = settings.tls_cert_file;
+  ss.tls_key_file = settings.tls_key_file;
   ss.max_body_bytes = max_wire_message;
   // A batch of tasks (POST /<app>/queue/<queue>/, or under /apps/) may be
   // up to max_batch tasks; every other body stays within one wire message.

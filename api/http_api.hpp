@@ -59,6 +59,12 @@ struct http_settings {
   std::chrono::milliseconds keep_alive_timeout{std::chrono::seconds{30}};
   uint32_t keep_alive_requests = 1000;
   uint32_t max_connections = 4096;
+  /// PEM certificate and key: when set, the API is served over HTTPS.
+  std::string tls_cert_file;
+  std::string tls_key_file;
+  /// PEM CAs that peers' HTTPS certificates are checked against when a
+  /// request is forwarded to them; empty: the system's.
+  std::string peer_ca_file;
 };
 
 /// What the API talks to.

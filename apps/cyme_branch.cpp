@@ -51,6 +51,7 @@
 #include "apps/token_file.hpp"
 #include "api/events.hpp"
 #include "api/http_api.hpp"
+#include "transport/http_server.hpp"
 #include "transport/kafka.hpp"
 #include "transport/log_files.hpp"
 #include "transport/logging.hpp"
@@ -121,6 +122,11 @@ struct branch_options {
   bool node_insecure = false;
   std::string token;
   std::string token_file;
+  // HTTPS: this branch's certificate and key, the CA its peers' are checked
+  // against.
+  std::string http_cert;
+  std::string http_key;
+  std::string http_ca;
   // The HTTP server's limits, defaults from http_settings.
   double http_header_timeout = seconds_of(http_settings{}.header_timeout);
   double http_body_timeout = seconds_of(http_settings{}.body_timeout);
@@ -365,6 +371,16 @@ int main(int argc, char** argv) {
                  "branch id, unique per Kafka cluster (names its reply topic; "
                  "default: the host name)");
   app.add_option("--http", o.http, "HTTP API address HOST:PORT (loopback by default)");
+  app.add_option("--http-cert", o.http_cert,
+                 "PEM certificate (chain) of the HTTP API: with --http-key, "
+                 "the API is served over HTTPS only (TLS 1.2 or later)");
+  app.add_option("--http-key", o.http_key,
+                 "PEM private key of --http-cert (a file only its owner may "
+                 "read)");
+  app.add_option("--http-ca", o.http_ca,
+                 "PEM file of the CA that other branches' HTTPS certificates "
+                 "are checked against when requests are forwarded to them "
+                 "(default: the system's)");
   app.add_option("--root", o.root,
                  "folder for the model database, pid files, logs and the "
                  "embedded cluster");
@@ -498,6 +514,24 @@ int main(int argc, char** argv) {
              + std::to_string(max_standby_workers));
   if (auto p = name_problem("branch id", o.id); !p.empty())
     bad_flag(p);
+  if (o.http_cert.empty() != o.http_key.empty())
+    bad_flag("--http-cert and --http-key go together");
+  if (!o.http_cert.empty()) {
+    // Like ssh and PostgreSQL: a key every user may read is no secret.
+    struct stat key_stat {};
+    if (::stat(o.http_key.c_str(), &key_stat) == 0
+        && (key_stat.st_mode & S_IRWXO) != 0) {
+      char mode[8];
+      std::snprintf(mode, sizeof(mode), "%04o", key_stat.st_mode & 07777);
+      bad_flag("--http-key " + o.http_key + ": mode " + mode
+               + " lets every user read it (chmod o-rwx)");
+    }
+    if (auto p = http::tls_problem(o.http_cert, o.http_key); !p.empty())
+      bad_flag("--http-cert/--http-key: " + p);
+  }
+  if (!o.http_ca.empty())
+    if (auto p = http::ca_problem(o.http_ca); !p.empty())
+      bad_flag("--http-ca: " + p);
   if (!o.token_file.empty()) {
     if (!o.token.empty())
       bad_flag("give the token once: --token (or CYME_TOKEN) or --token-file");
@@ -783,12 +817,13 @@ int main(int argc, char** argv) {
   // once bound.
   std::atomic<uint16_t> http_bound{0};
   auto advertised_host = http_host == "0.0.0.0" ? default_id() : http_host;
+  const std::string http_scheme = o.http_cert.empty() ? "http://" : "https://";
   presence branches{
     kafka::base_config(bootstrap, kafka_props), presence_settings{},
     [&, sup] {
       branch_info me;
       me.id = o.id;
-      me.http = "http://" + advertised_host + ":"
+      me.http = http_scheme + advertised_host + ":"
                 + std::to_string(http_bound.load());
       me.node = node_address;
       if (auto st = ask<supervisor_status>(sys, sup, status_atom::value))
@@ -831,13 +866,16 @@ int main(int argc, char** argv) {
   hs.keep_alive_timeout = millis_of(o.http_keep_alive_timeout);
   hs.keep_alive_requests = o.http_keep_alive_requests;
   hs.max_connections = o.http_max_connections;
+  hs.tls_cert_file = o.http_cert;
+  hs.tls_key_file = o.http_key;
+  hs.peer_ca_file = o.http_ca;
   hs.handler_threads = o.http_threads;
   raise_descriptor_limit(o.http_max_connections);
   http_api api{parts, hs};
   if (auto err = api.start(); !err.empty())
     die(err);
   http_bound = api.port();
-  branch_log.info("cyme-branch " + o.id + " serving http://" + http_host + ":"
+  branch_log.info("cyme-branch " + o.id + " serving " + http_scheme + http_host + ":"
                   + std::to_string(api.port()) + "/ (root " + root.string()
                   + ", kafka " + bootstrap + "; programs allowed: "
                   + worker.string() + ", " + programs.describe() + ")");

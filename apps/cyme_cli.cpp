@@ -58,9 +58,10 @@ Exit codes:
   3  the branch could not be reached, timed out, or answered 5xx
   4  tasks wait timed out (504): the task is still PENDING
 
-Environment: CYME_BRANCH (branch URL), CYME_TOKEN (bearer token).
-Global options (--branch, --token, --token-file, --timeout, --json) may come before or
-after the command.)";
+Environment: CYME_BRANCH (branch URL), CYME_TOKEN (bearer token),
+CYME_HTTP_CA (the CA of an https:// branch).
+Global options (--branch, --token, --token-file, --http-ca, --timeout, --json) may
+come before or after the command.)";
 
 /// Every option and positional of the command line. Only one command runs
 /// per invocation, so commands share the fields they have in common.
@@ -70,6 +71,7 @@ struct arguments {
   cyme::cli::node_tls tls;
   std::string token;
   std::string token_file;
+  std::string http_ca;
   int timeout_s = default_timeout_s;
   bool as_json = false;
   std::string app;
@@ -784,7 +786,8 @@ int run(int argc, char** argv) {
   root.fallthrough();
   root.footer(footer_text);
   root.require_subcommand(1);
-  root.add_option("--branch", a.branch, "the branch's URL, http://HOST:PORT")
+  root.add_option("--branch", a.branch,
+                  "the branch's URL, http://HOST:PORT or https://HOST:PORT")
     ->envname("CYME_BRANCH")
     ->capture_default_str()
     ->check(branch_url_rule());
@@ -792,6 +795,11 @@ int run(int argc, char** argv) {
                   "sent as 'Authorization: Bearer TOKEN'")
     ->envname("CYME_TOKEN")
     ->check(token_rule());
+  root.add_option("--http-ca", a.http_ca,
+                  "PEM file of the CA an https:// branch's certificate is "
+                  "checked against (default: the system's)")
+    ->envname("CYME_HTTP_CA")
+    ->check(CLI::ExistingFile);
   root.add_option("--token-file", a.token_file,
                   "read the token from this file (mode 0600 or stricter), so "
                   "that it is not on the command line");
@@ -878,6 +886,12 @@ int run(int argc, char** argv) {
   cyme::cli::connection_settings settings;
   // Validated by branch_url_rule during parsing.
   settings.address = *cyme::cli::parse_branch_url(a.branch, nullptr);
+  if (!a.http_ca.empty() && !settings.address.tls) {
+    std::cerr << "cyme: --http-ca is for an https:// branch, not "
+              << a.branch << "\n";
+    return cyme::cli::exit_usage;
+  }
+  settings.ca_file = a.http_ca;
   settings.token = a.token;
   settings.timeout_s = a.timeout_s;
   return cyme::cli::perform(settings, request, a.as_json, std::cout,

@@ -20,7 +20,7 @@ packages=(
   curl
   openjdk-17-jdk-headless
   maven
-  openssl
+  openssl libssl-dev
   iproute2
   clang-14
   python3 python3-venv

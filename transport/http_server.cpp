@@ -12,16 +12,22 @@
 
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/post.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
+#include <openssl/err.h>
+#include <openssl/x509.h>
 
 namespace cyme::http {
 
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 namespace net = boost::asio;
+namespace ssl = boost::asio::ssl;
 using tcp = net::ip::tcp;
+using tls_stream = beast::ssl_stream<beast::tcp_stream>;
 
 // -- requests -------------------------------------------------------------------
 
@@ -133,6 +139,8 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
   net::steady_timer accept_retry{ioc};
   uint16_t bound_port = 0;
   std::atomic<bool> stopped{false};
+  /// Set when the server speaks HTTPS.
+  std::optional<ssl::context> tls;
 
   void accept();
   void refuse(tcp::socket socket);
@@ -142,17 +150,15 @@ struct server::impl : std::enable_shared_from_this<server::impl> {
 
 namespace {
 
+/// One connection, plain or TLS (`connection<Stream>` below): what the
+/// server and the exchanges ask of it, on the server's thread.
 class session : public std::enable_shared_from_this<session> {
 public:
   enum class phase { reading, handling, writing, streaming, closed };
 
-  session(std::shared_ptr<server::impl> srv, tcp::socket socket)
-    : srv_(std::move(srv)), stream_(std::move(socket)) {
-  }
+  virtual ~session() = default;
 
-  void start() {
-    read_request();
-  }
+  virtual void start() = 0;
 
   phase current_phase() const {
     return phase_;
@@ -161,20 +167,51 @@ public:
   /// Whether the exchange being handled is parked (a long poll).
   bool parked() const;
 
-  void close();
+  virtual void close() = 0;
 
   // Called on the server's thread by the exchange.
-  void write_response(const exchange_impl* ex, response res);
-  void begin_stream(const exchange_impl* ex, int status, std::string type,
-                    std::vector<std::pair<std::string, std::string>> headers);
-  void push(const exchange_impl* ex, std::string chunk);
-  void finish_stream(const exchange_impl* ex);
+  virtual void write_response(const exchange_impl* ex, response res) = 0;
+  virtual void begin_stream(const exchange_impl* ex, int status,
+                            std::string type,
+                            std::vector<std::pair<std::string, std::string>>
+                              headers)
+    = 0;
+  virtual void push(const exchange_impl* ex, std::string chunk) = 0;
+  virtual void finish_stream(const exchange_impl* ex) = 0;
 
-  server::impl& srv() {
-    return *srv_;
+protected:
+  phase phase_ = phase::reading;
+  std::shared_ptr<exchange_impl> current_;
+};
+
+/// A connection over `Stream`: beast::tcp_stream, or tls_stream for HTTPS
+/// (the handshake first, within the header timeout).
+template <class Stream>
+class connection : public session {
+public:
+  connection(std::shared_ptr<server::impl> srv, Stream stream)
+    : srv_(std::move(srv)), stream_(std::move(stream)) {
   }
 
+  void start() override;
+  void close() override;
+  void write_response(const exchange_impl* ex, response res) override;
+  void begin_stream(const exchange_impl* ex, int status, std::string type,
+                    std::vector<std::pair<std::string, std::string>> headers)
+    override;
+  void push(const exchange_impl* ex, std::string chunk) override;
+  void finish_stream(const exchange_impl* ex) override;
+
 private:
+  static constexpr bool is_tls = std::is_same_v<Stream, tls_stream>;
+
+  std::shared_ptr<connection> me() {
+    return std::static_pointer_cast<connection>(shared_from_this());
+  }
+  beast::tcp_stream& tcp() {
+    return beast::get_lowest_layer(stream_);
+  }
+
   void read_request();
   void on_header(beast::error_code ec);
   void read_body();
@@ -188,14 +225,12 @@ private:
   void after_answer();
 
   std::shared_ptr<server::impl> srv_;
-  beast::tcp_stream stream_;
+  Stream stream_;
   beast::flat_buffer buffer_;
   std::optional<bhttp::request_parser<bhttp::string_body>> parser_;
-  phase phase_ = phase::reading;
   uint32_t served_ = 0;
   bool keep_alive_ = false;
   uint64_t watch_gen_ = 0;
-  std::shared_ptr<exchange_impl> current_;
   // A stream.
   std::shared_ptr<bhttp::response<bhttp::empty_body>> stream_head_;
   std::shared_ptr<bhttp::response_serializer<bhttp::empty_body>> stream_sr_;
@@ -356,7 +391,26 @@ bool session::parked() const {
   return current_ && current_->parked();
 }
 
-void session::read_request() {
+template <class Stream>
+void connection<Stream>::start() {
+  if constexpr (is_tls) {
+    tcp().expires_after(srv_->settings.header_timeout);
+    stream_.async_handshake(ssl::stream_base::server,
+                            [self = me()](beast::error_code ec) {
+                              if (ec) {
+                                if (ec == beast::error::timeout)
+                                  self->srv_->counters.timeouts_total++;
+                                return self->close();
+                              }
+                              self->read_request();
+                            });
+  } else {
+    read_request();
+  }
+}
+
+template <class Stream>
+void connection<Stream>::read_request() {
   phase_ = phase::reading;
   current_.reset();
   parser_.emplace();
@@ -367,16 +421,17 @@ void session::read_request() {
   parser_->body_limit(srv_->settings.body_limit_for
                         ? std::numeric_limits<std::uint64_t>::max()
                         : srv_->settings.max_body_bytes);
-  stream_.expires_after(served_ == 0 ? srv_->settings.header_timeout
+  tcp().expires_after(served_ == 0 ? srv_->settings.header_timeout
                                      : srv_->settings.keep_alive_timeout);
   bhttp::async_read_header(stream_, buffer_, *parser_,
-                           [self = shared_from_this()](beast::error_code ec,
+                           [self = me()](beast::error_code ec,
                                                        std::size_t) {
                              self->on_header(ec);
                            });
 }
 
-void session::on_header(beast::error_code ec) {
+template <class Stream>
+void connection<Stream>::on_header(beast::error_code ec) {
   if (ec)
     return fail_request(ec);
   if (srv_->stopping)
@@ -395,9 +450,9 @@ void session::on_header(beast::error_code ec) {
   if (beast::iequals(expect, "100-continue") && !parser_->is_done()) {
     auto cont = std::make_shared<bhttp::response<bhttp::empty_body>>(
       bhttp::status::continue_, head.version());
-    stream_.expires_after(srv_->settings.body_timeout);
+    tcp().expires_after(srv_->settings.body_timeout);
     bhttp::async_write(stream_, *cont,
-                       [self = shared_from_this(), cont](beast::error_code ec,
+                       [self = me(), cont](beast::error_code ec,
                                                          std::size_t) {
                          if (ec)
                            return self->close();
@@ -408,18 +463,20 @@ void session::on_header(beast::error_code ec) {
   read_body();
 }
 
-void session::read_body() {
+template <class Stream>
+void connection<Stream>::read_body() {
   if (parser_->is_done())
     return on_body({});
-  stream_.expires_after(srv_->settings.body_timeout);
+  tcp().expires_after(srv_->settings.body_timeout);
   bhttp::async_read(stream_, buffer_, *parser_,
-                    [self = shared_from_this()](beast::error_code ec,
+                    [self = me()](beast::error_code ec,
                                                 std::size_t) {
                       self->on_body(ec);
                     });
 }
 
-void session::fail_request(beast::error_code ec) {
+template <class Stream>
+void connection<Stream>::fail_request(beast::error_code ec) {
   if (ec == beast::error::timeout)
     srv_->counters.timeouts_total++;
   if (ec == bhttp::error::header_limit)
@@ -432,10 +489,11 @@ void session::fail_request(beast::error_code ec) {
   close();
 }
 
-void session::on_body(beast::error_code ec) {
+template <class Stream>
+void connection<Stream>::on_body(beast::error_code ec) {
   if (ec)
     return fail_request(ec);
-  stream_.expires_never();
+  tcp().expires_never();
   auto msg = parser_->release();
   request req;
   req.method = std::string{msg.method_string()};
@@ -473,16 +531,20 @@ void session::on_body(beast::error_code ec) {
 }
 
 /// Notices a client that goes while its request is handled, so a long poll
-/// or a stream is ended (and its resources freed) at once.
-void session::watch_client() {
+/// or a stream is ended (and its resources freed) at once. It peeks at the
+/// socket below TLS: a TLS client that says close_notify before it goes
+/// sends bytes, taken for a pipelined request, so its long poll ends at
+/// its own deadline and its stream at the next write.
+template <class Stream>
+void connection<Stream>::watch_client() {
   auto gen = ++watch_gen_;
-  stream_.socket().async_wait(
+  tcp().socket().async_wait(
     tcp::socket::wait_read,
-    [self = shared_from_this(), gen](beast::error_code ec) {
+    [self = me(), gen](beast::error_code ec) {
       if (ec || gen != self->watch_gen_ || self->phase_ == phase::closed)
         return;
       char c;
-      auto n = ::recv(self->stream_.socket().native_handle(), &c, 1,
+      auto n = ::recv(self->tcp().socket().native_handle(), &c, 1,
                       MSG_PEEK | MSG_DONTWAIT);
       if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
         self->close();
@@ -493,13 +555,15 @@ void session::watch_client() {
     });
 }
 
-void session::stop_watching() {
+template <class Stream>
+void connection<Stream>::stop_watching() {
   ++watch_gen_;
   beast::error_code ec;
-  stream_.socket().cancel(ec);
+  tcp().socket().cancel(ec);
 }
 
-void session::write_response(const exchange_impl* ex, response r) {
+template <class Stream>
+void connection<Stream>::write_response(const exchange_impl* ex, response r) {
   if (phase_ != phase::handling || ex != current_.get())
     return;
   stop_watching();
@@ -517,7 +581,8 @@ void session::write_response(const exchange_impl* ex, response r) {
   write(std::move(res));
 }
 
-void session::reply_and_close(int status, const std::string& text) {
+template <class Stream>
+void connection<Stream>::reply_and_close(int status, const std::string& text) {
   if (phase_ == phase::closed)
     return;
   stop_watching();
@@ -532,11 +597,12 @@ void session::reply_and_close(int status, const std::string& text) {
   write(std::move(res));
 }
 
-void session::write(std::shared_ptr<bhttp::response<bhttp::string_body>> res) {
+template <class Stream>
+void connection<Stream>::write(std::shared_ptr<bhttp::response<bhttp::string_body>> res) {
   phase_ = phase::writing;
-  stream_.expires_after(srv_->settings.body_timeout);
+  tcp().expires_after(srv_->settings.body_timeout);
   bhttp::async_write(stream_, *res,
-                     [self = shared_from_this(), res](beast::error_code ec,
+                     [self = me(), res](beast::error_code ec,
                                                       std::size_t) {
                        if (ec)
                          return self->close();
@@ -544,18 +610,20 @@ void session::write(std::shared_ptr<bhttp::response<bhttp::string_body>> res) {
                      });
 }
 
-void session::after_answer() {
+template <class Stream>
+void connection<Stream>::after_answer() {
   if (current_)
     current_->done();
   if (!keep_alive_ || srv_->stopping) {
     beast::error_code ignored;
-    stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
+    tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
     return close();
   }
   read_request();
 }
 
-void session::begin_stream(const exchange_impl* ex, int status,
+template <class Stream>
+void connection<Stream>::begin_stream(const exchange_impl* ex, int status,
                            std::string type,
                            std::vector<std::pair<std::string, std::string>>
                              headers) {
@@ -577,9 +645,9 @@ void session::begin_stream(const exchange_impl* ex, int status,
   stream_sr_ = std::make_shared<bhttp::response_serializer<bhttp::empty_body>>(
     *stream_head_);
   chunk_writing_ = true;
-  stream_.expires_after(srv_->settings.body_timeout);
+  tcp().expires_after(srv_->settings.body_timeout);
   bhttp::async_write_header(stream_, *stream_sr_,
-                            [self = shared_from_this()](beast::error_code ec,
+                            [self = me()](beast::error_code ec,
                                                         std::size_t) {
                               self->chunk_writing_ = false;
                               if (ec)
@@ -589,21 +657,24 @@ void session::begin_stream(const exchange_impl* ex, int status,
                             });
 }
 
-void session::push(const exchange_impl* ex, std::string chunk) {
+template <class Stream>
+void connection<Stream>::push(const exchange_impl* ex, std::string chunk) {
   if (phase_ != phase::streaming || ex != current_.get())
     return;
   out_.push_back(std::move(chunk));
   pump();
 }
 
-void session::finish_stream(const exchange_impl* ex) {
+template <class Stream>
+void connection<Stream>::finish_stream(const exchange_impl* ex) {
   if (phase_ != phase::streaming || ex != current_.get())
     return;
   stream_ending_ = true;
   pump();
 }
 
-void session::pump() {
+template <class Stream>
+void connection<Stream>::pump() {
   if (phase_ != phase::streaming || chunk_writing_ || !head_written_)
     return;
   if (out_.empty()) {
@@ -613,9 +684,9 @@ void session::pump() {
     stream_ending_ = false;
     chunk_writing_ = true;
     stop_watching();
-    stream_.expires_after(srv_->settings.body_timeout);
+    tcp().expires_after(srv_->settings.body_timeout);
     net::async_write(stream_, bhttp::make_chunk_last(),
-                     [self = shared_from_this()](beast::error_code ec,
+                     [self = me()](beast::error_code ec,
                                                  std::size_t) {
                        self->chunk_writing_ = false;
                        self->srv_->counters.streams_open--;
@@ -628,9 +699,9 @@ void session::pump() {
   }
   chunk_writing_ = true;
   auto size = out_.front().size();
-  stream_.expires_after(srv_->settings.body_timeout);
+  tcp().expires_after(srv_->settings.body_timeout);
   net::async_write(stream_, bhttp::make_chunk(net::buffer(out_.front())),
-                   [self = shared_from_this(), size](beast::error_code ec,
+                   [self = me(), size](beast::error_code ec,
                                                      std::size_t) {
                      self->chunk_writing_ = false;
                      if (self->current_)
@@ -643,7 +714,8 @@ void session::pump() {
                    });
 }
 
-void session::close() {
+template <class Stream>
+void connection<Stream>::close() {
   if (phase_ == phase::closed)
     return;
   if (phase_ == phase::streaming)
@@ -651,8 +723,8 @@ void session::close() {
   phase_ = phase::closed;
   ++watch_gen_;
   beast::error_code ec;
-  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
-  stream_.close();
+  tcp().socket().shutdown(tcp::socket::shutdown_both, ec);
+  tcp().close();
   out_.clear();
   if (auto ex = std::move(current_))
     ex->lost();
@@ -682,7 +754,13 @@ void server::impl::accept() {
       // Answers go out at once, not held back for a delayed ACK.
       beast::error_code ignored;
       socket.set_option(tcp::no_delay(true), ignored);
-      auto s = std::make_shared<session>(self, std::move(socket));
+      std::shared_ptr<session> s;
+      if (self->tls)
+        s = std::make_shared<connection<tls_stream>>(
+          self, tls_stream{beast::tcp_stream{std::move(socket)}, *self->tls});
+      else
+        s = std::make_shared<connection<beast::tcp_stream>>(
+          self, beast::tcp_stream{std::move(socket)});
       self->sessions.emplace(s.get(), s);
       self->counters.connections_open++;
       self->counters.connections_total++;
@@ -692,27 +770,67 @@ void server::impl::accept() {
   });
 }
 
+namespace {
+
+/// A 503 to a connection past the cap, then the connection closed; over
+/// TLS after the handshake. One second for all of it.
+template <class Stream>
+struct refusal : std::enable_shared_from_this<refusal<Stream>> {
+  Stream stream;
+  bhttp::response<bhttp::string_body> res;
+
+  explicit refusal(Stream s) : stream(std::move(s)) {
+    res.version(11);
+    res.result(bhttp::status::service_unavailable);
+    res.set(bhttp::field::content_type, "application/json");
+    res.set(bhttp::field::retry_after, "1");
+    res.body() = error_body("too many connections; try again shortly");
+    res.keep_alive(false);
+    res.prepare_payload();
+  }
+
+  void start() {
+    beast::get_lowest_layer(stream).expires_after(std::chrono::seconds{1});
+    if constexpr (std::is_same_v<Stream, tls_stream>)
+      stream.async_handshake(ssl::stream_base::server,
+                             [r = this->shared_from_this()](
+                               beast::error_code ec) {
+                               if (ec)
+                                 return r->close();
+                               r->write();
+                             });
+    else
+      write();
+  }
+
+  void write() {
+    bhttp::async_write(stream, res,
+                       [r = this->shared_from_this()](beast::error_code,
+                                                      std::size_t) {
+                         r->close();
+                       });
+  }
+
+  void close() {
+    beast::error_code ec;
+    auto& lowest = beast::get_lowest_layer(stream);
+    lowest.socket().shutdown(tcp::socket::shutdown_both, ec);
+    lowest.close();
+  }
+};
+
+} // namespace
+
 void server::impl::refuse(tcp::socket socket) {
   counters.connections_refused++;
-  struct refusal {
-    beast::tcp_stream stream;
-    bhttp::response<bhttp::string_body> res;
-  };
-  auto r = std::make_shared<refusal>(refusal{beast::tcp_stream{std::move(socket)},
-                                             {}});
-  r->res.version(11);
-  r->res.result(bhttp::status::service_unavailable);
-  r->res.set(bhttp::field::content_type, "application/json");
-  r->res.set(bhttp::field::retry_after, "1");
-  r->res.body() = error_body("too many connections; try again shortly");
-  r->res.keep_alive(false);
-  r->res.prepare_payload();
-  r->stream.expires_after(std::chrono::seconds{1});
-  bhttp::async_write(r->stream, r->res, [r](beast::error_code, std::size_t) {
-    beast::error_code ec;
-    r->stream.socket().shutdown(tcp::socket::shutdown_both, ec);
-    r->stream.close();
-  });
+  if (tls)
+    std::make_shared<refusal<tls_stream>>(
+      tls_stream{beast::tcp_stream{std::move(socket)}, *tls})
+      ->start();
+  else
+    std::make_shared<refusal<beast::tcp_stream>>(
+      beast::tcp_stream{std::move(socket)})
+      ->start();
 }
 
 void server::impl::removed(session* s) {
@@ -762,8 +880,57 @@ server::~server() {
   stop();
 }
 
+namespace {
+
+/// Loads a server's certificate chain and key into `ctx`: TLS 1.2 or
+/// later. Empty on success, else why not.
+std::string load_tls(ssl::context& ctx, const std::string& cert_file,
+                     const std::string& key_file) {
+  beast::error_code ec;
+  ctx.set_options(ssl::context::default_workarounds | ssl::context::no_sslv2
+                    | ssl::context::no_sslv3 | ssl::context::no_tlsv1
+                    | ssl::context::no_tlsv1_1 | ssl::context::single_dh_use,
+                  ec);
+  ctx.use_certificate_chain_file(cert_file, ec);
+  if (ec)
+    return "cannot load the certificate " + cert_file + ": " + ec.message();
+  // OpenSSL checks that the key is the certificate's as it loads it.
+  ctx.use_private_key_file(key_file, ssl::context::pem, ec);
+  if (ec && ERR_GET_REASON(static_cast<unsigned long>(ec.value()))
+              == X509_R_KEY_VALUES_MISMATCH)
+    return "the private key " + key_file + " does not belong to the "
+           "certificate " + cert_file;
+  if (ec)
+    return "cannot load the private key " + key_file + ": " + ec.message();
+  return {};
+}
+
+} // namespace
+
+std::string tls_problem(const std::string& cert_file,
+                        const std::string& key_file) {
+  ssl::context ctx{ssl::context::tls_server};
+  return load_tls(ctx, cert_file, key_file);
+}
+
+std::string ca_problem(const std::string& path) {
+  ssl::context ctx{ssl::context::tls_client};
+  beast::error_code ec;
+  ctx.load_verify_file(path, ec);
+  if (ec)
+    return "cannot load the CA certificates " + path + ": " + ec.message();
+  return {};
+}
+
 std::string server::start() {
   auto& s = *impl_;
+  if (!s.settings.tls_cert_file.empty() || !s.settings.tls_key_file.empty()) {
+    s.tls.emplace(ssl::context::tls_server);
+    if (auto err = load_tls(*s.tls, s.settings.tls_cert_file,
+                            s.settings.tls_key_file);
+        !err.empty())
+      return err;
+  }
   beast::error_code ec;
   auto address = net::ip::make_address(s.settings.host, ec);
   if (ec)

@@ -1,7 +1,7 @@
 #pragma once
 
-/// The branch's HTTP/1.1 server: Boost.Beast on one Asio thread, event
-/// driven. No connection owns a thread: a slow client, a long poll or a
+/// The branch's HTTP/1.1 server, plain or over TLS: Boost.Beast on one Asio
+/// thread, event driven. No connection owns a thread: a slow client, a long poll or a
 /// stream costs a socket and a few buffers. Requests are handed to a
 /// handler as `exchange`s, which may be answered later from any thread, or
 /// turned into a stream (Server-Sent Events, a followed log).
@@ -133,7 +133,23 @@ struct server_settings {
   std::size_t stream_backlog_bytes = 1024 * 1024;
   /// How long stopping waits for requests being handled.
   std::chrono::milliseconds stop_grace{std::chrono::seconds{2}};
+  /// PEM files of the certificate (its chain) and the private key: when
+  /// set, the server speaks HTTPS only (TLS 1.2 or later), the handshake
+  /// within the header timeout.
+  std::string tls_cert_file;
+  std::string tls_key_file;
 };
+
+/// Why the certificate and key in these PEM files cannot serve HTTPS (one
+/// does not load, or the key is not the certificate's), empty when they
+/// can.
+std::string tls_problem(const std::string& cert_file,
+                        const std::string& key_file);
+
+/// Why the PEM file at `path` cannot serve as the CAs a client checks
+/// servers against (it does not load, or holds no certificate), empty when
+/// it can.
+std::string ca_problem(const std::string& path);
 
 /// What the server counts, for /metrics.
 struct server_counters {

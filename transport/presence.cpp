@@ -52,7 +52,8 @@ std::optional<branch_info> decode_presence(const std::string& bytes,
   }
   if (!name_problem("branch id", info.id).empty())
     return bad("announcement has an invalid branch id");
-  if (info.http.rfind("http://", 0) != 0 || info.http.size() > 256)
+  if ((info.http.rfind("http://", 0) != 0 && info.http.rfind("https://", 0) != 0)
+      || info.http.size() > 256)
     return bad("announcement has an invalid HTTP URL");
   auto n = doc.find("instances");
   auto l = doc.find("load");

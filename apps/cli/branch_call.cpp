@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <memory>
 #include <ostream>
 
 #include <httplib.h>
@@ -78,6 +79,13 @@ std::string transport_problem(httplib::Error error, int read_timeout_s) {
              + " s, or the connection was closed)";
     case httplib::Error::Write:
       return "the request could not be sent";
+    case httplib::Error::SSLConnection:
+      return "the TLS handshake failed (does the branch serve https?)";
+    case httplib::Error::SSLLoadingCerts:
+      return "cannot load the CA certificates (--http-ca)";
+    case httplib::Error::SSLServerVerification:
+      return "its certificate is not signed by a CA this client trusts "
+             "(--http-ca), or does not name this host";
     default:
       return httplib::to_string(error);
   }
@@ -85,7 +93,8 @@ std::string transport_problem(httplib::Error error, int read_timeout_s) {
 
 std::string url_of(const branch_address& address) {
   bool ipv6 = address.host.find(':') != std::string::npos;
-  return "http://" + (ipv6 ? "[" + address.host + "]" : address.host) + ":"
+  return (address.tls ? "https://" : "http://")
+         + (ipv6 ? "[" + address.host + "]" : address.host) + ":"
          + std::to_string(address.port);
 }
 
@@ -171,22 +180,27 @@ std::optional<branch_address> parse_branch_url(std::string_view url,
   auto fail = [&](std::string reason) -> std::optional<branch_address> {
     if (why != nullptr)
       *why = "branch URL '" + std::string{url} + "' " + reason
-             + " (expected http://HOST:PORT, e.g. http://127.0.0.1:8000)";
+             + " (expected http://HOST:PORT or https://HOST:PORT, e.g. "
+               "http://127.0.0.1:8000)";
     return std::nullopt;
   };
-  constexpr std::string_view scheme = "http://";
-  if (starts_with_nocase(url, "https://"))
-    return fail("uses https, but the branch serves plain HTTP");
-  if (!starts_with_nocase(url, scheme))
-    return fail("does not start with http://");
-  auto rest = url.substr(scheme.size());
+  branch_address address;
+  std::string_view rest;
+  if (starts_with_nocase(url, "http://")) {
+    rest = url.substr(7);
+  } else if (starts_with_nocase(url, "https://")) {
+    rest = url.substr(8);
+    address.tls = true;
+    address.port = 443;
+  } else {
+    return fail("does not start with http:// or https://");
+  }
   auto end = rest.find_first_of("/?#");
   auto authority = rest.substr(0, end);
   if (end != std::string_view::npos && rest.substr(end) != "/")
     return fail("has a path, query or fragment; the API is at the root");
   if (authority.find('@') != std::string_view::npos)
     return fail("holds user info; use --token to authenticate");
-  branch_address address;
   std::string_view port;
   if (!authority.empty() && authority.front() == '[') {
     auto close = authority.find(']');
@@ -261,7 +275,21 @@ std::string branch_call::target() const {
 
 int perform(const connection_settings& settings, const branch_call& call,
             bool as_json, std::ostream& out, std::ostream& err) {
-  httplib::Client client{settings.address.host, settings.address.port};
+  // ClientImpl is plain HTTP; SSLClient, made from it, HTTPS, checking the
+  // branch's certificate and that it names the host.
+  std::unique_ptr<httplib::ClientImpl> tls_or_plain;
+  if (settings.address.tls) {
+    auto c = std::make_unique<httplib::SSLClient>(settings.address.host,
+                                                  settings.address.port);
+    c->enable_server_certificate_verification(true);
+    if (!settings.ca_file.empty())
+      c->set_ca_cert_path(settings.ca_file);
+    tls_or_plain = std::move(c);
+  } else {
+    tls_or_plain = std::make_unique<httplib::ClientImpl>(
+      settings.address.host, settings.address.port);
+  }
+  auto& client = *tls_or_plain;
   int read_timeout_s = std::max(settings.timeout_s, call.min_read_timeout_s);
   client.set_connection_timeout(settings.timeout_s);
   client.set_read_timeout(read_timeout_s);

@@ -36,12 +36,15 @@ struct branch_address {
   /// Host name or address; an IPv6 literal without its brackets.
   std::string host;
   int port = 80;
+  /// https://: the branch serves its API over TLS.
+  bool tls = false;
 };
 
 /// Parses a branch URL. Returns nothing and says why in `why` when `url` is
-/// not `http://HOST[:PORT]` with an optional trailing slash: the branch
-/// serves plain HTTP at its root, so a scheme other than http, user info, a
-/// path, a query or a fragment would be silently ignored or misrouted.
+/// not `http://HOST[:PORT]` or `https://HOST[:PORT]` (ports 80 and 443 by
+/// default) with an optional trailing slash: the branch serves its API at
+/// its root, so another scheme, user info, a path, a query or a fragment
+/// would be silently ignored or misrouted.
 std::optional<branch_address> parse_branch_url(std::string_view url,
                                                std::string* why);
 
@@ -97,6 +100,9 @@ struct connection_settings {
   std::string token;
   /// Connect, read and write timeout in seconds.
   int timeout_s = 120;
+  /// PEM CAs an https:// branch's certificate is checked against; empty:
+  /// the system's.
+  std::string ca_file;
 };
 
 /// Percent-encodes everything in `text` except RFC 3986 unreserved

@@ -1022,8 +1022,9 @@ BOOST_AUTO_TEST_CASE(a_malformed_branch_url_exits_2) {
   // Only http://HOST[:PORT][/] is a branch address; anything else is a
   // usage error with a clear message, from the flag or the environment.
   for (auto url : {"ftp://h:1", "http://", "http://h:0", "http://h:99999",
-                   "http://h:", "http://h/x", "https://h:1", "127.0.0.1:8000",
-                   "http://u@h:1", "http://h h:1", "http://h:1?x=1"}) {
+                   "http://h:", "http://h/x", "https://h/x", "https://",
+                   "127.0.0.1:8000", "http://u@h:1", "https://u@h:1",
+                   "http://h h:1", "http://h:1?x=1"}) {
     auto run = run_cyme({"--branch", url, "apps"});
     BOOST_TEST(run.exit_code == 2, url << ": " << run);
     BOOST_TEST(contains(run.err, "branch URL"), url << ": " << run);
@@ -1042,6 +1043,26 @@ BOOST_AUTO_TEST_CASE(an_unreachable_branch_exits_3) {
                                  + port.url()),
              run);
   BOOST_TEST(run.out.empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_https_branch_url_speaks_tls_and_checks_the_certificate) {
+  // https:// makes the CLI speak TLS: to a branch serving plain HTTP the
+  // handshake fails (exit 3, saying so) and the fake sees no request.
+  // --http-ca must name a file and goes with https:// only (exit 2).
+  auto https = "https://127.0.0.1:" + branch.url().substr(branch.url().rfind(':') + 1);
+  auto run = run_cyme({"--branch", https, "apps"});
+  BOOST_TEST(run.exit_code == 3, run);
+  BOOST_TEST(contains(run.err, "cannot reach the branch at " + https), run);
+  BOOST_TEST(contains(run.err, "TLS handshake failed"), run);
+  auto missing = run_cyme({"--branch", https, "--http-ca", "/nonexistent/ca.pem", "apps"});
+  BOOST_TEST(missing.exit_code == 2, missing);
+  BOOST_TEST(contains(missing.err, "/nonexistent/ca.pem"), missing);
+  auto env = run_cyme({"--branch", https, "apps"}, {"CYME_HTTP_CA=/nonexistent/ca.pem"});
+  BOOST_TEST(env.exit_code == 2, env);
+  auto mixed = cyme({"--http-ca", "/etc/passwd", "apps"});
+  BOOST_TEST(mixed.exit_code == 2, mixed);
+  BOOST_TEST(contains(mixed.err, "--http-ca is for an https:// branch"), mixed);
+  BOOST_TEST(branch.requests().empty());
 }
 
 BOOST_AUTO_TEST_CASE(a_server_error_exits_3_with_its_text) {

@@ -155,11 +155,11 @@ public:
 private:
   int read_port() const {
     auto text = log().substr(log_start_);
-    const std::string pattern = "serving http://127.0.0.1:";
-    auto at = text.find(pattern);
-    if (at == std::string::npos)
+    auto at = text.find("serving http");
+    const std::string host = "://127.0.0.1:";
+    if (at == std::string::npos || (at = text.find(host, at)) == std::string::npos)
       return 0;
-    return std::stoi(text.substr(at + pattern.size()));
+    return std::stoi(text.substr(at + host.size()));
   }
 
   std::filesystem::path root_;
@@ -175,7 +175,8 @@ struct reply {
   json body;
 };
 
-reply call(httplib::Client& c, const std::string& method,
+template <class Client> // httplib::Client, or httplib::SSLClient
+reply call(Client& c, const std::string& method,
            const std::string& path, const json& body = json::object()) {
   httplib::Result r{nullptr, httplib::Error::Unknown};
   auto text = body.dump();
@@ -1117,6 +1118,133 @@ BOOST_AUTO_TEST_CASE(node_traffic_is_tls_and_refuses_nodes_without_a_valid_certi
   // The refused pause changed nothing.
   auto c = b.client();
   BOOST_TEST(call(c, "GET", "/supervisor/").body["paused"] == false);
+}
+
+BOOST_AUTO_TEST_CASE(the_api_is_served_over_https_and_forwarded_over_it) {
+  // --http-cert/--http-key: the API speaks HTTPS only. The CLI reaches it
+  // at https:// with --http-ca, and refuses a branch its CA did not sign; a
+  // request for an instance of another branch is forwarded over HTTPS,
+  // checked against --http-ca, and not to a peer that cannot prove itself.
+  // Certificates that do not load, a key others may read, one flag without
+  // the other: exit 2, nothing started.
+  temp_dir dir;
+  auto pki = dir.path / "pki";
+  std::filesystem::create_directories(pki);
+  auto p = [&](const std::string& f) { return (pki / f).string(); };
+  auto openssl = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), "/usr/bin/openssl");
+    auto r = run_program(args);
+    BOOST_REQUIRE_MESSAGE(r.code == 0, "openssl failed: " << r.err);
+  };
+  { std::ofstream{p("san.ext")} << "subjectAltName=IP:127.0.0.1\n"; }
+  openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("ca.key"),
+           "-out", p("ca.pem"), "-days", "2", "-subj", "/CN=cyme-test-ca"});
+  openssl({"req", "-newkey", "rsa:2048", "-nodes", "-keyout", p("branch.key"),
+           "-out", p("branch.csr"), "-subj", "/CN=cyme-branch"});
+  openssl({"x509", "-req", "-in", p("branch.csr"), "-CA", p("ca.pem"), "-CAkey",
+           p("ca.key"), "-CAcreateserial", "-out", p("branch.pem"), "-days", "2",
+           "-extfile", p("san.ext")});
+  openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", p("rogue.key"),
+           "-out", p("rogue.pem"), "-days", "2", "-subj", "/CN=rogue",
+           "-addext", "subjectAltName=IP:127.0.0.1"});
+  namespace fs = std::filesystem;
+  for (auto key : {"branch.key", "rogue.key"})
+    fs::permissions(p(key), fs::perms::owner_read | fs::perms::owner_write);
+  fs::copy_file(p("branch.key"), p("open.key"));
+  fs::permissions(p("open.key"), fs::perms::owner_read | fs::perms::owner_write
+                                   | fs::perms::group_read | fs::perms::others_read);
+  { std::ofstream{p("garbage.pem")} << "not a certificate\n"; }
+  { std::ofstream{p("garbage.key")} << "not a key\n"; }
+  fs::permissions(p("garbage.key"), fs::perms::owner_read | fs::perms::owner_write);
+  auto root = dir.path / "refused";
+  expect_flags_refused(root, {
+    {{"--http-cert", p("none.pem"), "--http-key", p("branch.key")},
+     "cannot load the certificate " + p("none.pem")},
+    {{"--http-cert", p("garbage.pem"), "--http-key", p("branch.key")},
+     "cannot load the certificate " + p("garbage.pem")},
+    {{"--http-cert", p("branch.pem"), "--http-key", p("garbage.key")},
+     "cannot load the private key " + p("garbage.key")},
+    {{"--http-cert", p("branch.pem"), "--http-key", p("rogue.key")},
+     "does not belong to the certificate"},
+    {{"--http-cert", p("branch.pem"), "--http-key", p("open.key")},
+     "mode 0644 lets every user read it"},
+    {{"--http-cert", p("branch.pem")}, "--http-cert and --http-key go together"},
+    {{"--http-ca", p("garbage.pem")}, "cannot load the CA certificates"},
+  });
+  BOOST_TEST(!fs::exists(root), "nothing started");
+
+  std::vector<std::string> tls{"--http-cert", p("branch.pem"), "--http-key",
+                               p("branch.key")};
+  auto with = [](std::vector<std::string> a, std::vector<std::string> b) {
+    a.insert(a.end(), b.begin(), b.end());
+    return a;
+  };
+  branch a{dir.path / "a", with(tls, {"--http-ca", p("ca.pem")}), "alpha"};
+  BOOST_TEST(a.log().find("serving https://127.0.0.1:") != std::string::npos);
+  auto url = "https://127.0.0.1:" + std::to_string(a.port());
+  auto cli = [&](std::vector<std::string> args) {
+    args.insert(args.begin(), {CYME_CLI_PROGRAM, "--branch", url});
+    return run_program(std::move(args));
+  };
+  auto added = cli({"--http-ca", p("ca.pem"), "apps", "add", "demo"});
+  BOOST_TEST(added.code == 0, added.err);
+  auto listed = cli({"--http-ca", p("ca.pem"), "apps"});
+  BOOST_TEST(listed.code == 0, listed.err);
+  BOOST_TEST(listed.out.find("demo") != std::string::npos, listed.out);
+  // A CA that did not sign it, or the system's: refused, nothing sent.
+  for (auto& untrusted : {std::vector<std::string>{"--http-ca", p("rogue.pem")},
+                          std::vector<std::string>{}}) {
+    auto r = cli(with(untrusted, {"apps", "add", "other"}));
+    BOOST_TEST(r.code == 3, r.err);
+    BOOST_TEST(r.err.find("not signed by a CA this client trusts") != std::string::npos,
+               r.err);
+  }
+  // Plain HTTP to it gets no answer; --http-ca with http:// is a usage error.
+  auto plain = cyme_cli(a.port(), {"apps"});
+  BOOST_TEST(plain.code == 3, plain.err);
+  auto mixed = cyme_cli(a.port(), {"--http-ca", p("ca.pem"), "apps"});
+  BOOST_TEST(mixed.code == 2, mixed.err);
+  BOOST_TEST(mixed.err.find("--http-ca is for an https:// branch") != std::string::npos);
+  httplib::SSLClient ca{"127.0.0.1", a.port()};
+  ca.enable_server_certificate_verification(true);
+  ca.set_ca_cert_path(p("ca.pem"));
+  ca.set_read_timeout(120, 0);
+  // The refused "apps add other" changed nothing.
+  BOOST_TEST(call(ca, "GET", "/").body == json::array({"demo"}));
+
+  // beta, on alpha's bus, with the same certificate but no --http-ca: it
+  // cannot check alpha's certificate (the system's CAs did not sign it).
+  std::string bootstrap;
+  {
+    std::ifstream in{dir.path / "a" / "kafka" / "bootstrap"};
+    in >> bootstrap;
+  }
+  BOOST_TEST_REQUIRE(!bootstrap.empty());
+  branch b{dir.path / "b", with(tls, {"--kafka", bootstrap}), "beta"};
+  httplib::SSLClient cb{"127.0.0.1", b.port()};
+  cb.enable_server_certificate_verification(true);
+  cb.set_ca_cert_path(p("ca.pem"));
+  cb.set_read_timeout(120, 0);
+  BOOST_TEST(call(cb, "PUT", "/demo/").status == 201);
+  auto on_beta = call(cb, "PUT", "/demo/instances/tb1/?local=1", json::object());
+  BOOST_TEST_REQUIRE(on_beta.status == 201, on_beta.body.dump());
+  auto on_alpha = call(ca, "PUT", "/demo/instances/ta1/?local=1", json::object());
+  BOOST_TEST_REQUIRE(on_alpha.status == 201, on_alpha.body.dump());
+  // alpha learns of beta (https://) and forwards to it over HTTPS.
+  BOOST_TEST(wait_until(
+    [&] { return call(ca, "GET", "/demo/instances/tb1/").status == 200; }, 30s));
+  auto shown = call(ca, "GET", "/demo/instances/tb1/");
+  BOOST_TEST(shown.body["branch"] == "beta");
+  auto view = call(ca, "GET", "/cluster/");
+  BOOST_TEST_REQUIRE(view.body.size() == 2u);
+  BOOST_TEST(view.body[1]["http"] == "https://127.0.0.1:" + std::to_string(b.port()));
+  auto restarted = call(ca, "POST", "/demo/instances/tb1/restart/");
+  BOOST_TEST(restarted.body["outcome"] == "restarted", restarted.body.dump());
+  // beta knows alpha too, but will not talk to a peer it cannot check.
+  BOOST_TEST_REQUIRE(wait_until(
+    [&] { return call(cb, "GET", "/cluster/").body.size() == 2u; }, 30s));
+  auto unchecked = call(cb, "GET", "/demo/instances/ta1/");
+  BOOST_TEST(unchecked.status != 200, unchecked.body.dump());
 }
 
 BOOST_AUTO_TEST_CASE(a_token_guards_every_change) {

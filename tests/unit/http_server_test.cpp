@@ -9,11 +9,20 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
+
 #include <atomic>
+#include <csignal>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
 #include <future>
 #include <thread>
 
+#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 #include "api/events.hpp"
@@ -53,6 +62,47 @@ std::string exchange_once(uint16_t port, const std::string& request) {
   ::close(fd);
   return out;
 }
+
+/// Runs /usr/bin/openssl with `args` (no shell); true when it succeeded.
+bool openssl(std::vector<std::string> args) {
+  args.insert(args.begin(), "/usr/bin/openssl");
+  std::vector<char*> argv;
+  for (auto& a : args)
+    argv.push_back(a.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t quiet;
+  posix_spawn_file_actions_init(&quiet);
+  posix_spawn_file_actions_addopen(&quiet, 2, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  bool started = ::posix_spawn(&pid, argv[0], &quiet, nullptr, argv.data(),
+                               environ)
+                 == 0;
+  posix_spawn_file_actions_destroy(&quiet);
+  int status = 0;
+  return started && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)
+         && WEXITSTATUS(status) == 0;
+}
+
+/// A self-signed certificate for 127.0.0.1 and its key, in a fresh folder.
+struct test_certificate {
+  std::filesystem::path dir;
+  std::string cert, key;
+
+  test_certificate() {
+    char tmpl[] = "/tmp/cyme-tls-XXXXXX";
+    BOOST_REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    cert = (dir / "cert.pem").string();
+    key = (dir / "key.pem").string();
+    BOOST_REQUIRE(openssl({"req", "-x509", "-newkey", "rsa:2048", "-nodes",
+                           "-keyout", key, "-out", cert, "-days", "2", "-subj",
+                           "/CN=127.0.0.1", "-addext",
+                           "subjectAltName=IP:127.0.0.1"}));
+  }
+  ~test_certificate() {
+    std::filesystem::remove_all(dir);
+  }
+};
 
 cyme::supervisor_event event_of(const std::string& app,
                                 const std::string& instance) {
@@ -168,6 +218,69 @@ BOOST_AUTO_TEST_CASE(a_parked_exchange_learns_that_its_client_went) {
                    .count(),
                  settings.stop_grace.count() / 1000.0);
   ::close(second);
+}
+
+BOOST_AUTO_TEST_CASE(over_tls_it_answers_https_only_and_keeps_its_limits) {
+  // With a certificate and key: an HTTPS client checking the certificate
+  // is answered; a plain HTTP request gets no answer; a client that never
+  // completes its handshake is cut off at the header timeout; past the
+  // connection cap, 503 over TLS. A certificate that does not load stops
+  // the start with the reason.
+  // A TLS client writing to a connection the server closed (the 503)
+  // gets EPIPE, not a signal; the branch ignores SIGPIPE the same way.
+  ::signal(SIGPIPE, SIG_IGN);
+  test_certificate tls;
+  cyme::http::server_settings settings;
+  settings.host = "127.0.0.1";
+  settings.port = 0;
+  settings.tls_cert_file = tls.cert;
+  settings.tls_key_file = tls.key;
+  settings.header_timeout = 300ms;
+  settings.max_connections = 2;
+  cyme::http::server srv{settings, [](cyme::http::exchange_ptr ex) {
+    ex->reply(cyme::http::response{200, "text/plain", "over tls", {}});
+  }};
+  BOOST_REQUIRE_EQUAL(srv.start(), "");
+  httplib::SSLClient client{"127.0.0.1", srv.port()};
+  client.enable_server_certificate_verification(true);
+  client.set_ca_cert_path(tls.cert);
+  client.set_keep_alive(false);
+  auto ok = client.Get("/");
+  BOOST_REQUIRE(ok);
+  BOOST_CHECK_EQUAL(ok->status, 200);
+  BOOST_CHECK_EQUAL(ok->body, "over tls");
+  auto plain = exchange_once(srv.port(), "GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+  BOOST_CHECK(plain.find("HTTP/1.1") == std::string::npos);
+  // Two connections that say nothing fill the cap...
+  auto timeouts = srv.counters().timeouts_total.load();
+  int silent[2] = {connect_to(srv.port()), connect_to(srv.port())};
+  auto deadline = std::chrono::steady_clock::now() + 10s;
+  while (srv.counters().connections_open.load() < 2
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  auto refused = client.Get("/");
+  BOOST_REQUIRE(refused);
+  BOOST_CHECK_EQUAL(refused->status, 503);
+  BOOST_CHECK(refused->body.find("too many connections") != std::string::npos);
+  // ...until their handshakes time out.
+  while (srv.counters().timeouts_total.load() < timeouts + 2
+         && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(5ms);
+  BOOST_CHECK_EQUAL(srv.counters().timeouts_total.load(), timeouts + 2);
+  for (int fd : silent)
+    ::close(fd);
+  auto again = client.Get("/");
+  BOOST_REQUIRE(again);
+  BOOST_CHECK_EQUAL(again->status, 200);
+  srv.stop();
+
+  settings.tls_cert_file = tls.key; // a key is no certificate
+  cyme::http::server broken{settings, [](cyme::http::exchange_ptr) {}};
+  auto err = broken.start();
+  BOOST_CHECK(err.find("cannot load the certificate " + tls.key) == 0);
+  BOOST_CHECK(cyme::http::tls_problem(tls.cert, tls.key).empty());
+  BOOST_CHECK(!cyme::http::ca_problem(tls.key).empty());
+  BOOST_CHECK(cyme::http::ca_problem(tls.cert).empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

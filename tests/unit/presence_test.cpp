@@ -59,3 +59,48 @@ BOOST_AUTO_TEST_CASE(a_wall_clock_slot_becomes_an_offset_on_the_steady_clock) {
 }
 
 BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(presence_announcements)
+
+BOOST_AUTO_TEST_CASE(an_announcement_round_trips_with_an_http_or_https_url) {
+  for (std::string url : {"http://10.0.0.2:8000", "https://h1.example:8443"}) {
+    branch_info in{"h1", url, "10.0.0.2:4242", 12, 0.5};
+    auto out = decode_presence(encode_presence(in));
+    BOOST_TEST_REQUIRE(out.has_value(), url);
+    BOOST_TEST(out->id == "h1");
+    BOOST_TEST(out->http == url);
+    BOOST_TEST(out->node == "10.0.0.2:4242");
+    BOOST_TEST(out->instances == 12u);
+    BOOST_TEST(out->load == 0.5);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_bad_announcement_is_dropped_with_the_reason) {
+  auto with_url = [](const std::string& url) {
+    return encode_presence(branch_info{"h1", url, "", 0, 0});
+  };
+  struct {
+    std::string bytes;
+    std::string says;
+  } bad[] = {
+    {"[1]", "not a JSON object"},
+    {R"({"v":2,"id":"h1","http":"http://h:1","node":"","instances":0,"load":0})",
+     "no \"v\": 1"},
+    {R"({"v":1,"http":"http://h:1","node":"","instances":0,"load":0})",
+     "lacks a string field"},
+    {encode_presence(branch_info{"../x", "http://h:1", "", 0, 0}),
+     "invalid branch id"},
+    {with_url("ftp://h:1"), "invalid HTTP URL"},
+    {with_url("h:1"), "invalid HTTP URL"},
+    {with_url("https://" + std::string(300, 'h')), "invalid HTTP URL"},
+    {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":-1,"load":0})",
+     "lacks instances or load"},
+  };
+  for (auto& b : bad) {
+    std::string why;
+    BOOST_TEST(!decode_presence(b.bytes, &why).has_value(), b.bytes);
+    BOOST_TEST(why.find(b.says) != std::string::npos, why << " / " << b.says);
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
