@@ -255,10 +255,11 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     api::fail(404, "no such path");
   }
 
-  /// Whether a mutation carries the token (compared in constant time).
+  /// Whether a request that needs the token carries it (compared in
+  /// constant time): every change, and with token_for_reads every read.
   bool authorized(const http::request& req) const {
     const auto& token = ctx.settings.token;
-    if (token.empty() || req.method == "GET")
+    if (token.empty() || (req.method == "GET" && !ctx.settings.token_for_reads))
       return true;
     auto given = req.header("authorization");
     auto expected = "Bearer " + token;
@@ -318,15 +319,24 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
 
   /// Runs on the server's thread: nothing here may wait.
   void on_request(const http::exchange_ptr& ex) {
+    auto seg = api::split_path(ex->req().path);
+    // The dashboard's page and files hold no data: the page asks for the
+    // token itself when the branch wants one.
+    if (!seg.empty() && seg[0] == "ui")
+      return serve_ui(ex, seg);
     if (!authorized(ex->req())) {
       http::response res;
       api::reply(res, 401,
-                 api::json{{"error", "this branch requires a token for changes "
-                                     "(Authorization: Bearer TOKEN)"}});
+                 api::json{{"error", ctx.settings.token_for_reads
+                                       ? "this branch requires a token "
+                                         "(Authorization: Bearer TOKEN)"
+                                       : "this branch requires a token for "
+                                         "changes (Authorization: Bearer "
+                                         "TOKEN)"}});
+      res.headers.emplace_back("WWW-Authenticate", "Bearer realm=\"cyme\"");
       ex->reply(std::move(res));
       return;
     }
-    auto seg = api::split_path(ex->req().path);
     const auto& m = ex->req().method;
     if (seg.size() == 1 && reserved_app_name(seg[0])
         && (m == "PUT" || m == "POST")) {
@@ -335,8 +345,6 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       ex->reply(std::move(res));
       return;
     }
-    if (!seg.empty() && seg[0] == "ui")
-      return serve_ui(ex, seg);
     if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
       if (ctx.parts.events == nullptr) {
         http::response res;

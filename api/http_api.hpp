@@ -46,8 +46,12 @@ struct http_settings {
   /// How long a request waits for the supervisor, store or bus.
   std::chrono::seconds request_timeout{120};
   /// When set, every mutation (PUT, POST, DELETE) must carry
-  /// `Authorization: Bearer <token>`; reads stay open.
+  /// `Authorization: Bearer <token>`; reads stay open unless
+  /// token_for_reads.
   std::string token;
+  /// Reads need the token too: every request but the dashboard's page and
+  /// files (/ui/), which hold no data.
+  bool token_for_reads = false;
   /// Threads that run requests which ask actors (a long poll or a stream
   /// holds none).
   uint32_t handler_threads = 8;

@@ -122,6 +122,7 @@ struct branch_options {
   bool node_insecure = false;
   std::string token;
   std::string token_file;
+  bool token_for_reads = false;
   // HTTPS: this branch's certificate and key, the CA its peers' are checked
   // against.
   std::string http_cert;
@@ -435,6 +436,10 @@ int main(int argc, char** argv) {
                  "require 'Authorization: Bearer TOKEN' on every change "
                  "through the HTTP API (also CYME_TOKEN)")
     ->envname("CYME_TOKEN");
+  app.add_flag("--token-for-reads", o.token_for_reads,
+               "require the token on reads too: every request but the "
+               "dashboard's page (which then asks for it); needs --token or "
+               "--token-file");
   app.add_option("--token-file", o.token_file,
                  "read the token of --token from this file (mode 0600 or "
                  "stricter), so that it is not on the command line");
@@ -538,6 +543,10 @@ int main(int argc, char** argv) {
     if (auto p = read_token_file(o.token_file, o.token); !p.empty())
       bad_flag("--token-file: " + p);
   }
+  if (o.token_for_reads && o.token.empty())
+    bad_flag("--token-for-reads needs a token (--token, CYME_TOKEN or "
+             "--token-file)");
+
   auto kafka_props = kafka_properties(app, o);
   auto [http_host, http_port] = host_port("--http", o.http);
   std::optional<std::pair<std::string, uint16_t>> node;
@@ -861,6 +870,7 @@ int main(int argc, char** argv) {
   hs.host = http_host;
   hs.port = http_port;
   hs.token = o.token;
+  hs.token_for_reads = o.token_for_reads;
   hs.header_timeout = millis_of(o.http_header_timeout);
   hs.body_timeout = millis_of(o.http_body_timeout);
   hs.keep_alive_timeout = millis_of(o.http_keep_alive_timeout);

@@ -1,8 +1,23 @@
 #pragma once
 
 // Every Kafka topic cyme uses, by name, with the partitions it is made
-// with (docs/PROTOCOL.md, "Topics"): one place for what the branch, its
-// workers and the tools must agree on.
+// with (docs/PROTOCOL.md, "Topics"), and the limits of what travels on
+// them: one place for what the branch, its workers and the tools must
+// agree on.
+
+#include <cstddef>
+
+namespace cyme {
+
+/// Version of the wire format written into every message as "v".
+constexpr int wire_version = 1;
+
+/// Largest control message, reply, announcement or task accepted, in
+/// bytes (a command to more instances than fit is split, see
+/// encode_command_messages in messages/wire.hpp).
+constexpr std::size_t max_wire_message = 64 * 1024;
+
+} // namespace cyme
 
 namespace cyme::topics {
 

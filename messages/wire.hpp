@@ -14,14 +14,9 @@
 
 #include "messages/control.hpp"
 #include "messages/supervision.hpp"
+#include "messages/topics.hpp" // wire_version, max_wire_message
 
 namespace cyme {
-
-/// Version of the wire format written into every message as "v".
-constexpr int wire_version = 1;
-
-/// Largest control message or task accepted, in bytes.
-constexpr std::size_t max_wire_message = 64 * 1024;
 
 /// A decoded value or the reason it could not be decoded.
 template <class T>

@@ -65,6 +65,9 @@
 
   const enc = encodeURIComponent;
 
+  /** States an instance leaves without an event: starting, unresponsive. */
+  const IN_BETWEEN = new Set(["starting", "unresponsive"]);
+
   /** The API's own first path segments: an app so named is at /apps/<name>/. */
   const RESERVED = new Set(["supervisor", "events", "metrics", "ui", "apps"]);
 
@@ -139,17 +142,26 @@
     }
   }
 
+  /** Header fields of a request, with the saved token when there is one. */
+  function headersFor(accept) {
+    const headers = { Accept: accept };
+    const saved = getToken();
+    if (saved) headers.Authorization = `Bearer ${saved}`;
+    return headers;
+  }
+
   /**
    * One request to the branch; resolves to its JSON answer, or rejects with
    * an ApiError carrying the status and the `error` sentence of the body.
    */
-  async function api(method, path, { auth = false } = {}) {
-    const headers = { Accept: "application/json" };
-    const saved = auth ? getToken() : null;
-    if (saved) headers.Authorization = `Bearer ${saved}`;
+  async function request(method, path) {
     let response;
     try {
-      response = await fetch(BASE + path, { method, headers, cache: "no-store" });
+      response = await fetch(BASE + path, {
+        method,
+        headers: headersFor("application/json"),
+        cache: "no-store",
+      });
     } catch (e) {
       throw new ApiError(0, `the branch cannot be reached (${e.message})`);
     }
@@ -170,6 +182,42 @@
       throw new ApiError(response.status, sentence);
     }
     return json;
+  }
+
+  /**
+   * Asks for the token after `refusal` (a 401: a change, or any request on
+   * a branch that wants the token for reads too). Resolves to true when one
+   * was given; a saved token that was refused is forgotten.
+   */
+  async function tokenAfter(refusal) {
+    const saved = getToken();
+    if (saved) setToken(null);
+    const given = await askToken(
+      saved ? `The saved token was refused: ${refusal.message}` : refusal.message,
+    );
+    if (!given) return false;
+    setToken(given);
+    return true;
+  }
+
+  /** `request`, asking for the token on a 401 and trying once more with it. */
+  async function api(method, path) {
+    try {
+      return await request(method, path);
+    } catch (e) {
+      if (e.status !== 401) throw e;
+      if (!(await tokenAfter(e)))
+        throw new ApiError(
+          401,
+          method === "GET" ? "no token given, nothing was read" : "no token given, nothing was changed",
+        );
+      try {
+        return await request(method, path);
+      } catch (again) {
+        if (again.status === 401) setToken(null); // refused: asked again next time
+        throw again;
+      }
+    }
   }
 
   // --------------------------------------------------------------- messages
@@ -318,7 +366,12 @@
     if (app !== "") {
       if (!state.apps.includes(app)) scheduleRefresh("");
       else scheduleRefresh(app);
-    } else if (ev.kind !== "round_finished" && ev.kind !== "autoscale") {
+    } else if (ev.kind === "round_finished") {
+      // An instance that answers its first ping, or again, raises no event
+      // of its own: a round re-fetches the apps showing one in between.
+      for (const [name, { list }] of state.instances)
+        if (list.some((inst) => inst && IN_BETWEEN.has(inst.state))) scheduleRefresh(name);
+    } else if (ev.kind !== "autoscale") {
       // Supervisor-wide: pause, broker down or up, ... may touch every app.
       scheduleRefresh("");
     }
@@ -328,64 +381,80 @@
   let wasLive = false;
 
   /**
-   * The status of a request for the events after `id`, without following
-   * and with the body left unread: 200, 400 (a number ahead of the branch's:
-   * it started again and counts from 1), 410 (no longer kept), or 0 when
-   * the branch cannot be reached.
+   * Hands each event of a Server-Sent Events body to onEvent: a block ends
+   * with an empty line, and an event's data is its "data:" lines joined.
    */
-  async function sinceStatus(id) {
-    try {
-      const response = await fetch(`${BASE}/events/?since=${enc(id)}&follow=0`, {
-        cache: "no-store",
-      });
-      if (response.body) response.body.cancel().catch(() => {});
-      return response.status;
-    } catch {
-      return 0;
+  async function readEvents(body) {
+    const reader = body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "";
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return;
+      buffer += value;
+      let blank;
+      while ((blank = /\r?\n\r?\n/.exec(buffer)) !== null) {
+        const block = buffer.slice(0, blank.index);
+        buffer = buffer.slice(blank.index + blank[0].length);
+        const data = block
+          .split(/\r?\n/)
+          .filter((line) => line.startsWith("data:"))
+          .map((line) => line.slice(line.startsWith("data: ") ? 6 : 5));
+        if (data.length > 0) onEvent({ data: data.join("\n") });
+      }
     }
   }
 
   /**
-   * Follows /events/. The first stream starts with what happens from now on
-   * and, when it breaks, the browser reconnects it by itself, sending
-   * Last-Event-ID. A stream the browser gives up on (an error status, no
-   * stream here) is made again after a delay, from the last event seen
-   * (since=); as the browser would resend that URL's since= rather than the
-   * newer Last-Event-ID, such a stream is made again by hand each time.
+   * Follows /events/ with fetch, which can send the token (an EventSource
+   * cannot): the first stream from now on, each later one from the last
+   * event seen (since=). A stream that ends or cannot be made is made again
+   * after a delay that doubles up to RETRY_MAX_MS. A 400 or 410 (the branch
+   * started again and counts from 1, or the events are no longer kept)
+   * follows from now on; a 401 asks for the token.
    */
-  function connect() {
+  async function connect() {
     const since = state.lastEventId;
     const url = BASE + (since === null ? "/events/" : `/events/?since=${enc(since)}`);
     setConnection("connecting", wasLive ? "reconnecting" : "connecting");
-    const stream = new EventSource(url);
-    stream.onopen = () => {
+    let response = null;
+    try {
+      response = await fetch(url, { headers: headersFor("text/event-stream"), cache: "no-store" });
+    } catch {
+      response = null;
+    }
+    if (response && !response.ok) {
+      let sentence = `${response.status} ${response.statusText}`.trim();
+      try {
+        sentence = (await response.json()).error || sentence;
+      } catch {
+        // the status line, then
+      }
+      if (response.status === 401 && (await tokenAfter(new ApiError(401, sentence)))) {
+        connect();
+        return;
+      }
+      if (response.status === 400 || response.status === 410) {
+        state.lastEventId = null;
+        retryDelay = RETRY_MIN_MS;
+      }
+      response = null;
+    }
+    if (response && response.body) {
       retryDelay = RETRY_MIN_MS;
       setConnection("live", "live");
       // Whatever happened while the stream was down is fetched again.
       if (wasLive) scheduleRefresh("", 0);
       wasLive = true;
-    };
-    stream.onmessage = onEvent;
-    stream.onerror = async () => {
-      if (stream.readyState !== EventSource.CLOSED && since === null) {
-        setConnection("reconnecting", "reconnecting");
-        return;
+      try {
+        await readEvents(response.body);
+      } catch {
+        // the stream broke: made again below
       }
-      stream.close();
-      if (state.lastEventId !== null) {
-        const status = await sinceStatus(state.lastEventId);
-        // A branch that started again, or events no longer kept: follow
-        // from now on (the instances are all fetched again on open).
-        if (status === 400 || status === 410) {
-          state.lastEventId = null;
-          retryDelay = RETRY_MIN_MS;
-        }
-      }
-      const seconds = Math.round(retryDelay / 1000);
-      setConnection("closed", `disconnected, retrying in ${seconds} s`);
-      setTimeout(connect, retryDelay);
-      retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
-    };
+    }
+    const seconds = Math.round(retryDelay / 1000);
+    setConnection("closed", `disconnected, retrying in ${seconds} s`);
+    setTimeout(connect, retryDelay);
+    retryDelay = Math.min(retryDelay * 2, RETRY_MAX_MS);
   }
 
   // ---------------------------------------------------------------- actions
@@ -431,25 +500,7 @@
     const path = `${appPath(app)}/instances/${enc(name)}/${action}/`;
     const about = `${action}\n${app}\n${name}`;
     try {
-      let asked = false;
-      for (;;) {
-        try {
-          await api("POST", path, { auth: true });
-          break;
-        } catch (e) {
-          if (e.status !== 401) throw e;
-          if (asked) {
-            setToken(null); // refused: ask again next time
-            throw e;
-          }
-          asked = true;
-          const given = await askToken(
-            getToken() ? `The saved token was refused: ${e.message}` : e.message,
-          );
-          if (!given) throw new ApiError(401, "no token given, nothing was changed");
-          setToken(given);
-        }
-      }
+      await api("POST", path);
       clearErrors(about);
       notice(`${verbs[action]} ${name} (${app}): done`);
     } catch (e) {

@@ -19,9 +19,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstring>
+#include <fstream>
+#include <iterator>
 #include <map>
 #include <mutex>
 #include <regex>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <string>
@@ -1219,6 +1222,67 @@ BOOST_AUTO_TEST_CASE(every_program_answers_version_with_the_version_and_revision
                name << ": " << r);
     BOOST_TEST(r.err.empty(), name << ": " << r);
   }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+BOOST_AUTO_TEST_SUITE(documented_flags)
+
+namespace {
+
+/// The long flags (--name) in `text`, once each.
+std::set<std::string> long_flags(const std::string& text) {
+  static const std::regex flag{"--[a-z][a-z0-9-]*"};
+  std::set<std::string> out;
+  for (std::sregex_iterator i{text.begin(), text.end(), flag}, end; i != end; ++i)
+    out.insert(i->str());
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(every_program_answers_help_on_stdout) {
+  // `--help` prints the usage and the options on stdout and exits 0: the
+  // manual pages (help2man) are made from it.
+  for (auto* program : {CYME_CLI, CYME_BRANCH_PROGRAM, CYME_WORKER_PROGRAM,
+                        CYME_LOG_PROGRAM, CYME_EMBEDDED_KAFKA_PROGRAM,
+                        CYME_EXPLORE_PROGRAM, CYME_SCENARIO_PROGRAM}) {
+    auto name = std::string{program}.substr(std::string{program}.rfind('/') + 1);
+    auto r = run_program(program, {"--help"});
+    BOOST_TEST(r.exit_code == 0, name << ": " << r);
+    BOOST_TEST(r.out.find(name) != std::string::npos, name << ": " << r);
+    BOOST_TEST(long_flags(r.out).count("--version") == 1, name << ": " << r);
+    BOOST_TEST(r.err.empty(), name << ": " << r);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_readme_lists_exactly_the_flags_of_cyme_branch_help) {
+  // The README's list of cyme-branch's flags (from "`cyme-branch --help`
+  // lists its flags:" to "A bad flag exits 2") names every flag --help
+  // shows and no other (--help and --version aside).
+  std::ifstream in{CYME_README};
+  std::string readme{std::istreambuf_iterator<char>{in}, {}};
+  const std::string start = "`cyme-branch --help` lists its flags:";
+  auto from = readme.find(start);
+  BOOST_TEST_REQUIRE(from != std::string::npos, "the README has no flag list");
+  auto to = readme.find("A bad flag exits 2", from);
+  BOOST_TEST_REQUIRE(to != std::string::npos);
+  auto listed = long_flags(readme.substr(from + start.size(), to - from - start.size()));
+  auto r = run_program(CYME_BRANCH_PROGRAM, {"--help"});
+  BOOST_TEST_REQUIRE(r.exit_code == 0, r);
+  std::set<std::string> shown;
+  std::istringstream lines{r.out};
+  for (std::string line; std::getline(lines, line);)
+    if (line.rfind("  -", 0) == 0) // an option's line, not its description
+      for (auto& f : long_flags(line.substr(0, line.find("  ", 2))))
+        shown.insert(f);
+  shown.erase("--help");
+  shown.erase("--version");
+  BOOST_TEST(shown.size() > 30u);
+  for (auto& f : shown)
+    BOOST_TEST(listed.count(f) == 1, f << " is in --help but not in the README's list");
+  for (auto& f : listed)
+    BOOST_TEST(shown.count(f) == 1, f << " is in the README's list but not in --help");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -1273,6 +1273,46 @@ BOOST_AUTO_TEST_CASE(a_token_guards_every_change) {
   BOOST_TEST(processes_named(dir.path / "root", "tok1") == 1);
 }
 
+BOOST_AUTO_TEST_CASE(with_token_for_reads_every_read_needs_the_token_but_the_page) {
+  // --token-for-reads: reads need the token too (401 with
+  // WWW-Authenticate, nothing shown), metrics and the event stream
+  // included; the dashboard's files do not. Without a token the flag is
+  // refused with exit 2.
+  temp_dir dir;
+  expect_flags_refused(dir.path / "refused",
+                       {{{"--token-for-reads"}, "--token-for-reads needs a token"}});
+  BOOST_TEST(!std::filesystem::exists(dir.path / "refused"), "nothing started");
+  branch b{dir.path / "root", {"--token", "s3cret", "--token-for-reads"}};
+  auto c = b.client();
+  for (auto path : {"/", "/supervisor/", "/cluster/", "/metrics", "/events/?since=0&follow=0"}) {
+    auto r = c.Get(path);
+    BOOST_TEST_REQUIRE(static_cast<bool>(r), path);
+    BOOST_TEST(r->status == 401, path);
+    BOOST_TEST(r->get_header_value("WWW-Authenticate") == "Bearer realm=\"cyme\"", path);
+    BOOST_TEST(r->body.find("requires a token (Authorization") != std::string::npos, r->body);
+  }
+  for (auto path : {"/ui/", "/ui/app.js"}) {
+    auto r = c.Get(path);
+    BOOST_TEST_REQUIRE(static_cast<bool>(r), path);
+    BOOST_TEST(r->status == 200, path);
+  }
+  c.set_bearer_token_auth("wrong");
+  BOOST_TEST(call(c, "GET", "/").status == 401);
+  c.set_bearer_token_auth("s3cret");
+  BOOST_TEST(call(c, "PUT", "/demo/").status == 201);
+  BOOST_TEST(call(c, "GET", "/").body == json::array({"demo"}));
+  auto metrics = c.Get("/metrics");
+  BOOST_TEST_REQUIRE(static_cast<bool>(metrics));
+  BOOST_TEST(metrics->status == 200);
+  BOOST_TEST(metrics->body.find("cyme_supervisor_paused") != std::string::npos);
+  auto without = cyme_cli(b.port(), {"apps"});
+  BOOST_TEST(without.code == 1);
+  BOOST_TEST(without.out.empty());
+  auto with = cyme_cli(b.port(), {"--token", "s3cret", "apps"});
+  BOOST_TEST(with.code == 0, with.err);
+  BOOST_TEST(with.out.find("demo") != std::string::npos, with.out);
+}
+
 BOOST_AUTO_TEST_CASE(a_token_file_keeps_the_token_off_the_command_line) {
   // --token-file: the branch and the CLI read the token from a file only
   // its owner may read; one others may read, an empty or a missing one, or

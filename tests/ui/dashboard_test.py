@@ -13,7 +13,10 @@ the first failure:
 3. Disable on w2 asks for the token in the page's dialog; a wrong one is
    refused with the branch's error, the right one disables w2: the page
    shows it disabled and the API agrees its process is gone;
-4. markup in a disabled reason set through the API shows as text.
+4. markup in a disabled reason set through the API shows as text;
+5. (--reads-need-token, the branch started again with --token-for-reads)
+   the page asks for the token before it shows anything, then lists the
+   instances and follows the event stream with it.
 
 Every wait is a condition with a deadline (WebDriverWait). Screenshots go
 to --screenshots.
@@ -98,7 +101,8 @@ def wait_for(what: str, probe, timeout: float = DEADLINE_S):
         time.sleep(0.1)
 
 
-class Dashboard(unittest.TestCase):
+class Browser(unittest.TestCase):
+    """A headless Chromium for the tests of a class, and what they share."""
     driver: webdriver.Chrome
     load_id: str
 
@@ -195,6 +199,10 @@ class Dashboard(unittest.TestCase):
         field.send_keys(Keys.ENTER)
         self.until("the token dialog to close", lambda d: not d.execute_script(
             "return document.querySelector('#token-dialog').open;"))
+
+
+class Dashboard(Browser):
+    """The page on a branch whose reads are open (tests 0-4)."""
 
     # -- the tests, in order -------------------------------------------------------
 
@@ -339,6 +347,38 @@ class Dashboard(unittest.TestCase):
         self.shot("4-text")
 
 
+class ReadsBehindToken(Browser):
+    """The page on the same branch started again with --token-for-reads
+    (after tests 0-4: w1 and w2 are disabled)."""
+
+    def test_5_the_page_asks_for_the_token_before_it_shows_anything(self):
+        # The API wants the token for every read now, not for the page.
+        self.assertEqual(call("GET", "/")[0], 401)
+        self.assertEqual(call("GET", f"/{APP}/instances/")[0], 401)
+        self.assertEqual(call("GET", "/", token=TOKEN), (200, [APP]))
+        with urllib.request.urlopen(PAGE, timeout=30) as answer:
+            self.assertEqual(answer.status, 200)
+        self.driver.get(PAGE)
+        self.open_dialog()
+        reason = self.driver.find_element(By.CSS_SELECTOR, "#token-reason").text
+        self.assertIn("requires a token", reason)
+        self.assertEqual(self.driver.find_elements(
+            By.CSS_SELECTOR, f'#instances tbody tr[data-app="{APP}"]'), [])
+        self.shot("5a-asked-first")
+        self.give_token(TOKEN)
+        self.until("both instances listed with the token",
+                   lambda d: self.row(W1) is not None and self.row(W2) is not None)
+        self.until("the event stream live with the token", lambda d: d.execute_script(
+            "return document.querySelector('#connection').dataset.state === 'live';"))
+        # An event reaches the page through the stream it follows with the
+        # token: enabling w1 (through the API) shows w1 running again.
+        status, answer = call("POST", f"/{APP}/instances/{W1}/enable/", token=TOKEN)
+        self.assertEqual(status, 200, answer)
+        self.until("w1 running again on the page, and its event from the stream",
+                   lambda d: self.row_state(W1) == "running" and self.event_kinds(W1))
+        self.shot("5b-with-token")
+
+
 def main() -> int:
     global BRANCH, PAGE, APP, TOKEN, SCREENSHOTS
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -346,6 +386,8 @@ def main() -> int:
     parser.add_argument("--app", required=True)
     parser.add_argument("--screenshots", required=True, type=Path)
     parser.add_argument("--page", help="the dashboard (default: BRANCH/ui/)")
+    parser.add_argument("--reads-need-token", action="store_true",
+                        help="the branch runs with --token-for-reads: run test 5, not 0-4")
     args = parser.parse_args()
     BRANCH = args.branch.rstrip("/")
     PAGE = args.page or f"{BRANCH}/ui/"
@@ -355,7 +397,8 @@ def main() -> int:
         parser.error("CYME_UI_TEST_TOKEN (the branch's token) is not set")
     SCREENSHOTS = args.screenshots
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    result = unittest.main(argv=[sys.argv[0], "-v"], failfast=True, exit=False).result
+    tests = "ReadsBehindToken" if args.reads_need_token else "Dashboard"
+    result = unittest.main(argv=[sys.argv[0], "-v", tests], failfast=True, exit=False).result
     return 0 if result.wasSuccessful() else 1
 
 

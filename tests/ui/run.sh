@@ -3,8 +3,10 @@
 # embedded Kafka, with a token and its HTTP API on a free loopback port, adds
 # app "ui-demo" with two cyme-worker instances (w1, w2) through the HTTP API,
 # and runs dashboard_test.py (Selenium, headless Chromium) against its
-# /ui/. Screenshots go to BUILD_DIR/ui-screenshots/. The branch, its workers
-# and its embedded cluster are stopped on exit, whatever happened.
+# /ui/; then starts it again with --token-for-reads and runs the test of a
+# page that must ask for the token first. Screenshots go to
+# BUILD_DIR/ui-screenshots/. The branch, its workers and its embedded
+# cluster are stopped on exit, whatever happened.
 #
 #   tests/ui/run.sh BUILD_DIR
 #
@@ -117,3 +119,22 @@ done
 
 CYME_UI_TEST_TOKEN="$token" "$python" "$here/dashboard_test.py" \
   --branch "$url" --app "$app" --screenshots "$screenshots"
+
+# The same branch again, with reads behind the token too.
+kill -TERM "$branch"
+wait "$branch" || { echo "run.sh: cyme-branch did not stop cleanly" >&2; branch=""; exit 1; }
+CYME_TOKEN="$token" "$build/cyme-branch" --id ui-test --root "$root" \
+  --http "127.0.0.1:$port" --kafka embedded --interval 2 --token-for-reads \
+  >>"$root/branch.log" 2>&1 </dev/null &
+branch=$!
+serving=""
+for _ in $(seq $((deadline_s * 10))); do
+  kill -0 "$branch" 2>/dev/null || { echo "run.sh: cyme-branch --token-for-reads exited" >&2; exit 1; }
+  # Its reads answer 401 without the token: it serves.
+  code="$(curl -s -o /dev/null -w '%{http_code}' --max-time 2 "$url/" || true)"
+  if [ "$code" = 401 ]; then serving=1; break; fi
+  sleep 0.1
+done
+[ -n "$serving" ] || { echo "run.sh: cyme-branch --token-for-reads did not serve" >&2; exit 1; }
+CYME_UI_TEST_TOKEN="$token" "$python" "$here/dashboard_test.py" \
+  --branch "$url" --app "$app" --screenshots "$screenshots" --reads-need-token
