@@ -98,7 +98,8 @@ void raise_descriptor_limit(uint32_t connections) {
 
 struct branch_options {
   std::string id = default_id();
-  std::string http = "127.0.0.1:8000";
+  std::string http = http_settings{}.host + ":"
+                     + std::to_string(http_settings{}.port);
   std::string root = "cyme-data";
   std::string kafka = "embedded";
   // The supervisor's rules, defaults from supervisor_settings.
@@ -138,6 +139,8 @@ struct branch_options {
   std::string log_level = "info";
   std::string log_format = "text";
   rotation_policy worker_log;
+  // One standby per launch (the driver's own default, for embedders and
+  // tests, is none).
   uint32_t standby_workers = 1;
 };
 
@@ -371,13 +374,14 @@ int main(int argc, char** argv) {
   app.add_option("--id", o.id,
                  "branch id, unique per Kafka cluster (names its reply topic; "
                  "default: the host name)");
-  app.add_option("--http", o.http, "HTTP API address HOST:PORT (loopback by default)");
+  app.add_option("--http", o.http, "HTTP API address HOST:PORT (loopback by default)")
+    ->capture_default_str();
   app.add_option("--http-cert", o.http_cert,
                  "PEM certificate (chain) of the HTTP API: with --http-key, "
                  "the API is served over HTTPS only (TLS 1.2 or later)");
   app.add_option("--http-key", o.http_key,
-                 "PEM private key of --http-cert (a file only its owner may "
-                 "read)");
+                 "PEM private key of --http-cert (a file not every user may "
+                 "read, e.g. mode 0640)");
   app.add_option("--http-ca", o.http_ca,
                  "PEM file of the CA that other branches' HTTPS certificates "
                  "are checked against when requests are forwarded to them "
@@ -412,8 +416,9 @@ int main(int argc, char** argv) {
                  "replaced at once")
     ->capture_default_str();
   app.add_option("--control-fetch-wait-ms", o.control_fetch_wait_ms,
-                 "fetch.wait.max.ms of control readers (default 10 embedded, "
-                 "500 real Kafka)");
+                 "fetch.wait.max.ms of control readers (default "
+                   + std::to_string(embedded_fetch_wait_ms) + " embedded, "
+                   + std::to_string(broker_fetch_wait_ms) + " real Kafka)");
   app.add_flag("--keep-instances", o.keep_instances,
                "on SIGTERM, leave the instances (and the embedded cluster) "
                "running");
@@ -458,18 +463,24 @@ int main(int argc, char** argv) {
                  "may run");
   app.add_option("--http-header-timeout", o.http_header_timeout,
                  "seconds a client has for a request's header fields (and a "
-                 "new connection for its first request)");
+                 "new connection for its first request)")
+    ->capture_default_str();
   app.add_option("--http-body-timeout", o.http_body_timeout,
-                 "seconds a client has for a request's body");
+                 "seconds a client has for a request's body")
+    ->capture_default_str();
   app.add_option("--http-keep-alive-timeout", o.http_keep_alive_timeout,
-                 "seconds an idle keep-alive connection stays open");
+                 "seconds an idle keep-alive connection stays open")
+    ->capture_default_str();
   app.add_option("--http-keep-alive-requests", o.http_keep_alive_requests,
-                 "requests served on one connection before it is closed");
+                 "requests served on one connection before it is closed")
+    ->capture_default_str();
   app.add_option("--http-max-connections", o.http_max_connections,
-                 "open HTTP connections; past it, new ones get 503");
+                 "open HTTP connections; past it, new ones get 503")
+    ->capture_default_str();
   app.add_option("--http-threads", o.http_threads,
                  "threads for requests that ask the supervisor or the model "
-                 "(long polls and streams hold none)");
+                 "(long polls and streams hold none)")
+    ->capture_default_str();
   app.add_option("--worker-log-max-bytes", o.worker_log.max_bytes,
                  "rotate an instance's worker.log before it would exceed "
                  "this size, into worker.log.1 ... (0: never rotate)")
@@ -577,7 +588,8 @@ int main(int argc, char** argv) {
     if (auto p = broker_problem(o.kafka); !p.empty() || o.kafka.empty())
       bad_flag("--kafka: " + (p.empty() ? std::string{"empty"} : p));
   if (o.control_fetch_wait_ms == 0)
-    o.control_fetch_wait_ms = embedded ? 10 : 500;
+    o.control_fetch_wait_ms = embedded ? embedded_fetch_wait_ms
+                                       : broker_fetch_wait_ms;
   if (o.control_fetch_wait_ms < 1 || o.control_fetch_wait_ms > 10000)
     bad_flag("--control-fetch-wait-ms must be 1 to 10000");
   supervisor_settings settings;

@@ -40,6 +40,13 @@ struct control_bus_counters {
                                  0.25, 0.5, 1, 2.5, 5}};
 };
 
+/// fetch.wait.max.ms of control readers (the branch's reply reader, its
+/// workers' control readers; docs/PROTOCOL.md, "Latency and the embedded
+/// cluster"): a real broker answers a waiting fetch as soon as data
+/// arrives, the embedded cluster only when the wait runs out.
+constexpr int embedded_fetch_wait_ms = 10;
+constexpr int broker_fetch_wait_ms = 500;
+
 struct control_bus_settings {
   /// Bootstrap servers used for specs whose broker is empty.
   std::string default_broker;
@@ -47,7 +54,7 @@ struct control_bus_settings {
   std::string branch_id = "branch";
   std::string control_topic = topics::control;
   /// fetch.wait.max.ms of the reply reader (see docs/PROTOCOL.md).
-  int reply_fetch_wait_ms = 10;
+  int reply_fetch_wait_ms = embedded_fetch_wait_ms;
   /// Commands for one instance each go out at once when no such command
   /// went out within this window, else together at the window's end
   /// (Nagle's rule, bounded): one replacement's ping is not delayed, and a
