@@ -7,8 +7,8 @@
 # - dpkg -i installs it: the cyme user, /var/lib/cyme, /etc/cyme/branch.conf,
 #   the units, the programs in /usr/bin;
 # - the installed cyme-branch answers --version, and runs as user cyme from
-#   the installed config, with the embedded Kafka and a worker instance,
-#   until SIGTERM;
+#   the installed config, with the embedded Kafka and a worker instance; a
+#   kill -9 of it and a new start re-adopt the worker; SIGTERM stops both;
 # - dpkg --purge leaves nothing behind: no file of the package, no state,
 #   no config, no user.
 # Needs root (dpkg). Runs take turns on this machine (flock); a cyme package
@@ -91,23 +91,37 @@ done
 # A short start, as the service would: user cyme, the installed config
 # (its HTTP port moved to a free one), the installed worker.
 port=$("$src/deploy/kafka/kafka.sh" free-port 127.0.0.1)
-setpriv --reuid=cyme --regid=cyme --init-groups \
-  /usr/bin/cyme-branch --config /etc/cyme/branch.conf --http "127.0.0.1:$port" \
-  >"$work/branch.log" 2>&1 &
-branch=$!
 export CYME_BRANCH="http://127.0.0.1:$port"
-up=
-for _ in $(seq 300); do
-  if /usr/bin/cyme apps >/dev/null 2>&1; then up=yes; break; fi
-  kill -0 "$branch" 2>/dev/null || { cat "$work/branch.log" >&2; fail "the installed branch exited"; }
-  sleep 0.1
-done
-[ -n "$up" ] || { cat "$work/branch.log" >&2; fail "the installed branch never answered"; }
+start_branch() {
+  setpriv --reuid=cyme --regid=cyme --init-groups \
+    /usr/bin/cyme-branch --config /etc/cyme/branch.conf --http "127.0.0.1:$port" \
+    >>"$work/branch.log" 2>&1 &
+  branch=$!
+  local up=
+  for _ in $(seq 300); do
+    if /usr/bin/cyme apps >/dev/null 2>&1; then up=yes; break; fi
+    kill -0 "$branch" 2>/dev/null || { cat "$work/branch.log" >&2; fail "the installed branch exited"; }
+    sleep 0.1
+  done
+  [ -n "$up" ] || { cat "$work/branch.log" >&2; fail "the installed branch never answered"; }
+}
+workers_of() {
+  pgrep -u cyme -f -- "cyme-worker .*--instance-dir /var/lib/cyme/instances/$1( |$)" || true
+}
+start_branch
 /usr/bin/cyme apps add demo >/dev/null
 /usr/bin/cyme instances add demo pk1 >"$work/add.out" 2>&1 \
   || { cat "$work/add.out" "$work/branch.log" >&2; fail "cannot add an instance"; }
-worker=$(pgrep -u cyme -f -- "--instance-dir /var/lib/cyme/instances/pk1" | head -n 1 || true)
+worker=$(workers_of pk1)
 [ -n "$worker" ] || { cat "$work/branch.log" >&2; fail "no worker of pk1 runs as user cyme"; }
+# A branch killed hard and started again, still as user cyme, re-adopts
+# the worker it left (as the unit's Restart=on-failure would have it).
+kill -KILL "$branch"
+wait "$branch" 2>/dev/null || true
+start_branch
+pid=$(/usr/bin/cyme --json instances show demo pk1 | sed -n 's/^ *"pid": \([0-9]*\).*/\1/p')
+[ "$pid" = "$worker" ] || fail "after a kill -9, pk1 runs as pid '$pid', not the re-adopted $worker"
+[ "$(workers_of pk1)" = "$worker" ] || fail "pk1 has workers $(workers_of pk1 | tr '\n' ' ') after re-adoption"
 kill -TERM "$branch"
 wait "$branch" || { cat "$work/branch.log" >&2; fail "the installed branch did not stop cleanly"; }
 branch=
