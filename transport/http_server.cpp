@@ -615,6 +615,17 @@ void connection<Stream>::after_answer() {
   if (current_)
     current_->done();
   if (!keep_alive_ || srv_->stopping) {
+    if constexpr (is_tls) {
+      // TLS ends with close_notify, so that the client can tell the end
+      // of the connection from a cut (OpenSSL 3 reports a bare EOF as an
+      // error); a client that does not answer it gets a second.
+      if (!srv_->stopping) {
+        tcp().expires_after(std::chrono::seconds{1});
+        stream_.async_shutdown(
+          [self = me()](beast::error_code) { self->close(); });
+        return;
+      }
+    }
     beast::error_code ignored;
     tcp().socket().shutdown(tcp::socket::shutdown_send, ignored);
     return close();

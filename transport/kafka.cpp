@@ -20,47 +20,9 @@ constexpr log::logger librdkafka_log{"kafka"};
 
 /// librdkafka's own log lines go through our log, rate-limited: a broker
 /// that is gone makes every client say so every second. Per kind of line
-/// (librdkafka's facility: FAIL, CLUSTERID, ...), at most `burst` lines in
-/// a window of `window`; the first line of a later window says how many
-/// were held back.
-class log_limiter {
-public:
-  static constexpr int burst = 3;
-  static constexpr std::chrono::seconds window{30};
-
-  /// The line to write, or nothing when it is held back.
-  std::optional<std::string> admit(const std::string& fac,
-                                   std::string line) {
-    auto now = std::chrono::steady_clock::now();
-    std::lock_guard<std::mutex> guard{mtx_};
-    auto& w = windows_[fac];
-    if (w.written == 0 || now - w.start >= window) {
-      if (w.held > 0)
-        line += " (" + std::to_string(w.held) + " more " + fac
-                + " lines held back in the last "
-                + std::to_string(window.count()) + " s)";
-      w = {now, 0, 0};
-    }
-    if (w.written >= burst) {
-      ++w.held;
-      return std::nullopt;
-    }
-    ++w.written;
-    return line;
-  }
-
-private:
-  struct state {
-    std::chrono::steady_clock::time_point start;
-    int written = 0;
-    uint64_t held = 0;
-  };
-  std::mutex mtx_;
-  std::unordered_map<std::string, state> windows_;
-};
-
+/// (librdkafka's facility: FAIL, CLUSTERID, ...), at most 3 lines in 30 s.
 void on_log(const rd_kafka_t* rk, int level, const char* fac, const char* buf) {
-  static log_limiter limiter;
+  static log::limiter limiter{3, std::chrono::seconds{30}};
   auto line = limiter.admit(fac, std::string{"["} + rd_kafka_name(rk) + "] "
                                    + fac + ": " + buf);
   if (!line)

@@ -203,4 +203,24 @@ void logger::write(level x, std::string_view message) const {
     to_spdlog(x), spdlog::string_view_t{message.data(), message.size()});
 }
 
+std::optional<std::string> limiter::admit(const std::string& kind,
+                                          std::string line,
+                                          clock::time_point now) {
+  std::lock_guard<std::mutex> guard{mtx_};
+  auto& w = windows_[kind];
+  if (w.written == 0 || now - w.start >= window_) {
+    if (w.held > 0)
+      line += " (" + std::to_string(w.held) + " more " + kind
+              + " lines held back in the last "
+              + std::to_string(window_.count()) + " s)";
+    w = {now, 0, 0};
+  }
+  if (w.written >= burst_) {
+    ++w.held;
+    return std::nullopt;
+  }
+  ++w.written;
+  return line;
+}
+
 } // namespace cyme::log

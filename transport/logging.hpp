@@ -17,10 +17,13 @@
 ///
 /// Never log a secret: Kafka passwords, tokens, env values.
 
+#include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 
 namespace cyme::log {
 
@@ -68,6 +71,34 @@ public:
 
 private:
   std::string_view component_;
+};
+
+/// Holds back lines that repeat: of each kind, at most `burst` lines in a
+/// window of `window`; the first line of a later window says how many were
+/// held back. For what something outside the branch makes it say over and
+/// over (a broker that is gone, a peer sending bad announcements).
+class limiter {
+public:
+  using clock = std::chrono::steady_clock;
+
+  limiter(int burst, std::chrono::seconds window)
+    : burst_(burst), window_(window) {
+  }
+
+  /// `line` (of `kind`) to write, or nothing when it is held back.
+  std::optional<std::string> admit(const std::string& kind, std::string line,
+                                   clock::time_point now = clock::now());
+
+private:
+  struct state {
+    clock::time_point start;
+    int written = 0;
+    uint64_t held = 0;
+  };
+  int burst_;
+  std::chrono::seconds window_;
+  std::mutex mtx_;
+  std::unordered_map<std::string, state> windows_;
 };
 
 } // namespace cyme::log

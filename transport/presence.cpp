@@ -160,8 +160,9 @@ void presence::run() {
         std::lock_guard<std::mutex> guard{mtx_};
         if (info->id != self_id_)
           seen_[info->id] = {*info, std::chrono::steady_clock::now()};
-      } else {
-        presence_log.warn("dropped announcement: " + why);
+      } else if (auto line = dropped_log_.admit(why, "dropped announcement: " + why)) {
+        // A peer of another version, say, announces every second.
+        presence_log.warn(*line);
       }
     }
   }

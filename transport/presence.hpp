@@ -18,6 +18,7 @@
 
 #include "messages/topics.hpp"
 #include "transport/kafka.hpp"
+#include "transport/logging.hpp"
 
 namespace cyme {
 
@@ -97,6 +98,8 @@ private:
   mutable std::mutex mtx_;
   std::map<std::string, std::pair<branch_info, std::chrono::steady_clock::time_point>>
     seen_;
+  /// Bad announcements, logged at most 3 of a reason a minute.
+  log::limiter dropped_log_{3, std::chrono::seconds{60}};
   std::atomic<bool> stop_{false};
   std::thread thread_;
 };
