@@ -322,7 +322,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
     auto seg = api::split_path(ex->req().path);
     // The dashboard's page and files hold no data: the page asks for the
     // token itself when the branch wants one.
-    if (!seg.empty() && seg[0] == "ui")
+    bool ui = !seg.empty() && seg[0] == "ui";
+    if (ui && ex->req().method == "GET")
       return serve_ui(ex, seg);
     if (!authorized(ex->req())) {
       http::response res;
@@ -345,6 +346,8 @@ struct http_api::impl : std::enable_shared_from_this<http_api::impl> {
       ex->reply(std::move(res));
       return;
     }
+    if (ui)
+      return serve_ui(ex, seg); // 405
     if (!seg.empty() && seg[0] == "events" && seg.size() == 1) {
       if (ctx.parts.events == nullptr) {
         http::response res;
