@@ -1203,6 +1203,16 @@ BOOST_AUTO_TEST_CASE(instances_logs_prints_the_log_as_it_comes) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+namespace {
+
+/// The programs the project builds, each answering --version and --help.
+constexpr const char* every_program[] = {
+  CYME_CLI,         CYME_BRANCH_PROGRAM,         CYME_WORKER_PROGRAM,
+  CYME_LOG_PROGRAM, CYME_EMBEDDED_KAFKA_PROGRAM, CYME_EXPLORE_PROGRAM,
+  CYME_SCENARIO_PROGRAM};
+
+} // namespace
+
 BOOST_AUTO_TEST_SUITE(versions)
 
 BOOST_AUTO_TEST_CASE(every_program_answers_version_with_the_version_and_revision) {
@@ -1211,9 +1221,7 @@ BOOST_AUTO_TEST_CASE(every_program_answers_version_with_the_version_and_revision
   // revision the source tree's (a git hash, "-dirty" with changes).
   const std::regex revision{"[0-9a-f]{12}(-dirty)?|unknown"};
   BOOST_TEST(std::regex_match(std::string{CYME_REVISION}, revision), CYME_REVISION);
-  for (auto* program : {CYME_CLI, CYME_BRANCH_PROGRAM, CYME_WORKER_PROGRAM,
-                        CYME_LOG_PROGRAM, CYME_EMBEDDED_KAFKA_PROGRAM,
-                        CYME_EXPLORE_PROGRAM, CYME_SCENARIO_PROGRAM}) {
+  for (auto* program : every_program) {
     auto name = std::string{program}.substr(std::string{program}.rfind('/') + 1);
     auto r = run_program(program, {"--version"});
     BOOST_TEST(r.exit_code == 0, name << ": " << r);
@@ -1244,9 +1252,7 @@ std::set<std::string> long_flags(const std::string& text) {
 BOOST_AUTO_TEST_CASE(every_program_answers_help_on_stdout) {
   // `--help` prints the usage and the options on stdout and exits 0: the
   // manual pages (help2man) are made from it.
-  for (auto* program : {CYME_CLI, CYME_BRANCH_PROGRAM, CYME_WORKER_PROGRAM,
-                        CYME_LOG_PROGRAM, CYME_EMBEDDED_KAFKA_PROGRAM,
-                        CYME_EXPLORE_PROGRAM, CYME_SCENARIO_PROGRAM}) {
+  for (auto* program : every_program) {
     auto name = std::string{program}.substr(std::string{program}.rfind('/') + 1);
     auto r = run_program(program, {"--help"});
     BOOST_TEST(r.exit_code == 0, name << ": " << r);
