@@ -533,15 +533,8 @@ int main(int argc, char** argv) {
   if (o.http_cert.empty() != o.http_key.empty())
     bad_flag("--http-cert and --http-key go together");
   if (!o.http_cert.empty()) {
-    // Like ssh and PostgreSQL: a key every user may read is no secret.
-    struct stat key_stat {};
-    if (::stat(o.http_key.c_str(), &key_stat) == 0
-        && (key_stat.st_mode & S_IRWXO) != 0) {
-      char mode[8];
-      std::snprintf(mode, sizeof(mode), "%04o", key_stat.st_mode & 07777);
-      bad_flag("--http-key " + o.http_key + ": mode " + mode
-               + " lets every user read it (chmod o-rwx)");
-    }
+    if (auto p = key_file_problem(o.http_key); !p.empty())
+      bad_flag("--http-key " + o.http_key + ": " + p);
     if (auto p = http::tls_problem(o.http_cert, o.http_key); !p.empty())
       bad_flag("--http-cert/--http-key: " + p);
   }

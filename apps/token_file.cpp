@@ -16,6 +16,13 @@ namespace {
 
 constexpr off_t max_token_file_size = 4096;
 
+/// "0644" and the like.
+std::string octal_mode(mode_t mode) {
+  char text[8];
+  std::snprintf(text, sizeof text, "%04o", static_cast<unsigned>(mode & 07777));
+  return text;
+}
+
 } // namespace
 
 std::string token_problem(const std::string& token) {
@@ -35,12 +42,9 @@ std::string read_token_file(const std::string& path, std::string& token) {
     return where + std::strerror(errno);
   if (!S_ISREG(st.st_mode))
     return where + "not a regular file";
-  if ((st.st_mode & 077) != 0) {
-    char mode[8];
-    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
-    return where + "mode " + mode
+  if ((st.st_mode & 077) != 0)
+    return where + "mode " + octal_mode(st.st_mode)
            + " lets others than its owner read or change it (chmod 600 it)";
-  }
   if (st.st_size > max_token_file_size)
     return where + "larger than 4 KiB";
   std::string text(static_cast<size_t>(st.st_size), '\0');
@@ -66,6 +70,14 @@ std::string read_token_file(const std::string& path, std::string& token) {
     return where + problem;
   token = std::move(text);
   return {};
+}
+
+std::string key_file_problem(const std::string& path) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0 || (st.st_mode & S_IRWXO) == 0)
+    return {};
+  return "mode " + octal_mode(st.st_mode)
+         + " lets every user read it (chmod o-rwx)";
 }
 
 } // namespace cyme

@@ -18,4 +18,10 @@ std::string token_problem(const std::string& token);
 /// and its token must be neither empty nor hold control characters.
 std::string read_token_file(const std::string& path, std::string& token);
 
+/// Why the private key file at `path` (--http-key) is no secret: every
+/// user may read or change it (mode bits for others, as ssh and PostgreSQL
+/// refuse). Empty when it is kept from them, or cannot be examined (its
+/// loading then says why).
+std::string key_file_problem(const std::string& path);
+
 } // namespace cyme
