@@ -929,24 +929,40 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
            "pid " + std::to_string(e.pid) + ", wait status "
              + std::to_string(e.status),
            std::move(data));
-      if (c.handle)
-        self->send(c.handle, exited_atom::value, e);
-      if (!c.spec.enabled || st.paused())
+      // Sent last, the instance actor runs first: the scheduler takes what
+      // a handler sent newest first.
+      if (!c.spec.enabled || st.paused()) {
+        if (c.handle)
+          self->send(c.handle, exited_atom::value, e);
         return;
-      // Repaired at once, under the restart limit like a round.
+      }
+      // Repaired at once, under the restart limit like a round, from the
+      // spec the supervisor holds: the model as it last read or wrote it.
+      // Asking the model store first would add its round trip to every
+      // repair. The store's spec is read meanwhile; one that differs (the
+      // file was written behind the branch's back) is verified again once
+      // the repair is done: queues and concurrency are reconciled, a
+      // disabled instance is stopped, a removed one retired.
       std::vector<std::string> names{e.instance};
-      self
-        ->request(st.seams.store, caf::infinite, get_atom::value, names)
+      auto used = c.spec;
+      auto ignore = [](std::vector<action_report>) {};
+      self->request(st.seams.store, caf::infinite, get_atom::value, names)
         .then(
-          [self, names](std::vector<instance_spec>& specs) {
-            handle_batch(
-              self, request_kind::verify, names, specs, true,
-              [](std::vector<action_report>) {}, false);
+          [self, names, used, ignore](std::vector<instance_spec>& specs) {
+            if (specs.size() == 1 && specs.front() == used)
+              return;
+            handle_batch(self, request_kind::verify, names, specs, true,
+                         ignore, false);
           },
           [self, names](caf::error& err) {
             emit(self, event_kind::died, names.front(),
-                 "not repaired: model store: " + describe(err));
+                 "repaired from the spec the branch held; the model store "
+                 "could not be read to check it: " + describe(err));
           });
+      if (c.handle)
+        self->send(c.handle, exited_atom::value, e);
+      handle_batch(self, request_kind::verify, names, {used}, true, ignore,
+                   false);
     },
     [=](phase_atom, caf::timespan offset) {
       // Taken from the next round's end on: the round already due keeps

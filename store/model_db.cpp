@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <climits>
 #include <map>
 #include <set>
@@ -425,7 +426,8 @@ model_db::model_db(model_db&& other) noexcept
   : db_(std::exchange(other.db_, nullptr)),
     path_(std::move(other.path_)),
     migrations_applied_(other.migrations_applied_),
-    listed_(std::move(other.listed_)) {
+    listed_(std::move(other.listed_)),
+    read_(std::move(other.read_)) {
 }
 
 model_db& model_db::operator=(model_db&& other) noexcept {
@@ -435,6 +437,7 @@ model_db& model_db::operator=(model_db&& other) noexcept {
     path_ = std::move(other.path_);
     migrations_applied_ = other.migrations_applied_;
     listed_ = std::move(other.listed_);
+    read_ = std::move(other.read_);
   }
   return *this;
 }
@@ -766,19 +769,50 @@ model_db::get_instance(const std::string& name) const {
 
 model_result<std::vector<instance_spec>>
 model_db::get_instances(const std::vector<std::string>& names) const {
-  transaction tx{db_, false};
-  if (!tx.began())
-    return storage_error(db_, "begin");
+  // Every repair of a dead instance reads its spec here, to check what it
+  // started against the model, and a query costs a few hundred
+  // microseconds: while nothing was written, the answer comes from the kept
+  // listing or from the specs read by name since the last write.
+  auto mark = write_mark();
+  bool holds = mark.first >= 0;
+  const std::vector<instance_spec>* listed = nullptr;
+  if (holds && listed_ && listed_->mark == mark)
+    listed = &listed_->specs;
+  if (!holds || read_.mark != mark) {
+    read_.specs.clear();
+    read_.mark = mark;
+  }
+  std::optional<transaction> tx;
   std::vector<instance_spec> out;
   std::set<std::string> seen;
   for (auto& name : names) {
     if (!name_problem("instance", name).empty() || !seen.insert(name).second)
       continue;
+    if (listed != nullptr) {
+      auto i = std::lower_bound(listed->begin(), listed->end(), name,
+                                [](const instance_spec& s,
+                                   const std::string& n) { return s.name < n; });
+      if (i != listed->end() && i->name == name)
+        out.push_back(*i);
+      continue;
+    }
+    if (auto i = read_.specs.find(name); i != read_.specs.end()) {
+      out.push_back(i->second);
+      continue;
+    }
+    if (!tx) {
+      tx.emplace(db_, false);
+      if (!tx->began())
+        return storage_error(db_, "begin");
+    }
     auto found = read_instance(db_, name);
     if (!found)
       return found.error();
-    if (found.value())
+    if (found.value()) {
+      if (holds)
+        read_.specs.emplace(name, *found.value());
       out.push_back(std::move(*found.value()));
+    }
   }
   return out;
 }

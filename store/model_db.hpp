@@ -244,7 +244,9 @@ public:
   model_result<instance_spec> get_instance(const std::string& name) const;
 
   /// The instances among `names` that exist, in the order asked, each once.
-  /// Invalid names cannot exist and are simply not found.
+  /// Invalid names cannot exist and are simply not found. Answered from
+  /// the kept listing (see list_instances), or from the specs it read by
+  /// name, while nothing was written since.
   model_result<std::vector<instance_spec>>
   get_instances(const std::vector<std::string>& names) const;
 
@@ -279,6 +281,12 @@ private:
     std::vector<instance_spec> specs;
   };
   mutable std::optional<listing> listed_;
+  /// Specs get_instances read by name, and the write mark they hold at.
+  struct read_by_name {
+    std::pair<int64_t, int64_t> mark{-1, -1};
+    std::map<std::string, instance_spec> specs;
+  };
+  mutable read_by_name read_;
 };
 
 } // namespace cyme

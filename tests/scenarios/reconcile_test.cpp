@@ -113,18 +113,43 @@ BOOST_AUTO_TEST_CASE(worker_side_concurrency_drift_is_corrected) {
 }
 
 BOOST_AUTO_TEST_CASE(restarted_instance_is_reconciled) {
-  // A restart is followed by a stats request; drift found then is fixed.
+  // A death is repaired at once from the spec the supervisor holds, without
+  // waiting for the model store. The model, read meanwhile, gained a queue
+  // behind the branch's back: once the restart is done the instance is
+  // verified again and the queue added, once.
   add_instance("w1", {"q1"});
   start();
   advance(1s);
+  auto pid = world.workers["w1"].pid;
   world.model["w1"].queues = {"q1", "q2"};
   kill("w1", true);
-  // The new process was started from the new model: nothing to add.
-  BOOST_TEST(world.count(control_op::add_consumer) == 0u);
+  BOOST_TEST(world.workers["w1"].running);
+  BOOST_TEST(world.workers["w1"].pid != pid);
+  BOOST_TEST(world.count(control_op::add_consumer, "w1") == 1u);
   BOOST_TEST(world.count(control_op::stats, "w1") >= 1u);
   BOOST_TEST(sorted(status_of("w1").consuming_from)
                == sorted({"dq.w1", "q1", "q2"}),
              boost::test_tools::per_element());
+  // Nothing more to fix: the next round adds nothing.
+  advance(61s);
+  BOOST_TEST(world.count(control_op::add_consumer, "w1") == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(a_repair_checked_against_the_model_stops_what_it_disabled) {
+  // Disabled in the file behind the branch's back, then dead: the repair
+  // from the spec the supervisor held starts it, and the model's spec, read
+  // meanwhile, stops it again and keeps it down.
+  add_instance("w1", {"q1"});
+  start();
+  advance(1s);
+  world.model["w1"].enabled = false;
+  world.model["w1"].disabled_reason = "by hand";
+  kill("w1", true);
+  advance(2s);
+  BOOST_TEST(!world.workers["w1"].running);
+  BOOST_TEST(status_of("w1").disabled_reason == "by hand");
+  advance(61s);
+  BOOST_TEST(!world.workers["w1"].running);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -664,6 +664,52 @@ BOOST_AUTO_TEST_CASE(get_instances_returns_found_ones_in_request_order) {
   BOOST_TEST(none.value().empty());
 }
 
+BOOST_AUTO_TEST_CASE(get_instances_after_a_listing_shows_every_write) {
+  // Answered from the kept listing, or the specs read before, while nothing
+  // was written: the same rules (order asked, repeats once, unknown and
+  // invalid names skipped), and every write since, of this connection or
+  // another, shows.
+  auto db = open_db(db_path());
+  populate(db);
+  BOOST_REQUIRE(db.put_instance(small_spec("w3", "shop")).ok());
+  for (int pass = 0; pass < 2; ++pass) {
+    auto again = db.get_instances({"w2", "w1", "w2"});
+    BOOST_REQUIRE(again.ok());
+    BOOST_TEST(names_of(again.value()) == (std::vector<std::string>{"w2", "w1"}));
+    BOOST_TEST((again.value()[1] == full_spec()));
+  }
+  BOOST_REQUIRE(db.set_enabled("w1", true, "").ok());
+  BOOST_TEST(db.get_instances({"w1"}).value().at(0).enabled);
+  BOOST_REQUIRE(
+    db.set_enabled("w1", false, full_spec().disabled_reason).ok());
+  BOOST_TEST((db.get_instances({"w1"}).value().at(0) == full_spec()));
+  BOOST_REQUIRE(db.list_instances().ok());
+  auto got = db.get_instances({"w3", "ghost", "w1", "bad name", "w3", "w2"});
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST(names_of(got.value())
+             == (std::vector<std::string>{"w3", "w1", "w2"}));
+  BOOST_TEST((got.value()[1] == full_spec()));
+  BOOST_REQUIRE(db.set_enabled("w2", false, "by hand").ok());
+  BOOST_TEST(!db.get_instances({"w2"}).value().at(0).enabled);
+  BOOST_REQUIRE(db.list_instances().ok());
+  {
+    auto other = open_db(db_path());
+    BOOST_REQUIRE(other.set_enabled("w2", true, "").ok());
+    BOOST_TEST(db.get_instances({"w2"}).value().at(0).enabled);
+    BOOST_REQUIRE(db.list_instances().ok());
+    BOOST_REQUIRE(other.delete_instance("w1").ok());
+    BOOST_TEST(db.get_instances({"w1"}).value().empty());
+    BOOST_REQUIRE(db.list_instances().ok());
+    BOOST_REQUIRE(
+      other.put_app("shop", "localhost:9092", R"({"stop_signal": "HUP"})").ok());
+  }
+  BOOST_TEST(db.get_instances({"w3"}).value().at(0).launch.stop_signal
+             == "HUP");
+  BOOST_TEST(db.get_instances({"w3"}).value().at(0).enabled);
+  BOOST_REQUIRE(open_db(db_path()).set_enabled("w3", false, "other").ok());
+  BOOST_TEST(!db.get_instances({"w3"}).value().at(0).enabled);
+}
+
 BOOST_AUTO_TEST_CASE(queues_an_instance_consumes_are_queues_of_its_app) {
   // Putting an instance declares its queues in its app, once each.
   auto db = open_db(db_path());
