@@ -1521,7 +1521,8 @@ spawn_process_driver(caf::actor_system& sys, process_driver_settings settings) {
                         : 1024;
   auto unrecorded = find_marked_workers(settings.root);
   auto impl = sys.spawn<caf::detached>(driver_behavior, std::move(settings),
-                        std::move(watcher), fd_limit, std::move(unrecorded));
+                                       std::move(watcher), fd_limit,
+                                       std::move(unrecorded));
   return caf::actor_cast<process_driver_actor>(impl);
 }
 
