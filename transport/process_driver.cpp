@@ -1307,13 +1307,10 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
   }
   st.exited_at_ms[name] = now_ms;
   auto waiters = std::move(w.stop_waiters);
+  remove_pid_file(self, name, pid);
   st.workers.erase(i);
-  // The listeners first: the repair need not wait for the file, and no
-  // start of the instance runs before this handler has removed it. A stop
-  // is answered once it is gone.
   for (auto& listener : st.listeners)
     self->send(listener, exited_atom::value, ev);
-  remove_pid_file(self, name, pid);
   for (auto& rp : waiters)
     rp.deliver(pid);
   if (st.closing && st.workers.empty()) {
@@ -1520,9 +1517,8 @@ spawn_process_driver(caf::actor_system& sys, process_driver_settings settings) {
                         ? static_cast<uint64_t>(lim.rlim_cur)
                         : 1024;
   auto unrecorded = find_marked_workers(settings.root);
-  auto impl = sys.spawn<caf::detached>(driver_behavior, std::move(settings),
-                                       std::move(watcher), fd_limit,
-                                       std::move(unrecorded));
+  auto impl = sys.spawn(driver_behavior, std::move(settings),
+                        std::move(watcher), fd_limit, std::move(unrecorded));
   return caf::actor_cast<process_driver_actor>(impl);
 }
 

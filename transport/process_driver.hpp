@@ -164,11 +164,6 @@ struct process_driver_settings {
 /// SIGKILL after its stop grace, and answers once the exit was observed.
 /// When an own process exits, what is left of its group is killed, so no
 /// pool process outlives its worker.
-///
-/// The driver is a detached actor (a thread of its own): its spawns and
-/// file writes do not hold up the scheduler's threads, and an exit is told
-/// to its listeners before the pid file is removed (the repair does not
-/// wait for that; a start of the instance, which comes after, does).
 caf::expected<process_driver_actor>
 spawn_process_driver(caf::actor_system& sys, process_driver_settings settings);
 
