@@ -929,8 +929,6 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
            "pid " + std::to_string(e.pid) + ", wait status "
              + std::to_string(e.status),
            std::move(data));
-      // Sent last, the instance actor runs first: the scheduler takes what
-      // a handler sent newest first.
       if (!c.spec.enabled || st.paused()) {
         if (c.handle)
           self->send(c.handle, exited_atom::value, e);
@@ -959,6 +957,8 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
                  "repaired from the spec the branch held; the model store "
                  "could not be read to check it: " + describe(err));
           });
+      // Sent last, the instance actor runs first (before the died event's
+      // listeners): the scheduler takes what a handler sent newest first.
       if (c.handle)
         self->send(c.handle, exited_atom::value, e);
       handle_batch(self, request_kind::verify, names, {used}, true, ignore,
