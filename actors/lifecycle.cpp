@@ -363,6 +363,18 @@ void machine::send_check() {
     return;
   }
   await(phase::checking);
+  // The driver answered with the round's probe about the process this
+  // machine knows (or that none runs, as it knows): no need to ask again.
+  // Any other answer may be older than what happened here since.
+  const auto& probe = ops_.front().probe;
+  if (probe.pid >= 0 && probe.pid == status_.pid) {
+    event ev;
+    ev.kind = event_kind::checked;
+    ev.tag = awaiting_;
+    ev.pid = probe.pid;
+    on_checked(ev);
+    return;
+  }
   out_.push_back(make_action(action_kind::check, awaiting_));
 }
 

@@ -68,6 +68,10 @@ struct probe_result {
   int64_t sent_at_ns = 0;
   /// The ping's round trip, in microseconds, when it was answered.
   int64_t rtt_us = 0;
+  /// The process driver's answer, asked once the probe's answers were in:
+  /// the pid of the instance's process, 0 when none runs; -1 when not
+  /// asked (the instance actor then asks the driver itself).
+  int32_t pid = -1;
 };
 
 namespace lifecycle {

@@ -32,6 +32,8 @@ using exit_listener = caf::typed_actor<caf::reacts_to<exited_atom, process_exit>
 ///   (SIGTERM to all, SIGKILL after the grace period), refuses every later
 ///   start, and answers with how many it stopped once all are gone.
 /// - alive(name) -> pid: the pid of its live process, or 0.
+/// - alive(names) -> pids: the same for each name, at the same positions
+///   (a round asks once for every instance it probed).
 /// - subscribe(listener): every exit is reported to the listener, with
 ///   `requested` set when the exit followed a stop.
 using process_driver_actor = caf::typed_actor<
@@ -39,6 +41,8 @@ using process_driver_actor = caf::typed_actor<
   caf::replies_to<stop_atom, std::string>::with<int32_t>,
   caf::replies_to<stop_atom>::with<uint32_t>,
   caf::replies_to<alive_atom, std::string>::with<int32_t>,
+  caf::replies_to<alive_atom, std::vector<std::string>>::with<
+    std::vector<int32_t>>,
   caf::reacts_to<subscribe_atom, exit_listener>>;
 
 /// Receives broker health from a control bus. Brokers are named by the

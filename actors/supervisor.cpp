@@ -331,7 +331,9 @@ struct probe_set {
 using probe_ptr = std::shared_ptr<probe_set>;
 
 /// Pings and asks stats of `names` (with their brokers, at the same
-/// positions) with one command per broker each.
+/// positions) with one command per broker each, then asks the driver once
+/// which of them run: an instance actor given its process's pid with the
+/// probe need not ask the driver itself.
 void probe(self_ptr self, std::vector<std::string> names,
            const std::vector<const std::string*>& brokers,
            std::function<void(probe_ptr)> then) {
@@ -346,9 +348,21 @@ void probe(self_ptr self, std::vector<std::string> names,
   }
   auto pending = std::make_shared<size_t>(by_broker.size() * 2);
   auto sent_at = self->clock().now().time_since_epoch().count();
-  auto one_done = [ps, pending, then] {
-    if (--*pending == 0)
-      then(ps);
+  auto one_done = [self, ps, pending, then] {
+    if (--*pending > 0)
+      return;
+    self
+      ->request(self->state.seams.driver, caf::infinite, alive_atom::value,
+                ps->names)
+      .then(
+        [ps, then](std::vector<int32_t>& pids) {
+          if (pids.size() == ps->names.size())
+            for (size_t i = 0; i < pids.size(); ++i)
+              ps->results[i].pid = pids[i];
+          then(ps);
+        },
+        // Left unknown: each instance actor asks the driver itself.
+        [ps, then](caf::error&) { then(ps); });
   };
   for (auto& [broker, group] : by_broker) {
     control_command cmd;
@@ -439,53 +453,21 @@ void judge_bus(self_ptr self, size_t silent, size_t probed) {
 }
 
 /// Judges the bus by a round's probe before its verdicts go out, so that
-/// every restart of the round follows the judgment: asks the driver which
-/// of the probed instances that missed their ping still run, then
-/// `judge_bus`, then `then`. A probe that reached no instance judges
-/// nothing.
-void judge_bus_by_probe(self_ptr self, const probe_set& probes,
-                        std::function<void()> then) {
-  std::vector<std::string> missed;
+/// every restart of the round follows the judgment: the probed instances
+/// that missed their ping while the driver said their processes run. A
+/// probe that reached no instance judges nothing.
+void judge_bus_by_probe(self_ptr self, const probe_set& probes) {
   size_t probed = 0;
-  for (size_t i = 0; i < probes.names.size(); ++i) {
-    auto& p = probes.results[i];
+  size_t silent = 0;
+  for (auto& p : probes.results) {
     if (!p.probed)
       continue;
     ++probed;
-    if (!p.pong)
-      missed.push_back(probes.names[i]);
+    if (!p.pong && p.pid > 0)
+      ++silent;
   }
-  if (probed == 0) {
-    then();
-    return;
-  }
-  if (missed.empty()) {
-    judge_bus(self, 0, probed);
-    then();
-    return;
-  }
-  // Shared by every answer's handler: `then` holds the round's verdicts,
-  // too large to copy per instance.
-  struct tally {
-    size_t pending;
-    size_t running;
-    std::function<void()> then;
-  };
-  auto t = std::make_shared<tally>(tally{missed.size(), 0, std::move(then)});
-  auto one_done = [self, t, probed](bool running) {
-    if (running)
-      ++t->running;
-    if (--t->pending > 0)
-      return;
-    judge_bus(self, t->running, probed);
-    t->then();
-  };
-  for (auto& name : missed)
-    self
-      ->request(self->state.seams.driver, caf::infinite, alive_atom::value,
-                name)
-      .then([one_done](int32_t pid) { one_done(pid > 0); },
-            [one_done](caf::error&) { one_done(false); });
+  if (probed > 0)
+    judge_bus(self, silent, probed);
 }
 
 void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
@@ -591,29 +573,25 @@ void handle_batch(self_ptr self, request_kind kind,
     }
     probe(self, std::move(probed), brokers,
           [self, b, kind, ratelimit, positions, is_round](probe_ptr ps) {
-            auto verdicts = [self, b, kind, ratelimit, positions, ps] {
-              for (size_t k = 0; k < ps->names.size(); ++k) {
-                auto i = (*positions)[k];
-                const auto& name = ps->names[k];
-                // A request that came while the probe was out (a disable, a
-                // removal) read a newer model than this batch did: judge by
-                // what the supervisor knows now, not by the batch's copy.
-                auto child = self->state.children.find(name);
-                if (child == self->state.children.end()) {
-                  settle(b, i, action_report{name, outcome::not_running,
-                                             "removed meanwhile"});
-                  continue;
-                }
-                dispatch(self, b, i, kind, child->second.spec,
-                         std::move(ps->results[k]), ratelimit);
-              }
-            };
             if (is_round) {
               self->state.round_probed = self->clock().now();
-              judge_bus_by_probe(self, *ps, std::move(verdicts));
+              judge_bus_by_probe(self, *ps);
             }
-            else
-              verdicts();
+            for (size_t k = 0; k < ps->names.size(); ++k) {
+              auto i = (*positions)[k];
+              const auto& name = ps->names[k];
+              // A request that came while the probe was out (a disable, a
+              // removal) read a newer model than this batch did: judge by
+              // what the supervisor knows now, not by the batch's copy.
+              auto child = self->state.children.find(name);
+              if (child == self->state.children.end()) {
+                settle(b, i, action_report{name, outcome::not_running,
+                                           "removed meanwhile"});
+                continue;
+              }
+              dispatch(self, b, i, kind, child->second.spec,
+                       std::move(ps->results[k]), ratelimit);
+            }
           });
   }
   if (--b->pending == 0)

@@ -78,6 +78,15 @@ caf::behavior sim_driver(caf::stateful_actor<sim_driver_state>* self) {
       auto i = self->state.running.find(name);
       return i == self->state.running.end() ? 0 : i->second;
     },
+    [=](alive_atom, const std::vector<std::string>& names) {
+      std::vector<int32_t> pids;
+      pids.reserve(names.size());
+      for (auto& name : names) {
+        auto i = self->state.running.find(name);
+        pids.push_back(i == self->state.running.end() ? 0 : i->second);
+      }
+      return pids;
+    },
     [=](subscribe_atom, exit_listener& l) {
       self->state.listeners.push_back(std::move(l));
     },

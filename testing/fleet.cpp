@@ -23,6 +23,12 @@ void notify_exit(caf::event_based_actor* self, fleet* world,
                process_exit{name, pid, requested ? 15 : 9, requested});
 }
 
+/// The pid of `name`'s running process, 0 when none runs.
+int32_t alive_pid(const fleet& world, const std::string& name) {
+  auto i = world.workers.find(name);
+  return i != world.workers.end() && i->second.running ? i->second.pid : 0;
+}
+
 caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {
   return {
     [=](start_atom, const instance_spec& spec) -> caf::result<int32_t> {
@@ -65,9 +71,15 @@ caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {
       return w.pid;
     },
     [=](alive_atom, const std::string& name) -> int32_t {
-      auto i = world->workers.find(name);
-      return i != world->workers.end() && i->second.running ? i->second.pid
-                                                             : 0;
+      ++world->alive_asks;
+      return alive_pid(*world, name);
+    },
+    [=](alive_atom, const std::vector<std::string>& names) {
+      ++world->alive_list_asks;
+      std::vector<int32_t> pids;
+      for (auto& name : names)
+        pids.push_back(alive_pid(*world, name));
+      return pids;
     },
     [=](subscribe_atom, exit_listener& l) {
       world->exit_listeners.push_back(std::move(l));

@@ -67,6 +67,10 @@ struct fleet {
   std::vector<control_command> commands;
   /// Replies the bus carried.
   size_t replies = 0;
+  /// Times the driver was asked whether one instance's process runs, and
+  /// whether each of a list's does.
+  size_t alive_asks = 0;
+  size_t alive_list_asks = 0;
   /// Times the store listed the whole model (once per round).
   size_t model_lists = 0;
   /// Listeners the fake driver tells about exits.

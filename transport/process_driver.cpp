@@ -1424,6 +1424,19 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
       auto* w = find_running(self, name);
       return w != nullptr ? w->pid : int32_t{0};
     },
+    [=](alive_atom,
+        const std::vector<std::string>& names) -> caf::result<std::vector<int32_t>> {
+      for (auto& name : names)
+        if (auto err = bad_name(name))
+          return err;
+      std::vector<int32_t> pids;
+      pids.reserve(names.size());
+      for (auto& name : names) {
+        auto* w = find_running(self, name);
+        pids.push_back(w != nullptr ? w->pid : int32_t{0});
+      }
+      return pids;
+    },
     [=](subscribe_atom, const exit_listener& listener) {
       auto& ls = self->state.listeners;
       if (!listener || std::find(ls.begin(), ls.end(), listener) != ls.end())

@@ -288,6 +288,17 @@ struct driver_fixture {
     return result;
   }
 
+  /// alive(names): the pid of each, or the driver's error.
+  caf::expected<std::vector<int32_t>>
+  ask_list(const process_driver_actor& d, std::vector<std::string> names) {
+    caf::expected<std::vector<int32_t>> result{
+      caf::make_error(caf::sec::request_timeout)};
+    self->request(d, 10s, alive_atom::value, std::move(names))
+      .receive([&](std::vector<int32_t>& pids) { result = std::move(pids); },
+               [&](caf::error& err) { result = std::move(err); });
+    return result;
+  }
+
   int32_t start(const process_driver_actor& d, const instance_spec& s) {
     auto pid = ask(d, start_atom::value, s);
     BOOST_REQUIRE_MESSAGE(pid, "start failed: " << problem_of(pid));
@@ -990,6 +1001,8 @@ BOOST_AUTO_TEST_CASE(bad_names_are_refused_and_create_nothing) {
       BOOST_CHECK(!stopped);
       auto alive = ask(d, alive_atom::value, name);
       BOOST_CHECK(!alive);
+      auto listed = ask_list(d, {"fine", name});
+      BOOST_CHECK(!listed);
     }
   }
   BOOST_CHECK(fs::is_empty(root));
@@ -1096,6 +1109,12 @@ BOOST_AUTO_TEST_CASE(restarted_driver_adopts_running_worker) {
   BOOST_REQUIRE(still_runs(pid, started_at));
   BOOST_REQUIRE(fs::exists(pid_file("adoptee")));
   auto b = spawn_driver();
+  // Asked for a list, as a round does: the running worker is adopted too.
+  auto other = start(b, spec("other"));
+  auto listed = ask_list(b, {"adoptee", "nobody", "other"});
+  BOOST_REQUIRE_MESSAGE(listed, "alive failed: " << problem_of(listed));
+  BOOST_CHECK((*listed == std::vector<int32_t>{pid, 0, other}));
+  BOOST_CHECK_EQUAL(stop(b, "other"), other);
   BOOST_CHECK_EQUAL(alive(b, "adoptee"), pid);
   auto refused = ask(b, start_atom::value, spec("adoptee"));
   BOOST_CHECK(!refused);

@@ -24,6 +24,8 @@ BOOST_AUTO_TEST_CASE(ten_thousand_instances_in_one_round_cost_linear_messages) {
 
   auto commands = world.commands.size();
   auto replies = world.replies;
+  auto alive_asks = world.alive_asks;
+  auto alive_list_asks = world.alive_list_asks;
   advance(60s);
   BOOST_TEST(events(event_kind::round_finished) == 2u);
   auto round_commands = world.commands.size() - commands;
@@ -32,6 +34,9 @@ BOOST_AUTO_TEST_CASE(ten_thousand_instances_in_one_round_cost_linear_messages) {
   BOOST_TEST(round_replies == 2 * n);
   BOOST_TEST(world.commands[commands].destinations.size() == n);
   BOOST_TEST(world.total_starts() == n);
+  // The driver is asked once which processes run, not once per instance.
+  BOOST_TEST(world.alive_list_asks - alive_list_asks == 1u);
+  BOOST_TEST(world.alive_asks - alive_asks == 0u);
 
   for (size_t i = 0; i < 100; ++i)
     kill("w" + std::to_string(i * 97), false);

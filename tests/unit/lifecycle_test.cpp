@@ -440,6 +440,60 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
   BOOST_TEST(to_string(d.m.current()) == "permitting");
 }
 
+// A round asks the driver once, with its probe, which processes run. That
+// answer stands for the instance's own check only when it names the
+// process the machine knows: any other may be older than what the machine
+// did since (a restart, a stop).
+BOOST_AUTO_TEST_CASE(the_driver_answer_with_the_probe_spares_the_check) {
+  driver d;
+  d.feed(request(E::restart));
+  d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::first_start; });
+  d.answer(E::stop_done);
+  d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
+  d.answer(E::pong);
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_REQUIRE(to_string(d.m.current()) == "idle");
+  auto healthy = [&](int32_t pid) {
+    auto v = request(E::verify);
+    v.probe.probed = true;
+    v.probe.pong = true;
+    v.probe.sent_at_ns = d.t + 1;
+    v.probe.has_stats = true;
+    v.probe.stats = stats_without_queue();
+    v.probe.stats.queues.push_back("q");
+    v.probe.pid = pid;
+    return v;
+  };
+  // The process it knows runs: verified at once, no action asks the driver.
+  auto s = d.feed(healthy(new_pid));
+  BOOST_TEST(kinds(s.actions).find("check") == std::string::npos, kinds(s.actions));
+  BOOST_TEST(kinds(s.actions).find("answer") != std::string::npos, kinds(s.actions));
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  BOOST_TEST(d.m.status().pid == new_pid);
+  // Another pid (a process the driver adopted, or an answer from before a
+  // restart): the driver is asked again.
+  s = d.feed(healthy(old_pid));
+  BOOST_TEST(kinds(s.actions) == "check ");
+  BOOST_TEST(to_string(d.m.current()) == "checking");
+  d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  // Not asked with the probe: the driver is asked.
+  s = d.feed(healthy(-1));
+  BOOST_TEST(kinds(s.actions) == "check ");
+  d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  // Nothing runs by the driver's answer, and the machine knows of none (it
+  // never started one): straight to the permit.
+  driver fresh;
+  s = fresh.feed(healthy(0));
+  BOOST_TEST(kinds(s.actions) == "ask_permit ");
+  BOOST_TEST(to_string(fresh.m.current()) == "permitting");
+}
+
 // A round's probe can be answered before an operator's change reaches the
 // worker, and be used after it: its stats are then older than the worker
 // and would show the old settings (and resend the change). A probe sent
