@@ -63,13 +63,13 @@ lifecycle::event failure(uint64_t tag, const caf::error& err) {
 
 void carry_out(self_ptr self, std::vector<lifecycle::action>& actions);
 
-lifecycle::step feed(self_ptr self, const lifecycle::event& ev) {
-  return self->state.machine->handle(ev, now(self));
+lifecycle::step feed(self_ptr self, lifecycle::event ev) {
+  return self->state.machine->handle(std::move(ev), now(self));
 }
 
 /// Feeds one event to the table and carries out what it says.
-void feed_and_act(self_ptr self, const lifecycle::event& ev) {
-  auto step = feed(self, ev);
+void feed_and_act(self_ptr self, lifecycle::event ev) {
+  auto step = feed(self, std::move(ev));
   carry_out(self, step.actions);
 }
 
@@ -90,7 +90,7 @@ void send_commands(self_ptr self, uint64_t tag,
       return;
     auto ev = answer_event(lifecycle::event_kind::reconciled, tag);
     ev.results = std::move(g->results);
-    feed_and_act(self, ev);
+    feed_and_act(self, std::move(ev));
   };
   const auto& name = self->state.machine->status().name;
   for (size_t i = 0; i < commands.size(); ++i)
@@ -125,7 +125,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
             [self, tag](int32_t pid) {
               auto ev = answer_event(event_kind::checked, tag);
               ev.pid = pid;
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             },
             on_error);
         break;
@@ -134,7 +134,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
         if (!parent) {
           auto ev = answer_event(event_kind::failed, tag);
           ev.text = "supervisor gone";
-          feed_and_act(self, ev);
+          feed_and_act(self, std::move(ev));
           break;
         }
         self
@@ -144,7 +144,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
             [self, tag](restart_permit p) {
               auto ev = answer_event(event_kind::permit, tag);
               ev.permit = p;
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             },
             on_error);
         break;
@@ -155,7 +155,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
             [self, tag](int32_t pid) {
               auto ev = answer_event(event_kind::stop_done, tag);
               ev.pid = pid;
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             },
             on_error);
         break;
@@ -165,12 +165,12 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
             [self, tag](int32_t pid) {
               auto ev = answer_event(event_kind::started, tag);
               ev.pid = pid;
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             },
             [self, tag](caf::error& err) {
               auto ev = answer_event(event_kind::start_failed, tag);
               ev.text = describe(err);
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             });
         break;
       case action_kind::ping:
@@ -183,7 +183,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
                                      tag);
               if (pong)
                 ev.rtt_us = pong->rtt_us;
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             },
             on_error);
         break;
@@ -196,7 +196,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
               ev.has_stats = r != nullptr && r->ok;
               if (ev.has_stats)
                 ev.stats = r->stats;
-              feed_and_act(self, ev);
+              feed_and_act(self, std::move(ev));
             },
             on_error);
         break;
@@ -228,7 +228,7 @@ void carry_out(self_ptr self, std::vector<lifecycle::action>& actions) {
 /// A request: joins (or starts) an operation, answered when it ends.
 promise_t request_op(self_ptr self, lifecycle::event ev) {
   auto promise = self->make_response_promise<action_report>();
-  auto step = feed(self, ev);
+  auto step = feed(self, std::move(ev));
   // Registered before the actions run: the operation may end at once.
   self->state.waiting[step.op].push_back(promise);
   carry_out(self, step.actions);
@@ -273,14 +273,14 @@ instance_actor::behavior_type instance_behavior(self_ptr self,
       lifecycle::event ev;
       ev.kind = event_kind::disable;
       ev.text = std::move(reason);
-      feed_and_act(self, ev);
+      feed_and_act(self, std::move(ev));
     },
     [=](exited_atom, const process_exit& e) {
       lifecycle::event ev;
       ev.kind = event_kind::exited;
       ev.pid = e.pid;
       ev.wait_status = e.status;
-      feed_and_act(self, ev);
+      feed_and_act(self, std::move(ev));
     },
   };
 }

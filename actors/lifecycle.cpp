@@ -104,7 +104,7 @@ machine::machine(settings s, instance_status initial, bool enabled)
     settings_.restart_pings = ping_schedule{};
 }
 
-step machine::handle(const event& ev, clock_reading now) {
+step machine::handle(event ev, clock_reading now) {
   now_ = now;
   out_.clear();
   changed_ = false;
@@ -256,19 +256,19 @@ step machine::handle(const event& ev, clock_reading now) {
 
 // -- requests and operations --------------------------------------------------
 
-uint64_t machine::enqueue(op_kind kind, const event& ev) {
+uint64_t machine::enqueue(op_kind kind, event& ev) {
   // A verify waiting behind another operation absorbs further verifies: a
   // flood of requests costs one verification, answered to all.
   if (kind == op_kind::verify && ops_.size() > 1
       && ops_.back().kind == op_kind::verify) {
     auto& waiting = ops_.back();
-    waiting.spec = ev.spec;
-    waiting.probe = ev.probe;
+    waiting.spec = std::move(ev.spec);
+    waiting.probe = std::move(ev.probe);
     waiting.ratelimit = waiting.ratelimit && ev.ratelimit;
     return waiting.id;
   }
   auto id = next_op_++;
-  ops_.push_back(operation{id, kind, ev.spec, ev.probe,
+  ops_.push_back(operation{id, kind, std::move(ev.spec), std::move(ev.probe),
                            kind == op_kind::verify && ev.ratelimit});
   if (ops_.size() == 1)
     begin();

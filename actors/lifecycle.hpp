@@ -250,7 +250,7 @@ public:
   /// counters the supervisor last knew).
   machine(settings s, instance_status initial, bool enabled);
 
-  step handle(const event& ev, clock_reading now);
+  step handle(event ev, clock_reading now);
 
   const instance_status& status() const {
     return status_;
@@ -280,7 +280,7 @@ private:
   };
 
   // Requests and operations.
-  uint64_t enqueue(op_kind kind, const event& ev);
+  uint64_t enqueue(op_kind kind, event& ev);
   void begin();
   void finish(outcome result, std::string detail = {});
   // Steps of an operation.
