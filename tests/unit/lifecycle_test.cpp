@@ -402,9 +402,9 @@ BOOST_AUTO_TEST_CASE(a_verify_waiting_absorbs_later_verifies) {
   BOOST_TEST(to_string(d.m.current()) == "checking");
 }
 
-BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
-  driver d;
-  // Started at some time T.
+/// Brings `d` through a first start to running, consuming its queue; the
+/// time its process was started at.
+int64_t run_first_start(driver& d) {
   d.feed(request(E::restart));
   d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::first_start; });
   d.answer(E::stop_done);
@@ -416,6 +416,13 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
     ev.stats = stats_without_queue();
     ev.stats.queues.push_back("q");
   });
+  return started_at;
+}
+
+BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
+  driver d;
+  // Started at some time T.
+  auto started_at = run_first_start(d);
   BOOST_REQUIRE(to_string(d.m.current()) == "idle");
   BOOST_TEST(to_string(d.m.status().state) == "running");
   // A round's probe sent before that start found no pong: it is about the
@@ -446,16 +453,7 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
 // did since (a restart, a stop).
 BOOST_AUTO_TEST_CASE(the_driver_answer_with_the_probe_spares_the_check) {
   driver d;
-  d.feed(request(E::restart));
-  d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::first_start; });
-  d.answer(E::stop_done);
-  d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
-  d.answer(E::pong);
-  d.answer(E::stats, [](event& ev) {
-    ev.has_stats = true;
-    ev.stats = stats_without_queue();
-    ev.stats.queues.push_back("q");
-  });
+  run_first_start(d);
   BOOST_REQUIRE(to_string(d.m.current()) == "idle");
   auto healthy = [&](int32_t pid) {
     auto v = request(E::verify);
