@@ -927,6 +927,15 @@ BOOST_AUTO_TEST_CASE(external_kill_is_reported_at_once_as_unrequested) {
   BOOST_CHECK_EQUAL(WTERMSIG(e->status), SIGKILL);
   BOOST_CHECK_EQUAL(alive(d, "victim"), 0);
   BOOST_CHECK(!fs::exists(pid_file("victim")));
+  // Set aside, not removed, on the way to a restart; the restart's own pid
+  // file replaces it, and a stop removes that one outright.
+  BOOST_CHECK(fs::exists(dir("victim") / ".worker.pid.gone"));
+  auto next = start(d, spec("victim"));
+  BOOST_CHECK(fs::exists(pid_file("victim")));
+  BOOST_CHECK(!fs::exists(dir("victim") / ".worker.pid.gone"));
+  BOOST_CHECK_EQUAL(stop(d, "victim"), next);
+  BOOST_CHECK(!fs::exists(pid_file("victim")));
+  BOOST_CHECK(!fs::exists(dir("victim") / ".worker.pid.gone"));
 }
 
 // A worker started soon after its predecessor exited takes the commands
