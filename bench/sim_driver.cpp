@@ -36,6 +36,12 @@ struct sim_driver_state {
   int32_t next_pid = first_pid;
   bool closing = false;
   std::vector<exit_listener> listeners;
+
+  /// The pid of `name`'s instance, 0 when it does not run.
+  int32_t pid_of(const std::string& name) const {
+    auto i = running.find(name);
+    return i == running.end() ? 0 : i->second;
+  }
 };
 
 caf::behavior sim_driver(caf::stateful_actor<sim_driver_state>* self) {
@@ -75,16 +81,13 @@ caf::behavior sim_driver(caf::stateful_actor<sim_driver_state>* self) {
       return n;
     },
     [=](alive_atom, const std::string& name) -> int32_t {
-      auto i = self->state.running.find(name);
-      return i == self->state.running.end() ? 0 : i->second;
+      return self->state.pid_of(name);
     },
     [=](alive_atom, const std::vector<std::string>& names) {
       std::vector<int32_t> pids;
       pids.reserve(names.size());
-      for (auto& name : names) {
-        auto i = self->state.running.find(name);
-        pids.push_back(i == self->state.running.end() ? 0 : i->second);
-      }
+      for (auto& name : names)
+        pids.push_back(self->state.pid_of(name));
       return pids;
     },
     [=](subscribe_atom, exit_listener& l) {

@@ -895,6 +895,12 @@ worker_process* find_running(self_ptr self, const std::string& name) {
   return adopt(self, name);
 }
 
+/// The pid of `name`'s running worker, known or adopted; 0 when none runs.
+int32_t running_pid(self_ptr self, const std::string& name) {
+  auto* w = find_running(self, name);
+  return w != nullptr ? w->pid : int32_t{0};
+}
+
 /// Takes away the pid file of `name` if it records `pid`. After a death
 /// nobody asked for, a restart is on its way: the file is renamed aside
 /// rather than removed, and removed once the next start has written its
@@ -1436,8 +1442,7 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
     [=](alive_atom, const std::string& name) -> caf::result<int32_t> {
       if (auto err = bad_name(name))
         return err;
-      auto* w = find_running(self, name);
-      return w != nullptr ? w->pid : int32_t{0};
+      return running_pid(self, name);
     },
     [=](alive_atom,
         const std::vector<std::string>& names) -> caf::result<std::vector<int32_t>> {
@@ -1446,10 +1451,8 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
           return err;
       std::vector<int32_t> pids;
       pids.reserve(names.size());
-      for (auto& name : names) {
-        auto* w = find_running(self, name);
-        pids.push_back(w != nullptr ? w->pid : int32_t{0});
-      }
+      for (auto& name : names)
+        pids.push_back(running_pid(self, name));
       return pids;
     },
     [=](subscribe_atom, const exit_listener& listener) {
