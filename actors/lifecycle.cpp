@@ -441,12 +441,18 @@ void machine::reconcile(const worker_stats& stats, outcome result,
                         std::string detail) {
   result_ = result;
   detail_ = std::move(detail);
-  status_.consuming_from = stats.queues;
-  status_.autoscale_max = stats.autoscale_max;
-  status_.autoscale_min = stats.autoscale_min;
-  status_.concurrency = stats.concurrency;
-  status_.state = instance_state::running;
-  changed_ = true;
+  if (status_.consuming_from != stats.queues
+      || status_.autoscale_max != stats.autoscale_max
+      || status_.autoscale_min != stats.autoscale_min
+      || status_.concurrency != stats.concurrency
+      || status_.state != instance_state::running) {
+    status_.consuming_from = stats.queues;
+    status_.autoscale_max = stats.autoscale_max;
+    status_.autoscale_min = stats.autoscale_min;
+    status_.concurrency = stats.concurrency;
+    status_.state = instance_state::running;
+    changed_ = true;
+  }
   const auto& spec = ops_.front().spec;
   auto diff = diff_consumers(spec.queues, stats.queues, direct_queue(spec.name));
   sent_.clear();
@@ -536,8 +542,10 @@ bool machine::on_checked(const event& ev) {
       send_permit(restart_cause::no_answer, "no answer to ping");
       return true;
     }
+    // The supervisor lists the round trip of the round's pong itself (it
+    // holds the probe): a verify that finds the instance as it was reports
+    // nothing.
     status_.ping_rtt_us = probe.rtt_us;
-    changed_ = true;
     if (probe.has_stats)
       reconcile(probe.stats, outcome::verified, {});
     else

@@ -491,6 +491,11 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
                                  "instance actor: " + describe(err)});
   };
   auto& handle = it->second.handle;
+  // A pong from the process the instance last reported: its round trip is
+  // listed from here, so that a verify that finds the instance as it was
+  // has it report nothing.
+  if (p.pong && p.pid > 0 && p.pid == it->second.status.pid)
+    it->second.status.ping_rtt_us = p.rtt_us;
   switch (kind) {
     case request_kind::verify:
       self

@@ -94,6 +94,7 @@ bool answer(fake_worker& w, const std::string& name,
   if (!w.running || !w.responsive || now_ns < w.ready_at_ns)
     return false;
   out.instance = name;
+  out.rtt_us = w.rtt_us;
   switch (cmd.op) {
     case control_op::ping:
       break;

@@ -41,6 +41,8 @@ struct fake_worker {
   std::vector<std::string> queues;
   uint32_t autoscale_max = 0;
   uint32_t autoscale_min = 0;
+  /// The round trip its answers report (the bus measures it).
+  int64_t rtt_us = 0;
   /// Starts and stops the driver made for this instance.
   size_t starts = 0;
   size_t stops = 0;

@@ -31,6 +31,27 @@ BOOST_AUTO_TEST_CASE(new_instances_in_the_model_are_started) {
   BOOST_TEST(events(event_kind::restarting) == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(the_listed_round_trip_is_each_rounds_pong) {
+  // A round that finds an instance as it was has it report nothing to the
+  // supervisor; the round trip of its pong is listed all the same.
+  add_instance("w1");
+  add_instance("w2");
+  supervisor_settings settings;
+  start(settings);
+  advance(1s);
+  world.workers["w1"].rtt_us = 1500;
+  world.workers["w2"].rtt_us = 2500;
+  advance(settings.interval);
+  BOOST_TEST(status_of("w1").ping_rtt_us == 1500);
+  BOOST_TEST(status_of("w2").ping_rtt_us == 2500);
+  world.workers["w1"].rtt_us = 700;
+  advance(settings.interval);
+  BOOST_TEST(status_of("w1").ping_rtt_us == 700);
+  BOOST_TEST(status_of("w2").ping_rtt_us == 2500);
+  BOOST_TEST(to_string(status_of("w1").state) == "running");
+  BOOST_TEST(world.total_starts() == 2u);
+}
+
 BOOST_AUTO_TEST_CASE(a_finished_round_says_where_its_time_went) {
   // The round_finished event splits the round's time: the model's
   // listing, the probe over the bus, the instance actors' verdicts. A
