@@ -37,8 +37,9 @@
 // deaths is not what is measured. Whether a supervisor throttles or polls anyway shows in the
 // figures; the probe also names the pattern it sees ("note").
 //
-// Output: one JSON object per figure on stdout; progress and errors on
-// stderr. Exit 0 on success, 1 when a round fails, 2 on bad flags.
+// Output: one JSON object per figure on stdout (with every sample, in the
+// order measured, as samples_ms); progress and errors on stderr. Exit 0 on
+// success, 1 when a round fails, 2 on bad flags.
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
@@ -494,6 +495,15 @@ double round3(double x) {
   return std::round(x * 1000.0) / 1000.0;
 }
 
+/// Each of `xs`, rounded to the microsecond, in the order measured.
+std::vector<double> rounded3(const std::vector<double>& xs) {
+  std::vector<double> out;
+  out.reserve(xs.size());
+  for (auto x : xs)
+    out.push_back(round3(x));
+  return out;
+}
+
 /// What the latencies say about a supervisor's restart policy.
 struct restart_pattern {
   /// "prompt", "fixed_delay", "min_interval" or "periodic".
@@ -593,7 +603,8 @@ void print_figure(const std::string& system, const char* figure,
          {"scan_us", std::round(facts.scan_us)},
          {"restart", pattern != nullptr ? pattern->kind : "prompt"},
          {"throttled", pattern != nullptr && pattern->throttled()},
-         {"note", pattern != nullptr ? pattern->note : ""}};
+         {"note", pattern != nullptr ? pattern->note : ""},
+         {"samples_ms", rounded3(xs)}};
   std::printf("%s\n", j.dump().c_str());
   std::fflush(stdout);
 }

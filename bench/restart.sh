@@ -5,9 +5,10 @@
 #
 #   bench/restart.sh --broker HOST:PORT --kills N --out DIR
 #                    [--gap-ms MS] [--warmup-kills N] [--systems LIST]
+#                    [--passes P]
 #
 #   --broker    a real Kafka broker (e.g. deploy/kafka/kafka.sh start ...)
-#   --kills     kill -9 rounds per system (default 100)
+#   --kills     kill -9 rounds per system (default 100), over all passes
 #   --out       DIR/restart.json gets every figure (a JSON array)
 #   --gap-ms    settle time between kills, plus a random 0-200 ms
 #               (default 1000: runsv waits 1 s before restarting a service
@@ -19,6 +20,13 @@
 #               runit,s6,bare (default all, in that order); cyme-cold is
 #               cyme without standby workers (--standby-workers 0): each
 #               replacement is a new process
+#   --passes    the systems take turns P times (default 1), each turn
+#               with --kills/P kills (rounded up): the machine's load
+#               drifts over minutes, and systems measured one after the
+#               other would each get a different hour. Each figure pools
+#               the passes' samples and lists each pass's median; the
+#               table gives each system's ratio to the bare loop, pass
+#               by pass, when the bare loop was measured
 #
 # Per system, cyme-bench-respawn kills the worker and times death -> a new
 # process holds the worker's name (all systems) and death -> the new
@@ -36,7 +44,7 @@ top="$(cd "$here/.." && pwd)"
 cd "$top"
 
 usage() {
-  sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,35p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -61,11 +69,12 @@ kills=100
 out=""
 gap_ms=1000
 warmup_kills=30
+passes=1
 all_systems=(cyme cyme-cold supervisord runit s6 bare)
 systems_flag="$(IFS=,; echo "${all_systems[*]}")"
 while [ $# -gt 0 ]; do
   case "$1" in
-    --broker|--kills|--out|--gap-ms|--warmup-kills|--systems)
+    --broker|--kills|--out|--gap-ms|--warmup-kills|--systems|--passes)
       [ $# -ge 2 ] || bad "$1 needs a value"
       case "$1" in
         --broker) broker="$2" ;;
@@ -74,6 +83,7 @@ while [ $# -gt 0 ]; do
         --gap-ms) gap_ms="$2" ;;
         --warmup-kills) warmup_kills="$2" ;;
         --systems) systems_flag="$2" ;;
+        --passes) passes="$2" ;;
       esac
       shift 2
       ;;
@@ -90,6 +100,10 @@ done
 [[ "$kills" =~ ^[1-9][0-9]{0,5}$ ]] || bad "--kills must be a positive number, got '$kills'"
 [[ "$gap_ms" =~ ^[0-9]{1,6}$ ]] || bad "--gap-ms must be a number of milliseconds, got '$gap_ms'"
 [[ "$warmup_kills" =~ ^[0-9]{1,4}$ ]] || bad "--warmup-kills must be a number, got '$warmup_kills'"
+[[ "$passes" =~ ^[1-9][0-9]?$ ]] || bad "--passes must be a number from 1 to 99, got '$passes'"
+[ "$passes" -le "$kills" ] || bad "--passes ($passes) must not exceed --kills ($kills)"
+# Kills per system in each pass.
+pass_kills=$(((kills + passes - 1) / passes))
 systems=()
 IFS=, read -r -a wanted <<< "$systems_flag"
 for s in "${wanted[@]}"; do
@@ -229,8 +243,8 @@ run_probe() { # SYSTEM PROBE-ARGS...
   shift
   local procs
   procs="$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)"
-  log "$sys: $kills kills, $gap_ms-$((gap_ms + 200)) ms apart (load $(cut -d' ' -f1-3 /proc/loadavg), $procs processes)"
-  "$bin/cyme-bench-respawn" --system "$sys" --kills "$kills" --gap-ms "$gap_ms" \
+  log "$sys, pass $pass of $passes: $pass_kills kills, $gap_ms-$((gap_ms + 200)) ms apart (load $(cut -d' ' -f1-3 /proc/loadavg), $procs processes)"
+  "$bin/cyme-bench-respawn" --system "$sys" --kills "$pass_kills" --gap-ms "$gap_ms" \
     --gap-jitter-ms 200 "$@" >"$work/$sys.jsonl" 2>"$work/$sys.probe.log" &
   probe=$!
   local rc=0
@@ -347,7 +361,7 @@ def pct(xs, p):
 for piece, xs in pieces.items():
     print(json.dumps({"system": sys.argv[2], "figure": "start-up: " + piece + " at", "n": len(xs),
                       "median_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9),
-                      "p99_ms": pct(xs, 0.99), "note": ""}))
+                      "p99_ms": pct(xs, 0.99), "note": "", "samples_ms": xs}))
 PY
   # Which ping of the supervisor's schedule each restart's answer was to
   # (1: the first, whose timeout is 0.1 s).
@@ -432,33 +446,85 @@ run_bare() {
 : > "$work/figures.jsonl"
 log "restart latency: ${systems[*]}; broker $broker; worker $bin/cyme-worker"
 [ "$warmup_kills" -eq 0 ] || warm_up
-for s in "${systems[@]}"; do
-  "run_$s"
-  left="$(leftovers)"
-  [ -z "$left" ] || die "$s: processes left after stopping it: $(echo $left)"
+for ((pass = 1; pass <= passes; pass++)); do
+  for s in "${systems[@]}"; do
+    "run_$s"
+    left="$(leftovers)"
+    [ -z "$left" ] || die "$s: processes left after stopping it: $(echo $left)"
+    # What the system's turn left goes aside, so the next pass starts
+    # afresh under the same names.
+    mkdir -p "$work/pass$pass"
+    for f in "$work/$s" "$work/$s-branch.log" "$work/$s.jsonl" \
+             "$work/$s.probe.log" "$work/$s-worker.log" "$work/pings-$s.json"; do
+      if [ -e "$f" ]; then mv "$f" "$work/pass$pass/"; fi
+    done
+  done
 done
 
 python3 - "$work/figures.jsonl" "$out/restart.json" <<'PY'
-import json, sys
-figures = [json.loads(line) for line in open(sys.argv[1]) if line.strip()]
+import glob, json, os, sys
+def pct(xs, p):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
+# One figure per system and kind, the passes' samples pooled.
+groups = {}
+for line in open(sys.argv[1]):
+    if line.strip():
+        x = json.loads(line)
+        groups.setdefault((x["system"], x["figure"]), []).append(x)
+figures = []
+for runs in groups.values():
+    x = dict(runs[0])
+    if len(runs) > 1:
+        xs = [v for r in runs for v in r["samples_ms"]]
+        x.update(n=len(xs), median_ms=pct(xs, 0.5), p90_ms=pct(xs, 0.9),
+                 p99_ms=pct(xs, 0.99), samples_ms=xs)
+        if "min_ms" in x:
+            x.update(min_ms=min(xs), max_ms=max(xs))
+        if "restart" in x:
+            kinds = sorted({r["restart"] for r in runs})
+            x["restart"] = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds)
+            x["throttled"] = any(r["throttled"] for r in runs)
+        x["note"] = "; ".join(dict.fromkeys(r["note"] for r in runs if r["note"]))
+        x["pass_medians_ms"] = [r["median_ms"] for r in runs]
+    figures.append(x)
 with open(sys.argv[2], "w") as f:
     json.dump(figures, f, indent=1)
     f.write("\n")
-print("| system | figure | n | median | p90 | p99 |")
-print("|---|---|---|---|---|---|")
+print("| system | figure | n | median | p90 | p99 | each pass's median |")
+print("|---|---|---|---|---|---|---|")
 for x in figures:
+    each = ", ".join(f"{m:.2f}" for m in x.get("pass_medians_ms", []))
     print(f"| {x['system']} | {x['figure']} | {x['n']} | {x['median_ms']:.2f} ms"
-          f" | {x['p90_ms']:.2f} ms | {x['p99_ms']:.2f} ms |")
+          f" | {x['p90_ms']:.2f} ms | {x['p99_ms']:.2f} ms | {each} |")
+# Death -> new process beside the bare loop's, measured in the same run
+# (and pass by pass, each beside the bare loop's turn of that pass).
+to_pid = {x["system"]: x for x in figures if x["figure"] == "death_to_new_pid"}
+if "bare" in to_pid:
+    bare = to_pid["bare"]
+    print()
+    for system, x in to_pid.items():
+        if system == "bare":
+            continue
+        line = f"- {system}: death to new process {x['median_ms'] / bare['median_ms']:.2f}x the bare loop's"
+        if "pass_medians_ms" in x and "pass_medians_ms" in bare:
+            each = [a / b for a, b in zip(x["pass_medians_ms"], bare["pass_medians_ms"])]
+            line += " (pass by pass: " + ", ".join(f"{r:.2f}x" for r in each) + ")"
+        print(line)
 notes = [x for x in figures if x["figure"] == "death_to_new_pid" and x["note"]]
 if notes:
     print()
     for x in notes:
         print(f"- {x['system']}: {x['note']}")
-import glob, os
-answered = []
-for path in sorted(glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "pings-*.json"))):
+answered = {}
+for path in sorted(glob.glob(os.path.join(os.path.dirname(sys.argv[1]), "pass*", "pings-*.json"))):
     system = os.path.basename(path)[len("pings-"):-len(".json")]
-    answered.append({"system": system, "figure": "first_ping_answered", **json.load(open(path))})
+    got = json.load(open(path))
+    a = answered.setdefault(system, {"system": system, "figure": "first_ping_answered",
+                                     "restarts": 0, "first_ping": 0})
+    a["restarts"] += got["restarts"]
+    a["first_ping"] += got["first_ping"]
+answered = list(answered.values())
 if answered:
     with open(sys.argv[2], "w") as f:
         json.dump(figures + answered, f, indent=1)

@@ -34,6 +34,7 @@
 #               and cyme-fleet-sim --any answers for them
 #
 # Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
+# BENCH_RESTART_PASSES (4: the systems take turns, see bench/restart.sh),
 # BENCH_PINGS (1000), BENCH_FLEET_SIZES ("100 1000 10000"),
 # BENCH_IDLE_SECONDS (60), BENCH_TASKS (100000), BENCH_SUBMIT_SINGLE
 # (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000),
@@ -48,6 +49,7 @@ cd "$top"
 
 build="${CYME_BUILD:-build}"
 kills="${BENCH_KILLS:-100}"
+restart_passes="${BENCH_RESTART_PASSES:-4}"
 pings="${BENCH_PINGS:-1000}"
 fleet_sizes="${BENCH_FLEET_SIZES:-100 1000 10000}"
 idle_seconds="${BENCH_IDLE_SECONDS:-60}"
@@ -246,9 +248,9 @@ run_fleet() {
 # -- restart latency ---------------------------------------------------------------
 
 run_restart() {
-  log "restart: kill -9, $kills times per system"
+  log "restart: kill -9, $kills times per system, in $restart_passes passes"
   CYME_BUILD="$build" bash "$here/restart.sh" --broker "$broker" \
-    --kills "$kills" --out "$work" >&2
+    --kills "$kills" --passes "$restart_passes" --out "$work" >&2
   python3 -c 'import json,sys; [print(json.dumps(x)) for x in json.load(open(sys.argv[1]))]' \
     "$work/restart.json" > "$out/restart.jsonl"
   part_done restart
