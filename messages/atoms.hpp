@@ -48,10 +48,12 @@ using remove_atom = caf::atom_constant<caf::atom("remove")>;
 // Process driver internals (transport/process_driver.cpp): its watcher
 // thread tells it that a watched process ended; its stop timer says the
 // grace period before SIGKILL ran out; a start asks for a standby worker
-// to be made ready for the next start of its kind.
+// to be made ready for the next start of its kind; a dead worker's
+// leftovers are due to be cleared.
 using child_exit_atom = caf::atom_constant<caf::atom("childexit")>;
 using grace_over_atom = caf::atom_constant<caf::atom("graceover")>;
 using standby_atom = caf::atom_constant<caf::atom("standby")>;
+using leftovers_atom = caf::atom_constant<caf::atom("leftovers")>;
 
 // Model administration (store/model_store.hpp): what the HTTP API and the
 // CLI ask of the model store beyond the supervisor's list / get / disable.

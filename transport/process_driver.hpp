@@ -86,6 +86,11 @@ struct process_driver_settings {
   /// Standby workers kept ready at most (0: none). See "Standby workers"
   /// above spawn_process_driver.
   uint32_t standby_workers = 0;
+  /// How long after telling of a death nobody asked for the driver clears
+  /// what the dead worker left: the rest of its process group, its zombie,
+  /// its pid file. By then its restart has started (0.5-1.5 ms here), so
+  /// the clearing is not on the way to it.
+  std::chrono::milliseconds leftovers_delay{5};
 };
 
 /// Spawns a process driver after validating `settings`: the root must be

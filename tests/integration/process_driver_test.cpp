@@ -926,16 +926,49 @@ BOOST_AUTO_TEST_CASE(external_kill_is_reported_at_once_as_unrequested) {
   BOOST_CHECK(WIFSIGNALED(e->status));
   BOOST_CHECK_EQUAL(WTERMSIG(e->status), SIGKILL);
   BOOST_CHECK_EQUAL(alive(d, "victim"), 0);
+  // Set aside, not removed, once the death is told (the restart on its way
+  // goes first); the restart's own pid file replaces it, and a stop
+  // removes that one outright.
+  BOOST_CHECK(wait_until(
+    [&] { return fs::exists(dir("victim") / ".worker.pid.gone"); }));
   BOOST_CHECK(!fs::exists(pid_file("victim")));
-  // Set aside, not removed, on the way to a restart; the restart's own pid
-  // file replaces it, and a stop removes that one outright.
-  BOOST_CHECK(fs::exists(dir("victim") / ".worker.pid.gone"));
   auto next = start(d, spec("victim"));
   BOOST_CHECK(fs::exists(pid_file("victim")));
   BOOST_CHECK(!fs::exists(dir("victim") / ".worker.pid.gone"));
   BOOST_CHECK_EQUAL(stop(d, "victim"), next);
   BOOST_CHECK(!fs::exists(pid_file("victim")));
   BOOST_CHECK(!fs::exists(dir("victim") / ".worker.pid.gone"));
+}
+
+// What a worker that died unasked left (its zombie, its pid file) is
+// cleared after its death is told: a restart before that is not held up
+// by it, does not take the dead worker's pid file for a running worker,
+// and keeps its own pid file when the clearing comes.
+BOOST_AUTO_TEST_CASE(a_restart_before_the_leftovers_are_cleared_keeps_its_pid_file) {
+  auto s = settings();
+  s.leftovers_delay = std::chrono::milliseconds{1500};
+  auto d = spawn_driver(s);
+  auto first = start(d, spec("quick"));
+  BOOST_REQUIRE_EQUAL(::kill(first, SIGKILL), 0);
+  BOOST_REQUIRE(exits->wait_exit(first));
+  // Not cleared yet: the dead worker's pid file and its zombie are there,
+  // and neither counts as a running worker.
+  BOOST_CHECK_EQUAL(slurp(pid_file("quick")).rfind(std::to_string(first) + " ", 0),
+                    0u);
+  BOOST_CHECK_EQUAL(::kill(first, 0), 0);
+  BOOST_CHECK_EQUAL(alive(d, "quick"), 0);
+  auto second = start(d, spec("quick"));
+  BOOST_REQUIRE_NE(second, first);
+  BOOST_CHECK_EQUAL(alive(d, "quick"), second);
+  // The clearing reaps the zombie and leaves the new pid file alone.
+  BOOST_CHECK(wait_until([&] { return ::kill(first, 0) != 0 && errno == ESRCH; },
+                         std::chrono::milliseconds{10000}));
+  BOOST_CHECK_EQUAL(slurp(pid_file("quick")).rfind(std::to_string(second) + " ", 0),
+                    0u);
+  BOOST_CHECK(!fs::exists(dir("quick") / ".worker.pid.gone"));
+  BOOST_CHECK_EQUAL(alive(d, "quick"), second);
+  BOOST_CHECK_EQUAL(stop(d, "quick"), second);
+  BOOST_CHECK(!fs::exists(pid_file("quick")));
 }
 
 // A worker started soon after its predecessor exited takes the commands
@@ -1134,8 +1167,9 @@ BOOST_AUTO_TEST_CASE(restarted_driver_adopts_running_worker) {
   BOOST_CHECK_EQUAL(e->status, -1);
   BOOST_CHECK(!e->requested);
   BOOST_CHECK_EQUAL(exits->reports_of(pid), 1u);
-  BOOST_CHECK(!fs::exists(pid_file("adoptee")));
   BOOST_CHECK_EQUAL(alive(b, "adoptee"), 0);
+  // Taken away once the death is told.
+  BOOST_CHECK(wait_until([&] { return !fs::exists(pid_file("adoptee")); }));
   // The test process is its real parent and reaps it, as init would after
   // a real branch restart.
   int status = 0;
