@@ -242,7 +242,8 @@ run_probe() { # SYSTEM PROBE-ARGS...
   local sys=$1
   shift
   local procs
-  procs="$(find /proc -maxdepth 1 -name '[0-9]*' | wc -l)"
+  # A process that ends during the scan is no error.
+  procs="$( (find /proc -maxdepth 1 -name '[0-9]*' 2>/dev/null || true) | wc -l)"
   log "$sys, pass $pass of $passes: $pass_kills kills, $gap_ms-$((gap_ms + 200)) ms apart (load $(cut -d' ' -f1-3 /proc/loadavg), $procs processes)"
   "$bin/cyme-bench-respawn" --system "$sys" --kills "$pass_kills" --gap-ms "$gap_ms" \
     --gap-jitter-ms 200 "$@" >"$work/$sys.jsonl" 2>"$work/$sys.probe.log" &
