@@ -1587,9 +1587,6 @@ std::string check_settings(process_driver_settings& s) {
   if (s.standby_workers > max_standby_workers)
     return "standby workers must be at most "
            + std::to_string(max_standby_workers);
-  if (s.leftovers_delay < std::chrono::milliseconds{0})
-    return "the delay before a dead worker's leftovers are cleared is "
-           "negative";
   return {};
 }
 
