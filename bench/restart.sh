@@ -356,13 +356,10 @@ for line in open(sys.argv[1], errors="replace"):
         continue
     for piece, ms in re.findall(r"([a-z][a-z ]*?) at ([0-9.]+) ms", line.split("start-up: ", 1)[1]):
         pieces.setdefault(piece, []).append(float(ms))
-def pct(xs, p):
-    xs = sorted(xs)
-    return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
+# The figure's statistics are taken from its samples at the end.
 for piece, xs in pieces.items():
-    print(json.dumps({"system": sys.argv[2], "figure": "start-up: " + piece + " at", "n": len(xs),
-                      "median_ms": pct(xs, 0.5), "p90_ms": pct(xs, 0.9),
-                      "p99_ms": pct(xs, 0.99), "note": "", "samples_ms": xs}))
+    print(json.dumps({"system": sys.argv[2], "figure": "start-up: " + piece + " at",
+                      "note": "", "samples_ms": xs}))
 PY
   # Which ping of the supervisor's schedule each restart's answer was to
   # (1: the first, whose timeout is 0.1 s).
@@ -467,7 +464,8 @@ import glob, json, os, sys
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(p * (len(xs) - 1) + 0.5))]
-# One figure per system and kind, the passes' samples pooled.
+# One figure per system and kind, its statistics taken from the passes'
+# samples pooled (the probe's nearest rank).
 groups = {}
 for line in open(sys.argv[1]):
     if line.strip():
@@ -476,18 +474,16 @@ for line in open(sys.argv[1]):
 figures = []
 for runs in groups.values():
     x = dict(runs[0])
+    xs = [v for r in runs for v in r["samples_ms"]]
+    x.update(n=len(xs), median_ms=pct(xs, 0.5), p90_ms=pct(xs, 0.9),
+             p99_ms=pct(xs, 0.99), min_ms=min(xs), max_ms=max(xs), samples_ms=xs)
     if len(runs) > 1:
-        xs = [v for r in runs for v in r["samples_ms"]]
-        x.update(n=len(xs), median_ms=pct(xs, 0.5), p90_ms=pct(xs, 0.9),
-                 p99_ms=pct(xs, 0.99), samples_ms=xs)
-        if "min_ms" in x:
-            x.update(min_ms=min(xs), max_ms=max(xs))
         if "restart" in x:
             kinds = sorted({r["restart"] for r in runs})
             x["restart"] = kinds[0] if len(kinds) == 1 else "mixed: " + ", ".join(kinds)
             x["throttled"] = any(r["throttled"] for r in runs)
         x["note"] = "; ".join(dict.fromkeys(r["note"] for r in runs if r["note"]))
-        x["pass_medians_ms"] = [r["median_ms"] for r in runs]
+        x["pass_medians_ms"] = [pct(r["samples_ms"], 0.5) for r in runs]
     figures.append(x)
 with open(sys.argv[2], "w") as f:
     json.dump(figures, f, indent=1)
