@@ -6,6 +6,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "messages/wire.hpp"
 
 using namespace cyme;
@@ -261,6 +263,23 @@ BOOST_AUTO_TEST_CASE(replies_are_written_as_the_full_encoder_writes_them) {
         BOOST_TEST(back.value->reply.instance == text);
       }
   BOOST_TEST(written == 7u * texts.size() * 2u);
+}
+
+BOOST_AUTO_TEST_CASE(strings_are_escaped_as_the_full_encoder_escapes_them) {
+  // Every byte below 0x80 alone, first, last, twice in a row and between
+  // plain runs, and UTF-8 around it: the bytes nlohmann's dump writes.
+  std::vector<std::string> texts{"", "w1", "caf\xc3\xa9", "\xe2\x82\xac"};
+  for (int c = 0; c < 128; ++c) {
+    std::string x(1, static_cast<char>(c));
+    texts.insert(texts.end(), {x, x + "ab", "ab" + x, x + x, "ab" + x + "cd" + x,
+                               "\xc3\xa9" + x + "\xc3\xa9"});
+  }
+  for (auto& text : texts) {
+    std::string out = "prefix";
+    append_json_string(out, text);
+    BOOST_TEST(out == "prefix" + nlohmann::json(text).dump(),
+               "for the " << text.size() << " bytes " << nlohmann::json(text).dump());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(a_reader_decodes_commands_as_the_full_parser_does) {
