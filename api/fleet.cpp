@@ -4,7 +4,6 @@
 #include <future>
 #include <map>
 #include <string_view>
-#include <unordered_map>
 
 #include <caf/send.hpp>
 
@@ -309,48 +308,64 @@ void fleet_room::list_instances(const std::string& app, const params& p,
   auto specs = ctx_.ask<std::vector<instance_spec>>(ctx_.parts.store, list_atom::value);
   auto statuses = ctx_.ask<std::vector<instance_status>>(ctx_.parts.sup,
                                                          list_atom::value);
-  std::unordered_map<std::string, const instance_status*> by_name;
-  for (auto& s : statuses)
-    by_name.emplace(s.name, &s);
   std::vector<const instance_spec*> mine;
   for (auto& spec : specs)
     if (spec.app == app && spec.name > after)
       mine.push_back(&spec);
+  auto by_name = [](auto& a, auto& b) { return a.name < b.name; };
   std::sort(mine.begin(), mine.end(),
-            [](auto* a, auto* b) { return a->name < b->name; });
+            [&](auto* a, auto* b) { return by_name(*a, *b); });
   if (limit && mine.size() > *limit)
     mine.resize(*limit);
-  // Each instance as its name and its JSON text.
+  // The supervisor lists in name order: each spec meets its status in one
+  // walk of both.
+  if (!std::is_sorted(statuses.begin(), statuses.end(), by_name))
+    std::sort(statuses.begin(), statuses.end(), by_name);
+  auto next_status = statuses.begin();
+  instance_status none;
+  auto status_of = [&](const instance_spec& spec) -> const instance_status& {
+    next_status = std::lower_bound(next_status, statuses.end(), spec, by_name);
+    if (next_status != statuses.end() && next_status->name == spec.name)
+      return *next_status;
+    none.name = spec.name;
+    return none;
+  };
+  // Unpaged, this branch's instances are written straight into the body,
+  // in name order, and the peers' follow; a page sorts them all first.
+  std::string body = "[";
   std::vector<std::pair<std::string, std::string>> items;
-  items.reserve(mine.size());
+  if (limit)
+    items.reserve(mine.size());
   for (auto* spec : mine) {
-    instance_status st;
-    st.name = spec->name;
-    if (auto i = by_name.find(spec->name); i != by_name.end())
-      st = *i->second;
+    auto& st = status_of(*spec);
+    if (!limit) {
+      if (body.size() > 1)
+        body += ',';
+      append_instance_text(body, *spec, st, ctx_.parts);
+      continue;
+    }
     items.emplace_back(spec->name, std::string{});
     append_instance_text(items.back().second, *spec, st, ctx_.parts);
   }
   // Peers that did not answer are named in a header rather than failing
   // the listing: what the live branches hold is still worth showing.
   std::string missing;
-  std::string theirs; // unpaged: the peers' items, as they wrote them
   bool more = limit && mine.size() == *limit;
   for (size_t k = 0; k < peers.size(); ++k) {
     auto r = asked[k].get();
-    std::optional<std::string_view> body;
+    std::optional<std::string_view> theirs; // their items, as they wrote them
     if (r && r->status == 200)
-      body = array_items(r->body);
+      theirs = array_items(r->body);
     json page;
-    if (body && limit)
+    if (theirs && limit)
       page = json::parse(r->body, nullptr, false);
-    if (!body || (limit && !page.is_array())) {
+    if (!theirs || (limit && !page.is_array())) {
       missing += (missing.empty() ? "" : ",") + peers[k].id;
       continue;
     }
     if (!limit) {
-      if (!body->empty())
-        theirs.append(",").append(*body);
+      if (!theirs->empty())
+        body.append(body.size() > 1 ? "," : "").append(*theirs);
       continue;
     }
     more = more || page.size() >= *limit;
@@ -373,15 +388,12 @@ void fleet_room::list_instances(const std::string& app, const params& p,
                   + "&after=" + items.back().first
                   + (cluster_.clustered(p) ? "" : "&local=1")
                   + ">; rel=\"next\"");
+    for (auto& [name, text] : items) {
+      if (body.size() > 1)
+        body += ',';
+      body += text;
+    }
   }
-  std::string body = "[";
-  for (auto& [name, text] : items) {
-    if (body.size() > 1)
-      body += ',';
-    body += text;
-  }
-  if (!theirs.empty())
-    body.append(body.size() > 1 ? theirs : theirs.substr(1));
   body += ']';
   if (!missing.empty())
     res.headers.emplace_back("Cyme-Unanswered-Branches", missing);

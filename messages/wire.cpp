@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 #include <utility>
 
@@ -772,6 +773,28 @@ decoded<command_envelope> decode_command(std::string_view bytes) {
   return out;
 }
 
+namespace {
+
+uint64_t load8(const char* p) {
+  uint64_t x;
+  std::memcpy(&x, p, sizeof(x));
+  return x;
+}
+
+/// Whether any of the eight bytes in `x` is below 0x20, '"' or '\\'
+/// (bytes from 0x80 on never are). Subtracting n from every byte sets a
+/// byte's high bit, where the byte had it clear, exactly when some byte
+/// is below n (n <= 0x80); a byte equal to b is a zero byte of x ^ b.
+bool needs_escape_in(uint64_t x) {
+  constexpr uint64_t ones = 0x0101010101010101ull;
+  constexpr uint64_t highs = 0x8080808080808080ull;
+  auto zero_in = [](uint64_t y) { return (y - ones) & ~y & highs; };
+  return ((x - ones * 0x20) & ~x & highs) | zero_in(x ^ (ones * '"'))
+         | zero_in(x ^ (ones * '\\'));
+}
+
+} // namespace
+
 void append_json_string(std::string& out, std::string_view s) {
   static constexpr char hex[] = "0123456789abcdef";
   out += '"';
@@ -779,6 +802,11 @@ void append_json_string(std::string& out, std::string_view s) {
   // rarely hold any, and a listing of 10,000 instances writes 6 MB.
   size_t plain = 0;
   for (size_t i = 0; i < s.size(); ++i) {
+    // Eight bytes at a time while none is a control, quote or backslash.
+    while (i + 8 <= s.size() && !needs_escape_in(load8(s.data() + i)))
+      i += 8;
+    if (i == s.size())
+      break;
     auto c = static_cast<unsigned char>(s[i]);
     if (c >= 0x20 && c != '"' && c != '\\')
       continue;

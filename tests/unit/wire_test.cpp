@@ -266,13 +266,21 @@ BOOST_AUTO_TEST_CASE(replies_are_written_as_the_full_encoder_writes_them) {
 }
 
 BOOST_AUTO_TEST_CASE(strings_are_escaped_as_the_full_encoder_escapes_them) {
-  // Every byte below 0x80 alone, first, last, twice in a row and between
-  // plain runs, and UTF-8 around it: the bytes nlohmann's dump writes.
-  std::vector<std::string> texts{"", "w1", "caf\xc3\xa9", "\xe2\x82\xac"};
+  // Every byte below 0x80 alone, first, last, twice in a row, between
+  // plain runs, at every place of a text longer than the eight bytes taken
+  // at a time, and UTF-8 around it: the bytes nlohmann's dump writes.
+  std::vector<std::string> texts{"", "w1", "caf\xc3\xa9", "\xe2\x82\xac",
+                                 std::string(40, 'a')};
+  std::string utf8;
+  for (int k = 0; k < 10; ++k)
+    utf8 += "\xc3\xa9";
   for (int c = 0; c < 128; ++c) {
     std::string x(1, static_cast<char>(c));
     texts.insert(texts.end(), {x, x + "ab", "ab" + x, x + x, "ab" + x + "cd" + x,
                                "\xc3\xa9" + x + "\xc3\xa9"});
+    for (size_t at = 0; at < 20; ++at)
+      texts.push_back(std::string(at, 'a') + x + std::string(19 - at, 'b') + x
+                      + utf8 + x + utf8);
   }
   for (auto& text : texts) {
     std::string out = "prefix";
