@@ -97,6 +97,28 @@ instance_status initial_status(const instance_spec& spec) {
   return s;
 }
 
+bool shows_status(const worker_stats& stats, const instance_status& s) {
+  return s.state == instance_state::running && s.consuming_from == stats.queues
+         && s.autoscale_max == stats.autoscale_max
+         && s.autoscale_min == stats.autoscale_min
+         && s.concurrency == stats.concurrency;
+}
+
+bool as_specified(const worker_stats& stats, const instance_spec& spec) {
+  if (stats.autoscale_max != spec.max_concurrency
+      || stats.autoscale_min != spec.min_concurrency)
+    return false;
+  auto diff = diff_consumers(spec.queues, stats.queues, direct_queue(spec.name));
+  return diff.to_add.empty() && diff.to_cancel.empty();
+}
+
+bool probe_settles(const probe_result& p, const instance_status& s,
+                   const instance_spec& spec) {
+  return spec.enabled && spec.launch.kind == instance_kind::worker && p.probed
+         && p.pong && p.has_stats && p.pid > 0 && p.pid == s.pid
+         && shows_status(p.stats, s) && as_specified(p.stats, spec);
+}
+
 machine::machine(settings s, instance_status initial, bool enabled)
   : settings_(std::move(s)), status_(std::move(initial)), enabled_(enabled) {
   // A schedule with no timeout would give up before pinging.
@@ -441,11 +463,7 @@ void machine::reconcile(const worker_stats& stats, outcome result,
                         std::string detail) {
   result_ = result;
   detail_ = std::move(detail);
-  if (status_.consuming_from != stats.queues
-      || status_.autoscale_max != stats.autoscale_max
-      || status_.autoscale_min != stats.autoscale_min
-      || status_.concurrency != stats.concurrency
-      || status_.state != instance_state::running) {
+  if (!shows_status(stats, status_)) {
     status_.consuming_from = stats.queues;
     status_.autoscale_max = stats.autoscale_max;
     status_.autoscale_min = stats.autoscale_min;

@@ -244,6 +244,22 @@ enum class op_kind : uint8_t { verify, restart, shutdown, remove };
 /// process.
 instance_status initial_status(const instance_spec& spec);
 
+/// Whether `stats`, a worker's answer, shows what `s` lists of it: a
+/// reconciliation that finds them equal changes no status.
+bool shows_status(const worker_stats& stats, const instance_status& s);
+
+/// Whether a worker answering `stats` consumes and scales as `spec` says:
+/// a reconciliation sends it no command.
+bool as_specified(const worker_stats& stats, const instance_spec& spec);
+
+/// Whether a round's probe `p` settles a verify of an instance whose actor
+/// last reported `s` and had nothing under way since before the probe
+/// went out: its process (the one `s` names) answered with stats that
+/// show `s` and consume as the enabled `spec` says. Its actor would answer
+/// "verified" and change nothing, so the supervisor need not ask it.
+bool probe_settles(const probe_result& p, const instance_status& s,
+                   const instance_spec& spec);
+
 class machine {
 public:
   /// Starts idle, from `initial` (a respawned instance actor keeps the

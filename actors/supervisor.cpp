@@ -62,7 +62,20 @@ struct child_entry {
   std::vector<in_flight_ptr> waiting;
   /// Those waiting for its removal under way (a second removal joins it).
   std::vector<std::function<void(action_report)>> retiring;
+  /// Requests made of its actor so far: a probe sent while none was
+  /// unanswered, and followed by none, was taken after everything its
+  /// actor did.
+  uint64_t requests = 0;
+  /// The listed round trip is a round's, newer than the actor's last
+  /// report: a later report about the same process keeps it.
+  bool rtt_from_probe = false;
 };
+
+/// Whether a request to `c`'s actor is unanswered.
+bool busy(const child_entry& c) {
+  return std::any_of(c.waiting.begin(), c.waiting.end(),
+                     [](const in_flight_ptr& x) { return !x->settled; });
+}
 
 /// Answers every request still waiting on `c` with `r` (named for each).
 void answer_waiting(child_entry& c, const action_report& r) {
@@ -93,6 +106,8 @@ struct supervisor_state {
   /// was answered (unset: not yet, or no probe this round).
   std::optional<time_point> round_listed;
   std::optional<time_point> round_probed;
+  /// This round's verifies its probe settled without asking the actor.
+  size_t round_settled_by_probe = 0;
   caf::timespan last_round{0};
   uint64_t last_round_instances = 0;
   /// Where in the interval rounds start, when this process has said: the
@@ -144,6 +159,8 @@ struct batch {
   /// Instances not handled yet, plus one while dispatching.
   size_t pending = 0;
   reports_fn on_done;
+  /// A round's: its verifies settled by the probe are counted.
+  bool is_round = false;
 };
 
 using batch_ptr = std::shared_ptr<batch>;
@@ -224,6 +241,8 @@ in_flight_ptr track(child_entry& c, std::function<void(action_report)> answer) {
           w.end());
   auto x = std::make_shared<in_flight>(in_flight{false, std::move(answer)});
   w.push_back(x);
+  ++c.requests;
+  c.rtt_from_probe = false;
   return x;
 }
 
@@ -470,13 +489,31 @@ void judge_bus_by_probe(self_ptr self, const probe_set& probes) {
     judge_bus(self, silent, probed);
 }
 
+/// No probe, or one sent while a request to the actor was unanswered.
+constexpr uint64_t no_quiet_probe = UINT64_MAX;
+
+/// Sends `kind` for `spec` to its instance actor, whose answer settles
+/// entry `i` of `b`. A verify that a probe settles (sent when the actor's
+/// requests so far, `requests_at_probe`, were all answered, and none made
+/// since) is answered here instead.
 void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
-              const instance_spec& spec, probe_result p, bool ratelimit) {
+              const instance_spec& spec, probe_result p, bool ratelimit,
+              uint64_t requests_at_probe = no_quiet_probe) {
   auto it = self->state.children.find(spec.name);
   if (it == self->state.children.end() || !it->second.handle) {
     settle(b, i,
            action_report{spec.name, outcome::failed,
                          "not supervised: its instance actor crashed too often"});
+    return;
+  }
+  auto& c = it->second;
+  if (kind == request_kind::verify && requests_at_probe == c.requests
+      && !busy(c) && lifecycle::probe_settles(p, c.status, spec)) {
+    c.status.ping_rtt_us = p.rtt_us;
+    c.rtt_from_probe = true;
+    if (b->is_round)
+      ++self->state.round_settled_by_probe;
+    settle(b, i, action_report{spec.name, outcome::verified, {}});
     return;
   }
   auto slot = track(it->second,
@@ -526,6 +563,7 @@ void handle_batch(self_ptr self, request_kind kind,
   b->reports.resize(names.size());
   b->pending = names.size() + 1;
   b->on_done = std::move(on_done);
+  b->is_round = is_round;
   std::unordered_map<std::string_view, const instance_spec*> by_name;
   by_name.reserve(specs.size());
   for (auto& s : specs)
@@ -533,6 +571,8 @@ void handle_batch(self_ptr self, request_kind kind,
   bool explicit_request = kind != request_kind::verify || !ratelimit;
   // The position in `names` of each instance to probe, and its spec.
   std::vector<std::pair<size_t, const instance_spec*>> to_probe;
+  // For each: its actor's requests so far, when none was unanswered.
+  auto quiet_marks = std::make_shared<std::vector<uint64_t>>();
   for (size_t i = 0; i < names.size(); ++i) {
     auto& name = names[i];
     auto found = by_name.find(name);
@@ -548,13 +588,14 @@ void handle_batch(self_ptr self, request_kind kind,
       settle(b, i, action_report{name, outcome::invalid_spec, problem});
       continue;
     }
-    ensure_child(self, spec, explicit_request);
+    auto& c = ensure_child(self, spec, explicit_request);
     if (kind != request_kind::verify) {
       dispatch(self, b, i, kind, spec, {}, ratelimit);
     } else if (self->state.paused()) {
       settle(b, i, action_report{name, outcome::paused, {}});
     } else if (spec.enabled && spec.launch.kind == instance_kind::worker) {
       to_probe.emplace_back(i, &spec);
+      quiet_marks->push_back(busy(c) ? no_quiet_probe : c.requests);
     } else {
       dispatch(self, b, i, kind, spec, {}, ratelimit);
     }
@@ -577,7 +618,8 @@ void handle_batch(self_ptr self, request_kind kind,
       positions->push_back(i);
     }
     probe(self, std::move(probed), brokers,
-          [self, b, kind, ratelimit, positions, is_round](probe_ptr ps) {
+          [self, b, kind, ratelimit, positions, quiet_marks,
+           is_round](probe_ptr ps) {
             if (is_round) {
               self->state.round_probed = self->clock().now();
               judge_bus_by_probe(self, *ps);
@@ -595,7 +637,7 @@ void handle_batch(self_ptr self, request_kind kind,
                 continue;
               }
               dispatch(self, b, i, kind, child->second.spec,
-                       std::move(ps->results[k]), ratelimit);
+                       std::move(ps->results[k]), ratelimit, (*quiet_marks)[k]);
             }
           });
   }
@@ -681,6 +723,10 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
   std::string detail = std::to_string(reports.size()) + " instances";
   for (auto& [result, n] : counts)
     detail += ", " + std::to_string(n) + " " + to_string(result);
+  // Verified from the probe alone: their actors were not asked.
+  if (st.round_settled_by_probe > 0)
+    detail += " (" + std::to_string(st.round_settled_by_probe)
+              + " by the probe alone)";
   auto ms = [](caf::timespan d) {
     return std::chrono::duration<double, std::milli>(d).count();
   };
@@ -689,7 +735,8 @@ void finish_round(self_ptr self, const std::vector<action_report>& reports,
   detail += took;
   std::map<std::string, std::string> data{
     {"instances", std::to_string(reports.size())},
-    {"duration_ms", std::to_string(ms(st.last_round))}};
+    {"duration_ms", std::to_string(ms(st.last_round))},
+    {"settled_by_probe", std::to_string(st.round_settled_by_probe)}};
   // Where the time went: the model's listing, the probe of the workers
   // over the bus, the verdicts of the instance actors.
   if (st.round_listed) {
@@ -720,6 +767,7 @@ void start_round(self_ptr self) {
   self->state.round_started = self->clock().now();
   self->state.round_listed.reset();
   self->state.round_probed.reset();
+  self->state.round_settled_by_probe = 0;
   self->request(self->state.seams.store, caf::infinite, list_atom::value)
     .then(
       [self](std::vector<instance_spec>& specs) {
@@ -997,6 +1045,12 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       auto& c = i->second;
       if (s.pid > 0)
         c.ever_started = true;
+      // A round's pong the actor was not told of is newer than what the
+      // actor lists for the same process.
+      if (c.rtt_from_probe && s.pid > 0 && s.pid == c.status.pid)
+        s.ping_rtt_us = c.status.ping_rtt_us;
+      else
+        c.rtt_from_probe = false;
       c.status = std::move(s);
     },
     [=](supervisor_event& ev) { emit(self, std::move(ev)); },

@@ -63,7 +63,7 @@ void supervision_fixture::start(supervisor_settings settings) {
     this);
   caf::anon_send(sup, subscribe_atom::value,
                  caf::actor_cast<event_listener>(collector));
-  sched.run();
+  run_jobs();
 }
 
 void supervision_fixture::kill(const std::string& name, bool tell_driver) {
@@ -74,18 +74,18 @@ void supervision_fixture::kill(const std::string& name, bool tell_driver) {
   if (tell_driver)
     for (auto& l : world.exit_listeners)
       caf::anon_send(l, exited_atom::value, process_exit{name, w.pid, 9, false});
-  sched.run();
+  run_jobs();
 }
 
 void supervision_fixture::advance(caf::timespan d) {
   auto deadline = now() + d;
-  sched.run();
+  run_jobs();
   while (step_to_next_timer(deadline)) {
     // Fire timers in order, running what each one causes.
   }
   if (deadline > now())
     sched.advance_time(deadline - now());
-  sched.run();
+  run_jobs();
 }
 
 bool supervision_fixture::step_to_next_timer(
@@ -100,8 +100,12 @@ bool supervision_fixture::step_to_next_timer(
     sched.advance_time(next - now());
   else
     sched.trigger_timeout();
-  sched.run();
+  run_jobs();
   return true;
+}
+
+void supervision_fixture::run_jobs() {
+  jobs_run += sched.run();
 }
 
 caf::actor_clock::time_point supervision_fixture::now() const {

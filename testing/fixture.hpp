@@ -109,7 +109,7 @@ public:
   template <class Pred>
   bool run_until(Pred pred, caf::timespan limit) {
     auto deadline = now() + limit;
-    sched.run();
+    run_jobs();
     while (!pred()) {
       if (!step_to_next_timer(deadline))
         return pred();
@@ -119,6 +119,10 @@ public:
 
   /// The virtual clock.
   caf::actor_clock::time_point now() const;
+
+  /// Runs every job queued (the messages actors handle), counting them in
+  /// `jobs_run`.
+  void run_jobs();
 
   // -- reading ----------------------------------------------------------------
 
@@ -142,6 +146,9 @@ public:
   /// time) each arrived.
   std::vector<supervisor_event> log;
   std::vector<caf::actor_clock::time_point> log_at;
+  /// Jobs run by advance, run_until and run_jobs so far: what a step cost
+  /// in messages.
+  size_t jobs_run = 0;
 
 private:
   /// Fires the next timer if due by `deadline` and runs the jobs it made.

@@ -52,6 +52,42 @@ BOOST_AUTO_TEST_CASE(the_listed_round_trip_is_each_rounds_pong) {
   BOOST_TEST(world.total_starts() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_round_asks_only_the_actors_its_probe_does_not_settle) {
+  // A round's probe that finds an instance as its actor last reported it,
+  // and consuming as the model says, settles its verify: the actor is not
+  // asked. Every difference still reaches the actor, which acts on it: a
+  // queue the worker took on its own, a model change, a dead process.
+  for (auto name : {"w1", "w2", "w3", "w4"})
+    add_instance(name, {"q1"});
+  supervisor_settings settings;
+  start(settings);
+  advance(1s);
+  auto settled = [&] {
+    for (auto i = log.rbegin(); i != log.rend(); ++i)
+      if (i->kind == event_kind::round_finished)
+        return std::stoul(i->data.at("settled_by_probe"));
+    return ~0ul;
+  };
+  BOOST_TEST(settled() == 0u); // round 1 started them
+  advance(settings.interval);
+  BOOST_TEST(settled() == 4u);
+  world.workers["w1"].queues.push_back("stray");
+  world.model["w2"].max_concurrency = 4;
+  kill("w3", false);
+  advance(settings.interval + 5s);
+  BOOST_TEST(settled() == 1u);
+  BOOST_TEST(world.count(control_op::cancel_consumer, "w1") == 1u);
+  BOOST_TEST(world.count(control_op::autoscale, "w2") == 1u);
+  BOOST_TEST(world.workers["w3"].starts == 2u);
+  BOOST_TEST(status_of("w2").autoscale_max == 4u);
+  BOOST_TEST(to_string(status_of("w3").state) == "running");
+  // All as specified again: settled by the probe, and nothing sent.
+  auto commands = world.commands.size();
+  advance(settings.interval);
+  BOOST_TEST(settled() == 4u);
+  BOOST_TEST(world.commands.size() - commands == 2u); // the probe's ping and stats
+}
+
 BOOST_AUTO_TEST_CASE(a_finished_round_says_where_its_time_went) {
   // The round_finished event splits the round's time: the model's
   // listing, the probe over the bus, the instance actors' verdicts. A
