@@ -97,11 +97,13 @@ instance_status initial_status(const instance_spec& spec) {
   return s;
 }
 
-bool shows_status(const worker_stats& stats, const instance_status& s) {
-  return s.state == instance_state::running && s.consuming_from == stats.queues
+bool shows_settings(const worker_stats& stats, const instance_status& s) {
+  return s.state == instance_state::running
+         && s.consuming_from.size() == stats.queues.size()
+         && std::is_permutation(s.consuming_from.begin(), s.consuming_from.end(),
+                                stats.queues.begin())
          && s.autoscale_max == stats.autoscale_max
-         && s.autoscale_min == stats.autoscale_min
-         && s.concurrency == stats.concurrency;
+         && s.autoscale_min == stats.autoscale_min;
 }
 
 bool as_specified(const worker_stats& stats, const instance_spec& spec) {
@@ -116,7 +118,7 @@ bool probe_settles(const probe_result& p, const instance_status& s,
                    const instance_spec& spec) {
   return spec.enabled && spec.launch.kind == instance_kind::worker && p.probed
          && p.pong && p.has_stats && p.pid > 0 && p.pid == s.pid
-         && shows_status(p.stats, s) && as_specified(p.stats, spec);
+         && shows_settings(p.stats, s) && as_specified(p.stats, spec);
 }
 
 machine::machine(settings s, instance_status initial, bool enabled)
@@ -463,7 +465,8 @@ void machine::reconcile(const worker_stats& stats, outcome result,
                         std::string detail) {
   result_ = result;
   detail_ = std::move(detail);
-  if (!shows_status(stats, status_)) {
+  if (!shows_settings(stats, status_)
+      || status_.concurrency != stats.concurrency) {
     status_.consuming_from = stats.queues;
     status_.autoscale_max = stats.autoscale_max;
     status_.autoscale_min = stats.autoscale_min;

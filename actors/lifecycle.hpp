@@ -244,9 +244,11 @@ enum class op_kind : uint8_t { verify, restart, shutdown, remove };
 /// process.
 instance_status initial_status(const instance_spec& spec);
 
-/// Whether `stats`, a worker's answer, shows what `s` lists of it: a
-/// reconciliation that finds them equal changes no status.
-bool shows_status(const worker_stats& stats, const instance_status& s);
+/// Whether `stats`, a worker's answer, shows the settings `s` lists of
+/// it: running, the same queues (in any order), the same autoscale
+/// bounds. Not what is only observed: the concurrency, which a worker's
+/// autoscaler moves on its own, and the ping's round trip.
+bool shows_settings(const worker_stats& stats, const instance_status& s);
 
 /// Whether a worker answering `stats` consumes and scales as `spec` says:
 /// a reconciliation sends it no command.
@@ -255,8 +257,10 @@ bool as_specified(const worker_stats& stats, const instance_spec& spec);
 /// Whether a round's probe `p` settles a verify of an instance whose actor
 /// last reported `s` and had nothing under way since before the probe
 /// went out: its process (the one `s` names) answered with stats that
-/// show `s` and consume as the enabled `spec` says. Its actor would answer
-/// "verified" and change nothing, so the supervisor need not ask it.
+/// show the settings `s` lists and consume as the enabled `spec` says. Its
+/// actor would answer "verified" and change at most what is only observed
+/// (the concurrency, the round trip), so the supervisor need not ask it
+/// and lists those itself.
 bool probe_settles(const probe_result& p, const instance_status& s,
                    const instance_spec& spec);
 

@@ -66,9 +66,10 @@ struct child_entry {
   /// unanswered, and followed by none, was taken after everything its
   /// actor did.
   uint64_t requests = 0;
-  /// The listed round trip is a round's, newer than the actor's last
-  /// report: a later report about the same process keeps it.
-  bool rtt_from_probe = false;
+  /// The listed round trip and concurrency are a probe's, newer than the
+  /// actor's last report: a later report about the same process keeps
+  /// them.
+  bool observed_by_probe = false;
 };
 
 /// Whether a request to `c`'s actor is unanswered.
@@ -242,7 +243,7 @@ in_flight_ptr track(child_entry& c, std::function<void(action_report)> answer) {
   auto x = std::make_shared<in_flight>(in_flight{false, std::move(answer)});
   w.push_back(x);
   ++c.requests;
-  c.rtt_from_probe = false;
+  c.observed_by_probe = false;
   return x;
 }
 
@@ -510,7 +511,8 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
   if (kind == request_kind::verify && requests_at_probe == c.requests
       && !busy(c) && lifecycle::probe_settles(p, c.status, spec)) {
     c.status.ping_rtt_us = p.rtt_us;
-    c.rtt_from_probe = true;
+    c.status.concurrency = p.stats.concurrency;
+    c.observed_by_probe = true;
     if (b->is_round)
       ++self->state.round_settled_by_probe;
     settle(b, i, action_report{spec.name, outcome::verified, {}});
@@ -1045,12 +1047,14 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       auto& c = i->second;
       if (s.pid > 0)
         c.ever_started = true;
-      // A round's pong the actor was not told of is newer than what the
-      // actor lists for the same process.
-      if (c.rtt_from_probe && s.pid > 0 && s.pid == c.status.pid)
+      // What a probe the actor was not told of observed is newer than what
+      // the actor lists for the same process.
+      if (c.observed_by_probe && s.pid > 0 && s.pid == c.status.pid) {
         s.ping_rtt_us = c.status.ping_rtt_us;
-      else
-        c.rtt_from_probe = false;
+        s.concurrency = c.status.concurrency;
+      } else {
+        c.observed_by_probe = false;
+      }
       c.status = std::move(s);
     },
     [=](supervisor_event& ev) { emit(self, std::move(ev)); },

@@ -40,7 +40,8 @@
 # (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000),
 # BENCH_CLUSTER ("1x1000 1x10000 2x10000 5x10000 10x10000": branches x
 # instances per branch), BENCH_CLUSTER_STAGGER (1: seconds between the
-# starts of those branches).
+# starts of those branches), BENCH_KEEP_WORK (1: keep the work folder, with
+# every log, after a run that passed too; a failed run always keeps it).
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -104,8 +105,10 @@ cleanup() {
   if [ -f "$work/kafka/kafka.pid" ]; then
     bash deploy/kafka/kafka.sh stop "$work/kafka" >/dev/null 2>&1 || true
   fi
-  if [ "$rc" -eq 0 ]; then
+  if [ "$rc" -eq 0 ] && [ "${BENCH_KEEP_WORK:-0}" != 1 ]; then
     rm -rf "$work"
+  elif [ "$rc" -eq 0 ]; then
+    echo "bench/run.sh: its work folder, with every log, is kept: $work" >&2
   else
     # A failed run keeps what it made: the branches' logs, the workers'
     # folders, the broker's log.

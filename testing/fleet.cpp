@@ -103,7 +103,7 @@ bool answer(fake_worker& w, const std::string& name,
       out.stats.queues = w.queues;
       out.stats.autoscale_max = w.autoscale_max;
       out.stats.autoscale_min = w.autoscale_min;
-      out.stats.concurrency = w.autoscale_min;
+      out.stats.concurrency = w.concurrency.value_or(w.autoscale_min);
       break;
     case control_op::active_queues:
       out.queues = w.queues;

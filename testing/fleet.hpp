@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 #include <vector>
@@ -41,6 +42,8 @@ struct fake_worker {
   std::vector<std::string> queues;
   uint32_t autoscale_max = 0;
   uint32_t autoscale_min = 0;
+  /// Its pool's size now, when its autoscaler moved it from the minimum.
+  std::optional<uint32_t> concurrency;
   /// The round trip its answers report (the bus measures it).
   int64_t rtt_us = 0;
   /// Starts and stops the driver made for this instance.

@@ -86,6 +86,28 @@ BOOST_AUTO_TEST_CASE(a_round_asks_only_the_actors_its_probe_does_not_settle) {
   advance(settings.interval);
   BOOST_TEST(settled() == 4u);
   BOOST_TEST(world.commands.size() - commands == 2u); // the probe's ping and stats
+  // What is only observed does not need the actor: a pool its autoscaler
+  // grew, queues listed in another order. The supervisor lists the new
+  // concurrency, and keeps it over a later report about the same process.
+  world.workers["w1"].concurrency = 3;
+  std::reverse(world.workers["w2"].queues.begin(), world.workers["w2"].queues.end());
+  advance(settings.interval);
+  BOOST_TEST(settled() == 4u);
+  BOOST_TEST(status_of("w1").concurrency == 3u);
+  // A report its actor sends about the same process (as on an exit of an
+  // older one) lists the concurrency it last saw: the probe's is kept.
+  auto stale = status_of("w1");
+  stale.concurrency = 1;
+  stale.last_exit_at_ms = 1;
+  caf::anon_send(sup, report_atom::value, stale);
+  run_jobs();
+  BOOST_TEST(status_of("w1").concurrency == 3u);
+  BOOST_TEST(status_of("w1").last_exit_at_ms == 1);
+  // One about another process is taken as it is.
+  stale.pid += 1;
+  caf::anon_send(sup, report_atom::value, stale);
+  run_jobs();
+  BOOST_TEST(status_of("w1").concurrency == 1u);
 }
 
 BOOST_AUTO_TEST_CASE(a_finished_round_says_where_its_time_went) {
