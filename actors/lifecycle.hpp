@@ -53,11 +53,13 @@
 
 namespace cyme {
 
-/// What a round's batched ping and stats learned about one instance.
+/// What a round's batched stats learned about one instance.
 struct probe_result {
   /// False when no batched probe was made; the instance is then asked
   /// itself.
   bool probed = false;
+  /// It answered (alive on the bus, as a pong shows), with its stats when
+  /// it could give them.
   bool pong = false;
   bool has_stats = false;
   worker_stats stats;
@@ -66,7 +68,7 @@ struct probe_result {
   /// describes a process that is gone or was not listening yet, and is not
   /// used.
   int64_t sent_at_ns = 0;
-  /// The ping's round trip, in microseconds, when it was answered.
+  /// The answer's round trip, in microseconds.
   int64_t rtt_us = 0;
   /// The process driver's answer, asked once the probe's answers were in:
   /// the pid of the instance's process, 0 when none runs; -1 when not

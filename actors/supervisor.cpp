@@ -350,10 +350,12 @@ struct probe_set {
 
 using probe_ptr = std::shared_ptr<probe_set>;
 
-/// Pings and asks stats of `names` (with their brokers, at the same
-/// positions) with one command per broker each, then asks the driver once
-/// which of them run: an instance actor given its process's pid with the
-/// probe need not ask the driver itself.
+/// Asks stats of `names` (with their brokers, at the same positions) with
+/// one command per broker, then asks the driver once which of them run: an
+/// instance actor given its process's pid with the probe need not ask the
+/// driver itself. An answer to stats proves its worker alive on the bus as
+/// a pong does (its round trip is listed as the ping's), so a round costs
+/// one reply per instance, not two.
 void probe(self_ptr self, std::vector<std::string> names,
            const std::vector<const std::string*>& brokers,
            std::function<void(probe_ptr)> then) {
@@ -366,7 +368,7 @@ void probe(self_ptr self, std::vector<std::string> names,
     ps->index.emplace(ps->names[i], i);
     by_broker[*brokers[i]].push_back(ps->names[i]);
   }
-  auto pending = std::make_shared<size_t>(by_broker.size() * 2);
+  auto pending = std::make_shared<size_t>(by_broker.size());
   auto sent_at = self->clock().now().time_since_epoch().count();
   auto one_done = [self, ps, pending, then] {
     if (--*pending > 0)
@@ -389,7 +391,7 @@ void probe(self_ptr self, std::vector<std::string> names,
     cmd.broker = std::string{broker};
     cmd.destinations = std::move(group);
     cmd.timeout = self->state.settings.probe_timeout;
-    cmd.op = control_op::ping;
+    cmd.op = control_op::stats;
     auto asked = std::make_shared<std::vector<std::string>>(cmd.destinations);
     self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
       .then(
@@ -404,6 +406,12 @@ void probe(self_ptr self, std::vector<std::string> names,
               auto& p = ps->results[i->second];
               p.pong = true;
               p.rtt_us = r.rtt_us;
+              // A worker that could not give its stats is still alive;
+              // its actor asks again.
+              if (r.ok) {
+                p.has_stats = true;
+                p.stats = std::move(r.stats);
+              }
             }
           one_done();
         },
@@ -411,22 +419,6 @@ void probe(self_ptr self, std::vector<std::string> names,
           // Left unprobed: each instance actor asks its instance itself.
           one_done();
         });
-    cmd.op = control_op::stats;
-    self->request(self->state.seams.bus, caf::infinite, command_atom::value, cmd)
-      .then(
-        [ps, one_done](std::vector<control_reply>& replies) {
-          for (auto& r : replies) {
-            if (!r.ok)
-              continue;
-            if (auto i = ps->index.find(r.instance); i != ps->index.end()) {
-              auto& p = ps->results[i->second];
-              p.has_stats = true;
-              p.stats = std::move(r.stats);
-            }
-          }
-          one_done();
-        },
-        [one_done](caf::error&) { one_done(); });
   }
 }
 

@@ -23,8 +23,8 @@ struct supervisor_settings {
   /// After a broker comes back, its instances are not restarted for this
   /// long, so workers can reconnect before being judged dead.
   caf::timespan wait_after_broker_revived = std::chrono::seconds{35};
-  /// How long a liveness ping waits: a round's batched ping and stats, or
-  /// one instance's own ping.
+  /// How long a liveness probe waits: a round's batched stats, or one
+  /// instance's own ping.
   caf::timespan probe_timeout = std::chrono::seconds{1};
   /// How long to wait for replies to add_consumer, cancel_consumer,
   /// autoscale and stats sent to one instance.

@@ -68,14 +68,14 @@ def fleet(items, outdir):
         rss = statistics.median(i["branch_rss_kb"] for i in its)
         per = (rss - base_kb) / n
         rows.append([n, f"{round_ms:.1f} ms", f"{msgs:.0f}", f"{cmds:.0f}",
-                     f"{msgs - 2 * n:+.0f}", f"{rss / 1024:.1f} MiB",
+                     f"{msgs - n:+.0f}", f"{rss / 1024:.1f} MiB",
                      f"{per:.1f} KB"])
         dat.append((n, round_ms, msgs, rss / 1024, per))
     print("## Verification round against fleet size\n")
     print(f"Branch with no instances: {base_kb / 1024:.1f} MiB resident. "
           "Medians of rounds 3-5 (round 1 starts the fleet; round 2 still meets instances finishing their start).\n")
     print(table(["instances", "round", "messages", "of them commands",
-                 "messages - 2N", "branch RSS", "RSS per instance"], rows))
+                 "messages - N", "branch RSS", "RSS per instance"], rows))
     print()
     if not dat:
         return
@@ -100,7 +100,7 @@ plot "{path}" using 1:2 with linespoints lw 2 pt 7 title "round", \\
 set ylabel "messages"
 set title "control messages per round"
 plot "{path}" using 1:3 with linespoints lw 2 pt 7 title "commands + replies", \\
-     "{path}" using 1:(2*$1+2) with lines dt 2 title "2N + 2"
+     "{path}" using 1:($1+1) with lines dt 2 title "N + 1"
 unset logscale y
 set ylabel "KB"
 set title "branch memory per instance"

@@ -85,7 +85,7 @@ BOOST_AUTO_TEST_CASE(a_round_asks_only_the_actors_its_probe_does_not_settle) {
   auto commands = world.commands.size();
   advance(settings.interval);
   BOOST_TEST(settled() == 4u);
-  BOOST_TEST(world.commands.size() - commands == 2u); // the probe's ping and stats
+  BOOST_TEST(world.commands.size() - commands == 1u); // the probe's stats
   // What is only observed does not need the actor: a pool its autoscaler
   // grew, queues listed in another order. The supervisor lists the new
   // concurrency, and keeps it over a later report about the same process.
@@ -540,8 +540,8 @@ BOOST_AUTO_TEST_CASE(a_disable_while_a_round_probes_leaves_no_process) {
   advance(1s);
   world.workers["w2"].responsive = false; // the probe waits for its timeout
   kill("w1", false);
-  auto pings = world.count(control_op::ping);
-  BOOST_REQUIRE(run_until([&] { return world.count(control_op::ping) > pings; },
+  auto probes = world.count(control_op::stats);
+  BOOST_REQUIRE(run_until([&] { return world.count(control_op::stats) > probes; },
                           std::chrono::minutes{2}));
   world.model["w1"].enabled = false;
   world.model["w1"].disabled_reason = "by operator";
@@ -567,8 +567,8 @@ BOOST_AUTO_TEST_CASE(a_change_while_a_round_probes_is_not_shown_stale) {
   advance(1s);
   BOOST_TEST_REQUIRE(world.workers["w1"].autoscale_max == 1u);
   world.workers["w2"].responsive = false; // the probe waits for its timeout
-  auto pings = world.count(control_op::ping);
-  BOOST_REQUIRE(run_until([&] { return world.count(control_op::ping) > pings; },
+  auto probes = world.count(control_op::stats);
+  BOOST_REQUIRE(run_until([&] { return world.count(control_op::stats) > probes; },
                           std::chrono::minutes{2}));
   BOOST_TEST_REQUIRE(supervisor().round_in_progress);
   world.model["w1"].max_concurrency = 6;
