@@ -275,11 +275,13 @@ instance_actor::behavior_type instance_behavior(self_ptr self,
       ev.text = std::move(reason);
       feed_and_act(self, std::move(ev));
     },
-    [=](exited_atom, const process_exit& e) {
+    [=](exited_atom, const process_exit& e, bool repair) {
       lifecycle::event ev;
       ev.kind = event_kind::exited;
       ev.pid = e.pid;
       ev.wait_status = e.status;
+      ev.replacement = e.replacement;
+      ev.repair = repair;
       feed_and_act(self, std::move(ev));
     },
   };

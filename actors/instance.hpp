@@ -45,9 +45,10 @@ using instance_parent = caf::typed_actor<
 /// - remove(spec): stop its process; the instance left the model.
 /// - disable(reason): the model disabled it (an operator, or the restart
 ///   limit); the stop follows as an operation.
-/// - exited(exit): its process died unasked; the running operation ends
-///   at once (answered "failed: interrupted") instead of waiting on a dead
-///   process.
+/// - exited(exit, repair): its process died unasked; the running
+///   operation ends at once (answered "failed: interrupted") instead of
+///   waiting on a dead process. `repair`: a verify follows, whose start
+///   takes the exit's replacement; else the replacement is stopped.
 using instance_actor = caf::typed_actor<
   caf::replies_to<verify_atom, instance_spec, probe_result, bool>::with<
     action_report>,
@@ -55,7 +56,7 @@ using instance_actor = caf::typed_actor<
   caf::replies_to<shutdown_atom, instance_spec>::with<action_report>,
   caf::replies_to<remove_atom, instance_spec>::with<action_report>,
   caf::reacts_to<disable_atom, std::string>,
-  caf::reacts_to<exited_atom, process_exit>>;
+  caf::reacts_to<exited_atom, process_exit, bool>>;
 
 /// What an instance actor is spawned with.
 struct instance_config {

@@ -343,6 +343,11 @@ void machine::finish(outcome result, std::string detail) {
   out_.push_back(std::move(a));
   phase_ = phase::idle;
   awaiting_ = 0;
+  // A replacement the driver started at a death, which this operation did
+  // not take: nothing will.
+  if (spare_ != 0)
+    discard_spare();
+  spare_lost_ = 0;
   // No process: nothing but at rest is true of it.
   if (status_.pid == 0 && status_.state != at_rest()) {
     status_.state = at_rest();
@@ -412,6 +417,8 @@ void machine::send_permit(restart_cause cause, std::string why) {
 }
 
 void machine::send_stop() {
+  // It stops the spare too, if any.
+  spare_ = 0;
   await(phase::stopping);
   out_.push_back(make_action(action_kind::stop, awaiting_));
 }
@@ -422,6 +429,16 @@ void machine::restart(bool first_start) {
     emit(cyme::event_kind::restarting, why_);
   status_.state = instance_state::starting;
   changed_ = true;
+  if (spare_lost_ != 0) {
+    // The driver made this restart at the death, and its process died
+    // before this permit: that is the restart the permit paid for, and its
+    // death is repaired next.
+    status_.restarts += 1;
+    finish(outcome::failed, "interrupted: its replacement, pid "
+                              + std::to_string(spare_lost_)
+                              + ", started at the death, exited");
+    return;
+  }
   if (exit_reported_) {
     // Nothing runs to be stopped.
     send_start();
@@ -437,6 +454,9 @@ void machine::send_start() {
   changed_ = true;
   exited_while_starting_.clear();
   exit_reported_ = false;
+  // The driver answers with the spare, if any.
+  spare_ = 0;
+  spare_lost_ = 0;
   await(phase::starting);
   auto a = make_action(action_kind::start, awaiting_);
   a.spec = ops_.front().spec;
@@ -512,6 +532,11 @@ void machine::after_silence() {
   }
   await(phase::rechecking);
   out_.push_back(make_action(action_kind::check, awaiting_));
+}
+
+void machine::discard_spare() {
+  spare_ = 0;
+  out_.push_back(make_action(action_kind::stop, 0));
 }
 
 void machine::give_up(std::string why) {
@@ -730,6 +755,22 @@ bool machine::on_failed(const event& ev) {
 }
 
 void machine::on_exited(const event& ev) {
+  if (ev.pid != 0 && ev.pid == spare_) {
+    // The spare died before anything took it.
+    spare_ = 0;
+    spare_lost_ = ev.pid;
+  }
+  on_death(ev);
+  if (ev.replacement <= 0 || phase_ == phase::starting)
+    // While a start is out, its answer says which process runs.
+    return;
+  spare_ = ev.replacement;
+  // No repair follows (the instance is disabled, the fleet paused).
+  if (!ev.repair)
+    discard_spare();
+}
+
+void machine::on_death(const event& ev) {
   auto how = exit_data(ev.wait_status);
   status_.last_exit_code = how.count("code") ? std::stoi(how["code"]) : -1;
   status_.last_exit_signal = how.count("signal") ? how["signal"] : std::string{};

@@ -30,6 +30,12 @@
 ///   idle --shutdown/remove, or verify of a disabled spec--> stopping --> x
 ///   any --exited (its pid)--> x (answered "interrupted"), status stopped
 ///
+/// An exit may come with a replacement: the driver, armed by the
+/// supervisor, started the instance again at once. The repair's start
+/// (the verify that follows) takes that process; an operation that ends
+/// without a start or a stop ends it with a stop whose answer nothing
+/// awaits, and so does an exit the supervisor does not repair.
+///
 /// Once the driver reported the exit of the instance's process, the
 /// driver has none for it until this machine starts one: a verify goes
 /// from idle straight to permitting (no check), and a restart from
@@ -157,8 +163,12 @@ struct event {
   std::string text;
   /// checked, stop_done, started, exited: a pid (0: none).
   int32_t pid = 0;
-  /// exited: the wait status.
+  /// exited: the wait status; the process the driver started at once in
+  /// its place (0: none); whether the supervisor repairs the death (a
+  /// verify follows), else that process is stopped.
   int wait_status = 0;
+  int32_t replacement = 0;
+  bool repair = true;
   /// permit.
   restart_permit permit = restart_permit::granted;
   /// pong: the round trip.
@@ -175,7 +185,8 @@ enum class action_kind : uint8_t {
   check,
   /// Ask the supervisor for a restart permit (answer: permit).
   ask_permit,
-  /// Ask the driver to stop the process (answer: stop_done).
+  /// Ask the driver to stop the process (answer: stop_done). With tag 0,
+  /// no answer is awaited: a replacement nothing will take is ended.
   stop,
   /// Ask the driver to start `spec` (answer: started or start_failed).
   start,
@@ -320,6 +331,8 @@ private:
   /// the process is known to live, or giving up after the last.
   void after_silence();
   void give_up(std::string why);
+  /// Stops the spare, awaiting no answer.
+  void discard_spare();
   void emit(cyme::event_kind kind, std::string detail = {},
             std::map<std::string, std::string> data = {});
   control_command command(control_op op) const;
@@ -333,6 +346,8 @@ private:
   bool on_started(int32_t pid);
   bool on_failed(const event& ev);
   void on_exited(const event& ev);
+  /// What an exit does to the status and the running operation.
+  void on_death(const event& ev);
 
   settings settings_;
   instance_status status_;
@@ -368,8 +383,17 @@ private:
   /// them started a process that is gone already.
   std::set<int32_t> exited_while_starting_;
   /// The driver reported the exit of the process this machine knew, and
-  /// none was started since: the driver runs none for the instance.
+  /// none was started since: the driver runs none for the instance but
+  /// the spare, if any.
   bool exit_reported_ = false;
+  /// The process the driver started at once at the last death (it was
+  /// armed), while no start or stop has been sent since: the repair's
+  /// start takes it; an operation that ends without one stops it.
+  int32_t spare_ = 0;
+  /// The spare died before a start took it: the repair's permit pays for
+  /// it (it was that restart) and starts nothing; its death is repaired
+  /// next.
+  int32_t spare_lost_ = 0;
 };
 
 } // namespace lifecycle

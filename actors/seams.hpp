@@ -36,8 +36,17 @@ using exit_listener = caf::typed_actor<caf::reacts_to<exited_atom, process_exit>
 ///   (a round asks once for every instance it probed).
 /// - subscribe(listener): every exit is reported to the listener, with
 ///   `requested` set when the exit followed a stop.
+/// - arm(spec, pid): when process `pid` of `spec.name` (its running one)
+///   dies unasked, start `spec` in its place at once, before telling of
+///   the death, and tell its pid as the exit's `replacement`; once, and
+///   not after a stop or start of the instance. pid 0: no longer. The
+///   supervisor arms an instance only while a permit to restart it would
+///   be granted. The replacement stays the driver's spare until a start
+///   of the same spec takes it (answered with its pid, nothing started)
+///   or a stop ends it; a start of another spec stops it first.
 using process_driver_actor = caf::typed_actor<
   caf::replies_to<start_atom, instance_spec>::with<int32_t>,
+  caf::reacts_to<arm_atom, instance_spec, int32_t>,
   caf::replies_to<stop_atom, std::string>::with<int32_t>,
   caf::replies_to<stop_atom>::with<uint32_t>,
   caf::replies_to<alive_atom, std::string>::with<int32_t>,

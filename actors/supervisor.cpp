@@ -70,6 +70,11 @@ struct child_entry {
   /// actor's last report: a later report about the same process keeps
   /// them.
   bool observed_by_probe = false;
+  /// The process the driver is armed to replace at once when it dies
+  /// (arm), 0 when none; and whether the spec it was armed with is older
+  /// than `spec`.
+  int32_t armed_pid = 0;
+  bool arm_stale = false;
 };
 
 /// Whether a request to `c`'s actor is unanswered.
@@ -233,6 +238,38 @@ void spawn_child(self_ptr self, child_entry& c) {
   self->monitor(c.handle);
 }
 
+/// Whether the death of `c`'s running process may be repaired by the
+/// driver at once, before the supervisor hears of it: everything its
+/// permit would check holds, and stays so until the supervisor sees
+/// otherwise (a pause, a broker's revival, a disable, its actor lost). Its
+/// own restart bucket holds a token: only its restarts take them, and the
+/// repair's permit takes that one.
+bool may_restart_at_once(self_ptr self, const child_entry& c) {
+  auto& st = self->state;
+  auto now = self->clock().now();
+  return c.handle && c.spec.enabled && !st.paused()
+         && c.status.state == instance_state::running && c.status.pid > 0
+         && !(c.spec.launch.kind == instance_kind::worker
+              && st.reviving(c.spec.broker, now))
+         && c.restarts.tokens(now) >= 1.0;
+}
+
+/// Arms the driver for `c`'s process, or disarms it, as
+/// may_restart_at_once says; tells the driver only of a change.
+void sync_arm(self_ptr self, child_entry& c) {
+  int32_t want = may_restart_at_once(self, c) ? c.status.pid : 0;
+  if (want == c.armed_pid && !(want > 0 && c.arm_stale))
+    return;
+  self->send(self->state.seams.driver, arm_atom::value, c.spec, want);
+  c.armed_pid = want;
+  c.arm_stale = false;
+}
+
+void sync_arms(self_ptr self) {
+  for (auto& [name, c] : self->state.children)
+    sync_arm(self, c);
+}
+
 /// Registers a request to `c`'s actor; `answer` gives it its answer, once:
 /// from the actor, or for it when the actor goes down first.
 in_flight_ptr track(child_entry& c, std::function<void(action_report)> answer) {
@@ -277,7 +314,10 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
     if (c.handle)
       self->send(c.handle, disable_atom::value, spec.disabled_reason);
   }
+  if (c.armed_pid > 0 && !(c.spec == spec))
+    c.arm_stale = true;
   c.spec = spec;
+  sync_arm(self, c);
   if (explicit_request) {
     c.restarts.reset(now);
     if (!c.handle) {
@@ -500,6 +540,8 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
     return;
   }
   auto& c = it->second;
+  // Arms the driver once a broker's revival or a refill allows it again.
+  sync_arm(self, c);
   if (kind == request_kind::verify && requests_at_probe == c.requests
       && !busy(c) && lifecycle::probe_settles(p, c.status, spec)) {
     c.status.ping_rtt_us = p.rtt_us;
@@ -852,6 +894,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
              why + "; crashed more often than respawn_max_rate "
                + self->state.settings.respawn_max_rate);
       }
+      sync_arm(self, c);
       return;
     }
   });
@@ -875,6 +918,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         bool was_paused = st.paused();
         st.operator_paused = true;
         ++st.timer_generation;
+        sync_arms(self);
         if (!was_paused)
           emit(self, event_kind::paused, {}, "by operator");
       }
@@ -884,6 +928,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       auto& st = self->state;
       if (st.operator_paused) {
         st.operator_paused = false;
+        sync_arms(self);
         if (!st.paused()) {
           emit(self, event_kind::resumed, {}, "by operator");
           if (!st.round_in_progress)
@@ -921,6 +966,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (!st.brokers_down.emplace(broker, reason).second)
         return;
       ++st.timer_generation;
+      sync_arms(self);
       emit(self, event_kind::broker_down, {}, reason,
            {{"broker", st.broker_address(broker)}, {"reason", reason}});
       if (!was_paused)
@@ -931,6 +977,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (st.brokers_down.erase(broker) == 0)
         return;
       st.revived_at[broker] = self->clock().now();
+      sync_arms(self);
       auto address = st.broker_address(broker);
       emit(self, event_kind::broker_up, {}, address, {{"broker", address}});
       if (!st.paused()) {
@@ -945,18 +992,27 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (i == st.children.end())
         return;
       auto& c = i->second;
+      // The driver's arm is spent (or gone with a stop).
+      if (e.pid == c.armed_pid)
+        c.armed_pid = 0;
       // A requested exit is the answer to its actor's stop.
       if (e.requested)
         return;
       auto data = exit_data(e.status);
       data["pid"] = std::to_string(e.pid);
-      emit(self, event_kind::died, e.instance,
-           "pid " + std::to_string(e.pid) + ", wait status "
-             + std::to_string(e.status),
+      auto detail = "pid " + std::to_string(e.pid) + ", wait status "
+                    + std::to_string(e.status);
+      if (e.replacement > 0) {
+        data["replacement"] = std::to_string(e.replacement);
+        detail += "; the driver started pid " + std::to_string(e.replacement)
+                  + " in its place at once";
+      }
+      emit(self, event_kind::died, e.instance, std::move(detail),
            std::move(data));
       if (!c.spec.enabled || st.paused()) {
+        // Not repaired: a replacement is stopped.
         if (c.handle)
-          self->send(c.handle, exited_atom::value, e);
+          self->send(c.handle, exited_atom::value, e, false);
         return;
       }
       // Repaired at once, under the restart limit like a round, from the
@@ -985,7 +1041,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       // Sent last, the instance actor runs first (before the died event's
       // listeners): the scheduler takes what a handler sent newest first.
       if (c.handle)
-        self->send(c.handle, exited_atom::value, e);
+        self->send(c.handle, exited_atom::value, e, true);
       handle_batch(self, request_kind::verify, names, {used}, true, ignore,
                    false);
     },
@@ -1048,6 +1104,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
         c.observed_by_probe = false;
       }
       c.status = std::move(s);
+      sync_arm(self, c);
     },
     [=](supervisor_event& ev) { emit(self, std::move(ev)); },
   };

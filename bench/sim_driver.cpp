@@ -93,6 +93,9 @@ caf::behavior sim_driver(caf::stateful_actor<sim_driver_state>* self) {
     [=](subscribe_atom, exit_listener& l) {
       self->state.listeners.push_back(std::move(l));
     },
+    // No simulated instance dies unasked: there is no death to restart at
+    // once.
+    [=](arm_atom, const instance_spec&, int32_t) {},
   };
 }
 

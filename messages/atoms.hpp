@@ -36,6 +36,7 @@ using start_atom = caf::atom_constant<caf::atom("start")>;
 using stop_atom = caf::atom_constant<caf::atom("stop")>;
 using alive_atom = caf::atom_constant<caf::atom("alive")>;
 using exited_atom = caf::atom_constant<caf::atom("exited")>;
+using arm_atom = caf::atom_constant<caf::atom("arm")>;
 
 // Control bus.
 using command_atom = caf::atom_constant<caf::atom("command")>;

@@ -86,12 +86,15 @@ struct process_exit {
   /// True when the driver was asked to stop it; an unrequested exit is a
   /// death the supervisor repairs at once.
   bool requested = false;
+  /// The pid of the process the driver started at once in its place (it
+  /// was armed for this death), 0 when none: the repair's start takes it.
+  int32_t replacement = 0;
 };
 
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, process_exit& x) {
   return f(caf::meta::type_name("process_exit"), x.instance, x.pid, x.status,
-           x.requested);
+           x.requested, x.replacement);
 }
 
 } // namespace cyme

@@ -107,12 +107,14 @@ int main(int argc, char** argv) {
   double simulated = 0;
   size_t requests = 0;
   size_t starts = 0;
+  size_t spares_taken = 0;
   for (uint64_t seed = first; seed < first + seeds; ++seed) {
     auto schedule = cyme::testing::draw_schedule(seed, steps);
     auto r = cyme::testing::run_schedule(schedule);
     simulated += r.simulated_seconds;
     requests += r.requests;
     starts += r.starts;
+    spares_taken += r.spares_taken;
     if (!r.violation.empty()) {
       std::cout << "seed " << seed << ": " << r.violation << " after step "
                 << r.at_step + 1 << " of " << schedule.size() << "\n";
@@ -135,6 +137,7 @@ int main(int argc, char** argv) {
               << ", \"simulated_hours\": " << simulated / 3600
               << ", \"cpu_seconds\": " << cpu << ", \"requests\": " << requests
               << ", \"starts\": " << starts
+              << ", \"spares_taken\": " << spares_taken
               << ", \"simulated_hours_per_cpu_second\": " << rate << "}\n";
     return 0;
   }
@@ -142,7 +145,8 @@ int main(int argc, char** argv) {
             << static_cast<uint64_t>(simulated / 3600) << " h "
             << static_cast<uint64_t>(simulated) % 3600 / 60
             << " min simulated, " << requests << " requests, " << starts
-            << " process starts, in " << cpu << " s of CPU ("
+            << " process starts (" << spares_taken
+            << " made at a death by the armed driver), in " << cpu << " s of CPU ("
             << rate << " simulated hours per CPU second)\n";
   return 0;
 }

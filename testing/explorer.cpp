@@ -153,6 +153,8 @@ explore_result run_schedule(const std::vector<explore_step>& steps,
     = std::chrono::duration<double>(sim.elapsed()).count();
   result.requests = sim.requests();
   result.starts = sim.fixture().world.total_starts();
+  for (auto& [name, w] : sim.fixture().world.workers)
+    result.spares_taken += w.spares_taken;
   return result;
 }
 

@@ -22,7 +22,9 @@
 ///   answer stay within bus_suspect_restart_rate's bucket;
 /// - every request is answered, exactly once;
 /// - liveness commands per round stay within 2N + c;
-/// - once every fault is healed, the fleet converges on the model.
+/// - once every fault is healed, the fleet converges on the model, and
+///   every running process is the one its instance lists (no replacement
+///   the driver started at a death is left untaken).
 
 #include <cstdint>
 #include <string>
@@ -51,6 +53,9 @@ struct explore_result {
   double simulated_seconds = 0;
   size_t requests = 0;
   size_t starts = 0;
+  /// Of those, replacements the driver started at a death and a repair
+  /// took.
+  size_t spares_taken = 0;
   /// With `trace`: every step and every event of the supervisor, in order,
   /// one per line.
   std::string timeline;

@@ -70,10 +70,12 @@ void supervision_fixture::kill(const std::string& name, bool tell_driver) {
   auto& w = world.workers.at(name);
   if (!w.running)
     fail(name + " is not running");
-  w.running = false;
-  if (tell_driver)
-    for (auto& l : world.exit_listeners)
-      caf::anon_send(l, exited_atom::value, process_exit{name, w.pid, 9, false});
+  if (tell_driver) {
+    kill_through_driver(driver, name);
+  } else {
+    w.running = false;
+    w.armed.reset();
+  }
   run_jobs();
 }
 

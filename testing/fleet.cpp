@@ -15,12 +15,64 @@ namespace cyme::testing {
 namespace {
 
 using deliver_atom = caf::atom_constant<caf::atom("deliver")>;
+using died_atom = caf::atom_constant<caf::atom("died")>;
 
 void notify_exit(caf::event_based_actor* self, fleet* world,
-                 const std::string& name, int32_t pid, bool requested) {
+                 const std::string& name, int32_t pid, bool requested,
+                 int32_t replacement = 0) {
   for (auto& l : world->exit_listeners)
     self->send(l, exited_atom::value,
-               process_exit{name, pid, requested ? 15 : 9, requested});
+               process_exit{name, pid, requested ? 15 : 9, requested,
+                            replacement});
+}
+
+/// Starts a process for `spec` in `w`, which runs none. One that crashes
+/// on start has its exit told at once, unless `tell_crash` is false.
+int32_t launch(caf::event_based_actor* self, fleet* world, fake_worker& w,
+               const instance_spec& spec, bool tell_crash = true) {
+  w.running = true;
+  w.pid = world->next_pid++;
+  w.responsive = !w.hangs;
+  w.ready_at_ns = self->clock().now().time_since_epoch().count()
+                  + w.start_delay.count();
+  w.queues = {direct_queue(spec.name)};
+  w.queues.insert(w.queues.end(), spec.queues.begin(), spec.queues.end());
+  w.autoscale_max = spec.max_concurrency;
+  w.autoscale_min = spec.min_concurrency;
+  w.armed.reset();
+  w.spare_of.reset();
+  w.starts += 1;
+  auto pid = w.pid;
+  if (world->on_start)
+    world->on_start(spec.name, pid);
+  if (w.crashes_on_start) {
+    w.running = false;
+    if (tell_crash)
+      notify_exit(self, world, spec.name, pid, false);
+  }
+  return pid;
+}
+
+/// Ends `name`'s running process in `w`, as asked (a stop) or not.
+void end_process(caf::event_based_actor* self, fleet* world,
+                 const std::string& name, fake_worker& w, bool requested) {
+  w.running = false;
+  auto pid = w.pid;
+  auto armed = std::move(w.armed);
+  w.armed.reset();
+  w.spare_of.reset();
+  int32_t replacement = 0;
+  if (armed && !requested && !w.fails_to_start) {
+    replacement = launch(self, world, w, *armed, false);
+    w.spare_of = std::move(armed);
+  }
+  notify_exit(self, world, name, pid, requested, replacement);
+  if (replacement != 0 && !w.running) {
+    // The replacement crashed on start: its exit comes after its
+    // predecessor's, as the driver sees them.
+    w.spare_of.reset();
+    notify_exit(self, world, name, replacement, false);
+  }
 }
 
 /// The pid of `name`'s running process, 0 when none runs.
@@ -33,6 +85,17 @@ caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {
   return {
     [=](start_atom, const instance_spec& spec) -> caf::result<int32_t> {
       auto& w = world->workers[spec.name];
+      if (w.running && w.spare_of) {
+        // The replacement started at a death: taken, or ended for a start
+        // of another spec.
+        if (*w.spare_of == spec) {
+          w.spare_of.reset();
+          w.spares_taken += 1;
+          return w.pid;
+        }
+        w.stops += 1;
+        end_process(self, world, spec.name, w, true);
+      }
       if (w.running) {
         world->starts_while_running += 1;
         return caf::make_error(cyme_errc::process_failure,
@@ -41,34 +104,32 @@ caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {
       if (w.fails_to_start)
         return caf::make_error(cyme_errc::process_failure,
                                spec.name + ": cannot execute");
-      w.running = true;
-      w.pid = world->next_pid++;
-      w.responsive = !w.hangs;
-      w.ready_at_ns = self->clock().now().time_since_epoch().count()
-                      + w.start_delay.count();
-      w.queues = {direct_queue(spec.name)};
-      w.queues.insert(w.queues.end(), spec.queues.begin(), spec.queues.end());
-      w.autoscale_max = spec.max_concurrency;
-      w.autoscale_min = spec.min_concurrency;
-      w.starts += 1;
-      auto pid = w.pid;
-      if (world->on_start)
-        world->on_start(spec.name, pid);
-      if (w.crashes_on_start) {
-        w.running = false;
-        notify_exit(self, world, spec.name, pid, false);
-      }
-      return pid;
+      return launch(self, world, w, spec);
+    },
+    [=](arm_atom, const instance_spec& spec, int32_t pid) {
+      auto i = world->workers.find(spec.name);
+      if (i == world->workers.end())
+        return;
+      auto& w = i->second;
+      if (pid > 0 && w.running && w.pid == pid && !w.spare_of)
+        w.armed = spec;
+      else if (pid == 0)
+        w.armed.reset();
+    },
+    [=](died_atom, const std::string& name) {
+      auto i = world->workers.find(name);
+      if (i != world->workers.end() && i->second.running)
+        end_process(self, world, name, i->second, false);
     },
     [=](stop_atom, const std::string& name) -> int32_t {
       auto i = world->workers.find(name);
       if (i == world->workers.end() || !i->second.running)
         return 0;
       auto& w = i->second;
-      w.running = false;
       w.stops += 1;
-      notify_exit(self, world, name, w.pid, true);
-      return w.pid;
+      auto pid = w.pid;
+      end_process(self, world, name, w, true);
+      return pid;
     },
     [=](alive_atom, const std::string& name) -> int32_t {
       ++world->alive_asks;
@@ -230,6 +291,11 @@ size_t fleet::total_starts() const {
 
 process_driver_actor spawn_fake_driver(caf::actor_system& sys, fleet* world) {
   return caf::actor_cast<process_driver_actor>(sys.spawn(fake_driver, world));
+}
+
+void kill_through_driver(const process_driver_actor& driver,
+                         const std::string& name) {
+  caf::anon_send(caf::actor_cast<caf::actor>(driver), died_atom::value, name);
 }
 
 control_bus_actor spawn_fake_bus(caf::actor_system& sys, fleet* world) {

@@ -49,6 +49,13 @@ struct fake_worker {
   /// Starts and stops the driver made for this instance.
   size_t starts = 0;
   size_t stops = 0;
+  /// The spec the driver restarts the running process with at once when
+  /// it dies unasked (the supervisor armed it), and, while the running
+  /// process is such a replacement no start took yet, its spec.
+  std::optional<instance_spec> armed;
+  std::optional<instance_spec> spare_of;
+  /// Starts that took a replacement the driver had started at a death.
+  size_t spares_taken = 0;
 };
 
 /// Everything the fakes share, and the traces tests assert on.
@@ -91,6 +98,11 @@ struct fleet {
 /// Spawns the fakes; each keeps a pointer to `world`, which must outlive
 /// them.
 process_driver_actor spawn_fake_driver(caf::actor_system& sys, fleet* world);
+
+/// Tells the fake driver that `name`'s process died, as its exit watcher
+/// would: it restarts it at once when armed, then tells its listeners.
+void kill_through_driver(const process_driver_actor& driver,
+                         const std::string& name);
 control_bus_actor spawn_fake_bus(caf::actor_system& sys, fleet* world);
 model_store_actor spawn_fake_store(caf::actor_system& sys, fleet* world);
 

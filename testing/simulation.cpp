@@ -415,10 +415,13 @@ void simulation::settle(caf::timespan for_) {
                                                             list_atom::value);
   fx_.sched.run();
   std::set<std::string> unsupervised;
+  std::map<std::string, int32_t> listed;
   if (statuses->value)
-    for (auto& s : *statuses->value)
+    for (auto& s : *statuses->value) {
       if (!s.supervised)
         unsupervised.insert(s.name);
+      listed[s.name] = s.pid;
+    }
   for (auto& [name, spec] : catalogue_) {
     if (unsupervised.count(name) > 0)
       continue;
@@ -432,6 +435,10 @@ void simulation::settle(caf::timespan for_) {
            + (m == fx_.world.model.end() ? "removed"
               : want                     ? "enabled"
                                          : "disabled"));
+    else if (runs && listed[name] != w->second.pid)
+      fail("after healing, " + name + " runs pid "
+           + std::to_string(w->second.pid) + " but its status lists pid "
+           + std::to_string(listed[name]));
   }
 }
 

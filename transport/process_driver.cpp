@@ -542,6 +542,16 @@ struct worker_process {
   unique_fd pidfd;
   bool stop_requested = false;
   std::vector<caf::typed_response_promise<int32_t>> stop_waiters;
+  /// Armed (arm): the spec its replacement is started from at once when
+  /// it dies unasked.
+  std::shared_ptr<const instance_spec> armed;
+  /// Set while it is a replacement started that way and no start took it:
+  /// the spec it was started from.
+  std::shared_ptr<const instance_spec> spare_of;
+  /// Starts of another spec that came while it was a spare: they run once
+  /// it is gone.
+  std::vector<std::pair<instance_spec, caf::typed_response_promise<int32_t>>>
+    starts_after;
   /// How it is stopped: this signal, then SIGKILL after the grace.
   int stop_signal = SIGTERM;
   std::string stop_signal_name = "TERM";
@@ -717,11 +727,17 @@ struct driver_state {
       end(sb);
     for (auto& sb : ending_standbys)
       end(sb);
-    for (auto& [name, w] : workers)
+    for (auto& [name, w] : workers) {
       for (auto& rp : w.stop_waiters)
         rp.deliver(caf::make_error(cyme_errc::process_failure,
                                    "the process driver exited while stopping "
                                    "instance '" + name + "'"));
+      for (auto& start : w.starts_after)
+        start.second.deliver(caf::make_error(
+          cyme_errc::process_failure,
+          "the process driver exited before starting instance '" + name
+            + "'"));
+    }
     for (auto& rp : close_waiters)
       rp.deliver(caf::make_error(cyme_errc::process_failure,
                                  "the process driver exited while stopping "
@@ -1199,7 +1215,7 @@ void on_standby_exit(self_ptr self, const std::string& watch, int32_t pid) {
   }
 }
 
-caf::result<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
+caf::expected<int32_t> start_worker(self_ptr self, const instance_spec& spec) {
   auto& st = self->state;
   auto dir = instance_dir(self, spec.name);
   auto failure = [&](const std::string& what) {
@@ -1357,7 +1373,7 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
     look_again_later(self, name, pid);
     return;
   }
-  process_exit ev{name, pid, status, w.stop_requested};
+  process_exit ev{name, pid, status, w.stop_requested, 0};
   auto now_ms = wall_now_ms();
   if (now_ms >= st.exits_pruned_after_ms) {
     // Instances that were not started again: what they left is too old.
@@ -1369,7 +1385,23 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
   }
   st.exited_at_ms[name] = now_ms;
   auto waiters = std::move(w.stop_waiters);
+  auto armed = std::move(w.armed);
+  auto starts_after = std::move(w.starts_after);
   st.workers.erase(i);
+  if (armed && !left.requested && !st.closing) {
+    // Armed: the replacement starts before anyone hears of the death (the
+    // supervisor gave its permit in advance), and the repair's start takes
+    // it.
+    if (auto started = start_worker(self, *armed)) {
+      st.workers.at(name).spare_of = std::move(armed);
+      ev.replacement = *started;
+    } else {
+      driver_log.warn("instance '" + name + "' (pid " + std::to_string(pid)
+                      + ") died and was armed, but its replacement did not "
+                        "start: " + describe(started.error())
+                      + "; the supervisor's repair starts it");
+    }
+  }
   if (left.requested || st.closing) {
     // Whoever asked is told once nothing of it is left.
     clear_leftovers(left);
@@ -1385,6 +1417,17 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
     self->send(listener, exited_atom::value, ev);
   for (auto& rp : waiters)
     rp.deliver(pid);
+  // A spare stopped for a start of another spec: that start runs now.
+  for (auto& [spec, rp] : starts_after) {
+    if (st.closing)
+      rp.deliver(caf::make_error(cyme_errc::process_failure,
+                                 "the branch is stopping: instance '" + name
+                                   + "' is not started"));
+    else if (auto started = start_worker(self, spec))
+      rp.deliver(*started);
+    else
+      rp.deliver(started.error());
+  }
   if (st.closing && st.workers.empty()) {
     for (auto& rp : st.close_waiters)
       rp.deliver(st.stopped_on_close);
@@ -1446,12 +1489,35 @@ driver_impl::behavior_type driver_behavior(self_ptr self,
             + std::to_string(st.fd_limit)
             + "; each worker needs a descriptor: raise the limit "
               "(LimitNOFILE= in the unit, ulimit -n)");
-      if (auto* w = find_running(self, spec.name))
+      if (auto* w = find_running(self, spec.name)) {
+        if (w->spare_of && !w->stop_requested) {
+          // The replacement started at a death: this is the repair's start.
+          if (*w->spare_of == spec) {
+            w->spare_of.reset();
+            return w->pid;
+          }
+          // The spec changed meanwhile: the spare goes, then this starts.
+          auto rp = self->make_response_promise<int32_t>();
+          w->starts_after.emplace_back(spec, rp);
+          request_stop(self, spec.name, *w);
+          return rp;
+        }
         return caf::make_error(cyme_errc::process_failure,
                                "instance '" + spec.name + "' already runs (pid "
                                  + std::to_string(w->pid)
                                  + (w->stop_requested ? ", stopping)" : ")"));
+      }
       return start_worker(self, spec);
+    },
+    [=](arm_atom, const instance_spec& spec, int32_t pid) {
+      auto i = self->state.workers.find(spec.name);
+      if (i == self->state.workers.end())
+        return;
+      auto& w = i->second;
+      if (pid > 0 && pid == w.pid && !w.stop_requested && !w.spare_of)
+        w.armed = std::make_shared<const instance_spec>(spec);
+      else if (pid == 0)
+        w.armed.reset();
     },
     [=](stop_atom, const std::string& name) -> caf::result<int32_t> {
       if (auto err = bad_name(name))

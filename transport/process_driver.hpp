@@ -165,6 +165,15 @@ struct process_driver_settings {
 /// it would take, becoming a second worker of an instance the next branch
 /// starts itself.
 ///
+/// Arming (arm(spec, pid), see actors/seams.hpp): when an armed worker
+/// dies unasked, the driver starts `spec` in its place from the exit
+/// handler, before it tells of the death (a ready standby is taken as by
+/// any start), and tells the new pid as the exit's `replacement`. Until a
+/// start takes it (same spec: answered with its pid at once; another spec:
+/// it is stopped, then that start runs), it is a spare: a stop ends it,
+/// and it is not armed itself. A replacement that cannot be started is
+/// logged, and the supervisor's repair starts the instance as usual.
+///
 /// Stopping sends the launch's stop signal to the process group, then
 /// SIGKILL after its stop grace, and answers once the exit was observed.
 /// When an own process exits, what is left of its group is killed, so no

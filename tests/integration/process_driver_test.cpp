@@ -996,6 +996,103 @@ BOOST_AUTO_TEST_CASE(a_replacement_takes_commands_from_its_predecessors_exit) {
   stop(d, "again");
 }
 
+// Armed for its running worker, the driver starts the replacement when
+// the worker dies, before telling of the death; the repair's start of the
+// same spec takes it (nothing else is started) and is not armed again.
+BOOST_AUTO_TEST_CASE(an_armed_worker_is_replaced_at_once_and_the_start_takes_it) {
+  auto d = spawn_driver();
+  auto first = start(d, spec("armed"));
+  self->send(d, arm_atom::value, spec("armed"), first);
+  BOOST_REQUIRE_EQUAL(alive(d, "armed"), first);
+  BOOST_REQUIRE_EQUAL(::kill(first, SIGKILL), 0);
+  auto e = exits->wait_exit(first);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(!e->requested);
+  auto replacement = e->replacement;
+  BOOST_REQUIRE_GT(replacement, 0);
+  BOOST_REQUIRE_NE(replacement, first);
+  BOOST_REQUIRE(wait_until([&] { return exec_finished(replacement); }));
+  if (auto st = read_stat(replacement))
+    tracked.emplace_back(replacement, st->start_time);
+  BOOST_CHECK_EQUAL(alive(d, "armed"), replacement);
+  BOOST_CHECK_EQUAL(slurp(pid_file("armed")).rfind(std::to_string(replacement) + " ", 0),
+                    0u);
+  BOOST_CHECK_EQUAL(start(d, spec("armed")), replacement);
+  BOOST_CHECK_EQUAL(alive(d, "armed"), replacement);
+  // Taken, it is not armed: its death is the supervisor's to repair.
+  BOOST_REQUIRE_EQUAL(::kill(replacement, SIGKILL), 0);
+  e = exits->wait_exit(replacement);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK_EQUAL(e->replacement, 0);
+  BOOST_CHECK_EQUAL(alive(d, "armed"), 0);
+}
+
+// An arm for another pid than the running one, an arm withdrawn (pid 0)
+// and a stop each leave a death to the supervisor: nothing is started.
+BOOST_AUTO_TEST_CASE(a_withdrawn_or_stale_arm_and_a_stop_start_nothing) {
+  auto d = spawn_driver();
+  auto check_not_replaced = [&](const std::string& name, int32_t pid) {
+    BOOST_REQUIRE_EQUAL(::kill(pid, SIGKILL), 0);
+    auto e = exits->wait_exit(pid);
+    BOOST_REQUIRE(e);
+    BOOST_CHECK_EQUAL(e->replacement, 0);
+    BOOST_CHECK_EQUAL(alive(d, name), 0);
+  };
+  auto stale = start(d, spec("stale"));
+  self->send(d, arm_atom::value, spec("stale"), stale + 100000);
+  check_not_replaced("stale", stale);
+  auto withdrawn = start(d, spec("withdrawn"));
+  self->send(d, arm_atom::value, spec("withdrawn"), withdrawn);
+  self->send(d, arm_atom::value, spec("withdrawn"), int32_t{0});
+  check_not_replaced("withdrawn", withdrawn);
+  auto stopped = start(d, spec("stopped"));
+  self->send(d, arm_atom::value, spec("stopped"), stopped);
+  BOOST_CHECK_EQUAL(stop(d, "stopped"), stopped);
+  auto e = exits->wait_exit(stopped);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(e->requested);
+  BOOST_CHECK_EQUAL(e->replacement, 0);
+  BOOST_CHECK_EQUAL(alive(d, "stopped"), 0);
+}
+
+// A start of another spec than the replacement's (the model changed
+// meanwhile) stops the replacement first and starts its own; a stop ends
+// a replacement nothing took.
+BOOST_AUTO_TEST_CASE(a_replacement_gives_way_to_another_spec_and_to_a_stop) {
+  auto d = spawn_driver();
+  auto replaced = [&](const std::string& name) {
+    auto first = start(d, spec(name));
+    self->send(d, arm_atom::value, spec(name), first);
+    BOOST_REQUIRE_EQUAL(alive(d, name), first);
+    BOOST_REQUIRE_EQUAL(::kill(first, SIGKILL), 0);
+    auto e = exits->wait_exit(first);
+    BOOST_REQUIRE(e);
+    BOOST_REQUIRE_GT(e->replacement, 0);
+    BOOST_REQUIRE(wait_until([&] { return exec_finished(e->replacement); }));
+    if (auto st = read_stat(e->replacement))
+      tracked.emplace_back(e->replacement, st->start_time);
+    return e->replacement;
+  };
+  auto spare = replaced("changed");
+  auto other = spec("changed", 200ms);
+  other.queues = {"elsewhere"};
+  auto next = start(d, other);
+  BOOST_CHECK_NE(next, spare);
+  auto e = exits->wait_exit(spare);
+  BOOST_REQUIRE(e);
+  BOOST_CHECK(e->requested);
+  BOOST_CHECK_EQUAL(alive(d, "changed"), next);
+  auto args = cmdline_of(next);
+  auto q = std::find(args.begin(), args.end(), "--queues");
+  BOOST_REQUIRE(q != args.end() && q + 1 != args.end());
+  BOOST_CHECK_EQUAL(*(q + 1), "elsewhere");
+  BOOST_CHECK_EQUAL(stop(d, "changed"), next);
+
+  spare = replaced("untaken");
+  BOOST_CHECK_EQUAL(stop(d, "untaken"), spare);
+  BOOST_CHECK_EQUAL(alive(d, "untaken"), 0);
+}
+
 // When a worker dies, what is left of its process group (its pool) is
 // killed with it.
 BOOST_AUTO_TEST_CASE(worker_exit_ends_its_process_group) {

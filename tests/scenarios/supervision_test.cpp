@@ -2,6 +2,8 @@
 // restarted, disabled or removed ones stop, requests answer per instance.
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+
 #include <caf/actor_cast.hpp>
 #include <caf/send.hpp>
 
@@ -388,6 +390,108 @@ BOOST_AUTO_TEST_CASE(spawned_supervisor_is_the_current_one) {
   caf::anon_send_exit(second->core, caf::exit_reason::user_shutdown);
   sched.run();
   BOOST_TEST(!get_current(sys));
+}
+
+// The driver is armed for a running instance while a permit to restart it
+// would be granted: its death is then repaired by a replacement the driver
+// starts at once, which the repair's start takes. A pause, a disable, a
+// broker's revival or an empty restart bucket disarm it first.
+BOOST_AUTO_TEST_CASE(a_death_the_driver_was_armed_for_is_replaced_at_once) {
+  add_instance("w1");
+  add_instance("w2", {}, "k1:9092");
+  supervisor_settings s;
+  s.interval = 10s;
+  start(s);
+  advance(1s);
+  auto& w1 = world.workers["w1"];
+  BOOST_REQUIRE(w1.running);
+  BOOST_TEST(w1.armed.has_value());
+  auto first = w1.pid;
+  kill("w1", true);
+  // The replacement runs before the supervisor heard of the death; the
+  // repair's start took it instead of starting another.
+  BOOST_TEST(w1.running);
+  BOOST_TEST(w1.starts == 2u);
+  BOOST_TEST(w1.spares_taken == 1u);
+  advance(1s);
+  auto st = status_of("w1");
+  BOOST_TEST(st.pid == w1.pid);
+  BOOST_TEST(st.pid != first);
+  BOOST_TEST(st.restarts == 1u);
+  BOOST_TEST(to_string(st.state) == "running");
+  bool told = false;
+  for (auto& ev : log)
+    if (ev.kind == event_kind::died && ev.instance == "w1")
+      told = ev.data.count("replacement") == 1
+             && ev.data.at("replacement") == std::to_string(w1.pid);
+  BOOST_TEST(told);
+  // Its one token is spent: no arm until the bucket refills (1/m) and a
+  // round sees it.
+  BOOST_TEST(!w1.armed.has_value());
+  advance(70s);
+  BOOST_TEST(w1.armed.has_value());
+
+  // Paused: disarmed, and a death waits for the resume like any other.
+  ask<supervisor_status>(pause_atom::value);
+  BOOST_TEST(!w1.armed.has_value());
+  BOOST_TEST(world.workers["w2"].armed.has_value() == false);
+  kill("w1", true);
+  BOOST_TEST(!w1.running);
+  BOOST_TEST(w1.starts == 2u);
+  ask<supervisor_status>(resume_atom::value);
+  advance(11s);
+  BOOST_TEST(w1.running);
+  BOOST_TEST(w1.starts == 3u);
+  BOOST_TEST(w1.spares_taken == 1u);
+
+  // A broker revived within wait_after_broker_revived: its workers are not
+  // armed; after it, the next round arms them again.
+  advance(70s);
+  auto& w2 = world.workers["w2"];
+  BOOST_TEST(w2.armed.has_value());
+  caf::anon_send(sup, broker_down_atom::value, std::string{"k1:9092"},
+                 std::string{"Connection refused"});
+  caf::anon_send(sup, broker_up_atom::value, std::string{"k1:9092"});
+  run_jobs();
+  BOOST_TEST(!w2.armed.has_value());
+  BOOST_TEST(w1.armed.has_value());
+  advance(s.wait_after_broker_revived + s.interval);
+  BOOST_TEST(w2.armed.has_value());
+
+  // Disabled in the model: disarmed before its stop.
+  world.model["w2"].enabled = false;
+  world.model["w2"].disabled_reason = "by an operator";
+  ask<reports>(verify_atom::value, names{"w2"}, false);
+  BOOST_TEST(!w2.running);
+  BOOST_TEST(!w2.armed.has_value());
+  BOOST_TEST(w2.stops == 1u);
+  BOOST_TEST(w2.starts == 1u);
+}
+
+// A replacement of another spec than the repair starts (an arm of an
+// older spec was still on its way when the process died) is stopped, and
+// the repair's spec started.
+BOOST_AUTO_TEST_CASE(a_replacement_of_another_spec_gives_way_to_the_repair) {
+  add_instance("w1", {"q1"});
+  start();
+  advance(1s);
+  auto& w1 = world.workers["w1"];
+  BOOST_REQUIRE(w1.armed.has_value());
+  auto older = world.model["w1"];
+  older.queues = {"q0"};
+  caf::anon_send(driver, arm_atom::value, older, w1.pid);
+  run_jobs();
+  kill("w1", true);
+  BOOST_TEST(w1.spares_taken == 0u);
+  BOOST_TEST(w1.starts == 3u); // the first, the replacement, the repair's
+  BOOST_TEST(w1.stops == 1u);  // the replacement
+  BOOST_TEST(world.starts_while_running == 0u);
+  advance(1s);
+  BOOST_TEST(w1.running);
+  BOOST_TEST(std::count(w1.queues.begin(), w1.queues.end(), "q1") == 1);
+  BOOST_TEST(std::count(w1.queues.begin(), w1.queues.end(), "q0") == 0);
+  BOOST_TEST(status_of("w1").pid == w1.pid);
+  BOOST_TEST(to_string(status_of("w1").state) == "running");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

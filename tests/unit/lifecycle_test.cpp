@@ -12,6 +12,7 @@
 #include <boost/test/data/test_case.hpp>
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <map>
 #include <sstream>
 #include <string>
@@ -590,6 +591,133 @@ BOOST_AUTO_TEST_CASE(a_repair_after_a_reported_death_goes_straight_to_the_start)
   s = d.answer(E::permit,
                [](event& ev) { ev.permit = restart_permit::granted; });
   BOOST_TEST(kinds(s.actions) == kinds({AK::emit, AK::stop, AK::report}));
+}
+
+/// The driver's report that `pid` was killed and that it started
+/// `replacement` in its place at once; `repair`: a verify follows.
+event replaced(int32_t pid, int32_t replacement, bool repair = true) {
+  auto ev = killed(pid);
+  ev.replacement = replacement;
+  ev.repair = repair;
+  return ev;
+}
+
+/// Stops that await no answer: a replacement ended.
+size_t discards(const lifecycle::step& s) {
+  return static_cast<size_t>(
+    std::count_if(s.actions.begin(), s.actions.end(), [](const action& a) {
+      return a.kind == AK::stop && a.tag == 0;
+    }));
+}
+
+/// A running instance (pid new_pid) whose process died, replaced at once
+/// by the driver with pid new_pid + 1, and whose repair asked its permit.
+driver replaced_and_permitting() {
+  auto d = in_phase(P::pinging);
+  settle_start(d);
+  d.feed(replaced(new_pid, new_pid + 1));
+  d.feed(request(E::verify));
+  BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "permitting");
+  return d;
+}
+
+// The repair of a death the armed driver replaced at once starts as any
+// repair: its start is what takes the replacement (the driver answers
+// with its pid). Nothing is stopped.
+BOOST_AUTO_TEST_CASE(a_repair_takes_the_replacement_the_driver_started) {
+  auto d = replaced_and_permitting();
+  auto restarts = d.m.status().restarts;
+  auto s = d.answer(E::permit,
+                    [](event& ev) { ev.permit = restart_permit::granted; });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::emit, AK::start, AK::report}));
+  s = d.answer(E::started, [](event& ev) { ev.pid = new_pid + 1; });
+  BOOST_TEST(discards(s) == 0u);
+  BOOST_TEST(d.m.status().pid == new_pid + 1);
+  BOOST_TEST(d.m.status().restarts == restarts + 1);
+  d.answer(E::pong);
+  s = d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_TEST(discards(s) == 0u);
+  BOOST_TEST(to_string(d.m.status().state) == "running");
+}
+
+// A repair refused (paused, a broker reviving, the bus suspected,
+// withdrawn) ends with the replacement stopped: nothing will take it.
+BOOST_AUTO_TEST_CASE(a_refused_repair_stops_the_replacement) {
+  for (auto p : {restart_permit::paused, restart_permit::broker_reviving,
+                 restart_permit::bus_suspected, restart_permit::withdrawn}) {
+    BOOST_TEST_CONTEXT("permit " << to_string(p)) {
+      auto d = replaced_and_permitting();
+      auto s = d.answer(E::permit, [p](event& ev) { ev.permit = p; });
+      BOOST_TEST(to_string(d.m.current()) == "idle");
+      BOOST_TEST(discards(s) == 1u);
+      BOOST_TEST(d.m.status().pid == 0);
+      // Ended once: the next operation has nothing to end.
+      s = d.feed(request(E::verify));
+      BOOST_TEST(discards(s) == 0u);
+    }
+  }
+  // Over the limit, the instance's stop ends it (awaited, as any stop).
+  auto d = replaced_and_permitting();
+  auto s = d.answer(E::permit, [](event& ev) {
+    ev.permit = restart_permit::rate_limited;
+  });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::stop}));
+  BOOST_TEST(s.actions.front().tag != 0u);
+}
+
+// A death the supervisor does not repair (the instance disabled, the
+// fleet paused): its replacement is stopped at once.
+BOOST_AUTO_TEST_CASE(an_unrepaired_death_stops_the_replacement_at_once) {
+  auto d = in_phase(P::pinging);
+  settle_start(d);
+  auto s = d.feed(replaced(new_pid, new_pid + 1, false));
+  BOOST_TEST(discards(s) == 1u);
+  BOOST_TEST(d.m.status().pid == 0);
+}
+
+// The replacement died before the repair's permit came: that permit paid
+// for it (it was the restart) and starts nothing; the replacement's own
+// death is repaired next, under its own permit.
+BOOST_AUTO_TEST_CASE(a_replacement_dead_before_its_repair_counts_as_the_restart) {
+  auto d = replaced_and_permitting();
+  auto restarts = d.m.status().restarts;
+  d.feed(killed(new_pid + 1));
+  d.feed(request(E::verify));
+  BOOST_TEST(d.m.queued() == 1u);
+  auto s = d.answer(E::permit,
+                    [](event& ev) { ev.permit = restart_permit::granted; });
+  BOOST_TEST(d.m.status().restarts == restarts + 1);
+  BOOST_TEST(discards(s) == 0u);
+  bool interrupted = false;
+  for (auto& a : s.actions) {
+    BOOST_TEST((a.kind != AK::start), "nothing is started for it");
+    if (a.kind == AK::answer)
+      interrupted = a.result.detail.find("its replacement, pid "
+                                         + std::to_string(new_pid + 1))
+                    != std::string::npos;
+  }
+  BOOST_TEST(interrupted);
+  // The queued repair of the replacement's death asks its own permit.
+  BOOST_TEST(to_string(d.m.current()) == "permitting");
+  s = d.answer(E::permit,
+               [](event& ev) { ev.permit = restart_permit::granted; });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::emit, AK::start, AK::report}));
+}
+
+// A replacement told while a start is out is not taken for a spare: the
+// start's answer says which process runs.
+BOOST_AUTO_TEST_CASE(a_replacement_told_while_starting_is_left_to_the_start) {
+  auto d = in_phase(P::starting);
+  auto s = d.feed(replaced(old_pid, new_pid + 5));
+  BOOST_TEST(discards(s) == 0u);
+  s = d.answer(E::started, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(discards(s) == 0u);
+  settle_start(d);
+  BOOST_TEST(d.m.status().pid == new_pid);
 }
 
 // The death of an earlier process (not the one the machine knows) says
