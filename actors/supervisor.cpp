@@ -247,7 +247,8 @@ void spawn_child(self_ptr self, child_entry& c) {
 bool may_restart_at_once(self_ptr self, const child_entry& c) {
   auto& st = self->state;
   auto now = self->clock().now();
-  return c.handle && c.spec.enabled && !st.paused()
+  return st.settings.restart_at_once && c.handle && c.spec.enabled
+         && !st.paused()
          && c.status.state == instance_state::running && c.status.pid > 0
          && !(c.spec.launch.kind == instance_kind::worker
               && st.reviving(c.spec.broker, now))

@@ -49,6 +49,12 @@ struct supervisor_settings {
   /// the others wait for a later round. Dead processes are replaced at once
   /// as always.
   std::string bus_suspect_restart_rate = "5/m";
+  /// Give the permit to restart a running instance in advance, while it
+  /// would be granted: the process driver is armed to start the
+  /// replacement the moment the worker dies, before the supervisor hears
+  /// of the death (actors/seams.hpp, arm). Off: every restart waits for
+  /// the supervisor's permit.
+  bool restart_at_once = true;
   /// Register the supervisor as the current one of its actor system.
   bool set_as_current = true;
   /// The address of the default broker (the one instances with no broker

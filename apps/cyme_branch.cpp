@@ -112,6 +112,7 @@ struct branch_options {
   std::string bus_suspect_restart_rate
     = supervisor_settings{}.bus_suspect_restart_rate;
   int control_fetch_wait_ms = 0;
+  bool no_restart_at_once = false;
   bool keep_instances = false;
   std::string worker;
   std::vector<std::string> allow_program;
@@ -419,6 +420,11 @@ int main(int argc, char** argv) {
                  "fetch.wait.max.ms of control readers (default "
                    + std::to_string(embedded_fetch_wait_ms) + " embedded, "
                    + std::to_string(broker_fetch_wait_ms) + " real Kafka)");
+  app.add_flag("--no-restart-at-once", o.no_restart_at_once,
+               "every restart waits for the supervisor's permit; by default "
+               "the process driver is armed to start a healthy worker's "
+               "replacement the moment it dies, while a permit would be "
+               "granted");
   app.add_flag("--keep-instances", o.keep_instances,
                "on SIGTERM, leave the instances (and the embedded cluster) "
                "running");
@@ -619,6 +625,7 @@ int main(int argc, char** argv) {
   settings.bus_suspect_threshold = o.bus_suspect_threshold;
   settings.bus_suspect_min_misses = o.bus_suspect_min_misses;
   settings.bus_suspect_restart_rate = o.bus_suspect_restart_rate;
+  settings.restart_at_once = !o.no_restart_at_once;
   if (auto p = settings_problem(settings); !p.empty())
     bad_flag(p);
   fs::path root = fs::absolute(o.root);

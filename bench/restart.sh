@@ -16,10 +16,12 @@
 #               measured here)
 #   --warmup-kills  kills of cyme before any measured, after 20,000
 #               pings, to warm the broker (default 30; 0: no warm-up)
-#   --systems   comma-separated subset of cyme,cyme-cold,supervisord,
-#               runit,s6,bare (default all, in that order); cyme-cold is
-#               cyme without standby workers (--standby-workers 0): each
-#               replacement is a new process
+#   --systems   comma-separated subset of cyme,cyme-cold,cyme-asked,
+#               supervisord,runit,s6,bare (default all, in that order);
+#               cyme-cold is cyme without standby workers
+#               (--standby-workers 0): each replacement is a new process;
+#               cyme-asked is cyme-cold with --no-restart-at-once: each
+#               restart waits for the supervisor's permit
 #   --passes    the systems take turns P times (default 1), each turn
 #               with --kills/P kills (rounded up): the machine's load
 #               drifts over minutes, and systems measured one after the
@@ -36,7 +38,8 @@
 #
 # Environment: CYME_BUILD (build dir, default build; relative to the
 # repository) with cyme-bench-respawn, cyme-branch and cyme-worker built.
-# The peers come from deploy/install-deps.sh --bench.
+# The peers come from deploy/install-deps.sh --bench. BENCH_KEEP_WORK=1
+# keeps the work folder (the branches' logs) after a run that passed too.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -70,7 +73,7 @@ out=""
 gap_ms=1000
 warmup_kills=30
 passes=1
-all_systems=(cyme cyme-cold supervisord runit s6 bare)
+all_systems=(cyme cyme-cold cyme-asked supervisord runit s6 bare)
 systems_flag="$(IFS=,; echo "${all_systems[*]}")"
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -123,14 +126,15 @@ bin="$(cd "$build" && pwd)"
 for p in cyme-bench-respawn cyme-worker; do
   [ -x "$bin/$p" ] || die "$bin/$p is missing: cmake --build $build --target $p"
 done
-if has cyme || has cyme-cold; then
+has_cyme() { has cyme || has cyme-cold || has cyme-asked; }
+if has_cyme; then
   [ -x "$bin/cyme-branch" ] || die "$bin/cyme-branch is missing: cmake --build $build --target cyme-branch"
 fi
 need() { # PROGRAM SYSTEM
   command -v "$1" >/dev/null || die "$1 not found (${2}: deploy/install-deps.sh --bench installs it)"
 }
 need python3 "figures"
-if has cyme || has cyme-cold; then need curl cyme; fi
+if has_cyme; then need curl cyme; fi
 if has supervisord; then need supervisord supervisor; fi
 if has runit; then need runsv runit; fi
 if has s6; then need s6-supervise s6; fi
@@ -220,7 +224,7 @@ cleanup() {
       rc=1
     fi
   fi
-  if [ "$rc" -eq 0 ]; then
+  if [ "$rc" -eq 0 ] && [ "${BENCH_KEEP_WORK:-0}" != 1 ]; then
     rm -rf "$work"
   else
     echo "bench/restart.sh: logs kept in $work" >&2
@@ -296,16 +300,21 @@ run_cyme-cold() {
   run_cyme_with cyme-cold 0
 }
 
+run_cyme-asked() {
+  run_cyme_with cyme-asked 0 --no-restart-at-once
+}
+
 # Starts a cyme-branch for SYSTEM with one instance, NAME, running: sets
 # name, url and branch.
-start_cyme() { # SYSTEM STANDBY-WORKERS
+start_cyme() { # SYSTEM STANDBY-WORKERS [BRANCH-FLAGS...]
   local sys=$1 standby=$2 port
+  shift 2
   name="$tag-$sys"
   port="$(bash deploy/kafka/kafka.sh free-port)"
   url="http://127.0.0.1:$port"
   "$bin/cyme-branch" --id "$tag" --kafka "$broker" --root "$work/$sys" \
     --http "127.0.0.1:$port" --restart-max-rate 1000/s \
-    --standby-workers "$standby" \
+    --standby-workers "$standby" "$@" \
     --worker "$bin/cyme-worker" >"$work/$sys-branch.log" 2>&1 &
   branch=$!
   started+=("$branch")
@@ -339,10 +348,11 @@ warm_up() {
   stop_started "$branch" 60
 }
 
-run_cyme_with() { # SYSTEM STANDBY-WORKERS
+run_cyme_with() { # SYSTEM STANDBY-WORKERS [BRANCH-FLAGS...]
   local sys=$1 standby=$2
+  shift 2
   local name url branch
-  start_cyme "$sys" "$standby"
+  start_cyme "$sys" "$standby" "$@"
   # A standby that replaces the worker holds the instance in its
   # environment, not on its command line.
   run_probe "$sys" --match "$name" --match-env "CYME_INSTANCE=$name" \

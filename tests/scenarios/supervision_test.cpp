@@ -468,6 +468,26 @@ BOOST_AUTO_TEST_CASE(a_death_the_driver_was_armed_for_is_replaced_at_once) {
   BOOST_TEST(w2.starts == 1u);
 }
 
+// With restart_at_once off (--no-restart-at-once), nothing is armed: every
+// restart waits for the supervisor's permit.
+BOOST_AUTO_TEST_CASE(without_restart_at_once_every_restart_waits_for_the_permit) {
+  add_instance("w1");
+  supervisor_settings s;
+  s.restart_at_once = false;
+  start(s);
+  advance(1s);
+  auto& w1 = world.workers["w1"];
+  BOOST_REQUIRE(w1.running);
+  BOOST_TEST(!w1.armed.has_value());
+  kill("w1", true);
+  BOOST_TEST(w1.running);
+  BOOST_TEST(w1.starts == 2u);
+  BOOST_TEST(w1.spares_taken == 0u);
+  BOOST_TEST(status_of("w1").restarts == 1u);
+  advance(2min);
+  BOOST_TEST(!w1.armed.has_value());
+}
+
 // A replacement of another spec than the repair starts (an arm of an
 // older spec was still on its way when the process died) is stopped, and
 // the repair's spec started.
