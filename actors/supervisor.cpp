@@ -315,10 +315,10 @@ child_entry& ensure_child(self_ptr self, const instance_spec& spec,
     if (c.handle)
       self->send(c.handle, disable_atom::value, spec.disabled_reason);
   }
+  // The arm follows at its dispatch, which comes next.
   if (c.armed_pid > 0 && !(c.spec == spec))
     c.arm_stale = true;
   c.spec = spec;
-  sync_arm(self, c);
   if (explicit_request) {
     c.restarts.reset(now);
     if (!c.handle) {
