@@ -21,7 +21,7 @@
 /// - while the bus is suspected, restarts of running instances that gave no
 ///   answer stay within bus_suspect_restart_rate's bucket;
 /// - every request is answered, exactly once;
-/// - liveness commands per round stay within 2N + c;
+/// - liveness commands per round stay within N + c;
 /// - once every fault is healed, the fleet converges on the model, and
 ///   every running process is the one its instance lists (no replacement
 ///   the driver started at a death is left untaken).
