@@ -238,21 +238,36 @@ void spawn_child(self_ptr self, child_entry& c) {
   self->monitor(c.handle);
 }
 
-/// Whether the death of `c`'s running process may be repaired by the
-/// driver at once, before the supervisor hears of it: everything its
-/// permit would check holds, and stays so until the supervisor sees
-/// otherwise (a pause, a broker's revival, a disable, its actor lost). Its
-/// own restart bucket holds a token: only its restarts take them, and the
-/// repair's permit takes that one.
-bool may_restart_at_once(self_ptr self, const child_entry& c) {
+/// What the restart policy is asked about `c` now.
+permit_request permit_request_for(self_ptr self, const child_entry& c,
+                                  bool ratelimit, restart_cause cause) {
   auto& st = self->state;
   auto now = self->clock().now();
-  return st.settings.restart_at_once && c.handle && c.spec.enabled
-         && !st.paused()
+  // A process does not use the broker: nothing to wait for.
+  return permit_request{ratelimit,
+                        st.paused(),
+                        c.spec.launch.kind == instance_kind::worker
+                          && st.reviving(c.spec.broker, now),
+                        c.ever_started,
+                        c.restarts,
+                        now,
+                        cause,
+                        st.bus_bucket};
+}
+
+/// Whether the death of `c`'s running process may be repaired by the
+/// driver at once, before the supervisor hears of it: the permit its
+/// repair will ask would be granted now, and stays so until the supervisor
+/// sees otherwise (a pause, a broker's revival, a disable, its actor
+/// lost): only its own restarts take its bucket's tokens, and the repair's
+/// permit takes the one this finds.
+bool may_restart_at_once(self_ptr self, const child_entry& c) {
+  return self->state.settings.restart_at_once && c.handle && c.spec.enabled
          && c.status.state == instance_state::running && c.status.pid > 0
-         && !(c.spec.launch.kind == instance_kind::worker
-              && st.reviving(c.spec.broker, now))
-         && c.restarts.tokens(now) >= 1.0;
+         && decide_permit(permit_request_for(self, c, true,
+                                             restart_cause::not_running))
+                .permit
+              == restart_permit::granted;
 }
 
 /// Arms the driver for `c`'s process, or disarms it, as
@@ -1066,7 +1081,6 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
     [=](permit_atom, const std::string& name, bool ratelimit,
         restart_cause cause) {
       auto& st = self->state;
-      auto now = self->clock().now();
       auto i = st.children.find(name);
       auto granted = [&](restart_permit p) {
         auto rp = self->make_response_promise<restart_permit>();
@@ -1076,12 +1090,7 @@ supervisor_behavior(self_ptr self, supervisor_settings settings,
       if (i == st.children.end())
         return granted(restart_permit::withdrawn);
       auto& c = i->second;
-      // A process does not use the broker: nothing to wait for.
-      auto d = decide_permit(permit_request{
-        ratelimit, st.paused(),
-        c.spec.launch.kind == instance_kind::worker
-          && st.reviving(c.spec.broker, now),
-        c.ever_started, c.restarts, now, cause, st.bus_bucket});
+      auto d = decide_permit(permit_request_for(self, c, ratelimit, cause));
       c.restarts = d.bucket;
       c.ever_started = d.ever_started;
       st.bus_bucket = d.bus_bucket;

@@ -1373,7 +1373,7 @@ void on_child_exit(self_ptr self, const std::string& name, int32_t pid) {
     look_again_later(self, name, pid);
     return;
   }
-  process_exit ev{name, pid, status, w.stop_requested, 0};
+  process_exit ev{name, pid, status, w.stop_requested};
   auto now_ms = wall_now_ms();
   if (now_ms >= st.exits_pruned_after_ms) {
     // Instances that were not started again: what they left is too old.
