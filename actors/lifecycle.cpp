@@ -585,7 +585,9 @@ bool machine::on_checked(const event& ev) {
   if (probe.probed && probe.sent_at_ns > last_start_ns_
       && probe.sent_at_ns > last_reconciled_ns_) {
     if (!probe.pong) {
-      send_permit(restart_cause::no_answer, "no answer to ping");
+      // The round's probe is one stats command; an answer to it proves the
+      // worker alive as a pong does.
+      send_permit(restart_cause::no_answer, "no answer to the round's stats");
       return true;
     }
     // The supervisor lists the round trip of the round's pong itself (it

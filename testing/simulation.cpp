@@ -357,9 +357,10 @@ void simulation::check_rounds() {
     }
     if (ev.kind == event_kind::bus_recovered)
       bus_suspected_ = false;
-    // An operator's verify or restart is not limited.
+    // An operator's verify or restart is not limited. A silent instance's
+    // restart names what went unanswered: a ping, or the round's stats.
     if (ev.kind == event_kind::restarting && bus_suspected_
-        && ev.detail == "no answer to ping"
+        && ev.detail.rfind("no answer to ", 0) == 0
         && explicit_pending_[ev.instance] == 0) {
       auto at = fx_.log_at[log_seen_];
       silent_restarts_.push_back(at);

@@ -849,6 +849,28 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
     BOOST_TEST(cause_of(d.answer(E::checked,
                                  [](event& ev) { ev.pid = old_pid; }))
                == "no answer");
+    // Its restart says what went unanswered: the round's stats, not a ping.
+    auto granted = d.answer(E::permit, [](event& ev) {
+      ev.permit = restart_permit::granted;
+    });
+    std::string detail = "no restarting event";
+    for (auto& a : granted.actions)
+      if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
+        detail = a.event.detail;
+    BOOST_TEST(detail == "no answer to the round's stats");
+  }
+  {
+    // A ping of its own that timed out says so.
+    auto d = in_phase(P::probing);
+    d.answer(E::ping_timeout);
+    auto granted = d.answer(E::permit, [](event& ev) {
+      ev.permit = restart_permit::granted;
+    });
+    std::string detail = "no restarting event";
+    for (auto& a : granted.actions)
+      if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
+        detail = a.event.detail;
+    BOOST_TEST(detail == "no answer to ping");
   }
 }
 
