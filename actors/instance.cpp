@@ -284,6 +284,12 @@ instance_actor::behavior_type instance_behavior(self_ptr self,
       ev.repair = repair;
       feed_and_act(self, std::move(ev));
     },
+    [=](answered_atom, probe_result& probe) {
+      lifecycle::event ev;
+      ev.kind = event_kind::answered;
+      ev.probe = std::move(probe);
+      feed_and_act(self, std::move(ev));
+    },
   };
 }
 

@@ -49,6 +49,9 @@ using instance_parent = caf::typed_actor<
 ///   operation ends at once (answered "failed: interrupted") instead of
 ///   waiting on a dead process. `repair`: a verify follows, whose start
 ///   takes the exit's replacement; else the replacement is stopped.
+/// - answered(probe): the supervisor settled a verify from a round's probe
+///   and lists what it showed (lifecycle::list_probe); the actor lists the
+///   same.
 using instance_actor = caf::typed_actor<
   caf::replies_to<verify_atom, instance_spec, probe_result, bool>::with<
     action_report>,
@@ -56,7 +59,8 @@ using instance_actor = caf::typed_actor<
   caf::replies_to<shutdown_atom, instance_spec>::with<action_report>,
   caf::replies_to<remove_atom, instance_spec>::with<action_report>,
   caf::reacts_to<disable_atom, std::string>,
-  caf::reacts_to<exited_atom, process_exit, bool>>;
+  caf::reacts_to<exited_atom, process_exit, bool>,
+  caf::reacts_to<answered_atom, probe_result>>;
 
 /// What an instance actor is spawned with.
 struct instance_config {

@@ -31,6 +31,7 @@ std::string to_string(event_kind x) {
     case event_kind::remove: return "remove";
     case event_kind::disable: return "disable";
     case event_kind::exited: return "exited";
+    case event_kind::answered: return "answered";
     case event_kind::checked: return "checked";
     case event_kind::permit: return "permit";
     case event_kind::stop_done: return "stop_done";
@@ -118,7 +119,31 @@ bool probe_settles(const probe_result& p, const instance_status& s,
                    const instance_spec& spec) {
   return spec.enabled && spec.launch.kind == instance_kind::worker && p.probed
          && p.pong && p.has_stats && p.pid > 0 && p.pid == s.pid
-         && shows_settings(p.stats, s) && as_specified(p.stats, spec);
+         && (s.state == instance_state::running
+             || s.state == instance_state::unresponsive)
+         && as_specified(p.stats, spec);
+}
+
+namespace {
+
+/// Lists in `s` what a worker answering `stats` shows of itself.
+void take_stats(instance_status& s, const worker_stats& stats) {
+  s.consuming_from = stats.queues;
+  s.autoscale_max = stats.autoscale_max;
+  s.autoscale_min = stats.autoscale_min;
+  s.concurrency = stats.concurrency;
+  s.state = instance_state::running;
+}
+
+} // namespace
+
+bool list_probe(instance_status& s, const probe_result& p) {
+  s.ping_rtt_us = p.rtt_us;
+  s.concurrency = p.stats.concurrency;
+  if (shows_settings(p.stats, s))
+    return false;
+  take_stats(s, p.stats);
+  return true;
 }
 
 machine::machine(settings s, instance_status initial, bool enabled)
@@ -148,6 +173,14 @@ step machine::handle(event ev, clock_reading now) {
     changed_ = true;
   } else if (ev.kind == event_kind::exited) {
     on_exited(ev);
+  } else if (ev.kind == event_kind::answered) {
+    // The supervisor lists it already: nothing to report. An operation
+    // under way, or another process, makes it stale.
+    result.applied = phase_ == phase::idle && ev.probe.pong
+                     && ev.probe.has_stats && ev.probe.pid > 0
+                     && ev.probe.pid == status_.pid;
+    if (result.applied)
+      list_probe(status_, ev.probe);
   } else if (phase_ == phase::idle || ev.tag != awaiting_) {
     // Stale: the answer to a request of an operation that ended.
     result.applied = false;
@@ -487,11 +520,7 @@ void machine::reconcile(const worker_stats& stats, outcome result,
   detail_ = std::move(detail);
   if (!shows_settings(stats, status_)
       || status_.concurrency != stats.concurrency) {
-    status_.consuming_from = stats.queues;
-    status_.autoscale_max = stats.autoscale_max;
-    status_.autoscale_min = stats.autoscale_min;
-    status_.concurrency = stats.concurrency;
-    status_.state = instance_state::running;
+    take_stats(status_, stats);
     changed_ = true;
   }
   const auto& spec = ops_.front().spec;

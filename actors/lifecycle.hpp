@@ -124,6 +124,10 @@ enum class event_kind : uint8_t {
   // Facts that apply in every phase.
   disable,
   exited,
+  /// The supervisor settled a verify from a round's probe (`probe`) and
+  /// lists what it showed of the process: taken when idle, for that
+  /// process.
+  answered,
   // Answers, each carrying the tag of the request it answers.
   checked,
   permit,
@@ -138,7 +142,7 @@ enum class event_kind : uint8_t {
   failed,
 };
 
-constexpr size_t event_count = 16;
+constexpr size_t event_count = 17;
 
 std::string to_string(event_kind x);
 
@@ -155,8 +159,8 @@ struct event {
   uint64_t tag = 0;
   /// verify, restart, shutdown, remove: the spec as the model holds it.
   instance_spec spec;
-  /// verify: what the round's probe found; whether the restart limit
-  /// applies.
+  /// verify, answered: what the round's probe found; verify: whether the
+  /// restart limit applies.
   probe_result probe;
   bool ratelimit = true;
   /// disable: why. failed, start_failed: what went wrong.
@@ -269,13 +273,19 @@ bool as_specified(const worker_stats& stats, const instance_spec& spec);
 
 /// Whether a round's probe `p` settles a verify of an instance whose actor
 /// last reported `s` and had nothing under way since before the probe
-/// went out: its process (the one `s` names) answered with stats that
-/// show the settings `s` lists and consume as the enabled `spec` says. Its
-/// actor would answer "verified" and change at most what is only observed
-/// (the concurrency, the round trip), so the supervisor need not ask it
-/// and lists those itself.
+/// went out: its process (the one `s` names, running or silent until now)
+/// answered with stats that consume as the enabled `spec` says. Its actor
+/// would send no command and answer "verified", listing what the stats
+/// show (list_probe), so the supervisor need not ask it.
 bool probe_settles(const probe_result& p, const instance_status& s,
                    const instance_spec& spec);
+
+/// Lists in `s` what an answered probe `p` of its process shows, as a
+/// verify that reconciles nothing would: the round trip and concurrency
+/// always; the queues, the autoscale bounds and the state `running` when
+/// `s` did not list them (shows_settings). True in that case: what the
+/// instance actor lists changed, and it must be told (event `answered`).
+bool list_probe(instance_status& s, const probe_result& p);
 
 class machine {
 public:

@@ -560,8 +560,13 @@ void dispatch(self_ptr self, const batch_ptr& b, size_t i, request_kind kind,
   sync_arm(self, c);
   if (kind == request_kind::verify && requests_at_probe == c.requests
       && !busy(c) && lifecycle::probe_settles(p, c.status, spec)) {
-    c.status.ping_rtt_us = p.rtt_us;
-    c.status.concurrency = p.stats.concurrency;
+    // A process silent until now, or whose settings the actor did not
+    // list (a command whose answer was lost), is listed as the probe shows
+    // it, by the actor too; one message, no request.
+    if (lifecycle::list_probe(c.status, p)) {
+      self->send(c.handle, answered_atom::value, p);
+      sync_arm(self, c);
+    }
     c.observed_by_probe = true;
     if (b->is_round)
       ++self->state.round_settled_by_probe;

@@ -28,6 +28,9 @@ using tick_atom = caf::atom_constant<caf::atom("tick")>;
 using permit_atom = caf::atom_constant<caf::atom("permit")>;
 using report_atom = caf::atom_constant<caf::atom("report")>;
 using child_atom = caf::atom_constant<caf::atom("child")>;
+// The supervisor tells an instance actor what a round's probe showed of its
+// process when it settled the actor's verify itself.
+using answered_atom = caf::atom_constant<caf::atom("answered")>;
 // The branch tells its supervisor where in the interval its rounds start.
 using phase_atom = caf::atom_constant<caf::atom("phase")>;
 

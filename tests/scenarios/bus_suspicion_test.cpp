@@ -136,6 +136,52 @@ BOOST_AUTO_TEST_CASE(while_the_bus_is_suspected_a_dead_process_is_replaced_at_on
   BOOST_TEST(restarts() == before + 1);
 }
 
+BOOST_AUTO_TEST_CASE(the_round_that_finds_the_bus_back_asks_no_instance_actor) {
+  // The bus answers again: the silent instances' processes answer the
+  // round's probe as the model says. The probe settles their verifies and
+  // lists them running; each actor is told in one message, and none asks
+  // the driver or pings (a round over a whole fleet silenced by a lagging
+  // bus costs as little as a steady one).
+  start_fleet(100);
+  silence(80);
+  BOOST_REQUIRE(run_until(
+    [&] { return events(event_kind::bus_suspected) == 1; }, 70s));
+  // The suspecting round ends once its restarts gave up.
+  BOOST_REQUIRE(run_until(
+    [&] { return events(event_kind::round_finished) == 2; }, 70s));
+  size_t silent = 0;
+  for (auto& name : names)
+    silent += status_of(name).state == instance_state::unresponsive;
+  BOOST_REQUIRE(silent >= 70u);
+  heal_bus();
+  auto alive_asks = world.alive_asks;
+  auto commands = world.commands.size();
+  auto jobs = jobs_run;
+  BOOST_REQUIRE(run_until(
+    [&] { return events(event_kind::round_finished) == 3; }, 70s));
+  BOOST_TEST(events(event_kind::bus_recovered) == 1u);
+  BOOST_TEST(data_of(event_kind::round_finished)["settled_by_probe"] == "100");
+  BOOST_TEST(world.alive_asks == alive_asks);
+  // The round's one stats command, and no ping or other command.
+  BOOST_TEST(world.commands.size() - commands == 1u);
+  // A message to each of the 80 actors at most, beside the round's own
+  // work: asking each actor (a request, its answer, a report) ran 329.
+  BOOST_TEST(jobs_run - jobs < 200u, "the round ran " << jobs_run - jobs << " jobs");
+  for (auto& name : names)
+    BOOST_TEST(to_string(status_of(name).state) == "running", name);
+  // The actors list the same: an operator's verify of one finds it
+  // running and changes nothing.
+  auto before = status_of(names[0]);
+  auto reports = ask<std::vector<action_report>>(
+    verify_atom::value, std::vector<std::string>{names[0]}, false);
+  BOOST_REQUIRE(reports.size() == 1u);
+  BOOST_TEST(to_string(reports[0].result) == "verified", reports[0].detail);
+  BOOST_TEST(to_string(status_of(names[0]).state) == "running");
+  BOOST_TEST(status_of(names[0]).pid == before.pid);
+  BOOST_TEST(status_of(names[0]).consuming_from == before.consuming_from);
+  BOOST_TEST(events(event_kind::restarting) == restarts());
+}
+
 BOOST_AUTO_TEST_CASE(few_silent_instances_are_restarted_as_usual) {
   // 10 of 100 silent is below the threshold (0.55): they are the problem,
   // not the bus, and the next round restarts all ten.

@@ -206,6 +206,14 @@ event cell_event(const driver& d, ev_kind e) {
       // One command is out in the reconciling phase: add_consumer q.
       ev.results = {command_result{true, {}}};
       break;
+    case ev_kind::answered:
+      // About the instance's own process: only an idle machine takes it.
+      ev.probe.probed = true;
+      ev.probe.pong = true;
+      ev.probe.has_stats = true;
+      ev.probe.stats = stats_without_queue();
+      ev.probe.pid = d.m.status().pid;
+      break;
     default:
       break;
   }
@@ -872,6 +880,112 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
         detail = a.event.detail;
     BOOST_TEST(detail == "no answer to ping");
   }
+}
+
+BOOST_AUTO_TEST_CASE(a_probe_lists_what_it_shows_and_says_when_the_actor_must_be_told) {
+  instance_status s;
+  s.pid = old_pid;
+  s.state = instance_state::running;
+  s.consuming_from = {"q", direct_queue("w1")};
+  s.autoscale_max = 2;
+  s.autoscale_min = 1;
+  s.concurrency = 1;
+  probe_result p;
+  p.probed = p.pong = p.has_stats = true;
+  p.pid = old_pid;
+  p.rtt_us = 700;
+  p.stats = stats_without_queue();
+  p.stats.queues = {direct_queue("w1"), "q"};
+  p.stats.concurrency = 2;
+  // The settings it lists, in another order: only what is observed moves.
+  auto same = s;
+  BOOST_TEST(!lifecycle::list_probe(same, p));
+  BOOST_TEST(same.ping_rtt_us == 700);
+  BOOST_TEST(same.concurrency == 2);
+  BOOST_TEST(same.consuming_from == s.consuming_from);
+  // Silent until now: running again, the actor told.
+  auto silent = s;
+  silent.state = instance_state::unresponsive;
+  BOOST_TEST(lifecycle::list_probe(silent, p));
+  BOOST_TEST(to_string(silent.state) == "running");
+  // A queue it did not list (its command's answer was lost): listed.
+  auto missing = s;
+  missing.consuming_from = {direct_queue("w1")};
+  BOOST_TEST(lifecycle::list_probe(missing, p));
+  BOOST_TEST(missing.consuming_from == p.stats.queues);
+  BOOST_TEST(missing.concurrency == 2);
+}
+
+BOOST_AUTO_TEST_CASE(a_probe_settles_a_silent_process_that_answers_as_specified) {
+  instance_status s;
+  s.pid = old_pid;
+  s.state = instance_state::unresponsive;
+  probe_result p;
+  p.probed = p.pong = p.has_stats = true;
+  p.pid = old_pid;
+  p.stats = stats_without_queue();
+  p.stats.queues.push_back("q");
+  auto spec = worker_spec();
+  BOOST_TEST(lifecycle::probe_settles(p, s, spec));
+  // Not when it consumes otherwise than the model says: a command is due.
+  auto other = p;
+  other.stats.queues = {direct_queue("w1")};
+  BOOST_TEST(!lifecycle::probe_settles(other, s, spec));
+  // Not about another process, nor one not running.
+  other = p;
+  other.pid = new_pid;
+  BOOST_TEST(!lifecycle::probe_settles(other, s, spec));
+  auto starting = s;
+  starting.state = instance_state::starting;
+  BOOST_TEST(!lifecycle::probe_settles(p, starting, spec));
+  // Not without the answer itself.
+  other = p;
+  other.pong = false;
+  BOOST_TEST(!lifecycle::probe_settles(other, s, spec));
+}
+
+BOOST_AUTO_TEST_CASE(a_silent_instance_the_supervisor_found_answering_is_running) {
+  // Silent while the bus was suspected: the restart was held back.
+  driver d;
+  auto v = request(E::verify);
+  v.probe.probed = true;
+  v.probe.pong = false;
+  v.probe.sent_at_ns = d.t + 1;
+  d.feed(v);
+  d.answer(E::checked, [](event& ev) { ev.pid = old_pid; });
+  d.answer(E::permit,
+           [](event& ev) { ev.permit = restart_permit::bus_suspected; });
+  BOOST_REQUIRE(to_string(d.m.current()) == "idle");
+  BOOST_REQUIRE(to_string(d.m.status().state) == "unresponsive");
+  event told;
+  told.kind = E::answered;
+  told.probe.probed = told.probe.pong = told.probe.has_stats = true;
+  told.probe.rtt_us = 700;
+  told.probe.stats = stats_without_queue();
+  told.probe.stats.queues.push_back("q");
+  told.probe.stats.concurrency = 2;
+  // About another process: stale.
+  told.probe.pid = new_pid;
+  auto s = d.feed(told);
+  BOOST_TEST(!s.applied);
+  BOOST_TEST(to_string(d.m.status().state) == "unresponsive");
+  // About its own: running, listed as the probe shows it; the supervisor
+  // lists it already, so nothing is reported.
+  told.probe.pid = old_pid;
+  s = d.feed(told);
+  BOOST_TEST(s.applied);
+  BOOST_TEST(s.actions.empty(), kinds(s.actions));
+  BOOST_TEST(to_string(d.m.status().state) == "running");
+  BOOST_TEST(d.m.status().consuming_from == told.probe.stats.queues);
+  BOOST_TEST(d.m.status().ping_rtt_us == 700);
+  BOOST_TEST(d.m.status().concurrency == 2);
+  // While an operation runs, it is not taken: the operation lists what it
+  // finds.
+  auto busy = in_phase(P::probing);
+  auto before = busy.m.status();
+  told.probe.pid = before.pid;
+  BOOST_TEST(!busy.feed(told).applied);
+  BOOST_TEST(busy.m.status().ping_rtt_us == before.ping_rtt_us);
 }
 
 BOOST_AUTO_TEST_CASE(the_pings_of_one_start_share_a_series) {
