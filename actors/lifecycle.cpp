@@ -228,7 +228,10 @@ step machine::handle(event ev, clock_reading now) {
         break;
       case event_kind::ping_timeout:
         if (phase_ == phase::probing) {
-          send_permit(restart_cause::no_answer, "no answer to ping");
+          send_permit(restart_cause::no_answer,
+                      confirming_ ? "no answer to the round's stats nor to "
+                                    "a ping"
+                                  : "no answer to ping");
           applied = true;
         } else if (phase_ == phase::pinging) {
           after_silence();
@@ -611,14 +614,16 @@ bool machine::on_checked(const event& ev) {
   // last reconciliation ended may show settings it changed (an operator's
   // change applied while the round's probe was out).
   const auto& probe = op.probe;
-  if (probe.probed && probe.sent_at_ns > last_start_ns_
-      && probe.sent_at_ns > last_reconciled_ns_) {
-    if (!probe.pong) {
-      // The round's probe is one stats command; an answer to it proves the
-      // worker alive as a pong does.
-      send_permit(restart_cause::no_answer, "no answer to the round's stats");
-      return true;
-    }
+  bool believed = probe.probed && probe.sent_at_ns > last_start_ns_
+                  && probe.sent_at_ns > last_reconciled_ns_;
+  // The round's probe is one stats command; an answer to it proves the
+  // worker alive as a pong does. Silence in it is confirmed by a ping of
+  // the instance's own before a restart: a bus that lagged for a moment
+  // (below the share that makes the supervisor suspect it) restarts
+  // nothing, the way a liveness probe restarts only after more than one
+  // failure.
+  confirming_ = believed && !probe.pong;
+  if (believed && probe.pong) {
     // The supervisor lists the round trip of the round's pong itself (it
     // holds the probe): a verify that finds the instance as it was reports
     // nothing.
@@ -629,7 +634,8 @@ bool machine::on_checked(const event& ev) {
       send_stats(outcome::verified, {});
     return true;
   }
-  // Not probed by the round: ask the instance itself.
+  // Not probed by the round, or silent in its probe: ask the instance
+  // itself.
   await(phase::probing);
   auto a = make_action(action_kind::ping, awaiting_);
   a.command = command(control_op::ping);

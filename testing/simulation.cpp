@@ -358,7 +358,8 @@ void simulation::check_rounds() {
     if (ev.kind == event_kind::bus_recovered)
       bus_suspected_ = false;
     // An operator's verify or restart is not limited. A silent instance's
-    // restart names what went unanswered: a ping, or the round's stats.
+    // restart names what went unanswered: a ping, or the round's stats
+    // and the ping that confirmed it.
     if (ev.kind == event_kind::restarting && bus_suspected_
         && ev.detail.rfind("no answer to ", 0) == 0
         && explicit_pending_[ev.instance] == 0) {

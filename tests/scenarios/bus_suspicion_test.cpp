@@ -52,6 +52,14 @@ struct lagging_bus_fixture : supervision_fixture {
     return events(event_kind::restarting);
   }
 
+  /// The detail of the last event of `kind`.
+  std::string log_detail(event_kind kind) const {
+    for (auto i = log.rbegin(); i != log.rend(); ++i)
+      if (i->kind == kind)
+        return i->detail;
+    return {};
+  }
+
   /// The data of the last event of `kind`.
   std::map<std::string, std::string> data_of(event_kind kind) const {
     for (auto i = log.rbegin(); i != log.rend(); ++i)
@@ -180,6 +188,39 @@ BOOST_AUTO_TEST_CASE(the_round_that_finds_the_bus_back_asks_no_instance_actor) {
   BOOST_TEST(status_of(names[0]).pid == before.pid);
   BOOST_TEST(status_of(names[0]).consuming_from == before.consuming_from);
   BOOST_TEST(events(event_kind::restarting) == restarts());
+}
+
+BOOST_AUTO_TEST_CASE(a_bus_that_lagged_only_in_the_probe_restarts_nothing) {
+  // 30 of 100 miss the round's stats (below the share that suspects the
+  // bus), and the bus carries everything again before their actors ask:
+  // each actor's own ping confirms the silence first, finds the process
+  // answering, and nothing is restarted.
+  start_fleet(100);
+  auto rounds = events(event_kind::round_finished);
+  silence(30);
+  auto commands = world.commands.size();
+  BOOST_REQUIRE(run_until(
+    [&] { return world.commands.size() > commands; }, 70s));
+  BOOST_REQUIRE(world.commands[commands].op == control_op::stats);
+  heal_bus();
+  BOOST_REQUIRE(run_until(
+    [&] { return events(event_kind::round_finished) == rounds + 1; }, 70s));
+  BOOST_TEST(events(event_kind::bus_suspected) == 0u);
+  BOOST_TEST(restarts() == 0u);
+  BOOST_TEST(world.total_starts() == 100u);
+  // The round's stats, and one ping for each of the 30.
+  size_t pinged = 0;
+  for (size_t i = commands + 1; i < world.commands.size(); ++i)
+    if (world.commands[i].op == control_op::ping)
+      pinged += world.commands[i].destinations.size();
+  BOOST_TEST(pinged == 30u);
+  for (auto& name : names)
+    BOOST_TEST(to_string(status_of(name).state) == "running", name);
+  // Silent in both, an instance is restarted, saying so.
+  silence(1);
+  BOOST_REQUIRE(run_until([&] { return restarts() == 1; }, 70s));
+  BOOST_TEST(log_detail(event_kind::restarting)
+             == "no answer to the round's stats nor to a ping");
 }
 
 BOOST_AUTO_TEST_CASE(few_silent_instances_are_restarted_as_usual) {

@@ -453,7 +453,42 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
   v.probe.sent_at_ns = d.t + 1;
   d.feed(v);
   d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  // Its silence is confirmed by a ping of the instance's own first.
+  BOOST_TEST(to_string(d.m.current()) == "probing");
+  d.answer(E::ping_timeout);
   BOOST_TEST(to_string(d.m.current()) == "permitting");
+  auto s2 = d.answer(E::permit, [](event& ev) {
+    ev.permit = restart_permit::granted;
+  });
+  std::string detail;
+  for (auto& a : s2.actions)
+    if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
+      detail = a.event.detail;
+  BOOST_TEST(detail == "no answer to the round's stats nor to a ping");
+}
+
+BOOST_AUTO_TEST_CASE(silence_in_a_round_probe_is_confirmed_before_a_restart) {
+  // A bus that lagged in the round's probe answers the instance's own
+  // ping: verified, no restart asked for.
+  driver d;
+  run_first_start(d);
+  auto v = request(E::verify);
+  v.probe.probed = true;
+  v.probe.pong = false;
+  v.probe.sent_at_ns = d.t + 1;
+  d.feed(v);
+  auto s = d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::ping}));
+  d.answer(E::pong);
+  BOOST_TEST(to_string(d.m.current()) == "fetching");
+  d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  });
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  BOOST_TEST(to_string(d.m.status().state) == "running");
+  BOOST_TEST(d.m.status().restarts == 0u);
 }
 
 // A round asks the driver once, with its probe, which processes run. That
@@ -854,10 +889,13 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
     v.probe.pong = false;
     v.probe.sent_at_ns = d.t + 1;
     d.feed(v);
+    // A ping of its own confirms the silence first.
     BOOST_TEST(cause_of(d.answer(E::checked,
                                  [](event& ev) { ev.pid = old_pid; }))
-               == "no answer");
-    // Its restart says what went unanswered: the round's stats, not a ping.
+               == "no ask_permit");
+    BOOST_TEST(cause_of(d.answer(E::ping_timeout)) == "no answer");
+    // Its restart says what went unanswered: the round's stats and the
+    // ping.
     auto granted = d.answer(E::permit, [](event& ev) {
       ev.permit = restart_permit::granted;
     });
@@ -865,7 +903,7 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
     for (auto& a : granted.actions)
       if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
         detail = a.event.detail;
-    BOOST_TEST(detail == "no answer to the round's stats");
+    BOOST_TEST(detail == "no answer to the round's stats nor to a ping");
   }
   {
     // A ping of its own that timed out says so.
@@ -953,6 +991,7 @@ BOOST_AUTO_TEST_CASE(a_silent_instance_the_supervisor_found_answering_is_running
   v.probe.sent_at_ns = d.t + 1;
   d.feed(v);
   d.answer(E::checked, [](event& ev) { ev.pid = old_pid; });
+  d.answer(E::ping_timeout);
   d.answer(E::permit,
            [](event& ev) { ev.permit = restart_permit::bus_suspected; });
   BOOST_REQUIRE(to_string(d.m.current()) == "idle");
