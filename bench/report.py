@@ -280,13 +280,34 @@ unset multiplot
     print("Plot: `bench/results/cluster.png`\n")
 
 
+def recovery(items, outdir):
+    rows = [[i["run"], "yes" if i["suspected"] else "no",
+             f"{i['suspecting_ms']:.0f} ms",
+             f"{i['back_ms']:.0f} ms", f"{i['back_verdicts_ms']:.0f} ms",
+             f"{i['back_settled']} of {i['instances']}",
+             f"{i['steady_ms']:.0f} ms"] for i in items]
+    rows.append(["median", "",
+                 f"{statistics.median(i['suspecting_ms'] for i in items):.0f} ms",
+                 f"{statistics.median(i['back_ms'] for i in items):.0f} ms",
+                 f"{statistics.median(i['back_verdicts_ms'] for i in items):.0f} ms",
+                 "",
+                 f"{statistics.median(i['steady_ms'] for i in items):.0f} ms"])
+    print("## The round that finds a lagging bus back\n")
+    print("One branch of 10,000 (simulated driver); its simulator stopped for "
+          "a round, then continued.\n")
+    print(table(["run", "bus suspected", "round without answers",
+                 "round that finds the bus back", "its verdicts",
+                 "settled by the probe", "steady round after it"], rows))
+    print()
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
              "throughput": throughput, "http": http, "explore": explore, "wire": wire, "tasks": tasks,
-             "results": results, "cluster": cluster}
+             "results": results, "cluster": cluster, "recovery": recovery}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

@@ -32,6 +32,11 @@
 #               cluster-wide listing, placement of new instances, presence
 #               traffic; the instances have no processes (cyme-bench-branch)
 #               and cyme-fleet-sim --any answers for them
+#   recovery    one branch of 10,000 instances (cyme-bench-branch) whose
+#               simulator stops for a round, so that the branch suspects the
+#               bus and defers the silent instances' restarts, and then
+#               answers again: the round that finds the bus back, beside a
+#               steady round
 #
 # Environment: CYME_BUILD (build dir, default build), BENCH_KILLS (100),
 # BENCH_RESTART_PASSES (4: the systems take turns, see bench/restart.sh),
@@ -40,7 +45,7 @@
 # (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000),
 # BENCH_CLUSTER ("1x1000 1x10000 2x10000 5x10000 10x10000": branches x
 # instances per branch), BENCH_CLUSTER_STAGGER (1: seconds between the
-# starts of those branches), BENCH_KEEP_WORK (1: keep the work folder, with
+# starts of those branches), BENCH_RECOVERY_RUNS (3), BENCH_KEEP_WORK (1: keep the work folder, with
 # every log, after a run that passed too; a failed run always keeps it).
 set -euo pipefail
 
@@ -58,7 +63,8 @@ tasks="${BENCH_TASKS:-100000}"
 out="$here/results"
 cluster_sizes="${BENCH_CLUSTER:-1x1000 1x10000 2x10000 5x10000 10x10000}"
 cluster_stagger="${BENCH_CLUSTER_STAGGER:-1}"
-all_parts=(restart rtt fleet idle throughput http explore wire tasks results cluster)
+recovery_runs="${BENCH_RECOVERY_RUNS:-3}"
+all_parts=(restart rtt fleet idle throughput http explore wire tasks results cluster recovery)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -685,6 +691,82 @@ print(json.dumps(dict(sorted(c.items()))))')
   done
   kill -TERM "$sim"
   wait "$sim" 2>/dev/null || true
+}
+
+# -- a bus that lags, then answers again -----------------------------------------
+
+# Rounds finished so far in a branch log.
+rounds_logged() { # LOG
+  grep -c "round finished" "$1" || true
+}
+
+# One branch of 10,000 instances and one cyme-fleet-sim --any answering for
+# them. After two rounds the simulator is stopped (SIGSTOP): the next round
+# finds every instance silent while its process runs, suspects the bus and
+# defers their restarts (they are listed unresponsive). The simulator is
+# continued once that round ended; the round after it finds the bus back.
+# Prints that round, the steady round after it, and the suspecting one.
+recovery_once() { # K
+  local dir="$work/recovery-$1" port sim branch n=10000
+  mkdir -p "$dir"
+  "$bin/cyme-fleet-sim" --broker "$broker" --any --counters "$dir/counters.json" \
+    2>"$dir/sim.log" &
+  sim=$!
+  pids+=("$sim")
+  wait_for 30 test -s "$dir/counters.json" || die "fleet simulator did not start"
+  "$bin/cyme-bench" seed --db "$dir/model.db" --count "$n" --prefix "r$1-" >/dev/null
+  port=$(free_port)
+  "$bin/cyme-bench-branch" --id "r$1" --kafka "$broker" --root "$dir" \
+    --http "127.0.0.1:$port" --interval 10 --log-level debug \
+    >"$dir/branch.log" 2>&1 &
+  branch=$!
+  pids+=("$branch")
+  wait_for 300 bash -c "[ \$(grep -c 'round finished' '$dir/branch.log') -ge 2 ]" \
+    || die "recovery: the branch finished no 2 rounds in 300 s"
+  kill -STOP "$sim"
+  wait_for 300 bash -c "[ \$(grep -c 'round finished' '$dir/branch.log') -ge 3 ]" \
+    || { kill -CONT "$sim"; die "recovery: the round without the simulator did not finish in 300 s"; }
+  kill -CONT "$sim"
+  wait_for 120 bash -c "[ \$(grep -c 'round finished' '$dir/branch.log') -ge 5 ]" \
+    || die "recovery: the rounds after the simulator came back did not finish in 120 s"
+  python3 - "$dir/branch.log" "$1" <<'PY'
+import json, re, sys
+line = re.compile(r"round finished: (.*) in ([0-9.]+) ms \(listing ([0-9.]+) ms, "
+                  r"probe ([0-9.]+) ms, verdicts ([0-9.]+) ms\)")
+rounds = []
+for text in open(sys.argv[1]):
+    m = line.search(text)
+    if m:
+        settled = re.search(r"\(([0-9]+) by the probe alone\)", m.group(1))
+        rounds.append({"summary": m.group(1), "ms": float(m.group(2)),
+                       "verdicts_ms": float(m.group(5)),
+                       "settled": int(settled.group(1)) if settled else 0})
+suspecting, back, steady = rounds[2], rounds[3], rounds[4]
+print(json.dumps({"figure": "recovery", "run": int(sys.argv[2]),
+                  "instances": 10000,
+                  "suspected": "bus suspected" in open(sys.argv[1]).read(),
+                  "suspecting_ms": suspecting["ms"],
+                  "suspecting": suspecting["summary"],
+                  "back_ms": back["ms"], "back_verdicts_ms": back["verdicts_ms"],
+                  "back_settled": back["settled"], "back": back["summary"],
+                  "steady_ms": steady["ms"],
+                  "steady_verdicts_ms": steady["verdicts_ms"]}))
+PY
+  kill -TERM "$branch"
+  wait_for 120 bash -c "! kill -0 $branch 2>/dev/null" || die "branch did not stop"
+  kill -TERM "$sim"
+  wait "$sim" 2>/dev/null || true
+}
+
+run_recovery() {
+  log "recovery: the round that finds a lagging bus back ($recovery_runs runs)"
+  local res="$out/recovery.jsonl" k
+  : > "$res"
+  for k in $(seq 1 "$recovery_runs"); do
+    recovery_once "$k" >> "$res"
+    tail -n 1 "$res" >&2
+  done
+  part_done recovery
 }
 
 run_cluster() {
