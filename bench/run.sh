@@ -573,6 +573,16 @@ run_results() {
 
 # -- a cluster of branches -------------------------------------------------------
 
+# Starts one cyme-fleet-sim --any, answering for every instance on the
+# broker, its counters and log in DIR; its pid in $sim (the caller's).
+start_any_sim() { # DIR
+  "$bin/cyme-fleet-sim" --broker "$broker" --any --counters "$1/counters.json" \
+    2>"$1/sim.log" &
+  sim=$!
+  pids+=("$sim")
+  wait_for 30 test -s "$1/counters.json" || die "fleet simulator did not start"
+}
+
 # The offset after the last presence announcement on the broker.
 presence_end() {
   local last
@@ -625,11 +635,7 @@ cluster_once() { # B N
   local nb=$1 n=$2 dir="$work/cluster-${1}x$2" sim i d port
   local -a ports=() branches=()
   mkdir -p "$dir"
-  "$bin/cyme-fleet-sim" --broker "$broker" --any --counters "$dir/counters.json" \
-    2>"$dir/sim.log" &
-  sim=$!
-  pids+=("$sim")
-  wait_for 30 test -s "$dir/counters.json" || die "fleet simulator did not start"
+  start_any_sim "$dir"
   # Every model first, so the branches start at a pace of the bench's own.
   for i in $(seq 1 "$nb"); do
     mkdir -p "$dir/b$i"
@@ -695,9 +701,9 @@ print(json.dumps(dict(sorted(c.items()))))')
 
 # -- a bus that lags, then answers again -----------------------------------------
 
-# Rounds finished so far in a branch log.
-rounds_logged() { # LOG
-  grep -c "round finished" "$1" || true
+# Whether a branch log has at least K rounds finished.
+logged_rounds_at_least() { # LOG K
+  [ "$(grep -c "round finished" "$1" || true)" -ge "$2" ]
 }
 
 # One branch of 10,000 instances and one cyme-fleet-sim --any answering for
@@ -709,11 +715,7 @@ rounds_logged() { # LOG
 recovery_once() { # K
   local dir="$work/recovery-$1" port sim branch n=10000
   mkdir -p "$dir"
-  "$bin/cyme-fleet-sim" --broker "$broker" --any --counters "$dir/counters.json" \
-    2>"$dir/sim.log" &
-  sim=$!
-  pids+=("$sim")
-  wait_for 30 test -s "$dir/counters.json" || die "fleet simulator did not start"
+  start_any_sim "$dir"
   "$bin/cyme-bench" seed --db "$dir/model.db" --count "$n" --prefix "r$1-" >/dev/null
   port=$(free_port)
   "$bin/cyme-bench-branch" --id "r$1" --kafka "$broker" --root "$dir" \
@@ -721,13 +723,13 @@ recovery_once() { # K
     >"$dir/branch.log" 2>&1 &
   branch=$!
   pids+=("$branch")
-  wait_for 300 bash -c "[ \$(grep -c 'round finished' '$dir/branch.log') -ge 2 ]" \
+  wait_for 300 logged_rounds_at_least "$dir/branch.log" 2 \
     || die "recovery: the branch finished no 2 rounds in 300 s"
   kill -STOP "$sim"
-  wait_for 300 bash -c "[ \$(grep -c 'round finished' '$dir/branch.log') -ge 3 ]" \
+  wait_for 300 logged_rounds_at_least "$dir/branch.log" 3 \
     || { kill -CONT "$sim"; die "recovery: the round without the simulator did not finish in 300 s"; }
   kill -CONT "$sim"
-  wait_for 120 bash -c "[ \$(grep -c 'round finished' '$dir/branch.log') -ge 5 ]" \
+  wait_for 120 logged_rounds_at_least "$dir/branch.log" 5 \
     || die "recovery: the rounds after the simulator came back did not finish in 120 s"
   python3 - "$dir/branch.log" "$1" <<'PY'
 import json, re, sys

@@ -8,7 +8,9 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <thread>
 #include <unordered_map>
+#include <vector>
 
 #include "transport/logging.hpp"
 
@@ -334,6 +336,30 @@ config_map reader_config(config_map cfg) {
 
 } // namespace
 
+namespace {
+
+/// The watermarks of partition `p` of `topic`. A broker that is not its
+/// leader yet (a topic just made, a leader being elected or moved) is
+/// asked again, a moment later, until `deadline`.
+rd_kafka_resp_err_t watermarks(rd_kafka_t* rk, const std::string& topic,
+                               int p, int64_t& low, int64_t& high,
+                               std::chrono::steady_clock::time_point deadline) {
+  using namespace std::chrono;
+  for (;;) {
+    auto left = duration_cast<milliseconds>(deadline - steady_clock::now());
+    auto err = rd_kafka_query_watermark_offsets(
+      rk, topic.c_str(), p, &low, &high,
+      static_cast<int>(std::max<int64_t>(1, left.count())));
+    bool electing = err == RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION
+                    || err == RD_KAFKA_RESP_ERR_LEADER_NOT_AVAILABLE;
+    if (!electing || steady_clock::now() + 50ms >= deadline)
+      return err;
+    std::this_thread::sleep_for(50ms);
+  }
+}
+
+} // namespace
+
 topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
                            int timeout_ms, bool from_beginning,
                            int64_t since_ms)
@@ -384,10 +410,11 @@ topic_reader::topic_reader(const config_map& cfg, const std::string& topic,
       list.ptr = rd_kafka_topic_partition_list_new(partitions);
     }
   }
+  auto deadline = std::chrono::steady_clock::now()
+                  + std::chrono::milliseconds{timeout_ms};
   for (int p = 0; p < partitions; ++p) {
     int64_t low = 0, high = 0;
-    auto werr = rd_kafka_query_watermark_offsets(rk_, topic.c_str(), p, &low,
-                                                 &high, timeout_ms);
+    auto werr = watermarks(rk_, topic, p, low, high, deadline);
     if (werr != RD_KAFKA_RESP_ERR_NO_ERROR)
       throw kafka_error("reading " + topic + ": watermarks: "
                         + rd_kafka_err2str(werr));
@@ -528,6 +555,15 @@ void embedded_cluster::set_broker_up(int id) {
 
 void embedded_cluster::set_broker_rtt(int id, std::chrono::milliseconds rtt) {
   rd_kafka_mock_broker_set_rtt(cluster_, id, static_cast<int>(rtt.count()));
+}
+
+void embedded_cluster::refuse_offset_lookups(size_t count) {
+  // ListOffsets is API key 2 of the Kafka protocol.
+  constexpr int16_t list_offsets = 2;
+  std::vector<rd_kafka_resp_err_t> errors(
+    count, RD_KAFKA_RESP_ERR_NOT_LEADER_FOR_PARTITION);
+  rd_kafka_mock_push_request_errors_array(cluster_, list_offsets, count,
+                                          errors.data());
 }
 
 void embedded_cluster::create_topic(const std::string& topic, int partitions) {

@@ -133,7 +133,9 @@ public:
   /// or after then, so messages made between that time and the
   /// constructor's return are read too (a broker that cannot look up
   /// offsets by time, like the embedded cluster, positions at the high
-  /// watermark instead).
+  /// watermark instead). A broker that is not a partition's leader yet (a
+  /// topic just made) is asked again within `timeout_ms`; after that the
+  /// constructor throws `kafka_error`.
   topic_reader(const config_map& cfg, const std::string& topic,
                int timeout_ms = 10000, bool from_beginning = false,
                int64_t since_ms = -1);
@@ -212,6 +214,11 @@ public:
   /// Delays every response of broker `id` (1-based) by `rtt` (0: none
   /// again): a lagging broker, which still takes every request.
   void set_broker_rtt(int id, std::chrono::milliseconds rtt);
+
+  /// Answers the next `count` offset lookups (ListOffsets) with "not
+  /// leader for partition", as a broker does while a new topic's leader is
+  /// being elected.
+  void refuse_offset_lookups(size_t count);
 
   /// Creates a topic directly in the cluster.
   void create_topic(const std::string& topic, int partitions);

@@ -781,6 +781,37 @@ BOOST_AUTO_TEST_CASE(commands_for_one_instance_each_sent_at_once_get_their_own_r
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(topic_reading)
+
+BOOST_AUTO_TEST_CASE(a_reader_waits_out_a_leader_election) {
+  // A broker answers "not leader for partition" while a new topic's leader
+  // is elected (a fresh cluster, a worker starting as the control topic is
+  // made): a reader asks again instead of failing, and reads what comes
+  // after it returned. One that finds no leader within its timeout says
+  // why.
+  kafka::embedded_cluster cluster;
+  auto cfg = kafka::base_config(cluster.bootstrap());
+  cluster.create_topic("elected", 1);
+  cluster.refuse_offset_lookups(3);
+  kafka::topic_reader reader{cfg, "elected", 10000};
+  kafka::producer out{cfg};
+  BOOST_TEST_REQUIRE(out.produce("elected", "k", "after").empty());
+  std::optional<kafka::message> got;
+  BOOST_TEST(wait_until([&] { return (got = reader.poll(100)).has_value(); }, 10s));
+  BOOST_TEST((got ? got->value : std::string{}) == "after");
+  cluster.refuse_offset_lookups(1000);
+  try {
+    kafka::topic_reader never{cfg, "elected", 500};
+    BOOST_ERROR("a reader was made without a leader");
+  } catch (const kafka::kafka_error& e) {
+    BOOST_TEST(std::string{e.what()}.find("reading elected: watermarks: ")
+                 != std::string::npos,
+               e.what());
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(kept_results)
 
 BOOST_AUTO_TEST_CASE(kept_results_stay_within_their_bounds) {

@@ -328,6 +328,17 @@ void settle_start(driver& d) {
   BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
 }
 
+/// Grants the permit the machine asked for; the reason its restarting
+/// event gives (empty when none).
+std::string reason_once_granted(driver& d) {
+  auto s = d.answer(E::permit,
+                    [](event& ev) { ev.permit = restart_permit::granted; });
+  for (auto& a : s.actions)
+    if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
+      return a.event.detail;
+  return {};
+}
+
 /// The driver's report that `pid` was killed.
 event killed(int32_t pid) {
   event gone;
@@ -457,14 +468,8 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
   BOOST_TEST(to_string(d.m.current()) == "probing");
   d.answer(E::ping_timeout);
   BOOST_TEST(to_string(d.m.current()) == "permitting");
-  auto s2 = d.answer(E::permit, [](event& ev) {
-    ev.permit = restart_permit::granted;
-  });
-  std::string detail;
-  for (auto& a : s2.actions)
-    if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
-      detail = a.event.detail;
-  BOOST_TEST(detail == "no answer to the round's stats nor to a ping");
+  BOOST_TEST(reason_once_granted(d)
+             == "no answer to the round's stats nor to a ping");
 }
 
 BOOST_AUTO_TEST_CASE(silence_in_a_round_probe_is_confirmed_before_a_restart) {
@@ -896,27 +901,14 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
     BOOST_TEST(cause_of(d.answer(E::ping_timeout)) == "no answer");
     // Its restart says what went unanswered: the round's stats and the
     // ping.
-    auto granted = d.answer(E::permit, [](event& ev) {
-      ev.permit = restart_permit::granted;
-    });
-    std::string detail = "no restarting event";
-    for (auto& a : granted.actions)
-      if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
-        detail = a.event.detail;
-    BOOST_TEST(detail == "no answer to the round's stats nor to a ping");
+    BOOST_TEST(reason_once_granted(d)
+               == "no answer to the round's stats nor to a ping");
   }
   {
     // A ping of its own that timed out says so.
     auto d = in_phase(P::probing);
     d.answer(E::ping_timeout);
-    auto granted = d.answer(E::permit, [](event& ev) {
-      ev.permit = restart_permit::granted;
-    });
-    std::string detail = "no restarting event";
-    for (auto& a : granted.actions)
-      if (a.kind == AK::emit && a.event.kind == cyme::event_kind::restarting)
-        detail = a.event.detail;
-    BOOST_TEST(detail == "no answer to ping");
+    BOOST_TEST(reason_once_granted(d) == "no answer to ping");
   }
 }
 
