@@ -328,6 +328,15 @@ void settle_start(driver& d) {
   BOOST_REQUIRE_EQUAL(to_string(d.m.current()), "idle");
 }
 
+/// A round's verify whose probe, sent just now, found the process silent.
+event silent_in_the_round(const driver& d) {
+  auto v = request(ev_kind::verify);
+  v.probe.probed = true;
+  v.probe.pong = false;
+  v.probe.sent_at_ns = d.t + 1;
+  return v;
+}
+
 /// Grants the permit the machine asked for; the reason its restarting
 /// event gives (empty when none).
 std::string reason_once_granted(driver& d) {
@@ -477,11 +486,7 @@ BOOST_AUTO_TEST_CASE(silence_in_a_round_probe_is_confirmed_before_a_restart) {
   // ping: verified, no restart asked for.
   driver d;
   run_first_start(d);
-  auto v = request(E::verify);
-  v.probe.probed = true;
-  v.probe.pong = false;
-  v.probe.sent_at_ns = d.t + 1;
-  d.feed(v);
+  d.feed(silent_in_the_round(d));
   auto s = d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
   BOOST_TEST(kinds(s.actions) == kinds({AK::ping}));
   d.answer(E::pong);
@@ -889,11 +894,7 @@ BOOST_AUTO_TEST_CASE(a_permit_request_says_why_the_restart) {
   {
     // A round's probe that found no pong, about the running process.
     driver d;
-    auto v = request(E::verify);
-    v.probe.probed = true;
-    v.probe.pong = false;
-    v.probe.sent_at_ns = d.t + 1;
-    d.feed(v);
+    d.feed(silent_in_the_round(d));
     // A ping of its own confirms the silence first.
     BOOST_TEST(cause_of(d.answer(E::checked,
                                  [](event& ev) { ev.pid = old_pid; }))
@@ -977,11 +978,7 @@ BOOST_AUTO_TEST_CASE(a_probe_settles_a_silent_process_that_answers_as_specified)
 BOOST_AUTO_TEST_CASE(a_silent_instance_the_supervisor_found_answering_is_running) {
   // Silent while the bus was suspected: the restart was held back.
   driver d;
-  auto v = request(E::verify);
-  v.probe.probed = true;
-  v.probe.pong = false;
-  v.probe.sent_at_ns = d.t + 1;
-  d.feed(v);
+  d.feed(silent_in_the_round(d));
   d.answer(E::checked, [](event& ev) { ev.pid = old_pid; });
   d.answer(E::ping_timeout);
   d.answer(E::permit,
