@@ -798,8 +798,11 @@ void machine::on_exited(const event& ev) {
     spare_lost_ = ev.pid;
   }
   on_death(ev);
-  if (ev.replacement <= 0 || phase_ == phase::starting)
-    // While a start is out, its answer says which process runs.
+  if (ev.replacement <= 0 || phase_ == phase::starting
+      || ev.replacement == status_.pid)
+    // While a start is out, its answer says which process runs; one that
+    // took the replacement already (its verify asked the driver before
+    // the death was told) runs it.
     return;
   spare_ = ev.replacement;
   // No repair follows (the instance is disabled, the fleet paused).

@@ -76,9 +76,13 @@ void end_process(caf::event_based_actor* self, fleet* world,
 }
 
 /// The pid of `name`'s running process, 0 when none runs.
+/// As the real driver answers: a replacement no start took yet is not the
+/// instance's process.
 int32_t alive_pid(const fleet& world, const std::string& name) {
   auto i = world.workers.find(name);
-  return i != world.workers.end() && i->second.running ? i->second.pid : 0;
+  return i != world.workers.end() && i->second.running && !i->second.spare_of
+           ? i->second.pid
+           : 0;
 }
 
 caf::behavior fake_driver(caf::event_based_actor* self, fleet* world) {

@@ -974,9 +974,14 @@ worker_process* find_running(self_ptr self, const std::string& name) {
 }
 
 /// The pid of `name`'s running worker, known or adopted; 0 when none runs.
+/// The pid of `name`'s process, 0 when none runs. A replacement started
+/// at a death that no start took yet is not the instance's process: a
+/// verify that asks before it learns of the death finds nothing running
+/// and restarts through its permit, whose start takes the replacement
+/// (and counts the restart).
 int32_t running_pid(self_ptr self, const std::string& name) {
   auto* w = find_running(self, name);
-  return w != nullptr ? w->pid : int32_t{0};
+  return w != nullptr && !w->spare_of ? w->pid : int32_t{0};
 }
 
 // -- standby workers ------------------------------------------------------------

@@ -481,6 +481,42 @@ BOOST_AUTO_TEST_CASE(a_probe_older_than_the_last_start_is_not_used) {
              == "no answer to the round's stats nor to a ping");
 }
 
+BOOST_AUTO_TEST_CASE(a_replacement_a_start_took_before_the_death_was_told_is_kept) {
+  // The driver replaced a dead process at once; a verify asked it before
+  // the death reached the actor, found nothing running (the replacement is
+  // nobody's until a start takes it) and restarted: its start took the
+  // replacement and counted the restart. The death, told then, names that
+  // process as its replacement: it runs, and nothing stops it.
+  driver d;
+  run_first_start(d);
+  BOOST_REQUIRE(to_string(d.m.current()) == "idle");
+  constexpr int32_t replacement = 9;
+  d.feed(request(E::verify));
+  d.answer(E::checked, [](event& ev) { ev.pid = 0; });
+  d.answer(E::permit, [](event& ev) { ev.permit = restart_permit::granted; });
+  d.answer(E::stop_done);
+  d.answer(E::started, [](event& ev) { ev.pid = replacement; });
+  BOOST_REQUIRE(to_string(d.m.current()) == "pinging");
+  auto gone = killed(new_pid);
+  gone.replacement = replacement;
+  std::vector<action> after;
+  auto keep = [&](const step& st) {
+    after.insert(after.end(), st.actions.begin(), st.actions.end());
+  };
+  keep(d.feed(gone));
+  keep(d.answer(E::pong));
+  keep(d.answer(E::stats, [](event& ev) {
+    ev.has_stats = true;
+    ev.stats = stats_without_queue();
+    ev.stats.queues.push_back("q");
+  }));
+  BOOST_TEST(to_string(d.m.current()) == "idle");
+  for (auto& a : after)
+    BOOST_TEST(to_string(a.kind) != "stop");
+  BOOST_TEST(d.m.status().pid == replacement);
+  BOOST_TEST(d.m.status().restarts == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(silence_in_a_round_probe_is_confirmed_before_a_restart) {
   // A bus that lagged in the round's probe answers the instance's own
   // ping: verified, no restart asked for.
