@@ -229,9 +229,9 @@ step machine::handle(event ev, clock_reading now) {
       case event_kind::ping_timeout:
         if (phase_ == phase::probing) {
           send_permit(restart_cause::no_answer,
-                      confirming_ ? "no answer to the round's stats nor to "
-                                    "a ping"
-                                  : "no answer to ping");
+                      believed(ops_.front().probe)
+                        ? "no answer to the round's stats nor to a ping"
+                        : "no answer to ping");
           applied = true;
         } else if (phase_ == phase::pinging) {
           after_silence();
@@ -580,6 +580,11 @@ void machine::give_up(std::string why) {
 
 // -- answers ------------------------------------------------------------------
 
+bool machine::believed(const probe_result& p) const {
+  return p.probed && p.sent_at_ns > last_start_ns_
+         && p.sent_at_ns > last_reconciled_ns_;
+}
+
 bool machine::on_checked(const event& ev) {
   if (phase_ == phase::rechecking) {
     if (ev.pid == 0) {
@@ -614,16 +619,13 @@ bool machine::on_checked(const event& ev) {
   // last reconciliation ended may show settings it changed (an operator's
   // change applied while the round's probe was out).
   const auto& probe = op.probe;
-  bool believed = probe.probed && probe.sent_at_ns > last_start_ns_
-                  && probe.sent_at_ns > last_reconciled_ns_;
   // The round's probe is one stats command; an answer to it proves the
   // worker alive as a pong does. Silence in it is confirmed by a ping of
   // the instance's own before a restart: a bus that lagged for a moment
   // (below the share that makes the supervisor suspect it) restarts
   // nothing, the way a liveness probe restarts only after more than one
   // failure.
-  confirming_ = believed && !probe.pong;
-  if (believed && probe.pong) {
+  if (believed(probe) && probe.pong) {
     // The supervisor lists the round trip of the round's pong itself (it
     // holds the probe): a verify that finds the instance as it was reports
     // nothing.

@@ -375,9 +375,10 @@ private:
   /// When the last reconciliation was answered: a probe sent before that
   /// may show the settings the reconciliation changed.
   int64_t last_reconciled_ns_ = INT64_MIN;
-  /// The ping of the probing phase confirms a round's probe that found the
-  /// process silent (else it is the only one asked).
-  bool confirming_ = false;
+  /// Whether a round's probe `p` describes the process as it is now: sent
+  /// after the last start and the last reconciliation. When it found that
+  /// process silent, the probing phase's ping confirms the silence.
+  bool believed(const probe_result& p) const;
   clock_reading now_;
   std::vector<action> out_;
   bool changed_ = false;

@@ -334,10 +334,6 @@ config_map reader_config(config_map cfg) {
   return cfg;
 }
 
-} // namespace
-
-namespace {
-
 /// The watermarks of partition `p` of `topic`. A broker that is not its
 /// leader yet (a topic just made, a leader being elected or moved) is
 /// asked again, a moment later, until `deadline`.
