@@ -28,7 +28,7 @@ namespace cyme {
 template <class Inspector>
 typename Inspector::result_type inspect(Inspector& f, probe_result& x) {
   return f(caf::meta::type_name("probe_result"), x.probed, x.pong,
-           x.has_stats, x.stats, x.sent_at_ns, x.rtt_us, x.pid);
+           x.has_stats, x.stats, x.sent_at_ns, x.rtt_us, x.pid, x.bus_suspected);
 }
 
 /// What an instance actor needs of its supervisor. permit(name, ratelimit,

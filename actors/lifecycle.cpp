@@ -636,6 +636,14 @@ bool machine::on_checked(const event& ev) {
       send_stats(outcome::verified, {});
     return true;
   }
+  // Silent in the probe of a round that suspected the bus, like most of
+  // the fleet: a ping of its own would only add to the lag. The permit
+  // holds its restart to the bus's rate.
+  if (believed(probe) && probe.bus_suspected) {
+    send_permit(restart_cause::no_answer,
+                "no answer to the round's stats while the bus is suspected");
+    return true;
+  }
   // Not probed by the round, or silent in its probe: ask the instance
   // itself.
   await(phase::probing);

@@ -80,6 +80,11 @@ struct probe_result {
   /// the pid of the instance's process, 0 when none runs; -1 when not
   /// asked (the instance actor then asks the driver itself).
   int32_t pid = -1;
+  /// The supervisor suspected the bus when the probe's answers were in: a
+  /// silence in it is then likelier the bus's than the instance's, and is
+  /// not confirmed by a ping of the instance's own, which would only add
+  /// to the lag (the permit holds its restart to the bus's rate).
+  bool bus_suspected = false;
 };
 
 namespace lifecycle {

@@ -681,6 +681,9 @@ void handle_batch(self_ptr self, request_kind kind,
               self->state.round_probed = self->clock().now();
               judge_bus_by_probe(self, *ps);
             }
+            if (self->state.bus_bucket)
+              for (auto& r : ps->results)
+                r.bus_suspected = true;
             for (size_t k = 0; k < ps->names.size(); ++k) {
               auto i = (*positions)[k];
               const auto& name = ps->names[k];

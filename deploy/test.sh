@@ -50,7 +50,10 @@ rm -rf "$kafka_dir"
 
 echo "== build (sanitizers)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCYME_SANITIZE=ON >/dev/null
-cmake --build build-asan -j "$jobs"
+# Only what the sanitizer tiers run: the unit and scenario tests, the
+# explorer and the scenario-file runner (not the process tiers' programs).
+cmake --build build-asan -j "$jobs" --target cyme-unit-tests \
+  cyme-scenario-tests cyme-explore cyme-scenario
 
 echo "== tests under sanitizers (unit, scenario)"
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1

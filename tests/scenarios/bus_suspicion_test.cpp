@@ -144,6 +144,35 @@ BOOST_AUTO_TEST_CASE(while_the_bus_is_suspected_a_dead_process_is_replaced_at_on
   BOOST_TEST(restarts() == before + 1);
 }
 
+BOOST_AUTO_TEST_CASE(a_round_that_suspects_the_bus_pings_no_silent_instance) {
+  // The round's stats found 80 of 100 silent: pinging each once more
+  // would only add to the lag. The held-back instances get no ping of
+  // their own; the restarts the rate allows say why they were not
+  // confirmed.
+  start_fleet(100);
+  silence(80);
+  auto commands = world.commands.size();
+  BOOST_REQUIRE(run_until(
+    [&] { return events(event_kind::bus_suspected) == 1; }, 70s));
+  advance(2s);
+  BOOST_TEST(restarts() == 5u);
+  BOOST_TEST(log_detail(event_kind::restarting)
+             == "no answer to the round's stats while the bus is suspected");
+  std::set<std::string> held;
+  for (size_t i = 0; i < 80; ++i)
+    if (world.workers[names[i]].starts == 1)
+      held.insert(names[i]);
+  BOOST_REQUIRE(held.size() == 75u);
+  size_t pinged = 0;
+  for (size_t i = commands; i < world.commands.size(); ++i)
+    if (world.commands[i].op == control_op::ping)
+      for (auto& to : world.commands[i].destinations)
+        pinged += held.count(to);
+  BOOST_TEST(pinged == 0u);
+  for (auto& name : held)
+    BOOST_TEST(to_string(status_of(name).state) == "unresponsive", name);
+}
+
 BOOST_AUTO_TEST_CASE(the_round_that_finds_the_bus_back_asks_no_instance_actor) {
   // The bus answers again: the silent instances' processes answer the
   // round's probe as the model says. The probe settles their verifies and

@@ -537,6 +537,36 @@ BOOST_AUTO_TEST_CASE(silence_in_a_round_probe_is_confirmed_before_a_restart) {
   BOOST_TEST(d.m.status().restarts == 0u);
 }
 
+BOOST_AUTO_TEST_CASE(silence_in_a_round_that_suspected_the_bus_is_not_pinged) {
+  // Most of the fleet was silent in the round's stats: a ping of each
+  // would only add to the bus's lag. The actor asks for its permit at once,
+  // which holds the restart to the bus's rate, and its restart says why.
+  driver d;
+  run_first_start(d);
+  auto v = silent_in_the_round(d);
+  v.probe.bus_suspected = true;
+  d.feed(v);
+  auto s = d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::ask_permit}));
+  BOOST_TEST(to_string(d.m.current()) == "permitting");
+  BOOST_TEST(reason_once_granted(d)
+             == "no answer to the round's stats while the bus is suspected");
+}
+
+BOOST_AUTO_TEST_CASE(a_round_that_suspected_the_bus_still_confirms_an_old_probe) {
+  // A probe sent before the instance's last start says nothing of its
+  // process: its own ping asks, suspicion or not.
+  driver d;
+  run_first_start(d);
+  auto v = silent_in_the_round(d);
+  v.probe.sent_at_ns = 0;
+  v.probe.bus_suspected = true;
+  d.feed(v);
+  auto s = d.answer(E::checked, [](event& ev) { ev.pid = new_pid; });
+  BOOST_TEST(kinds(s.actions) == kinds({AK::ping}));
+  BOOST_TEST(to_string(d.m.current()) == "probing");
+}
+
 // A round asks the driver once, with its probe, which processes run. That
 // answer stands for the instance's own check only when it names the
 // process the machine knows: any other may be older than what the machine
