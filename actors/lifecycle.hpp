@@ -18,7 +18,9 @@
 ///
 ///   idle --verify--> checking --checked(0)--> permitting
 ///                       |  \--checked(pid), probe pong--> fetching/reconciling
-///                       |  \--checked(pid), no probe--> probing
+///                       |  \--checked(pid), no probe or probe silent--> probing
+///                       |  \--checked(pid), probe silent, bus suspected-->
+///                       |      permitting (no ping to add to the lag)
 ///                    probing --pong--> fetching --stats--> reconciling --x
 ///                    probing --ping timeout--> permitting
 ///   idle --restart--> permitting --granted--> replacing --stop done-->

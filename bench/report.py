@@ -283,11 +283,14 @@ unset multiplot
 def recovery(items, outdir):
     rows = [[i["run"], "yes" if i["suspected"] else "no",
              f"{i['suspecting_ms']:.0f} ms",
+             i.get("suspecting_commands", ""),
+             i.get("suspecting_unanswered", ""),
              f"{i['back_ms']:.0f} ms", f"{i['back_verdicts_ms']:.0f} ms",
              f"{i['back_settled']} of {i['instances']}",
              f"{i['steady_ms']:.0f} ms"] for i in items]
     rows.append(["median", "",
                  f"{statistics.median(i['suspecting_ms'] for i in items):.0f} ms",
+                 "", "",
                  f"{statistics.median(i['back_ms'] for i in items):.0f} ms",
                  f"{statistics.median(i['back_verdicts_ms'] for i in items):.0f} ms",
                  "",
@@ -296,6 +299,7 @@ def recovery(items, outdir):
     print("One branch of 10,000 (simulated driver); its simulator stopped for "
           "a round, then continued.\n")
     print(table(["run", "bus suspected", "round without answers",
+                 "its control commands", "their silent destinations",
                  "round that finds the bus back", "its verdicts",
                  "settled by the probe", "steady round after it"], rows))
     print()

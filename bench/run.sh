@@ -409,9 +409,14 @@ wrk_case() { # LABEL PORT
     | python3 -c 'import json,re,sys; t=sys.stdin.read(); m=re.search(r"Requests/sec:\s*([0-9.]+)", t); print(json.dumps({"case": sys.argv[1], "requests_per_s": float(m.group(1)) if m else 0}))' "$1"
 }
 
+# The one sample of metric NAME on the /metrics of the branch at PORT.
+branch_metric() { # PORT NAME
+  curl -s "http://127.0.0.1:$1/metrics" | sed -n "s/^$2{[^}]*} //p" | head -n 1
+}
+
 connections_at_least() { # PORT N
   local n
-  n=$(curl -s "http://127.0.0.1:$1/metrics" | sed -n 's/^cyme_http_connections_open{[^}]*} //p')
+  n=$(branch_metric "$1" cyme_http_connections_open)
   [ -n "$n" ] && [ "$n" -ge "$2" ]
 }
 
@@ -711,9 +716,11 @@ logged_rounds_at_least() { # LOG K
 # finds every instance silent while its process runs, suspects the bus and
 # defers their restarts (they are listed unresponsive). The simulator is
 # continued once that round ended; the round after it finds the bus back.
-# Prints that round, the steady round after it, and the suspecting one.
+# Prints that round, the steady round after it, and the suspecting one with
+# the control commands the branch sent while the simulator was stopped, and
+# their destinations that did not answer.
 recovery_once() { # K
-  local dir="$work/recovery-$1" port sim branch n=10000
+  local dir="$work/recovery-$1" port sim branch n=10000 sent0 sent1 lost0 lost1
   mkdir -p "$dir"
   start_any_sim "$dir"
   "$bin/cyme-bench" seed --db "$dir/model.db" --count "$n" --prefix "r$1-" >/dev/null
@@ -725,13 +732,17 @@ recovery_once() { # K
   pids+=("$branch")
   wait_for 300 logged_rounds_at_least "$dir/branch.log" 2 \
     || die "recovery: the branch finished no 2 rounds in 300 s"
+  sent0=$(branch_metric "$port" cyme_control_commands_sent_total)
+  lost0=$(branch_metric "$port" cyme_control_timeouts_total)
   kill -STOP "$sim"
   wait_for 300 logged_rounds_at_least "$dir/branch.log" 3 \
     || { kill -CONT "$sim"; die "recovery: the round without the simulator did not finish in 300 s"; }
+  sent1=$(branch_metric "$port" cyme_control_commands_sent_total)
+  lost1=$(branch_metric "$port" cyme_control_timeouts_total)
   kill -CONT "$sim"
   wait_for 120 logged_rounds_at_least "$dir/branch.log" 5 \
     || die "recovery: the rounds after the simulator came back did not finish in 120 s"
-  python3 - "$dir/branch.log" "$1" <<'PY'
+  python3 - "$dir/branch.log" "$1" "$sent0" "$sent1" "$lost0" "$lost1" <<'PY'
 import json, re, sys
 line = re.compile(r"round finished: (.*) in ([0-9.]+) ms \(listing ([0-9.]+) ms, "
                   r"probe ([0-9.]+) ms, verdicts ([0-9.]+) ms\)")
@@ -749,6 +760,8 @@ print(json.dumps({"figure": "recovery", "run": int(sys.argv[2]),
                   "suspected": "bus suspected" in open(sys.argv[1]).read(),
                   "suspecting_ms": suspecting["ms"],
                   "suspecting": suspecting["summary"],
+                  "suspecting_commands": int(float(sys.argv[4]) - float(sys.argv[3])),
+                  "suspecting_unanswered": int(float(sys.argv[6]) - float(sys.argv[5])),
                   "back_ms": back["ms"], "back_verdicts_ms": back["verdicts_ms"],
                   "back_settled": back["settled"], "back": back["summary"],
                   "steady_ms": steady["ms"],

@@ -51,9 +51,11 @@ rm -rf "$kafka_dir"
 echo "== build (sanitizers)"
 cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=Debug -DCYME_SANITIZE=ON >/dev/null
 # Only what the sanitizer tiers run: the unit and scenario tests, the
-# explorer and the scenario-file runner (not the process tiers' programs).
+# explorer, the scenario-file runner and the fuzz corpus replays (not the
+# process tiers' programs).
 cmake --build build-asan -j "$jobs" --target cyme-unit-tests \
-  cyme-scenario-tests cyme-explore cyme-scenario
+  cyme-scenario-tests cyme-explore cyme-scenario cyme-fuzz-replay-wire \
+  cyme-fuzz-replay-names cyme-fuzz-replay-http
 
 echo "== tests under sanitizers (unit, scenario)"
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
