@@ -1,6 +1,7 @@
 #include "transport/process_driver.hpp"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/epoll.h>
@@ -385,6 +386,8 @@ public:
     try {
       // The thread holds the watcher until it ends.
       w->thread_ = std::thread([w] { w->run(); });
+      // Named for top -H and debuggers (and for the test that sees it end).
+      ::pthread_setname_np(w->thread_.native_handle(), "cyme-exits");
     } catch (const std::system_error& e) {
       error = std::string{"cannot start the exit watcher thread: "} + e.what();
       return nullptr;
