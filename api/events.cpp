@@ -7,6 +7,7 @@
 #include "messages/names.hpp"
 #include "messages/topics.hpp"
 #include "transport/logging.hpp"
+#include "transport/thread_name.hpp"
 
 namespace cyme {
 
@@ -100,6 +101,7 @@ event_publisher::event_publisher(kafka::config_map cfg, std::string branch_id,
                                  std::size_t backlog)
   : cfg_(std::move(cfg)), branch_(std::move(branch_id)), backlog_(backlog) {
   thread_ = std::thread{[this] { run(); }};
+  name_thread(thread_, "cyme-events");
 }
 
 event_publisher::~event_publisher() {

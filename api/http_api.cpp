@@ -18,6 +18,7 @@
 #include "api/ui_assets.hpp"
 #include "messages/wire.hpp"
 #include "transport/http_server.hpp"
+#include "transport/thread_name.hpp"
 
 namespace cyme {
 
@@ -29,8 +30,10 @@ namespace {
 class handler_pool {
 public:
   handler_pool(uint32_t threads, uint32_t capacity) : capacity_(capacity) {
-    for (uint32_t i = 0; i < threads; ++i)
+    for (uint32_t i = 0; i < threads; ++i) {
       threads_.emplace_back([this] { run(); });
+      name_thread(threads_.back(), "cyme-handler");
+    }
   }
 
   ~handler_pool() {

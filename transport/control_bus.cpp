@@ -22,6 +22,7 @@
 #include "transport/command_batch.hpp"
 #include "transport/kafka.hpp"
 #include "transport/logging.hpp"
+#include "transport/thread_name.hpp"
 
 namespace cyme {
 
@@ -60,7 +61,9 @@ public:
       prober_(prober),
       heard_(std::move(heard)) {
     thread_ = std::thread{[this] { run(); }};
+    name_thread(thread_, "cyme-bus");
     probe_thread_ = std::thread{[this] { probe(); }};
+    name_thread(probe_thread_, "cyme-bus-probe");
   }
 
   ~reply_reader() {

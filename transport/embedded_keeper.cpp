@@ -16,6 +16,7 @@
 #include "transport/kafka.hpp"
 #include "transport/logging.hpp"
 #include "transport/proc.hpp"
+#include "transport/thread_name.hpp"
 
 extern char** environ;
 
@@ -208,6 +209,7 @@ embedded_kafka_watch::embedded_kafka_watch(fs::path dir, fs::path program,
   stop_read_ = unique_fd{fds[0]};
   stop_write_ = unique_fd{fds[1]};
   thread_ = std::thread{[this] { run(); }};
+  name_thread(thread_, "cyme-keeper");
 }
 
 embedded_kafka_watch::~embedded_kafka_watch() {

@@ -20,6 +20,8 @@
 #include <openssl/err.h>
 #include <openssl/x509.h>
 
+#include "transport/thread_name.hpp"
+
 namespace cyme::http {
 
 namespace beast = boost::beast;
@@ -968,6 +970,7 @@ std::string server::start() {
     // One thread serves every connection; handlers never block it.
     self->ioc.run();
   }};
+  name_thread(s.thread, "cyme-http");
   return {};
 }
 

@@ -9,6 +9,7 @@
 #include "messages/topics.hpp"
 #include "messages/wire.hpp"
 #include "transport/logging.hpp"
+#include "transport/thread_name.hpp"
 
 namespace cyme {
 
@@ -98,6 +99,7 @@ presence::presence(kafka::config_map cfg, presence_settings settings,
     members_(std::move(members)) {
   self_id_ = describe_().id;
   thread_ = std::thread{[this] { run(); }};
+  name_thread(thread_, "cyme-presence");
 }
 
 presence::~presence() {

@@ -1,7 +1,6 @@
 #include "transport/process_driver.hpp"
 
 #include <fcntl.h>
-#include <pthread.h>
 #include <signal.h>
 #include <spawn.h>
 #include <sys/epoll.h>
@@ -43,6 +42,7 @@
 #include "transport/log_rotation.hpp"
 #include "transport/logging.hpp"
 #include "transport/proc.hpp"
+#include "transport/thread_name.hpp"
 
 extern char** environ;
 
@@ -386,8 +386,7 @@ public:
     try {
       // The thread holds the watcher until it ends.
       w->thread_ = std::thread([w] { w->run(); });
-      // Named for top -H and debuggers (and for the test that sees it end).
-      ::pthread_setname_np(w->thread_.native_handle(), "cyme-exits");
+      name_thread(w->thread_, "cyme-exits");
     } catch (const std::system_error& e) {
       error = std::string{"cannot start the exit watcher thread: "} + e.what();
       return nullptr;

@@ -1,5 +1,7 @@
 #include "transport/task_producer.hpp"
 
+#include "transport/thread_name.hpp"
+
 namespace cyme {
 
 kafka::config_map task_producer::settings(kafka::config_map base) {
@@ -25,6 +27,7 @@ task_producer::task_producer(const kafka::config_map& cfg)
     while (!stop_.load())
       producer_.poll(50);
   }};
+  name_thread(poller_, "cyme-deliver");
 }
 
 task_producer::~task_producer() {

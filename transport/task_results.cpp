@@ -5,6 +5,7 @@
 
 #include "messages/topics.hpp"
 #include "transport/logging.hpp"
+#include "transport/thread_name.hpp"
 
 namespace cyme {
 
@@ -21,6 +22,7 @@ task_results::task_results(kafka::config_map cfg, std::string topic,
     capacity_(capacity),
     max_bytes_(max_bytes) {
   thread_ = std::thread{[this] { run(); }};
+  name_thread(thread_, "cyme-results");
 }
 
 task_results::~task_results() {

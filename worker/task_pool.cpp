@@ -2,6 +2,8 @@
 
 #include <thread>
 
+#include "transport/thread_name.hpp"
+
 namespace cyme::worker {
 
 task_pool::task_pool(uint32_t max, uint32_t min,
@@ -18,7 +20,9 @@ task_pool::~task_pool() {
 
 void task_pool::spawn_locked() {
   ++threads_;
-  std::thread{[this] { run(); }}.detach();
+  std::thread t{[this] { run(); }};
+  name_thread(t, "cyme-task");
+  t.detach();
 }
 
 bool task_pool::submit(std::function<void()> job) {

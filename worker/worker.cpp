@@ -32,6 +32,7 @@
 #include "messages/version.hpp"
 #include "messages/wire.hpp"
 #include "transport/kafka.hpp"
+#include "transport/thread_name.hpp"
 #include "worker/offset_tracker.hpp"
 #include "worker/task_pool.hpp"
 
@@ -158,6 +159,7 @@ public:
     consumer_ = std::make_unique<kafka::group_consumer>(
       cfg, std::vector<std::string>{queue_}, [this] { wait_idle(); });
     thread_ = std::thread{[this] { loop(); }};
+    name_thread(thread_, "cyme-control");
   }
 
   ~queue_consumer() {

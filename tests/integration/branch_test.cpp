@@ -1520,6 +1520,42 @@ BOOST_AUTO_TEST_CASE(sigterm_stops_instances_unless_kept) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(a_branch_and_its_workers_name_their_threads) {
+  // top -H, ps -L and perf tell cyme's threads apart by their names.
+  temp_dir dir;
+  branch b{dir.path};
+  auto c = b.client();
+  call(c, "PUT", "/demo/");
+  auto r = call(c, "PUT", "/demo/instances/t1/");
+  BOOST_TEST_REQUIRE(r.status == 201);
+  auto names_of = [](pid_t pid) {
+    std::set<std::string> out;
+    std::error_code ec;
+    for (auto& e : std::filesystem::directory_iterator{proc_path(pid, "task"), ec}) {
+      std::ifstream in{e.path() / "comm"};
+      std::string comm;
+      if (std::getline(in, comm))
+        out.insert(comm);
+    }
+    return out;
+  };
+  auto branch_threads = names_of(b.pid());
+  for (auto name : {"cyme-http", "cyme-handler", "cyme-bus", "cyme-bus-probe",
+                    "cyme-presence", "cyme-events", "cyme-keeper",
+                    "cyme-exits", "cyme-results"})
+    BOOST_TEST(branch_threads.count(name) == 1u, name);
+  // The worker may start its task pool after it first answered.
+  auto worker = r.body["pid"].get<int>();
+  for (auto name : {"cyme-control", "cyme-task"})
+    BOOST_TEST(wait_until([&] { return names_of(worker).count(name) == 1u; },
+                          5s),
+               name);
+  // The task producer's thread comes with the first task.
+  BOOST_TEST_REQUIRE(call(c, "POST", "/demo/queue/q1/", {{"handler", "echo"}}).status
+                     == 202);
+  BOOST_TEST(names_of(b.pid()).count("cyme-deliver") == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(a_killed_embedded_cluster_is_started_again_and_the_fleet_works) {
   // kill -9 of cyme-embedded-kafka under a running branch (the default
   // deployment): the branch starts it again on the same address, says in
