@@ -143,6 +143,23 @@ std::size_t open_descriptors() {
   return n;
 }
 
+std::vector<std::pair<int32_t, std::string>> threads_of(int32_t pid) {
+  std::vector<std::pair<int32_t, std::string>> out;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator{proc_path(pid, "task"), ec};
+       !ec && it != std::filesystem::directory_iterator{}; it.increment(ec)) {
+    auto tid = it->path().filename().string();
+    std::string comm;
+    // A thread that ended meanwhile is left out.
+    if (!read_capped((it->path() / "comm").string(), 64, comm).empty())
+      continue;
+    if (!comm.empty() && comm.back() == '\n')
+      comm.pop_back();
+    out.emplace_back(std::stoi(tid), std::move(comm));
+  }
+  return out;
+}
+
 std::optional<uint64_t> start_time_of(int32_t pid) {
   std::string stat;
   if (!read_capped(proc_path(pid, "stat"), 4096, stat).empty())

@@ -99,6 +99,10 @@ std::optional<process_usage> usage_of(int32_t pid);
 /// Descriptors this process has open.
 std::size_t open_descriptors();
 
+/// The threads of `pid` (its /proc tasks) with their names, as `top -H`
+/// shows them; empty when it is gone.
+std::vector<std::pair<int32_t, std::string>> threads_of(int32_t pid);
+
 /// The start time of a live process, or nothing.
 std::optional<uint64_t> start_time_of(int32_t pid);
 

@@ -159,7 +159,7 @@ public:
     consumer_ = std::make_unique<kafka::group_consumer>(
       cfg, std::vector<std::string>{queue_}, [this] { wait_idle(); });
     thread_ = std::thread{[this] { loop(); }};
-    name_thread(thread_, "cyme-control");
+    name_thread(thread_, "cyme-queue");
   }
 
   ~queue_consumer() {

@@ -1530,13 +1530,8 @@ BOOST_AUTO_TEST_CASE(a_branch_and_its_workers_name_their_threads) {
   BOOST_TEST_REQUIRE(r.status == 201);
   auto names_of = [](pid_t pid) {
     std::set<std::string> out;
-    std::error_code ec;
-    for (auto& e : std::filesystem::directory_iterator{proc_path(pid, "task"), ec}) {
-      std::ifstream in{e.path() / "comm"};
-      std::string comm;
-      if (std::getline(in, comm))
-        out.insert(comm);
-    }
+    for (auto& [tid, comm] : threads_of(pid))
+      out.insert(comm);
     return out;
   };
   auto branch_threads = names_of(b.pid());
@@ -1546,7 +1541,7 @@ BOOST_AUTO_TEST_CASE(a_branch_and_its_workers_name_their_threads) {
     BOOST_TEST(branch_threads.count(name) == 1u, name);
   // The worker may start its task pool after it first answered.
   auto worker = r.body["pid"].get<int>();
-  for (auto name : {"cyme-control", "cyme-task"})
+  for (auto name : {"cyme-queue", "cyme-task"})
     BOOST_TEST(wait_until([&] { return names_of(worker).count(name) == 1u; },
                           5s),
                name);

@@ -122,12 +122,9 @@ std::vector<proc_stat> children_of_this_process() {
 /// The ids of this process's threads whose name is `name`.
 std::set<pid_t> threads_named(std::string_view name) {
   std::set<pid_t> out;
-  for (auto& entry : fs::directory_iterator{"/proc/self/task"}) {
-    std::ifstream in{entry.path() / "comm"};
-    std::string comm;
-    if (std::getline(in, comm) && comm == name)
-      out.insert(std::stoi(entry.path().filename().string()));
-  }
+  for (auto& [tid, comm] : threads_of(getpid()))
+    if (comm == name)
+      out.insert(tid);
   return out;
 }
 
