@@ -82,6 +82,7 @@ void cluster_room::branches(const std::string& method,
                        {"node", b.node},
                        {"instances", b.instances},
                        {"load", b.load},
+                       {"every_ms", b.every.count()},
                        {"self", b.id == ctx_.parts.branch_id}});
   reply(res, 200, out);
 }

@@ -19,6 +19,14 @@
 //       against the full JSON parser/encoder: a stats and a ping reply
 //       (encode, decode) and a command to 5,000 instances as a worker
 //       reads it.
+//   cyme-bench presence --broker B --branches N [--seconds S]
+//                       [--cluster-rate R]
+//       N branches' presence (the part of cyme-branch that announces it
+//       and follows the others) on a topic of their own, at the default
+//       interval; once each sees all N, counts for S seconds what one
+//       branch reads, every view that missed a live branch, and the CPU
+//       the N took. --cluster-rate 0: every branch at the shortest
+//       interval whatever N (the announcements before the rate).
 //   cyme-bench results --broker B --queue Q --count N [--timeout-s T]
 //       waits for N results of queue Q on cyme.results (reading from the
 //       end of the topic as of its start) and reports the rate between the
@@ -26,6 +34,7 @@
 //
 // Every figure is printed as one JSON object on stdout.
 #include <signal.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -37,6 +46,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <memory>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -50,6 +60,7 @@
 #include "messages/wire.hpp"
 #include "store/model_db.hpp"
 #include "transport/kafka.hpp"
+#include "transport/presence.hpp"
 #include "transport/task_producer.hpp"
 
 using namespace cyme;
@@ -289,6 +300,85 @@ int acked(const std::string& broker, const std::string& topic, int count,
   return failed.load() == 0 ? 0 : 1;
 }
 
+double cpu_seconds() {
+  rusage u{};
+  ::getrusage(RUSAGE_SELF, &u);
+  auto s = [](const timeval& t) { return t.tv_sec + t.tv_usec / 1e6; };
+  return s(u.ru_utime) + s(u.ru_stime);
+}
+
+int presence_growth(const std::string& broker, int branches, double seconds,
+                    double cluster_rate) {
+  presence_settings settings;
+  settings.topic = "bench.presence." + std::to_string(branches) + "."
+                   + std::to_string(::getpid()) + "."
+                   + std::to_string(std::chrono::system_clock::now()
+                                      .time_since_epoch()
+                                      .count());
+  settings.cluster_rate = cluster_rate;
+  auto cfg = kafka::base_config(broker);
+  auto n = static_cast<size_t>(branches);
+  auto t0 = clock_type::now();
+  std::vector<std::unique_ptr<presence>> all;
+  for (int i = 0; i < branches; ++i) {
+    char id[16];
+    std::snprintf(id, sizeof id, "p%03d", i);
+    std::string name = id;
+    all.push_back(std::make_unique<presence>(cfg, settings, [name] {
+      return branch_info{name, "http://" + name + ":8000", "", 0, 0};
+    }));
+  }
+  auto all_see_all = [&] {
+    return std::all_of(all.begin(), all.end(),
+                       [&](auto& p) { return p->live().size() == n; });
+  };
+  while (!all_see_all()) {
+    if (clock_type::now() - t0 > std::chrono::seconds{180})
+      fail("the branches did not all see each other within 180 s");
+    std::this_thread::sleep_for(std::chrono::milliseconds{100});
+  }
+  double converge_s = std::chrono::duration<double>(clock_type::now() - t0).count();
+  // Settle at the interval the cluster's size gives before counting.
+  auto every = all[0]->live()[0].every;
+  std::this_thread::sleep_for(every * 2);
+  kafka::topic_reader reader{cfg, settings.topic};
+  size_t read = 0, samples = 0, short_views = 0;
+  double cpu0 = cpu_seconds();
+  auto start = clock_type::now();
+  auto next_sample = start;
+  while (std::chrono::duration<double>(clock_type::now() - start).count() < seconds) {
+    if (reader.poll(50))
+      ++read;
+    if (clock_type::now() >= next_sample) {
+      next_sample += std::chrono::milliseconds{250};
+      for (auto& p : all) {
+        ++samples;
+        if (p->live().size() < n)
+          ++short_views;
+      }
+    }
+  }
+  double s = std::chrono::duration<double>(clock_type::now() - start).count();
+  double cpu = cpu_seconds() - cpu0;
+  every = all[0]->live()[0].every;
+  double per_branch = static_cast<double>(read) / s;
+  std::printf("%s\n", json{{"figure", "presence"},
+                           {"branches", branches},
+                           {"cluster_rate", cluster_rate},
+                           {"every_ms", every.count()},
+                           {"converge_s", std::round(converge_s * 10) / 10},
+                           {"seconds", std::round(s * 10) / 10},
+                           {"read_per_branch_per_s", std::round(per_branch * 100) / 100},
+                           {"deliveries_per_s", std::round(per_branch * branches * 10) / 10},
+                           {"views_sampled", samples},
+                           {"views_missing_a_branch", short_views},
+                           {"cpu_ms_per_branch_per_s",
+                            std::round(cpu * 1000 / s / branches * 100) / 100}}
+                        .dump()
+                        .c_str());
+  return short_views == 0 ? 0 : 1;
+}
+
 /// Median over `repeat` runs of `n` calls of `fn`, in µs per call.
 template <class F>
 double per_call_us(int repeat, int n, F&& fn) {
@@ -461,6 +551,19 @@ int main(int argc, char** argv) {
   auto* x = app.add_subcommand("wire", "time the wire codecs, direct against full");
   x->add_option("--repeat", repeat, "runs, the median taken")->check(CLI::Range(1, 101));
 
+  int branches = 10;
+  double cluster_rate = presence_settings{}.cluster_rate;
+  auto* g = app.add_subcommand(
+    "presence", "presence traffic and views of N branches on one broker");
+  g->add_option("--broker", broker, "bootstrap servers")->required();
+  g->add_option("--branches", branches, "branches")->required()->check(
+    CLI::Range(1, 1000));
+  g->add_option("--seconds", seconds, "measuring time")->check(
+    CLI::Range(1.0, 3600.0));
+  g->add_option("--cluster-rate", cluster_rate,
+                "the cluster's announcements a second, at most (0: none)")
+    ->check(CLI::Range(0.0, 1000.0));
+
   int timeout_s = 300;
   auto* w = app.add_subcommand("results", "wait for N results of a queue");
   w->add_option("--broker", broker, "bootstrap servers")->required();
@@ -485,6 +588,8 @@ int main(int argc, char** argv) {
       return acked(broker, topic, count, clients);
     if (*x)
       return wire(repeat);
+    if (*g)
+      return presence_growth(broker, branches, seconds, cluster_rate);
     if (*w)
       return results(broker, queue, count, timeout_s, label);
   } catch (const std::exception& e) {

@@ -305,13 +305,35 @@ def recovery(items, outdir):
     print()
 
 
+def presence(items, outdir):
+    rows = [[i["branches"],
+             f"{i['cluster_rate']:g} a second" if i["cluster_rate"] > 0 else "none",
+             f"{i['every_ms'] / 1000:g} s", f"{i['read_per_branch_per_s']:.2f}",
+             f"{i['deliveries_per_s']:.1f}",
+             f"{i['deliveries_per_s'] / i['branches']:.2f}",
+             f"{i['views_missing_a_branch']} of {i['views_sampled']}",
+             f"{i['cpu_ms_per_branch_per_s']:.2f} ms",
+             f"{i['converge_s']:.1f} s"] for i in items]
+    print("## Presence traffic against the branches\n")
+    print("N branches' presence on one broker, at the default 2 s interval, "
+          "with the cluster's rate (the default) and without it.\n")
+    print(table(["branches", "cluster rate", "each announces every",
+                 "read by each branch a second",
+                 "deliveries a second, all branches",
+                 "deliveries a second per branch",
+                 "views missing a live branch", "CPU per branch a second",
+                 "all see all after"], rows))
+    print()
+
+
 def main():
     if len(sys.argv) != 4:
         sys.exit("usage: report.py PART RESULTS.jsonl OUTDIR")
     part, path, outdir = sys.argv[1:]
     parts = {"restart": restart, "rtt": rtt, "fleet": fleet, "idle": idle,
              "throughput": throughput, "http": http, "explore": explore, "wire": wire, "tasks": tasks,
-             "results": results, "cluster": cluster, "recovery": recovery}
+             "results": results, "cluster": cluster, "recovery": recovery,
+             "presence": presence}
     if part not in parts:
         sys.exit(f"report.py: unknown part {part}")
     parts[part](lines(path), outdir)

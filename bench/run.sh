@@ -32,6 +32,11 @@
 #               cluster-wide listing, placement of new instances, presence
 #               traffic; the instances have no processes (cyme-bench-branch)
 #               and cyme-fleet-sim --any answers for them
+#   presence    the presence of 10 to 100 branches on one real broker
+#               (cyme-bench presence), with the cluster's announcement
+#               rate and without it: what each branch reads, the
+#               deliveries summed over the cluster, views that missed a
+#               live branch, CPU per branch
 #   recovery    one branch of 10,000 instances (cyme-bench-branch) whose
 #               simulator stops for a round, so that the branch suspects the
 #               bus and defers the silent instances' restarts, and then
@@ -45,7 +50,8 @@
 # (100000), BENCH_SUBMIT_BATCHED (1000000), BENCH_WAITERS (10000),
 # BENCH_CLUSTER ("1x1000 1x10000 2x10000 5x10000 10x10000": branches x
 # instances per branch), BENCH_CLUSTER_STAGGER (1: seconds between the
-# starts of those branches), BENCH_RECOVERY_RUNS (3), BENCH_KEEP_WORK (1: keep the work folder, with
+# starts of those branches), BENCH_PRESENCE ("10 25 50 100": branches),
+# BENCH_PRESENCE_SECONDS (30), BENCH_RECOVERY_RUNS (3), BENCH_KEEP_WORK (1: keep the work folder, with
 # every log, after a run that passed too; a failed run always keeps it).
 set -euo pipefail
 
@@ -64,7 +70,9 @@ out="$here/results"
 cluster_sizes="${BENCH_CLUSTER:-1x1000 1x10000 2x10000 5x10000 10x10000}"
 cluster_stagger="${BENCH_CLUSTER_STAGGER:-1}"
 recovery_runs="${BENCH_RECOVERY_RUNS:-3}"
-all_parts=(restart rtt fleet idle throughput http explore wire tasks results cluster recovery)
+presence_sizes="${BENCH_PRESENCE:-10 25 50 100}"
+presence_seconds="${BENCH_PRESENCE_SECONDS:-30}"
+all_parts=(restart rtt fleet idle throughput http explore wire tasks results cluster presence recovery)
 
 parts=("$@")
 if [ ${#parts[@]} -eq 0 ]; then parts=("${all_parts[@]}"); fi
@@ -793,6 +801,20 @@ run_cluster() {
     tail -n 1 "$res" >&2
   done
   part_done cluster
+}
+
+run_presence() {
+  log "presence: $presence_sizes branches, with the cluster's rate (5 a second) and without"
+  local res="$out/presence.jsonl" n r
+  : > "$res"
+  for n in $presence_sizes; do
+    for r in 5 0; do
+      "$bin/cyme-bench" presence --broker "$broker" --branches "$n" \
+        --seconds "$presence_seconds" --cluster-rate "$r" >> "$res"
+      tail -n 1 "$res" >&2
+    done
+  done
+  part_done presence
 }
 
 for p in "${parts[@]}"; do

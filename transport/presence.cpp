@@ -1,6 +1,7 @@
 #include "transport/presence.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -17,15 +18,28 @@ namespace {
 
 constexpr log::logger presence_log{"presence"};
 
+/// A day: no branch says it will be silent for longer.
+constexpr uint64_t max_announce_every_ms = 86'400'000;
+
+int64_t wall_ms() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+           std::chrono::system_clock::now().time_since_epoch())
+    .count();
+}
+
 } // namespace
 
 using json = nlohmann::json;
 
 std::string encode_presence(const branch_info& info) {
-  return json{{"v", wire_version},           {"id", info.id},
-              {"http", info.http},           {"node", info.node},
-              {"instances", info.instances}, {"load", info.load}}
-    .dump();
+  json doc{{"v", wire_version},           {"id", info.id},
+           {"http", info.http},           {"node", info.node},
+           {"instances", info.instances}, {"load", info.load}};
+  if (info.every.count() > 0)
+    doc["every"] = info.every.count();
+  if (info.leaving)
+    doc["leaving"] = true;
+  return doc.dump();
 }
 
 std::optional<branch_info> decode_presence(const std::string& bytes,
@@ -63,6 +77,19 @@ std::optional<branch_info> decode_presence(const std::string& bytes,
     return bad("announcement lacks instances or load");
   info.instances = n->get<uint32_t>();
   info.load = l->get<double>();
+  // Both are later additions: a branch that does not say announces every
+  // default interval, and never leaves but by falling silent.
+  if (auto e = doc.find("every"); e != doc.end()) {
+    if (!e->is_number_unsigned() || e->get<uint64_t>() < 1
+        || e->get<uint64_t>() > max_announce_every_ms)
+      return bad("announcement has an \"every\" that is not 1 to 86400000 ms");
+    info.every = std::chrono::milliseconds{e->get<int64_t>()};
+  }
+  if (auto g = doc.find("leaving"); g != doc.end()) {
+    if (!g->is_boolean())
+      return bad("announcement has a \"leaving\" that is not true or false");
+    info.leaving = g->get<bool>();
+  }
   return info;
 }
 
@@ -90,14 +117,62 @@ std::chrono::nanoseconds offset_on_clock(std::chrono::nanoseconds wall_offset,
   return r.count() < 0 ? r + interval : r;
 }
 
+presence_view::presence_view(presence_settings settings, std::string self_id)
+  : settings_(std::move(settings)), self_id_(std::move(self_id)) {}
+
+void presence_view::heard(const branch_info& info, time_point at) {
+  // Whoever fell silent before this announcement was made is gone: a
+  // later announcement brings it back.
+  for (auto i = seen_.begin(); i != seen_.end();) {
+    auto every = i->second.first.every.count() > 0 ? i->second.first.every
+                                                   : settings_.interval;
+    if (at - i->second.second > every * settings_.silence_intervals)
+      i = seen_.erase(i);
+    else
+      ++i;
+  }
+  if (info.leaving)
+    seen_.erase(info.id);
+  else
+    seen_[info.id] = {info, at};
+}
+
+std::vector<branch_info> presence_view::live(time_point now) const {
+  std::vector<branch_info> out;
+  for (auto& [id, entry] : seen_) {
+    auto every = entry.first.every.count() > 0 ? entry.first.every
+                                               : settings_.interval;
+    if (now - entry.second <= every * settings_.silence_intervals) {
+      out.push_back(entry.first);
+      out.back().every = every;
+    }
+  }
+  return out;
+}
+
+std::chrono::milliseconds presence_view::announce_every(std::size_t n) const {
+  if (settings_.cluster_rate <= 0)
+    return settings_.interval;
+  auto spread = std::chrono::milliseconds{static_cast<int64_t>(
+    std::ceil(static_cast<double>(n) * 1000.0 / settings_.cluster_rate))};
+  return std::min(std::max(settings_.interval, spread),
+                  std::chrono::milliseconds{max_announce_every_ms});
+}
+
+void presence_view::placed_on(const std::string& id) {
+  if (auto i = seen_.find(id); i != seen_.end())
+    i->second.first.instances += 1;
+}
+
 presence::presence(kafka::config_map cfg, presence_settings settings,
                    std::function<branch_info()> describe,
                    std::function<void(const std::vector<std::string>&)> members)
   : cfg_(std::move(cfg)),
     settings_(std::move(settings)),
     describe_(std::move(describe)),
-    members_(std::move(members)) {
-  self_id_ = describe_().id;
+    members_(std::move(members)),
+    self_id_(describe_().id),
+    view_(settings_, self_id_) {
   thread_ = std::thread{[this] { run(); }};
   name_thread(thread_, "cyme-presence");
 }
@@ -108,11 +183,30 @@ presence::~presence() {
     thread_.join();
 }
 
+void presence::tell_members(std::vector<std::string>& told) {
+  if (!members_)
+    return;
+  std::vector<std::string> ids;
+  for (auto& b : live())
+    ids.push_back(b.id);
+  if (ids != told) {
+    told = ids;
+    members_(ids);
+  }
+}
+
 void presence::run() {
+  using clock = std::chrono::steady_clock;
   std::unique_ptr<kafka::producer> producer;
   std::unique_ptr<kafka::topic_reader> reader;
-  auto next = std::chrono::steady_clock::now();
+  // Announcements made before the reader started are the history it
+  // caught up on, dated by their own time; later ones by their arrival,
+  // so a host whose clock is behind does not look silent.
+  int64_t reader_start_ms = 0;
+  auto next = clock::now();
+  auto next_check = next;
   std::vector<std::string> told;
+  std::optional<branch_info> last;
   while (!stop_) {
     try {
       if (!producer) {
@@ -124,8 +218,12 @@ void presence::run() {
             !err.empty())
           throw kafka::kafka_error(err);
       }
-      if (!reader)
-        reader = std::make_unique<kafka::topic_reader>(cfg_, settings_.topic);
+      if (!reader) {
+        reader_start_ms = wall_ms();
+        reader = std::make_unique<kafka::topic_reader>(
+          cfg_, settings_.topic, 10000, false,
+          reader_start_ms - settings_.history.count());
+      }
     } catch (const std::exception& e) {
       presence_log.warn(e.what());
       producer.reset();
@@ -134,56 +232,65 @@ void presence::run() {
         std::this_thread::sleep_for(settings_.interval / 10);
       continue;
     }
-    auto now = std::chrono::steady_clock::now();
+    auto now = clock::now();
     if (now >= next) {
-      next = now + settings_.interval;
       auto me = describe_();
+      {
+        // This branch is live as long as it announces, and says how long
+        // until it announces again: longer the more branches there are.
+        std::lock_guard<std::mutex> guard{mtx_};
+        auto all = view_.live(now);
+        bool counted = std::any_of(all.begin(), all.end(),
+                                   [&](auto& b) { return b.id == me.id; });
+        me.every = view_.announce_every(all.size() + (counted ? 0 : 1));
+        view_.heard(me, now);
+      }
+      next = now + me.every;
       producer->produce(settings_.topic, me.id, encode_presence(me));
       producer->poll(0);
-      // This branch is live as long as it announces.
-      {
-        std::lock_guard<std::mutex> guard{mtx_};
-        seen_[me.id] = {me, now};
-      }
-      // Checked once per announcement: a branch falls silent by time alone.
-      if (members_) {
-        std::vector<std::string> ids;
-        for (auto& b : live())
-          ids.push_back(b.id);
-        if (ids != told) {
-          told = ids;
-          members_(ids);
-        }
-      }
+      last = me;
+    }
+    // A branch falls silent by time alone: checked every shortest
+    // interval, however long this branch's own is.
+    if (now >= next_check) {
+      next_check = now + settings_.interval;
+      tell_members(told);
     }
     if (auto m = reader->poll(50)) {
       std::string why;
       if (auto info = decode_presence(m->value, &why)) {
-        std::lock_guard<std::mutex> guard{mtx_};
-        if (info->id != self_id_)
-          seen_[info->id] = {*info, std::chrono::steady_clock::now()};
+        if (info->id != self_id_) {
+          auto at = clock::now();
+          if (m->timestamp_ms > 0 && m->timestamp_ms < reader_start_ms)
+            at -= std::chrono::milliseconds{wall_ms() - m->timestamp_ms};
+          std::lock_guard<std::mutex> guard{mtx_};
+          view_.heard(*info, at);
+        }
       } else if (auto line = dropped_log_.admit(why, "dropped announcement: " + why)) {
         // A peer of another version, say, announces every second.
         presence_log.warn(*line);
       }
     }
   }
+  // Stopping in order: the others drop this branch now, not after its
+  // silence.
+  if (producer && last) {
+    last->leaving = true;
+    last->every = std::chrono::milliseconds{0};
+    producer->produce(settings_.topic, last->id, encode_presence(*last));
+    producer->flush(1000);
+  }
 }
 
 std::vector<branch_info> presence::live() const {
   auto now = std::chrono::steady_clock::now();
   std::lock_guard<std::mutex> guard{mtx_};
-  std::vector<branch_info> out;
-  for (auto& [id, entry] : seen_)
-    if (now - entry.second <= settings_.silence)
-      out.push_back(entry.first);
-  return out;
+  return view_.live(now);
 }
 
 void presence::placed_on(const std::string& id) {
   std::lock_guard<std::mutex> guard{mtx_};
-  if (auto i = seen_.find(id); i != seen_.end())
-    i->second.first.instances += 1;
+  view_.placed_on(id);
 }
 
 std::optional<branch_info> presence::least_loaded() const {

@@ -1,9 +1,16 @@
 #pragma once
 
 /// Branches find each other through the bus: each one announces itself on
-/// the presence topic every `interval` (id, HTTP URL, node address,
-/// instances, load) and follows everyone's announcements. A branch not heard
-/// from for `silence` is no longer live. The view includes this branch.
+/// the presence topic (id, HTTP URL, node address, instances, load, and
+/// when it will announce next) and follows everyone's announcements. A
+/// branch not heard from for a few of its own announced intervals is no
+/// longer live; one that stops in order says it is leaving and drops out
+/// at once. The view includes this branch.
+///
+/// The interval grows with the cluster so that the cluster as a whole
+/// announces at a bounded rate: what each branch reads stays constant, and
+/// the deliveries summed over all branches grow as the number of branches,
+/// not as its square.
 
 #include <atomic>
 #include <chrono>
@@ -32,6 +39,11 @@ struct branch_info {
   uint32_t instances = 0;
   /// 1-minute load average of its host.
   double load = 0;
+  /// How long until its next announcement; zero when it did not say (the
+  /// default interval is assumed then).
+  std::chrono::milliseconds every{0};
+  /// It is stopping: drop it from the view now.
+  bool leaving = false;
 };
 
 std::string encode_presence(const branch_info& info);
@@ -40,8 +52,48 @@ std::optional<branch_info> decode_presence(const std::string& bytes,
 
 struct presence_settings {
   std::string topic = topics::presence;
+  /// The shortest interval between two announcements of a branch.
   std::chrono::milliseconds interval{2000};
-  std::chrono::milliseconds silence{6000};
+  /// The announcements a second of the whole cluster, at most: with n live
+  /// branches each announces every max(interval, n / cluster_rate). The
+  /// default keeps 2 s up to ten branches; 0 keeps `interval` at any size.
+  double cluster_rate = 5;
+  /// A branch is no longer live once this many of the intervals it
+  /// announced have passed without a word from it.
+  int silence_intervals = 3;
+  /// How far back a starting branch reads announcements, so it knows the
+  /// cluster at once rather than after everyone's next announcement (on a
+  /// broker that looks up offsets by time).
+  std::chrono::milliseconds history{120000};
+};
+
+/// What the announcements say, at a given time: who is live, and how often
+/// this branch should announce. No I/O and no clock of its own.
+class presence_view {
+public:
+  using time_point = std::chrono::steady_clock::time_point;
+
+  presence_view(presence_settings settings, std::string self_id);
+
+  /// An announcement made at `at` (this branch's own ones included).
+  void heard(const branch_info& info, time_point at);
+
+  /// Branches heard from within their silence at `now`, by id, each with
+  /// the interval it is judged by.
+  std::vector<branch_info> live(time_point now) const;
+
+  /// How long until this branch's next announcement, with `n` branches
+  /// live (this one included).
+  std::chrono::milliseconds announce_every(std::size_t n) const;
+
+  /// Counts an instance just placed on `id`, before its next announcement
+  /// says so.
+  void placed_on(const std::string& id);
+
+private:
+  presence_settings settings_;
+  std::string self_id_;
+  std::map<std::string, std::pair<branch_info, time_point>> seen_;
 };
 
 /// Where in each interval this branch's rounds start, as an offset on the
@@ -72,7 +124,7 @@ public:
   presence(const presence&) = delete;
   presence& operator=(const presence&) = delete;
 
-  /// Branches heard from within `silence`, this one included, by id.
+  /// Branches heard from within their silence, this one included, by id.
   std::vector<branch_info> live() const;
 
   /// The live branch with the fewest instances (then the lowest load, then
@@ -89,6 +141,8 @@ public:
 
 private:
   void run();
+  /// Tells `members_` the live ids when they changed since `told`.
+  void tell_members(std::vector<std::string>& told);
 
   kafka::config_map cfg_;
   presence_settings settings_;
@@ -96,8 +150,7 @@ private:
   std::function<void(const std::vector<std::string>&)> members_;
   std::string self_id_;
   mutable std::mutex mtx_;
-  std::map<std::string, std::pair<branch_info, std::chrono::steady_clock::time_point>>
-    seen_;
+  presence_view view_;
   /// Bad announcements, logged at most 3 of a reason a minute.
   log::limiter dropped_log_{3, std::chrono::seconds{60}};
   std::atomic<bool> stop_{false};

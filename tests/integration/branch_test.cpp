@@ -1007,6 +1007,8 @@ BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {
   BOOST_TEST(view.body[1]["id"] == "beta");
   BOOST_TEST(view.body[1]["self"] == true);
   BOOST_TEST(view.body[1]["http"] == "http://127.0.0.1:" + std::to_string(b->port()));
+  // Two branches keep the shortest interval.
+  BOOST_TEST(view.body[0]["every_ms"] == 2000);
   // The path is the API's own: no app of that name is made.
   BOOST_TEST(call(ca, "POST", "/cluster/").status == 400);
   // Pages of 2 across both branches, followed by their Link: every

@@ -60,6 +60,92 @@ BOOST_AUTO_TEST_CASE(a_wall_clock_slot_becomes_an_offset_on_the_steady_clock) {
 
 BOOST_AUTO_TEST_SUITE_END()
 
+BOOST_AUTO_TEST_SUITE(presence_view_of_the_cluster)
+
+namespace {
+
+presence_settings two_seconds() {
+  presence_settings s;
+  s.interval = 2s;
+  s.cluster_rate = 5;
+  s.silence_intervals = 3;
+  return s;
+}
+
+branch_info said(const std::string& id, std::chrono::milliseconds every,
+                 bool leaving = false) {
+  branch_info b{id, "http://" + id + ":8000", "", 0, 0};
+  b.every = every;
+  b.leaving = leaving;
+  return b;
+}
+
+ids ids_of(const std::vector<branch_info>& live) {
+  ids out;
+  for (auto& b : live)
+    out.push_back(b.id);
+  return out;
+}
+
+} // namespace
+
+BOOST_AUTO_TEST_CASE(the_interval_grows_with_the_cluster_and_the_cluster_rate_stays_bounded) {
+  presence_view v{two_seconds(), "a"};
+  // Up to ten branches each keeps the shortest interval.
+  BOOST_TEST(v.announce_every(1).count() == 2000);
+  BOOST_TEST(v.announce_every(10).count() == 2000);
+  // Beyond, n / every stays at the cluster's 5 a second, so what a branch
+  // reads is constant and the deliveries summed over all branches, n
+  // times that, grow as n.
+  BOOST_TEST(v.announce_every(11).count() == 2200);
+  BOOST_TEST(v.announce_every(100).count() == 20000);
+  for (std::size_t n : {10u, 11u, 37u, 100u, 1000u}) {
+    double per_second = static_cast<double>(n) * 1000.0
+                        / static_cast<double>(v.announce_every(n).count());
+    BOOST_TEST(per_second <= 5.0, n);
+    BOOST_TEST(per_second >= 4.9, n);
+  }
+  // With no cluster rate, every branch keeps the interval at any size.
+  auto flat = two_seconds();
+  flat.cluster_rate = 0;
+  BOOST_TEST(presence_view(flat, "a").announce_every(100).count() == 2000);
+}
+
+BOOST_AUTO_TEST_CASE(a_branch_is_live_for_three_of_the_intervals_it_announced) {
+  presence_view v{two_seconds(), "a"};
+  presence_view::time_point t0{};
+  v.heard(said("a", 20s), t0);
+  // "b" did not say: it is judged by the default 2 s.
+  v.heard(said("b", 0ms), t0);
+  BOOST_TEST((ids_of(v.live(t0 + 6s)) == ids{"a", "b"}));
+  auto live = v.live(t0 + 6s);
+  BOOST_TEST(live[0].every.count() == 20000);
+  BOOST_TEST(live[1].every.count() == 2000);
+  BOOST_TEST((ids_of(v.live(t0 + 6001ms)) == ids{"a"}));
+  BOOST_TEST((ids_of(v.live(t0 + 60s)) == ids{"a"}));
+  BOOST_TEST(v.live(t0 + 60001ms).empty());
+  // A later word brings a silent branch back.
+  v.heard(said("b", 2s), t0 + 61s);
+  BOOST_TEST((ids_of(v.live(t0 + 62s)) == ids{"b"}));
+}
+
+BOOST_AUTO_TEST_CASE(a_branch_that_says_it_is_leaving_drops_out_at_once) {
+  presence_view v{two_seconds(), "a"};
+  presence_view::time_point t0{};
+  v.heard(said("a", 2s), t0);
+  v.heard(said("b", 20s), t0);
+  v.heard(said("c", 2s), t0);
+  v.heard(said("b", 0ms, true), t0 + 1s);
+  BOOST_TEST((ids_of(v.live(t0 + 1s)) == ids{"a", "c"}));
+  // Placements counted on a branch that is gone change nothing.
+  v.placed_on("b");
+  v.placed_on("c");
+  BOOST_TEST(v.live(t0 + 1s)[1].instances == 1u);
+  BOOST_TEST(v.live(t0 + 1s).size() == 2u);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
 BOOST_AUTO_TEST_SUITE(presence_announcements)
 
 BOOST_AUTO_TEST_CASE(an_announcement_round_trips_with_an_http_or_https_url) {
@@ -73,6 +159,25 @@ BOOST_AUTO_TEST_CASE(an_announcement_round_trips_with_an_http_or_https_url) {
     BOOST_TEST(out->instances == 12u);
     BOOST_TEST(out->load == 0.5);
   }
+}
+
+BOOST_AUTO_TEST_CASE(an_announcement_says_when_the_next_comes_and_when_it_leaves) {
+  branch_info in{"h1", "http://h1:8000", "", 3, 0};
+  in.every = 22000ms;
+  auto out = decode_presence(encode_presence(in));
+  BOOST_TEST_REQUIRE(out.has_value());
+  BOOST_TEST(out->every.count() == 22000);
+  BOOST_TEST(!out->leaving);
+  in.every = 0ms;
+  in.leaving = true;
+  auto bytes = encode_presence(in);
+  // Said only when there is something to say: a branch of an earlier
+  // version reads both as it always did.
+  BOOST_TEST(bytes.find("every") == std::string::npos);
+  out = decode_presence(bytes);
+  BOOST_TEST_REQUIRE(out.has_value());
+  BOOST_TEST(out->every.count() == 0);
+  BOOST_TEST(out->leaving);
 }
 
 BOOST_AUTO_TEST_CASE(a_bad_announcement_is_dropped_with_the_reason) {
@@ -95,6 +200,16 @@ BOOST_AUTO_TEST_CASE(a_bad_announcement_is_dropped_with_the_reason) {
     {with_url("https://" + std::string(300, 'h')), "invalid HTTP URL"},
     {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":-1,"load":0})",
      "lacks instances or load"},
+    {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":0,"load":0,"every":0})",
+     "\"every\" that is not 1 to 86400000 ms"},
+    {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":0,"load":0,"every":-5})",
+     "\"every\" that is not"},
+    {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":0,"load":0,"every":86400001})",
+     "\"every\" that is not"},
+    {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":0,"load":0,"every":"2s"})",
+     "\"every\" that is not"},
+    {R"({"v":1,"id":"h1","http":"http://h:1","node":"","instances":0,"load":0,"leaving":1})",
+     "\"leaving\" that is not true or false"},
   };
   for (auto& b : bad) {
     std::string why;
