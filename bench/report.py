@@ -310,7 +310,6 @@ def presence(items, outdir):
              f"{i['cluster_rate']:g} a second" if i["cluster_rate"] > 0 else "none",
              f"{i['every_ms'] / 1000:g} s", f"{i['read_per_branch_per_s']:.2f}",
              f"{i['deliveries_per_s']:.1f}",
-             f"{i['deliveries_per_s'] / i['branches']:.2f}",
              f"{i['views_missing_a_branch']} of {i['views_sampled']}",
              f"{i['cpu_ms_per_branch_per_s']:.2f} ms",
              f"{i['converge_s']:.1f} s"] for i in items]
@@ -320,7 +319,6 @@ def presence(items, outdir):
     print(table(["branches", "cluster rate", "each announces every",
                  "read by each branch a second",
                  "deliveries a second, all branches",
-                 "deliveries a second per branch",
                  "views missing a live branch", "CPU per branch a second",
                  "all see all after"], rows))
     print()
