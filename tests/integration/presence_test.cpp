@@ -38,10 +38,16 @@ struct broker {
   std::string bootstrap;
 };
 
-/// A topic no earlier run used: a real broker keeps them.
-std::string fresh_topic() {
+/// Settings on a topic no earlier run used (a real broker keeps them).
+presence_settings on_a_fresh_topic(std::chrono::milliseconds interval,
+                                   double cluster_rate, int silence_intervals) {
   std::random_device rd;
-  return "t.presence." + std::to_string(rd()) + std::to_string(rd());
+  presence_settings s;
+  s.topic = "t.presence." + std::to_string(rd()) + std::to_string(rd());
+  s.interval = interval;
+  s.cluster_rate = cluster_rate;
+  s.silence_intervals = silence_intervals;
+  return s;
 }
 
 std::unique_ptr<presence> branch(const broker& b, const presence_settings& s,
@@ -67,13 +73,9 @@ BOOST_AUTO_TEST_CASE(a_cluster_announces_at_its_rate_however_many_branches_it_ha
   // cluster's rate at 40 a second each announces every 300 ms instead,
   // and says so.
   broker b;
-  presence_settings s;
-  s.topic = fresh_topic();
-  s.interval = 100ms;
-  s.cluster_rate = 40;
-  // Long enough that a loaded machine never drops a branch here: what is
-  // asserted is the rate.
-  s.silence_intervals = 20;
+  // A silence of 20 intervals, long enough that a loaded machine never
+  // drops a branch here: what is asserted is the rate.
+  auto s = on_a_fresh_topic(100ms, 40, 20);
   const int n = 12;
   std::vector<std::unique_ptr<presence>> all;
   for (int i = 0; i < n; ++i)
@@ -110,10 +112,7 @@ BOOST_AUTO_TEST_CASE(a_cluster_announces_at_its_rate_however_many_branches_it_ha
 BOOST_AUTO_TEST_CASE(a_branch_that_stops_leaves_the_others_view_at_once) {
   // Its silence would take a minute; its leaving is heard within seconds.
   broker b;
-  presence_settings s;
-  s.topic = fresh_topic();
-  s.interval = 2s;
-  s.silence_intervals = 30;
+  auto s = on_a_fresh_topic(2s, 5, 30);
   auto stays = branch(b, s, "stays");
   auto goes = branch(b, s, "goes");
   auto sees = [&](const presence& p, size_t count) {
@@ -136,10 +135,7 @@ BOOST_AUTO_TEST_CASE(a_branch_that_starts_late_knows_the_cluster_at_once,
   // The others announce only every 30 s: a branch joining reads what they
   // said before it started, on a broker that looks up offsets by time.
   broker b;
-  presence_settings s;
-  s.topic = fresh_topic();
-  s.interval = 30s;
-  s.cluster_rate = 0;
+  auto s = on_a_fresh_topic(30s, 0, 3);
   auto first = branch(b, s, "first");
   auto second = branch(b, s, "second");
   // Each announced once at its start: "first" hears "second" then.
