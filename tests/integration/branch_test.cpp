@@ -31,6 +31,7 @@
 #include "stack.hpp"
 #include "tests/notify_listener.hpp"
 #include "transport/kafka.hpp"
+#include "transport/presence.hpp"
 #include "transport/proc.hpp"
 
 extern char** environ;
@@ -1071,8 +1072,27 @@ BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {
       return true;
     },
     20s));
-  // Clean up beta's workers, which outlive its kill.
-  branch again{dir.path / "b", {"--kafka", bootstrap}, "beta"};
+  // Clean up beta's workers, which outlive its kill. Stopped in order,
+  // it says it is leaving, so the others drop it at once rather than
+  // after its silence.
+  {
+    branch again{dir.path / "b", {"--kafka", bootstrap}, "beta"};
+    BOOST_TEST(wait_until(
+      [&] { return call(ca, "GET", "/cluster/").body.size() == 2u; }, 30s));
+    BOOST_TEST(again.stop(SIGTERM) == 0);
+  }
+  kafka::topic_reader announcements{kafka::base_config(bootstrap), topics::presence,
+                                    10000, true};
+  bool left = false;
+  wait_until(
+    [&] {
+      while (auto m = announcements.poll(100))
+        if (auto info = decode_presence(m->value); info && info->id == "beta")
+          left = info->leaving;
+      return left;
+    },
+    10s);
+  BOOST_TEST(left);
 }
 
 BOOST_AUTO_TEST_CASE(node_traffic_is_tls_and_refuses_nodes_without_a_valid_certificate) {
