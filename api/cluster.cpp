@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
+#include <future>
 
 #include <httplib.h>
 
@@ -176,12 +177,22 @@ cluster_room::owner_elsewhere(const std::string& app, const std::string& name) {
   auto spec = ctx_.find_spec(name);
   if (spec && spec->app == app)
     return std::nullopt;
-  for (auto& peer : peers()) {
-    auto r = call(peer, "GET", "/" + app + "/instances/" + name + "/?local=1");
-    if (r && r->status == 200)
-      return peer;
-  }
-  return std::nullopt;
+  // Every peer is asked at once, each on its own thread: the answer takes
+  // as long as the slowest branch, not the sum of all.
+  auto all = peers();
+  auto target = "/" + app + "/instances/" + name + "/?local=1";
+  std::vector<std::future<bool>> asked;
+  asked.reserve(all.size());
+  for (auto& peer : all)
+    asked.push_back(std::async(std::launch::async, [this, &peer, &target] {
+      auto r = call(peer, "GET", target);
+      return r && r->status == 200;
+    }));
+  std::optional<branch_info> owner;
+  for (std::size_t i = 0; i < all.size(); ++i)
+    if (asked[i].get() && !owner)
+      owner = all[i];
+  return owner;
 }
 
 } // namespace cyme::api
