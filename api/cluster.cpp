@@ -130,8 +130,16 @@ cluster_room::call(const branch_info& peer, const std::string& method,
     r = c.Put(target.c_str(), body, type.c_str());
   else
     r = c.Post(target.c_str(), body, type.c_str());
-  if (!r)
+  if (!r) {
+    // Nothing takes connections there: the branch is gone sooner than its
+    // silence would say (in a large cluster that is a minute). A peer
+    // slow to answer stays.
+    if (ctx_.parts.cluster != nullptr
+        && (r.error() == httplib::Error::Connection
+            || r.error() == httplib::Error::ConnectionTimeout))
+      ctx_.parts.cluster->unreachable(peer.id);
     return std::nullopt;
+  }
   return peer_answer{r->status, r->body};
 }
 

@@ -124,9 +124,9 @@ void presence_view::heard(const branch_info& info, time_point at) {
   // Whoever fell silent before this announcement was made is gone: a
   // later announcement brings it back.
   for (auto i = seen_.begin(); i != seen_.end();) {
-    auto every = i->second.first.every.count() > 0 ? i->second.first.every
-                                                   : settings_.interval;
-    if (at - i->second.second > every * settings_.silence_intervals)
+    auto every = i->second.info.every.count() > 0 ? i->second.info.every
+                                                  : settings_.interval;
+    if (at - i->second.at > every * settings_.silence_intervals)
       i = seen_.erase(i);
     else
       ++i;
@@ -134,20 +134,31 @@ void presence_view::heard(const branch_info& info, time_point at) {
   if (info.leaving)
     seen_.erase(info.id);
   else
-    seen_[info.id] = {info, at};
+    seen_[info.id] = entry{info, at};
 }
 
 std::vector<branch_info> presence_view::live(time_point now) const {
   std::vector<branch_info> out;
-  for (auto& [id, entry] : seen_) {
-    auto every = entry.first.every.count() > 0 ? entry.first.every
-                                               : settings_.interval;
-    if (now - entry.second <= every * settings_.silence_intervals) {
-      out.push_back(entry.first);
+  for (auto& [id, e] : seen_) {
+    auto every = e.info.every.count() > 0 ? e.info.every : settings_.interval;
+    if (!e.unreachable && now - e.at <= every * settings_.silence_intervals) {
+      out.push_back(e.info);
       out.back().every = every;
     }
   }
   return out;
+}
+
+bool presence_view::unreachable(const std::string& id, time_point now) {
+  if (id == self_id_)
+    return false;
+  auto i = seen_.find(id);
+  if (i == seen_.end() || i->second.unreachable)
+    return false;
+  auto every = i->second.info.every.count() > 0 ? i->second.info.every
+                                                : settings_.interval;
+  i->second.unreachable = true;
+  return now - i->second.at <= every * settings_.silence_intervals;
 }
 
 std::chrono::milliseconds presence_view::announce_every(std::size_t n) const {
@@ -161,7 +172,7 @@ std::chrono::milliseconds presence_view::announce_every(std::size_t n) const {
 
 void presence_view::placed_on(const std::string& id) {
   if (auto i = seen_.find(id); i != seen_.end())
-    i->second.first.instances += 1;
+    i->second.info.instances += 1;
 }
 
 presence::presence(kafka::config_map cfg, presence_settings settings,
@@ -291,6 +302,18 @@ std::vector<branch_info> presence::live() const {
 void presence::placed_on(const std::string& id) {
   std::lock_guard<std::mutex> guard{mtx_};
   view_.placed_on(id);
+}
+
+void presence::unreachable(const std::string& id) {
+  bool was_live = false;
+  {
+    std::lock_guard<std::mutex> guard{mtx_};
+    was_live = view_.unreachable(id, std::chrono::steady_clock::now());
+  }
+  if (was_live)
+    presence_log.info("branch '" + id
+                      + "' refused a connection or did not take it: out of "
+                        "the view until it announces again");
 }
 
 std::optional<branch_info> presence::least_loaded() const {

@@ -90,10 +90,20 @@ public:
   /// says so.
   void placed_on(const std::string& id);
 
+  /// Takes `id` out of the view until it announces again: a connection to
+  /// it was refused or timed out, so it is gone sooner than its silence
+  /// says. Whether it was live; this branch is never taken out.
+  bool unreachable(const std::string& id, time_point now);
+
 private:
+  struct entry {
+    branch_info info;
+    time_point at;
+    bool unreachable = false;
+  };
   presence_settings settings_;
   std::string self_id_;
-  std::map<std::string, std::pair<branch_info, time_point>> seen_;
+  std::map<std::string, entry> seen_;
 };
 
 /// Where in each interval this branch's rounds start, as an offset on the
@@ -134,6 +144,10 @@ public:
   /// Counts an instance just placed on `id`, before its next announcement
   /// says so, so a burst of placements spreads.
   void placed_on(const std::string& id);
+
+  /// A connection to branch `id` failed: it leaves the view until it
+  /// announces again (logged once).
+  void unreachable(const std::string& id);
 
   const std::string& self_id() const {
     return self_id_;

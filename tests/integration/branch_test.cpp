@@ -1062,8 +1062,14 @@ BOOST_AUTO_TEST_CASE(branches_on_one_bus_form_a_cluster) {
              != old_pid);
   auto stats = call(ca, "GET", "/demo/instances/" + on_beta + "/stats/");
   BOOST_TEST(stats.status == 200, stats.body.dump());
-  // beta goes silent: alpha lists only its own after the silence time.
+  // beta dies: the first request alpha sends it finds nothing taking
+  // connections, and beta leaves alpha's view at once, seconds before its
+  // silence would say.
   b->stop(SIGKILL);
+  call(ca, "GET", "/demo/instances/");
+  auto after_kill = call(ca, "GET", "/cluster/");
+  BOOST_TEST_REQUIRE(after_kill.body.size() == 1u);
+  BOOST_TEST(after_kill.body[0]["id"] == "alpha");
   BOOST_TEST(wait_until(
     [&] {
       for (auto& x : call(ca, "GET", "/demo/instances/").body)

@@ -144,6 +144,28 @@ BOOST_AUTO_TEST_CASE(a_branch_that_says_it_is_leaving_drops_out_at_once) {
   BOOST_TEST(v.live(t0 + 1s).size() == 2u);
 }
 
+BOOST_AUTO_TEST_CASE(a_branch_that_takes_no_connection_is_out_until_it_announces_again) {
+  presence_view v{two_seconds(), "a"};
+  presence_view::time_point t0{};
+  v.heard(said("a", 2s), t0);
+  v.heard(said("b", 20s), t0);
+  v.heard(said("c", 20s), t0);
+  // Out at once, long before its silence of a minute.
+  BOOST_TEST(v.unreachable("b", t0 + 1s));
+  BOOST_TEST((ids_of(v.live(t0 + 1s)) == ids{"a", "c"}));
+  // Said again, or of a branch no one heard of: it was not live.
+  BOOST_TEST(!v.unreachable("b", t0 + 2s));
+  BOOST_TEST(!v.unreachable("zz", t0 + 2s));
+  // This branch never leaves its own view.
+  BOOST_TEST(!v.unreachable("a", t0 + 2s));
+  BOOST_TEST((ids_of(v.live(t0 + 2s)) == ids{"a", "c"}));
+  // Its next announcement brings it back.
+  v.heard(said("b", 20s), t0 + 3s);
+  BOOST_TEST((ids_of(v.live(t0 + 3s)) == ids{"a", "b", "c"}));
+  // One past its silence was not live either.
+  BOOST_TEST(!v.unreachable("c", t0 + 61s));
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 BOOST_AUTO_TEST_SUITE(presence_announcements)
