@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <iterator>
 #include <memory>
 
 #include <nlohmann/json.hpp>
@@ -120,17 +121,19 @@ std::chrono::nanoseconds offset_on_clock(std::chrono::nanoseconds wall_offset,
 presence_view::presence_view(presence_settings settings, std::string self_id)
   : settings_(std::move(settings)), self_id_(std::move(self_id)) {}
 
+std::chrono::milliseconds presence_view::every_of(const entry& e) const {
+  return e.info.every.count() > 0 ? e.info.every : settings_.interval;
+}
+
+bool presence_view::within_silence(const entry& e, time_point now) const {
+  return now - e.at <= every_of(e) * settings_.silence_intervals;
+}
+
 void presence_view::heard(const branch_info& info, time_point at) {
   // Whoever fell silent before this announcement was made is gone: a
   // later announcement brings it back.
-  for (auto i = seen_.begin(); i != seen_.end();) {
-    auto every = i->second.info.every.count() > 0 ? i->second.info.every
-                                                  : settings_.interval;
-    if (at - i->second.at > every * settings_.silence_intervals)
-      i = seen_.erase(i);
-    else
-      ++i;
-  }
+  for (auto i = seen_.begin(); i != seen_.end();)
+    i = within_silence(i->second, at) ? std::next(i) : seen_.erase(i);
   if (info.leaving)
     seen_.erase(info.id);
   else
@@ -139,13 +142,11 @@ void presence_view::heard(const branch_info& info, time_point at) {
 
 std::vector<branch_info> presence_view::live(time_point now) const {
   std::vector<branch_info> out;
-  for (auto& [id, e] : seen_) {
-    auto every = e.info.every.count() > 0 ? e.info.every : settings_.interval;
-    if (!e.unreachable && now - e.at <= every * settings_.silence_intervals) {
+  for (auto& [id, e] : seen_)
+    if (!e.unreachable && within_silence(e, now)) {
       out.push_back(e.info);
-      out.back().every = every;
+      out.back().every = every_of(e);
     }
-  }
   return out;
 }
 
@@ -155,10 +156,8 @@ bool presence_view::unreachable(const std::string& id, time_point now) {
   auto i = seen_.find(id);
   if (i == seen_.end() || i->second.unreachable)
     return false;
-  auto every = i->second.info.every.count() > 0 ? i->second.info.every
-                                                : settings_.interval;
   i->second.unreachable = true;
-  return now - i->second.at <= every * settings_.silence_intervals;
+  return within_silence(i->second, now);
 }
 
 std::chrono::milliseconds presence_view::announce_every(std::size_t n) const {

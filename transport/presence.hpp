@@ -101,6 +101,10 @@ private:
     time_point at;
     bool unreachable = false;
   };
+  /// The interval `e` is judged by: the one it announced, else the default.
+  std::chrono::milliseconds every_of(const entry& e) const;
+  /// Whether `e` was heard from within its silence at `now`.
+  bool within_silence(const entry& e, time_point now) const;
   presence_settings settings_;
   std::string self_id_;
   std::map<std::string, entry> seen_;

@@ -80,6 +80,16 @@ branch_info said(const std::string& id, std::chrono::milliseconds every,
   return b;
 }
 
+/// A view at t0 that heard a (2 s), b (20 s) and c (at `c_every`).
+presence_view heard_three(std::chrono::milliseconds c_every) {
+  presence_view v{two_seconds(), "a"};
+  presence_view::time_point t0{};
+  v.heard(said("a", 2s), t0);
+  v.heard(said("b", 20s), t0);
+  v.heard(said("c", c_every), t0);
+  return v;
+}
+
 ids ids_of(const std::vector<branch_info>& live) {
   ids out;
   for (auto& b : live)
@@ -130,11 +140,8 @@ BOOST_AUTO_TEST_CASE(a_branch_is_live_for_three_of_the_intervals_it_announced) {
 }
 
 BOOST_AUTO_TEST_CASE(a_branch_that_says_it_is_leaving_drops_out_at_once) {
-  presence_view v{two_seconds(), "a"};
+  auto v = heard_three(2s);
   presence_view::time_point t0{};
-  v.heard(said("a", 2s), t0);
-  v.heard(said("b", 20s), t0);
-  v.heard(said("c", 2s), t0);
   v.heard(said("b", 0ms, true), t0 + 1s);
   BOOST_TEST((ids_of(v.live(t0 + 1s)) == ids{"a", "c"}));
   // Placements counted on a branch that is gone change nothing.
@@ -145,11 +152,8 @@ BOOST_AUTO_TEST_CASE(a_branch_that_says_it_is_leaving_drops_out_at_once) {
 }
 
 BOOST_AUTO_TEST_CASE(a_branch_that_takes_no_connection_is_out_until_it_announces_again) {
-  presence_view v{two_seconds(), "a"};
+  auto v = heard_three(20s);
   presence_view::time_point t0{};
-  v.heard(said("a", 2s), t0);
-  v.heard(said("b", 20s), t0);
-  v.heard(said("c", 20s), t0);
   // Out at once, long before its silence of a minute.
   BOOST_TEST(v.unreachable("b", t0 + 1s));
   BOOST_TEST((ids_of(v.live(t0 + 1s)) == ids{"a", "c"}));
